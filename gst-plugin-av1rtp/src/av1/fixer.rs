@@ -1,0 +1,171 @@
+//! Turns AV1 temporal units as depayloaders deliver them (OBUs without size fields, with wrong or
+//! non-minimal ones, without or with several temporal delimiters, padding and tile lists) into a
+//! container-ready low-overhead bitstream, and learns what the caps need from the sequence header.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use super::frame::is_shown_key_frame;
+use super::obu::{self, Obu, ObuError, Obus, obu_type};
+use super::sequence::{SequenceHeader, sized_sequence_header_obu};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FixError {
+    Obu(ObuError),
+    /// The TU holds nothing but temporal delimiters, padding or tile lists.
+    Empty,
+    /// The TU cannot be decoded yet: no key frame (with a sequence header) since the start or
+    /// since the last error.
+    WaitingForKeyframe,
+}
+
+impl fmt::Display for FixError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FixError::Obu(e) => write!(f, "malformed OBU: {e}"),
+            FixError::Empty => write!(f, "temporal unit holds no frame data"),
+            FixError::WaitingForKeyframe => write!(f, "waiting for a key frame with a sequence header"),
+        }
+    }
+}
+
+impl std::error::Error for FixError {}
+
+#[derive(Debug)]
+pub struct FixedTu<'a> {
+    /// The TU in container-ready form; borrowed when the input already was.
+    pub data: Cow<'a, [u8]>,
+    pub keyframe: bool,
+    /// The sequence header changed with this TU (or is the first one): caps need an update.
+    pub new_sequence: bool,
+}
+
+struct StoredSequence {
+    header: SequenceHeader,
+    payload: Vec<u8>,
+    /// The OBU in sized form, as av1C and re-insertion use it.
+    obu: Vec<u8>,
+}
+
+#[derive(Default)]
+pub struct TuFixer {
+    sequence: Option<StoredSequence>,
+    synced: bool,
+}
+
+impl TuFixer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn sequence_header(&self) -> Option<&SequenceHeader> {
+        self.sequence.as_ref().map(|s| &s.header)
+    }
+
+    /// The av1C record for the current sequence header.
+    pub fn av1c(&self) -> Option<Vec<u8>> {
+        self.sequence.as_ref().map(|s| s.header.av1c(&s.obu))
+    }
+
+    /// Starts over at the next key frame (after a flush or a dropped TU upstream).
+    pub fn resync(&mut self) {
+        self.synced = false;
+    }
+
+    pub fn fix<'a>(&mut self, tu: &'a [u8]) -> Result<FixedTu<'a>, FixError> {
+        let result = self.fix_inner(tu);
+        if result.is_err() {
+            self.synced = false;
+        }
+        result
+    }
+
+    fn fix_inner<'a>(&mut self, tu: &'a [u8]) -> Result<FixedTu<'a>, FixError> {
+        let mut canonical = true;
+        let mut delimiters = 0;
+        let mut first_is_delimiter = false;
+        let mut has_sequence_header = false;
+        let mut new_sequence = false;
+        let mut keyframe = None;
+        let mut kept = 0;
+        let mut kept_len = 0;
+
+        for (index, obu) in Obus::new(tu, true).enumerate() {
+            let obu = obu.map_err(FixError::Obu)?;
+            canonical &= obu.is_canonical();
+            match obu.header.obu_type() {
+                obu_type::TEMPORAL_DELIMITER => {
+                    delimiters += 1;
+                    first_is_delimiter |= index == 0;
+                    canonical &= obu.payload.is_empty();
+                    continue;
+                }
+                obu_type::TILE_LIST | obu_type::PADDING => {
+                    canonical = false;
+                    continue;
+                }
+                obu_type::SEQUENCE_HEADER => {
+                    has_sequence_header = true;
+                    new_sequence |= self.store_sequence(&obu);
+                }
+                obu_type::FRAME | obu_type::FRAME_HEADER if keyframe.is_none() => {
+                    if let Some(seq) = &self.sequence {
+                        keyframe = Some(
+                            is_shown_key_frame(&seq.header, obu.payload)
+                                .ok_or(FixError::Obu(ObuError::Truncated))?,
+                        );
+                    }
+                }
+                _ => {}
+            }
+            kept += 1;
+            kept_len += obu.sized_len();
+        }
+        if kept == 0 {
+            return Err(FixError::Empty);
+        }
+        let keyframe = keyframe.unwrap_or(false);
+        if !self.synced {
+            if !keyframe {
+                return Err(FixError::WaitingForKeyframe);
+            }
+            self.synced = true;
+        }
+        let insert_sequence = keyframe && !has_sequence_header;
+        canonical &= delimiters == 1 && first_is_delimiter && !insert_sequence;
+        if canonical {
+            return Ok(FixedTu { data: Cow::Borrowed(tu), keyframe, new_sequence });
+        }
+
+        let sequence_obu: &[u8] = match (&self.sequence, insert_sequence) {
+            (Some(seq), true) => &seq.obu,
+            _ => &[],
+        };
+        let mut out =
+            Vec::with_capacity(obu::TEMPORAL_DELIMITER.len() + sequence_obu.len() + kept_len);
+        out.extend_from_slice(&obu::TEMPORAL_DELIMITER);
+        out.extend_from_slice(sequence_obu);
+        for obu in Obus::new(tu, true).flatten() {
+            if !obu.header.is_droppable() {
+                obu.write_sized(&mut out);
+            }
+        }
+        Ok(FixedTu { data: Cow::Owned(out), keyframe, new_sequence })
+    }
+
+    /// Keeps a sequence header; returns whether it differs from the one before.
+    fn store_sequence(&mut self, obu: &Obu<'_>) -> bool {
+        if self.sequence.as_ref().is_some_and(|s| s.payload == obu.payload) {
+            return false;
+        }
+        let Ok(header) = SequenceHeader::parse(obu.payload) else {
+            return false;
+        };
+        self.sequence = Some(StoredSequence {
+            header,
+            payload: obu.payload.to_vec(),
+            obu: sized_sequence_header_obu(&obu.header, obu.payload),
+        });
+        true
+    }
+}
