@@ -41,26 +41,39 @@ impl FramerateEstimator {
         (self.intervals.len() >= INTERVALS).then(|| self.estimate()).flatten()
     }
 
-    /// The estimate from what was seen so far (at least one interval), as a fraction.
+    /// The estimate from what was seen so far (at least one interval), as a fraction. The median
+    /// interval is tried first (robust to start-up hiccups and gaps); when it is no common rate,
+    /// the mean of the intervals near the median (jitter averages out).
     pub fn estimate(&self) -> Option<(i32, i32)> {
         let mut sorted = self.intervals.clone();
         sorted.sort_unstable();
         let median = *sorted.get(sorted.len() / 2)?;
-        Some(snap(1e9 / median as f64))
+        if let Some(rate) = snap_common(1e9 / median as f64) {
+            return Some(rate);
+        }
+        let near: Vec<u64> =
+            sorted.into_iter().filter(|i| i.abs_diff(median) <= median / 4).collect();
+        let mean = near.iter().sum::<u64>() as f64 / near.len() as f64;
+        Some(snap(1e9 / mean))
     }
 }
 
-/// The common rate nearest to `fps` if it is close, else `fps` to a thousandth.
+/// The common rate nearest to `fps` if one is within 2%, else `fps` to a thousandth.
 pub fn snap(fps: f64) -> (i32, i32) {
-    for (num, den) in COMMON_RATES {
-        let rate = f64::from(num) / f64::from(den);
-        if (fps - rate).abs() <= rate * 0.02 {
-            return (num, den);
-        }
-    }
-    let thousandths = (fps * 1000.0).round().clamp(1.0, f64::from(i32::MAX)) as i32;
-    let g = gcd(thousandths, 1000);
-    (thousandths / g, 1000 / g)
+    snap_common(fps).unwrap_or_else(|| {
+        let thousandths = (fps * 1000.0).round().clamp(1.0, f64::from(i32::MAX)) as i32;
+        let g = gcd(thousandths, 1000);
+        (thousandths / g, 1000 / g)
+    })
+}
+
+/// The common rate within 2% of `fps` nearest to it.
+fn snap_common(fps: f64) -> Option<(i32, i32)> {
+    let rate = |(n, d): (i32, i32)| f64::from(n) / f64::from(d);
+    COMMON_RATES
+        .into_iter()
+        .filter(|&r| (fps - rate(r)).abs() <= rate(r) * 0.02)
+        .min_by(|&a, &b| (fps - rate(a)).abs().total_cmp(&(fps - rate(b)).abs()))
 }
 
 fn gcd(a: i32, b: i32) -> i32 {

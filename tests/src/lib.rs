@@ -1,1 +1,303 @@
-//! Integration tests live in `tests/`; this crate has no library code of its own.
+//! Shared support for the integration tests in `tests/tests/`: plugin registration, RTP capture
+//! replay with real timestamps, AV1 encoding through real peers, and decoding of what we record.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use gst::prelude::*;
+
+/// One RTP packet with the PTS it should carry into the pipeline.
+#[derive(Clone)]
+pub struct TimedPacket {
+    pub data: Vec<u8>,
+    pub pts: gst::ClockTime,
+}
+
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().expect("GStreamer initializes");
+        gstav1rtp::plugin_register_static().expect("av1rtp registers");
+        gstrsrtp::plugin_register_static().expect("gst-plugins-rs rtp registers");
+    });
+}
+
+/// A file under `tests/data`.
+pub fn data_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+}
+
+/// A fresh path in the system temp dir for a test's output.
+pub fn output_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("whipcast-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Reads a `.lenrtp` capture: records of a u32 big-endian length and one RTP packet.
+pub fn read_lenrtp(path: &Path) -> Vec<Vec<u8>> {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut packets = Vec::new();
+    let mut pos = 0;
+    while pos + 4 <= data.len() {
+        let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+        pos += 4;
+        packets.push(data[pos..pos + len].to_vec());
+        pos += len;
+    }
+    packets
+}
+
+/// Timestamps packets from their RTP timestamps (unwrapped, relative to the first), as
+/// webrtcbin's jitter buffer would deliver them.
+pub fn timed_from_rtp(packets: Vec<Vec<u8>>, clock_rate: u64) -> Vec<TimedPacket> {
+    let mut first = None;
+    let mut last = 0u32;
+    let mut extended = 0i64;
+    packets
+        .into_iter()
+        .map(|data| {
+            let ts = u32::from_be_bytes(data[4..8].try_into().unwrap());
+            if first.is_none() {
+                first = Some(());
+                last = ts;
+            }
+            extended += i64::from(ts.wrapping_sub(last) as i32);
+            last = ts;
+            let pts = gst::ClockTime::from_nseconds((extended.max(0) as u64) * 1_000_000_000 / clock_rate);
+            TimedPacket { data, pts }
+        })
+        .collect()
+}
+
+pub fn av1_rtp_caps() -> gst::Caps {
+    init();
+    gst::Caps::builder("application/x-rtp")
+        .field("media", "video")
+        .field("clock-rate", 90_000i32)
+        .field("encoding-name", "AV1")
+        .field("payload", 96i32)
+        .build()
+}
+
+/// What a pipeline run reported on its bus.
+#[derive(Debug, Default)]
+pub struct BusReport {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Runs a pipeline until EOS or error (at most `timeout`), collecting errors and warnings.
+pub fn run_to_eos(pipeline: &gst::Pipeline, timeout: gst::ClockTime) -> BusReport {
+    let mut report = BusReport::default();
+    pipeline.set_state(gst::State::Playing).expect("pipeline starts");
+    let bus = pipeline.bus().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_nanos(timeout.nseconds());
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
+            report.errors.push(format!("timed out after {timeout}"));
+            break;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                report.errors.push(format!("{}: {:?}", e.error(), e.debug()));
+                break;
+            }
+            gst::MessageView::Warning(w) => {
+                report.warnings.push(format!("{}: {:?}", w.error(), w.debug()))
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    report
+}
+
+/// Builds `appsrc ! <tail>` with every packet already queued in the appsrc, then EOS.
+fn appsrc_pipeline(packets: &[TimedPacket], caps: &gst::Caps, tail: &str) -> gst::Pipeline {
+    init();
+    let pipeline = gst::parse::launch(&format!("appsrc name=src format=time ! {tail}"))
+        .unwrap_or_else(|e| panic!("pipeline '{tail}': {e}"))
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+    src.set_caps(Some(caps));
+    src.set_max_bytes(0);
+    for p in packets {
+        let mut buffer = gst::Buffer::from_slice(p.data.clone());
+        {
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(p.pts);
+            b.set_dts(p.pts);
+        }
+        src.push_buffer(buffer).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    pipeline
+}
+
+/// Feeds packets through `appsrc ! <tail>` and runs to EOS.
+pub fn replay(packets: &[TimedPacket], caps: &gst::Caps, tail: &str) -> (gst::Pipeline, BusReport) {
+    let pipeline = appsrc_pipeline(packets, caps, tail);
+    let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(120));
+    (pipeline, report)
+}
+
+/// Replays packets through `appsrc ! <chain> ! appsink` and returns what reached the sink.
+pub fn collect(packets: &[TimedPacket], caps: &gst::Caps, chain: &str) -> (Vec<gst::Buffer>, BusReport) {
+    let pipeline =
+        appsrc_pipeline(packets, caps, &format!("{chain} ! appsink name=sink sync=false"));
+    let (buffers, report) = run_collecting(&pipeline);
+    (buffers.into_iter().map(|(b, _)| b).collect(), report)
+}
+
+/// Runs a pipeline to EOS, keeping every buffer (with its caps) that reaches the appsink `sink`.
+fn run_collecting(pipeline: &gst::Pipeline) -> (Vec<(gst::Buffer, Option<gst::Caps>)>, BusReport) {
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = samples.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let caps = sample.caps_owned();
+                store.lock().unwrap().push((sample.buffer_owned().unwrap(), caps));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let report = run_to_eos(pipeline, gst::ClockTime::from_seconds(300));
+    let samples = std::mem::take(&mut *samples.lock().unwrap());
+    (samples, report)
+}
+
+/// Encodes `frames` frames of a moving test pattern to AV1 and packetizes them with
+/// gst-plugins-rs `rtpav1pay` (a payloader written by others). Key frames every `gop` frames.
+pub fn encode_av1_rtp(frames: u32, width: u32, height: u32, gop: u32, mtu: u32) -> Vec<TimedPacket> {
+    init();
+    let launch = format!(
+        "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,format=I420,width={width},height={height},framerate=30/1 \
+         ! av1enc min-quantizer=20 max-quantizer=40 cpu-used=8 usage-profile=realtime keyframe-max-dist={gop} \
+         ! av1parse ! rtpav1pay mtu={mtu} ! appsink name=sink sync=false"
+    );
+    let pipeline = gst::parse::launch(&launch).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let (buffers, report) = run_collecting(&pipeline);
+    assert!(report.errors.is_empty(), "encoding failed: {:?}", report.errors);
+    buffers
+        .into_iter()
+        .map(|(buffer, _)| TimedPacket {
+            pts: buffer.pts().expect("payloader keeps timestamps"),
+            data: buffer.map_readable().unwrap().to_vec(),
+        })
+        .collect()
+}
+
+/// What decoding a file gave.
+#[derive(Debug)]
+pub struct Decoded {
+    pub frames: usize,
+    pub report: BusReport,
+    /// Caps of the decoded video.
+    pub caps: Option<gst::Caps>,
+}
+
+/// Demuxes and decodes a recorded file with decodebin and counts the video frames.
+pub fn decode_file(path: &Path) -> Decoded {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! decodebin ! video/x-raw ! fakesink name=sink sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let (frames, caps) = count_frames(&pipeline);
+    let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(120));
+    Decoded {
+        frames: frames.load(std::sync::atomic::Ordering::SeqCst),
+        report,
+        caps: caps.lock().unwrap().clone(),
+    }
+}
+
+type FrameCounter = (std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Option<gst::Caps>>>);
+
+/// Counts buffers (and remembers caps) arriving at the element named `sink`.
+pub fn count_frames(pipeline: &gst::Pipeline) -> FrameCounter {
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let caps = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let pad = pipeline.by_name("sink").unwrap().static_pad("sink").unwrap();
+    let (f, c) = (frames.clone(), caps.clone());
+    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        match &info.data {
+            Some(gst::PadProbeData::Buffer(_)) => {
+                f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Some(gst::PadProbeData::Event(e)) => {
+                if let gst::EventView::Caps(ev) = e.view() {
+                    *c.lock().unwrap() = Some(ev.caps_owned());
+                }
+            }
+            _ => {}
+        }
+        gst::PadProbeReturn::Ok
+    });
+    (frames, caps)
+}
+
+/// `gst-discoverer-1.0`'s report on a file.
+pub fn discover(path: &Path) -> String {
+    let out = std::process::Command::new("gst-discoverer-1.0")
+        .arg(path)
+        .output()
+        .expect("gst-discoverer-1.0 runs (Debian package gstreamer1.0-plugins-base-apps)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The duration gst-discoverer-1.0 printed, in seconds.
+pub fn discovered_duration(report: &str) -> Option<f64> {
+    let line = report.lines().find(|l| l.trim_start().starts_with("Duration:"))?;
+    let value = line.split_once("Duration:")?.1.trim();
+    let mut parts = value.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// A TU as a list of (OBU type, extension byte, payload), leaving out temporal delimiters and
+/// padding: the same normalization for every depayloader we compare.
+pub fn normalized_obus(tu: &[u8]) -> Vec<(u8, Option<u8>, Vec<u8>)> {
+    use gstav1rtp::av1::obu::{Obus, obu_type};
+    Obus::new(tu, false)
+        .map(|o| o.expect("well-formed OBUs"))
+        .filter(|o| !matches!(o.header.obu_type(), obu_type::TEMPORAL_DELIMITER | obu_type::PADDING))
+        .map(|o| {
+            let ext = o.header.has_extension().then(|| o.header.temporal_id() << 5 | o.header.spatial_id() << 3);
+            (o.header.obu_type(), ext, o.payload.to_vec())
+        })
+        .collect()
+}
+
+/// A small deterministic PRNG for loss patterns (xorshift64*), so failures reproduce.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}

@@ -169,3 +169,131 @@ impl TuFixer {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::av1::sequence::tests::CHROME_SEQ;
+
+    const SIZE: u8 = 0x02;
+    const TD: [u8; 2] = obu::TEMPORAL_DELIMITER;
+    const SEQ: u8 = obu_type::SEQUENCE_HEADER << 3;
+    const FRAME: u8 = obu_type::FRAME << 3;
+    const KEY: u8 = 0b0001_0000;
+    const INTER: u8 = 0b0011_0000;
+
+    fn sized(header: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![header | SIZE, payload.len() as u8];
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn key_tu() -> Vec<u8> {
+        [TD.to_vec(), sized(SEQ, &CHROME_SEQ), sized(FRAME, &[KEY, 1, 2, 3])].concat()
+    }
+
+    fn synced() -> TuFixer {
+        let mut fixer = TuFixer::new();
+        fixer.fix(&key_tu()).unwrap();
+        fixer
+    }
+
+    #[test]
+    fn canonical_tu_passes_borrowed() {
+        let mut fixer = TuFixer::new();
+        let tu = key_tu();
+        let fixed = fixer.fix(&tu).unwrap();
+        assert!(matches!(fixed.data, Cow::Borrowed(_)));
+        assert!(fixed.keyframe && fixed.new_sequence);
+        let inter = [TD.to_vec(), sized(FRAME, &[INTER, 9])].concat();
+        let fixed = fixer.fix(&inter).unwrap();
+        assert!(matches!(fixed.data, Cow::Borrowed(_)));
+        assert!(!fixed.keyframe && !fixed.new_sequence);
+    }
+
+    #[test]
+    fn sizes_are_added_and_made_minimal() {
+        let mut fixer = synced();
+        // No TD, a non-minimal size (2 in two bytes), then a last OBU without size field.
+        let tu = [vec![obu_type::METADATA << 3 | SIZE, 0x82, 0x00, 7, 7], vec![FRAME, INTER, 5, 6]]
+            .concat();
+        let fixed = fixer.fix(&tu).unwrap();
+        let expected =
+            [TD.to_vec(), sized(obu_type::METADATA << 3, &[7, 7]), sized(FRAME, &[INTER, 5, 6])]
+                .concat();
+        assert_eq!(&*fixed.data, &expected[..]);
+    }
+
+    #[test]
+    fn oversize_last_obu_is_cut_to_the_data() {
+        let mut fixer = synced();
+        let tu = [TD.to_vec(), vec![FRAME | SIZE, 50, INTER, 1]].concat();
+        let fixed = fixer.fix(&tu).unwrap();
+        assert_eq!(&*fixed.data, &[TD.to_vec(), sized(FRAME, &[INTER, 1])].concat()[..]);
+    }
+
+    #[test]
+    fn one_delimiter_and_no_padding_or_tile_lists() {
+        let mut fixer = synced();
+        let tu = [
+            TD.to_vec(),
+            TD.to_vec(),
+            sized(obu_type::PADDING << 3, &[0, 0]),
+            sized(FRAME, &[INTER]),
+            sized(obu_type::TILE_LIST << 3, &[1]),
+        ]
+        .concat();
+        let fixed = fixer.fix(&tu).unwrap();
+        assert_eq!(&*fixed.data, &[TD.to_vec(), sized(FRAME, &[INTER])].concat()[..]);
+        // A delimiter that is not first is moved to the front.
+        let tu = [sized(FRAME, &[INTER]), TD.to_vec()].concat();
+        assert_eq!(&*fixer.fix(&tu).unwrap().data, &[TD.to_vec(), sized(FRAME, &[INTER])].concat()[..]);
+    }
+
+    #[test]
+    fn sequence_header_is_reinserted_before_key_frames_lacking_it() {
+        let mut fixer = synced();
+        let tu = [TD.to_vec(), sized(FRAME, &[KEY, 4])].concat();
+        let fixed = fixer.fix(&tu).unwrap();
+        assert!(fixed.keyframe);
+        assert_eq!(
+            &*fixed.data,
+            &[TD.to_vec(), sized(SEQ, &CHROME_SEQ), sized(FRAME, &[KEY, 4])].concat()[..]
+        );
+    }
+
+    #[test]
+    fn waits_for_a_key_frame_with_a_sequence_header() {
+        let mut fixer = TuFixer::new();
+        let inter = [TD.to_vec(), sized(FRAME, &[INTER])].concat();
+        assert_eq!(fixer.fix(&inter).unwrap_err(), FixError::WaitingForKeyframe);
+        // A key frame without any sequence header seen cannot be told apart yet.
+        let bare_key = [TD.to_vec(), sized(FRAME, &[KEY])].concat();
+        assert_eq!(fixer.fix(&bare_key).unwrap_err(), FixError::WaitingForKeyframe);
+        assert!(fixer.fix(&key_tu()).unwrap().keyframe);
+        assert!(fixer.fix(&inter).is_ok());
+        // After a malformed TU the next delta frame is not pushed.
+        assert!(matches!(fixer.fix(&[0x80]), Err(FixError::Obu(ObuError::ForbiddenBit))));
+        assert_eq!(fixer.fix(&inter).unwrap_err(), FixError::WaitingForKeyframe);
+        assert!(fixer.fix(&bare_key).is_ok());
+    }
+
+    #[test]
+    fn empty_tus_are_errors() {
+        let mut fixer = synced();
+        assert_eq!(fixer.fix(&TD).unwrap_err(), FixError::Empty);
+        assert_eq!(fixer.fix(&sized(obu_type::PADDING << 3, &[1])).unwrap_err(), FixError::Empty);
+    }
+
+    #[test]
+    fn new_sequence_header_is_reported_and_gives_new_av1c() {
+        let mut fixer = synced();
+        let before = fixer.av1c().unwrap();
+        let timed = crate::av1::sequence::tests::seq_with_timing();
+        let tu = [TD.to_vec(), sized(SEQ, &timed), sized(FRAME, &[KEY])].concat();
+        let fixed = fixer.fix(&tu).unwrap();
+        assert!(fixed.new_sequence);
+        assert_ne!(fixer.av1c().unwrap(), before);
+        assert_eq!(fixer.sequence_header().unwrap().max_frame_width, 640);
+    }
+}

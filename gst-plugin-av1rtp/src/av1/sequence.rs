@@ -282,7 +282,7 @@ pub(crate) mod tests {
         assert_eq!((seq.max_frame_width, seq.max_frame_height), (1280, 720));
         assert_eq!((seq.profile, seq.bit_depth, seq.chroma_format()), (0, 8, "4:2:0"));
         assert_eq!(seq.timing_info, None);
-        assert_eq!(seq.level_idx0, 8);
+        assert_eq!(seq.level_idx0, 5); // level 3.1
     }
 
     #[test]
@@ -298,8 +298,8 @@ pub(crate) mod tests {
         let seq = SequenceHeader::parse(&CHROME_SEQ).unwrap();
         let obu = sized_sequence_header_obu(&ObuHeader::parse(&[0x08]).unwrap(), &CHROME_SEQ);
         let av1c = seq.av1c(&obu);
-        // profile 0 level 8; 4:2:0 (subsampling x and y); no initial delay.
-        assert_eq!(&av1c[..4], &[0x81, 0x08, 0x0c, 0x00]);
+        // profile 0 level 5; 4:2:0 (subsampling x and y); no initial delay.
+        assert_eq!(&av1c[..4], &[0x81, 0x05, 0x0c, 0x00]);
         assert_eq!(&av1c[4..6], &[0x0a, 11]);
         assert_eq!(&av1c[6..], &CHROME_SEQ);
     }
