@@ -173,13 +173,13 @@ fn run_collecting(pipeline: &gst::Pipeline) -> (Vec<(gst::Buffer, Option<gst::Ca
     (samples, report)
 }
 
-/// Encodes `frames` frames of a moving test pattern to AV1 and packetizes them with
+/// Encodes `frames` frames of a moving (detailed) test pattern to AV1 and packetizes them with
 /// gst-plugins-rs `rtpav1pay` (a payloader written by others). Key frames every `gop` frames.
 pub fn encode_av1_rtp(frames: u32, width: u32, height: u32, gop: u32, mtu: u32) -> Vec<TimedPacket> {
     init();
     let launch = format!(
-        "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,format=I420,width={width},height={height},framerate=30/1 \
-         ! av1enc min-quantizer=20 max-quantizer=40 cpu-used=8 usage-profile=realtime keyframe-max-dist={gop} \
+        "videotestsrc num-buffers={frames} pattern=smpte horizontal-speed=3 ! video/x-raw,format=I420,width={width},height={height},framerate=30/1 \
+         ! av1enc min-quantizer=10 max-quantizer=30 cpu-used=8 usage-profile=realtime keyframe-max-dist={gop} \
          ! av1parse ! rtpav1pay mtu={mtu} ! appsink name=sink sync=false"
     );
     let pipeline = gst::parse::launch(&launch).unwrap().downcast::<gst::Pipeline>().unwrap();
