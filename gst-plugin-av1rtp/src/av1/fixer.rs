@@ -97,7 +97,9 @@ impl TuFixer {
                 obu_type::TEMPORAL_DELIMITER => {
                     delimiters += 1;
                     first_is_delimiter |= index == 0;
-                    canonical &= obu.payload.is_empty();
+                    // Rewritten as the plain two-byte form unless it already is.
+                    canonical &= obu.payload.is_empty()
+                        && obu.header.bytes() == &obu::TEMPORAL_DELIMITER[..1];
                     continue;
                 }
                 obu_type::TILE_LIST | obu_type::PADDING => {
@@ -107,6 +109,9 @@ impl TuFixer {
                 obu_type::SEQUENCE_HEADER => {
                     has_sequence_header = true;
                     new_sequence |= self.store_sequence(&obu);
+                }
+                obu_type::FRAME | obu_type::FRAME_HEADER if obu.payload.is_empty() => {
+                    return Err(FixError::Obu(ObuError::Truncated));
                 }
                 obu_type::FRAME | obu_type::FRAME_HEADER if keyframe.is_none() => {
                     if let Some(seq) = &self.sequence {
@@ -276,6 +281,27 @@ mod tests {
         assert!(matches!(fixer.fix(&[0x80]), Err(FixError::Obu(ObuError::ForbiddenBit))));
         assert_eq!(fixer.fix(&inter).unwrap_err(), FixError::WaitingForKeyframe);
         assert!(fixer.fix(&bare_key).is_ok());
+    }
+
+    #[test]
+    fn odd_delimiters_are_rewritten_plain() {
+        // Found by fuzzing: a TD with an extension header, and one with the reserved bit set.
+        let mut fixer = synced();
+        let with_extension = [TD[0] | 0x04, 0x00, 0x00];
+        let reserved_bit = [TD[0] | 0x01, 0x00];
+        for td in [&with_extension[..], &reserved_bit[..]] {
+            let tu = [td, &sized(FRAME, &[INTER])[..]].concat();
+            assert_eq!(&*fixer.fix(&tu).unwrap().data, &[TD.to_vec(), sized(FRAME, &[INTER])].concat()[..]);
+        }
+    }
+
+    #[test]
+    fn frame_obu_without_payload_is_malformed_whatever_the_state() {
+        // Found by fuzzing: before any sequence header this was accepted, after it rejected.
+        let mut fixer = TuFixer::new();
+        assert_eq!(fixer.fix(&[FRAME | SIZE, 0]).unwrap_err(), FixError::Obu(ObuError::Truncated));
+        let mut fixer = synced();
+        assert_eq!(fixer.fix(&[FRAME | SIZE, 0]).unwrap_err(), FixError::Obu(ObuError::Truncated));
     }
 
     #[test]

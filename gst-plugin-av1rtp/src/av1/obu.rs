@@ -90,6 +90,11 @@ impl ObuHeader {
         if self.has_extension() { (self.bytes[1] >> 3) & 0x03 } else { 0 }
     }
 
+    /// The header as it was read: one byte, or two with an extension header.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len()]
+    }
+
     /// 1, or 2 with an extension header.
     pub fn len(&self) -> usize {
         1 + usize::from(self.has_extension())
