@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Records an AV1 RTP stream without re-encoding: rtpav1depay-rs ! av1obufix ! muxer.
+# The muxer follows the output's extension: .webm (webmmux), .mkv (matroskamux), .mp4 (mp4mux).
+#
+# usage: rtp-av1-record.sh OUTPUT SOURCE
+#   SOURCE  udp://PORT   RTP on UDP (payload type from $PT, default 96), through a jitter buffer
+#           FILE         an RFC 4571 capture (u16 length + packet), e.g. from rtpstreampay
+# Ctrl-C stops the recording and finalizes the file (gst-launch-1.0 -e).
+set -euo pipefail
+[[ $# == 2 ]] || { sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 2; }
+output=$1 source=$2
+. "$(dirname "$0")/plugin-path.sh"
+
+case $output in
+  *.webm) mux=webmmux ;;
+  *.mkv) mux=matroskamux ;;
+  *.mp4) mux=mp4mux ;;
+  *) echo "unknown output type: $output (use .webm, .mkv or .mp4)" >&2; exit 2 ;;
+esac
+caps="media=video,clock-rate=90000,encoding-name=AV1,payload=${PT:-96}"
+case $source in
+  udp://*)
+    src=(udpsrc port="${source#udp://}" caps="application/x-rtp,$caps" ! rtpjitterbuffer latency="${LATENCY_MS:-200}") ;;
+  *)
+    [[ -r $source ]] || { echo "cannot read $source" >&2; exit 2; }
+    src=(filesrc location="$source" ! "application/x-rtp-stream,$caps" ! rtpstreamdepay) ;;
+esac
+echo "recording $source -> $output with $mux (Ctrl-C to stop)" >&2
+exec gst-launch-1.0 -e "${src[@]}" ! rtpav1depay-rs ! av1obufix ! "$mux" ! filesink location="$output"

@@ -1,0 +1,112 @@
+//! The scripts in pipelines/ run as a user runs them, and produce files that decode.
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use whipcast_tests::*;
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines").join(name)
+}
+
+/// Where `cargo test` put the plugin .so files.
+fn plugin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
+    assert!(dir.join("libgstav1rtp.so").exists(), "no libgstav1rtp.so in {}", dir.display());
+    dir
+}
+
+fn command(name: &str) -> Command {
+    let mut cmd = Command::new(script(name));
+    cmd.env("WHIPCAST_PLUGIN_DIR", plugin_dir());
+    cmd
+}
+
+fn rfc4571_capture() -> PathBuf {
+    let path = output_path("capture.rtp");
+    let mut bytes = Vec::new();
+    for p in read_lenrtp(&data_path("chrome_av1.lenrtp")) {
+        bytes.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&p);
+    }
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn record_scripts_turn_an_rfc4571_file_into_webm_and_mp4() {
+    let capture = rfc4571_capture();
+    for (name, ext) in [("rtp-av1-to-webm.sh", "webm"), ("rtp-av1-to-mp4.sh", "mp4")] {
+        let out = output_path(&format!("script.{ext}"));
+        let status = command(name).arg(&capture).arg(&out).status().unwrap();
+        assert!(status.success(), "{name}: {status}");
+        let decoded = decode_file(&out);
+        assert!(decoded.report.errors.is_empty(), "{name}: {:?}", decoded.report.errors);
+        assert_eq!(decoded.frames, 566, "{name}");
+        let duration = discovered_duration(&discover(&out)).unwrap();
+        assert!((duration - 28.2).abs() < 0.2, "{name}: duration {duration}");
+    }
+}
+
+#[test]
+fn record_script_rejects_bad_arguments_clearly() {
+    let out = command("rtp-av1-record.sh").arg("x.avi").arg("udp://5004").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown output type"));
+    let out = command("rtp-av1-record.sh").arg("x.webm").arg("/nonexistent.rtp").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+fn udp_port_bound(port: u16) -> bool {
+    let needle = format!(":{port:04X} ");
+    std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| t.contains(&needle))
+}
+
+fn interrupt(child: &Child) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+}
+
+#[test]
+fn udp_recording_is_finalized_on_ctrl_c() {
+    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = output_path("udp.webm");
+    let mut child = command("rtp-av1-to-webm.sh")
+        .arg(format!("udp://{port}"))
+        .arg(&out)
+        .env("PT", "45")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !udp_port_bound(port) {
+        assert!(Instant::now() < deadline, "the pipeline never bound port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // About 4 s of the capture, paced by RTP time as a live sender sends it.
+    let packets = timed_from_rtp(read_lenrtp(&data_path("chrome_av1.lenrtp")), 90_000);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let start = Instant::now();
+    let mut sent_tus = 0;
+    for p in packets.iter().take_while(|p| p.pts < gst::ClockTime::from_seconds(4)) {
+        let due = Duration::from_nanos(p.pts.nseconds());
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        socket.send_to(&p.data, ("127.0.0.1", port)).unwrap();
+        sent_tus += usize::from(p.data[1] & 0x80 != 0);
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    interrupt(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "gst-launch-1.0 -e exits cleanly on SIGINT: {status}");
+
+    let decoded = decode_file(&out);
+    assert!(decoded.report.errors.is_empty(), "{:?}", decoded.report.errors);
+    assert!(decoded.frames * 100 >= sent_tus * 95, "{} of {sent_tus} frames", decoded.frames);
+    assert!(discover(&out).contains("AV1"));
+}
