@@ -14,6 +14,7 @@ release: deps
 	$(CARGO) build --workspace --release
 
 test: deps
+	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 
 bench: deps

@@ -15,7 +15,11 @@ fn script(name: &str) -> PathBuf {
 fn plugin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
-    assert!(dir.join("libgstav1rtp.so").exists(), "no libgstav1rtp.so in {}", dir.display());
+    assert!(
+        dir.join("libgstav1rtp.so").exists(),
+        "no libgstav1rtp.so in {}: build the plugins first (make test does: cargo build --workspace)",
+        dir.display()
+    );
     dir
 }
 

@@ -1,0 +1,28 @@
+//! GStreamer plugin `whipsrc`: `whipserversrc`, a WHIP (RFC 9725) endpoint inside a source
+//! element, built on webrtcbin.
+//!
+//! The WHIP HTTP rules ([`whip`]) and SDP decisions ([`sdp`]) are sans-IO; [`server`] runs them
+//! on a shared HTTP(S) server; the element shell turns sessions into webrtcbins and pads.
+
+use gst::glib;
+
+pub mod sdp;
+pub mod server;
+pub mod whip;
+mod whipserversrc;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    whipserversrc::register(plugin)
+}
+
+gst::plugin_define!(
+    whipsrc,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MPL",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    "whipcast",
+    env!("BUILD_REL_DATE")
+);

@@ -1,0 +1,451 @@
+//! SDP handling for a WHIP endpoint (sans-IO): parse and check an offer, normalize what
+//! webrtcbin 1.22 refuses, choose one codec per media section by preference, and finish the
+//! answer (candidates, announced public addresses, bitrate hint).
+
+use std::fmt;
+use std::net::IpAddr;
+
+/// Attributes that may stand at session level but that webrtcbin wants in every media section
+/// (older libdatachannel, as some OBS builds use, writes them at session level only).
+const TRANSPORT_ATTRIBUTES: [&str; 5] = ["ice-ufrag", "ice-pwd", "ice-options", "fingerprint", "setup"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfferError {
+    /// Not an SDP offer we can read: 400.
+    Malformed(String),
+    /// Nothing in it we can receive: 422.
+    Unacceptable(String),
+}
+
+impl fmt::Display for OfferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OfferError::Malformed(why) => write!(f, "malformed SDP: {why}"),
+            OfferError::Unacceptable(why) => write!(f, "nothing acceptable in the offer: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for OfferError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Audio,
+    Video,
+    Other,
+}
+
+/// A media section as lines (`m=` first), without line endings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    pub lines: Vec<String>,
+}
+
+impl Media {
+    fn m_line(&self) -> &str {
+        &self.lines[0][2..]
+    }
+
+    pub fn kind(&self) -> MediaKind {
+        match self.m_line().split(' ').next() {
+            Some("audio") => MediaKind::Audio,
+            Some("video") => MediaKind::Video,
+            _ => MediaKind::Other,
+        }
+    }
+
+    /// The payload types listed in the `m=` line.
+    pub fn formats(&self) -> Vec<&str> {
+        self.m_line().split(' ').skip(3).collect()
+    }
+
+    /// Values of `a=<name>:...` lines (or `a=<name>` flags as empty strings).
+    pub fn attributes<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        attributes(&self.lines, name)
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes(name).next()
+    }
+
+    pub fn mid(&self) -> Option<&str> {
+        self.attribute("mid")
+    }
+
+    fn direction(&self) -> Option<&str> {
+        ["sendrecv", "sendonly", "recvonly", "inactive"]
+            .into_iter()
+            .find(|d| self.attributes(d).next().is_some())
+    }
+}
+
+fn attributes<'a, 'n>(lines: &'a [String], name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+    lines.iter().filter_map(move |line| {
+        let rest = line.strip_prefix("a=")?.strip_prefix(name)?;
+        if rest.is_empty() {
+            Some("")
+        } else {
+            rest.strip_prefix(':')
+        }
+    })
+}
+
+/// A session description as lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sdp {
+    pub session: Vec<String>,
+    pub media: Vec<Media>,
+}
+
+impl Sdp {
+    pub fn parse(text: &str) -> Result<Self, OfferError> {
+        let malformed = |why: String| OfferError::Malformed(why);
+        let mut lines = text.lines().map(str::trim_end).filter(|l| !l.is_empty());
+        if lines.next() != Some("v=0") {
+            return Err(malformed("does not start with v=0".into()));
+        }
+        let mut sdp = Sdp { session: vec!["v=0".into()], media: Vec::new() };
+        for line in lines {
+            let bytes = line.as_bytes();
+            if bytes.len() < 2 || bytes[1] != b'=' || !bytes[0].is_ascii_lowercase() {
+                return Err(malformed(format!("line {line:?} is not <type>=<value>")));
+            }
+            if line.starts_with("m=") {
+                if line[2..].split(' ').count() < 4 {
+                    return Err(malformed(format!("media line {line:?} is incomplete")));
+                }
+                sdp.media.push(Media { lines: vec![line.to_owned()] });
+            } else if let Some(media) = sdp.media.last_mut() {
+                media.lines.push(line.to_owned());
+            } else {
+                sdp.session.push(line.to_owned());
+            }
+        }
+        if sdp.media.is_empty() {
+            return Err(malformed("no media section".into()));
+        }
+        Ok(sdp)
+    }
+
+    pub fn session_attribute(&self, name: &str) -> Option<&str> {
+        attributes(&self.session, name).next()
+    }
+}
+
+impl fmt::Display for Sdp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in self.session.iter().chain(self.media.iter().flat_map(|m| &m.lines)) {
+            write!(f, "{line}\r\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// A codec chosen for one media section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codec {
+    pub payload_type: u8,
+    /// Encoding name in upper case, as in GStreamer caps (AV1, H264, OPUS ...).
+    pub name: String,
+    pub clock_rate: u32,
+    pub fmtp: Option<String>,
+    /// The RTX payload type that repairs this codec, if offered.
+    pub rtx_payload_type: Option<u8>,
+}
+
+/// What we will receive from each media section of the offer (in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaPlan {
+    pub mid: Option<String>,
+    pub kind: MediaKind,
+    /// `None`: the section is refused (made inactive).
+    pub codec: Option<Codec>,
+}
+
+/// An offer made ready for webrtcbin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedOffer {
+    pub sdp: Sdp,
+    pub media: Vec<MediaPlan>,
+}
+
+/// Codec names (upper case) that may be received, most wanted first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecPreferences {
+    pub video: Vec<String>,
+    pub audio: Vec<String>,
+}
+
+/// Reads a publisher's offer, checks it and makes it acceptable to webrtcbin: transport
+/// attributes copied into every media section, one codec (and its RTX) kept per section by
+/// preference, sections with nothing acceptable made inactive.
+pub fn prepare_offer(text: &str, prefs: &CodecPreferences) -> Result<PreparedOffer, OfferError> {
+    let mut sdp = Sdp::parse(text)?;
+    normalize_transport(&mut sdp)?;
+    let mut plans = Vec::with_capacity(sdp.media.len());
+    for media in &mut sdp.media {
+        let wanted = match media.kind() {
+            MediaKind::Video => &prefs.video,
+            MediaKind::Audio => &prefs.audio,
+            MediaKind::Other => &Vec::new(),
+        };
+        let sends = !matches!(media.direction(), Some("recvonly" | "inactive"));
+        let codec = if sends { choose_codec(media, wanted) } else { None };
+        match &codec {
+            Some(codec) => keep_only(media, codec),
+            None => make_inactive(media),
+        }
+        plans.push(MediaPlan { mid: media.mid().map(str::to_owned), kind: media.kind(), codec });
+    }
+    if plans.iter().all(|p| p.codec.is_none()) {
+        let offered: Vec<String> = sdp
+            .media
+            .iter()
+            .flat_map(|m| m.attributes("rtpmap").filter_map(|r| r.split(' ').nth(1)).map(str::to_owned))
+            .collect();
+        return Err(OfferError::Unacceptable(format!(
+            "no sendonly/sendrecv media with a codec we take (video {:?}, audio {:?}); offered {:?}",
+            prefs.video, prefs.audio, offered
+        )));
+    }
+    Ok(PreparedOffer { sdp, media: plans })
+}
+
+fn normalize_transport(sdp: &mut Sdp) -> Result<(), OfferError> {
+    for name in TRANSPORT_ATTRIBUTES {
+        let Some(value) = sdp.session_attribute(name).map(str::to_owned) else { continue };
+        for media in &mut sdp.media {
+            if media.attribute(name).is_none() {
+                media.lines.push(format!("a={name}:{value}"));
+            }
+        }
+    }
+    let first = &sdp.media[0];
+    for name in ["ice-ufrag", "ice-pwd", "fingerprint"] {
+        if first.attribute(name).is_none() {
+            return Err(OfferError::Malformed(format!("no a={name} for the first media section")));
+        }
+    }
+    Ok(())
+}
+
+fn rtpmap(media: &Media, pt: &str) -> Option<(String, u32)> {
+    media.attributes("rtpmap").find_map(|value| {
+        let (p, rest) = value.split_once(' ')?;
+        if p != pt {
+            return None;
+        }
+        let mut parts = rest.split('/');
+        let name = parts.next()?.to_ascii_uppercase();
+        let clock = parts.next()?.parse().ok()?;
+        Some((name, clock))
+    })
+}
+
+fn fmtp<'a>(media: &'a Media, pt: &str) -> Option<&'a str> {
+    media.attributes("fmtp").find_map(|v| v.split_once(' ').filter(|(p, _)| *p == pt).map(|(_, f)| f))
+}
+
+fn fmtp_param<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
+    fmtp.split(';').find_map(|kv| kv.trim().split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+}
+
+/// How much we like one payload type of a codec among several (H264 profiles and modes).
+fn variant_rank(name: &str, fmtp: Option<&str>) -> u32 {
+    if name != "H264" {
+        return 0;
+    }
+    let fmtp = fmtp.unwrap_or("");
+    let mode1 = fmtp_param(fmtp, "packetization-mode") == Some("1");
+    let profile = fmtp_param(fmtp, "profile-level-id").map(|p| p.to_ascii_lowercase());
+    // Constrained baseline (42e0..) decodes everywhere; baseline (4200..) nearly so.
+    let profile_rank = match profile.as_deref() {
+        Some(p) if p.starts_with("42e0") => 2,
+        Some(p) if p.starts_with("4200") => 1,
+        _ => 0,
+    };
+    u32::from(mode1) * 4 + profile_rank
+}
+
+fn choose_codec(media: &Media, wanted: &[String]) -> Option<Codec> {
+    let formats = media.formats();
+    let candidates: Vec<(usize, u32, &str, String, u32)> = formats
+        .iter()
+        .filter_map(|pt| {
+            let (name, clock) = rtpmap(media, pt)?;
+            let preference = wanted.iter().position(|w| w.eq_ignore_ascii_case(&name))?;
+            Some((preference, variant_rank(&name, fmtp(media, pt)), *pt, name, clock))
+        })
+        .collect();
+    let best = candidates.iter().min_by_key(|(pref, rank, ..)| (*pref, u32::MAX - rank))?;
+    let (_, _, pt, name, clock) = best;
+    let rtx_payload_type = formats.iter().find_map(|rtx| {
+        let (rtx_name, _) = rtpmap(media, rtx)?;
+        (rtx_name == "RTX" && fmtp(media, rtx).and_then(|f| fmtp_param(f, "apt")) == Some(*pt))
+            .then(|| rtx.parse().ok())?
+    });
+    Some(Codec {
+        payload_type: pt.parse().ok()?,
+        name: name.clone(),
+        clock_rate: *clock,
+        fmtp: fmtp(media, pt).map(str::to_owned),
+        rtx_payload_type,
+    })
+}
+
+/// Removes every payload type but the codec's and its RTX's from a media section.
+fn keep_only(media: &mut Media, codec: &Codec) {
+    let keep: Vec<String> = std::iter::once(codec.payload_type)
+        .chain(codec.rtx_payload_type)
+        .map(|pt| pt.to_string())
+        .collect();
+    let mut m = media.m_line().split(' ').take(3).map(str::to_owned).collect::<Vec<_>>();
+    m.extend(keep.iter().cloned());
+    media.lines[0] = format!("m={}", m.join(" "));
+    media.lines.retain(|line| {
+        let Some(attr) = line.strip_prefix("a=") else { return true };
+        for prefix in ["rtpmap:", "fmtp:", "rtcp-fb:"] {
+            if let Some(rest) = attr.strip_prefix(prefix) {
+                let pt = rest.split(' ').next().unwrap_or("");
+                return pt == "*" || keep.iter().any(|k| k == pt);
+            }
+        }
+        true
+    });
+}
+
+fn make_inactive(media: &mut Media) {
+    media.lines.retain(|l| !matches!(l.as_str(), "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"));
+    media.lines.push("a=inactive".into());
+}
+
+/// A local ICE candidate as webrtcbin reports it: the media line index and the attribute value
+/// (`candidate:...`, with or without the `a=` prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCandidate {
+    pub mline: u32,
+    pub candidate: String,
+}
+
+/// Completes an answer: every gathered candidate in its media section (and in every bundled
+/// section), host candidates repeated for each announced public address, end-of-candidates, and
+/// a start-bitrate hint on video so that browsers do not start at 320x180.
+pub fn finish_answer(
+    answer: &str,
+    candidates: &[LocalCandidate],
+    public_addresses: &[IpAddr],
+    start_bitrate_kbps: u32,
+) -> Result<String, OfferError> {
+    let mut sdp = Sdp::parse(answer)?;
+    let count = sdp.media.len();
+    for (index, media) in sdp.media.iter_mut().enumerate() {
+        if media.attributes("inactive").next().is_some() && index > 0 {
+            continue;
+        }
+        let mut present: Vec<String> = media.attributes("candidate").map(str::to_owned).collect();
+        let ours = candidates.iter().filter(|c| c.mline as usize == index || count == 1 || c.mline == 0);
+        let mut added = Vec::new();
+        for c in ours {
+            let value = c.candidate.trim_start_matches("a=").trim_start_matches("candidate:").to_owned();
+            if !present.contains(&value) {
+                added.push(value.clone());
+                present.push(value);
+            }
+        }
+        for value in present.clone() {
+            for (i, address) in public_addresses.iter().enumerate() {
+                if let Some(public) = public_candidate(&value, *address, i) {
+                    if !present.contains(&public) {
+                        added.push(public.clone());
+                        present.push(public);
+                    }
+                }
+            }
+        }
+        media.lines.extend(added.into_iter().map(|c| format!("a=candidate:{c}")));
+        if media.attribute("end-of-candidates").is_none() {
+            media.lines.push("a=end-of-candidates".into());
+        }
+        if media.kind() == MediaKind::Video && start_bitrate_kbps > 0 {
+            add_start_bitrate(media, start_bitrate_kbps);
+        }
+    }
+    Ok(sdp.to_string())
+}
+
+/// A host candidate with its address replaced by a public one (same port and transport).
+fn public_candidate(candidate: &str, address: IpAddr, index: usize) -> Option<String> {
+    let fields: Vec<&str> = candidate.split(' ').collect();
+    // foundation component transport priority address port typ host ...
+    if fields.len() < 8 || fields[6] != "typ" || fields[7] != "host" {
+        return None;
+    }
+    if fields[4].parse::<IpAddr>().ok()?.is_ipv4() != address.is_ipv4() {
+        return None;
+    }
+    let mut out: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+    out[0] = format!("{}p{index}", fields[0]);
+    // A little below the real host candidate, so that a peer on the same network prefers it.
+    out[3] = fields[3].parse::<u32>().ok()?.saturating_sub(1 + index as u32).to_string();
+    out[4] = address.to_string();
+    Some(out.join(" "))
+}
+
+fn add_start_bitrate(media: &mut Media, kbps: u32) {
+    let video_pts: Vec<String> = media
+        .formats()
+        .iter()
+        .filter(|pt| rtpmap(media, pt).is_some_and(|(name, _)| !matches!(name.as_str(), "RTX" | "RED" | "ULPFEC")))
+        .map(|pt| (*pt).to_owned())
+        .collect();
+    for pt in video_pts {
+        let hint = format!("x-google-start-bitrate={kbps}");
+        if let Some(line) = media.lines.iter_mut().find(|l| l.starts_with(&format!("a=fmtp:{pt} "))) {
+            if !line.contains("x-google-start-bitrate") {
+                line.push(';');
+                line.push_str(&hint);
+            }
+        } else {
+            media.lines.push(format!("a=fmtp:{pt} {hint}"));
+        }
+    }
+}
+
+/// What a PATCH body (`application/trickle-ice-sdpfrag`, RFC 8840) carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SdpFragment {
+    pub ice_ufrag: Option<String>,
+    pub ice_pwd: Option<String>,
+    /// (mid, candidate value without `candidate:`); mid is `None` before any `a=mid`.
+    pub candidates: Vec<(Option<String>, String)>,
+    pub end_of_candidates: bool,
+}
+
+pub fn parse_sdpfrag(text: &str) -> Result<SdpFragment, OfferError> {
+    let mut frag = SdpFragment::default();
+    let mut mid = None;
+    for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+        let Some(attr) = line.strip_prefix("a=") else {
+            if line.starts_with("m=") {
+                continue;
+            }
+            return Err(OfferError::Malformed(format!("unexpected line {line:?} in sdpfrag")));
+        };
+        if let Some(v) = attr.strip_prefix("ice-ufrag:") {
+            frag.ice_ufrag = Some(v.to_owned());
+        } else if let Some(v) = attr.strip_prefix("ice-pwd:") {
+            frag.ice_pwd = Some(v.to_owned());
+        } else if let Some(v) = attr.strip_prefix("mid:") {
+            mid = Some(v.to_owned());
+        } else if let Some(v) = attr.strip_prefix("candidate:") {
+            frag.candidates.push((mid.clone(), v.to_owned()));
+        } else if attr == "end-of-candidates" {
+            frag.end_of_candidates = true;
+        }
+    }
+    Ok(frag)
+}
+
+#[cfg(test)]
+#[path = "sdp_tests.rs"]
+mod tests;

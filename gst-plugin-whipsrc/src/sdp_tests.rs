@@ -1,0 +1,152 @@
+use super::*;
+
+const CHROME_OFFER: &str = include_str!("../../tests/data/chrome_av1.offer.sdp");
+
+/// The offer shape OBS 30.2+ sends (INTEROP.md): audio first, no candidates, no RTX, a=group:LS,
+/// ICE credentials and setup at session level as older libdatachannel writes them.
+pub(crate) const OBS_OFFER: &str = "v=0\r\n\
+o=rtc 3262923187 0 IN IP4 127.0.0.1\r\n\
+s=-\r\n\
+t=0 0\r\n\
+a=group:BUNDLE 0 1\r\n\
+a=group:LS 0 1\r\n\
+a=msid-semantic:WMS *\r\n\
+a=ice-options:ice2,trickle\r\n\
+a=ice-ufrag:Kf1v\r\n\
+a=ice-pwd:oH3h0dvLGS2gXmcHtHJyS5\r\n\
+a=fingerprint:sha-256 4C:84:5F:5D:0C:1A:7E:9A:33:38:4D:6B:C0:33:6B:6F:B3:41:5E:0B:0D:5F:93:2F:5A:53:DE:5A:46:33:F1:9E\r\n\
+a=setup:actpass\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=mid:0\r\n\
+a=sendonly\r\n\
+a=ssrc:1 cname:obs\r\n\
+a=rtcp-mux\r\n\
+a=rtpmap:111 opus/48000/2\r\n\
+a=fmtp:111 minptime=10;maxaveragebitrate=96000;stereo=1;sprop-stereo=1;useinbandfec=1\r\n\
+a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=mid:1\r\n\
+a=sendonly\r\n\
+a=ssrc:2 cname:obs\r\n\
+a=rtcp-mux\r\n\
+a=rtpmap:96 AV1/90000\r\n\
+a=rtcp-fb:96 nack\r\n\
+a=rtcp-fb:96 nack pli\r\n\
+a=rtcp-fb:96 goog-remb\r\n\
+a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+a=extmap:2 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n";
+
+pub(crate) fn prefs() -> CodecPreferences {
+    CodecPreferences {
+        video: ["AV1", "H264", "H265", "VP9", "VP8"].map(String::from).to_vec(),
+        audio: vec!["OPUS".into()],
+    }
+}
+
+#[test]
+fn chrome_offer_keeps_av1_and_its_rtx_only() {
+    let prepared = prepare_offer(CHROME_OFFER, &prefs()).unwrap();
+    let video = &prepared.media[0];
+    assert_eq!(video.kind, MediaKind::Video);
+    let codec = video.codec.as_ref().unwrap();
+    assert_eq!((codec.payload_type, codec.name.as_str(), codec.clock_rate), (45, "AV1", 90000));
+    assert_eq!(codec.rtx_payload_type, Some(46));
+    let media = &prepared.sdp.media[0];
+    assert_eq!(media.formats(), ["45", "46"]);
+    assert!(media.attributes("rtpmap").all(|r| r.starts_with("45 ") || r.starts_with("46 ")));
+    assert!(media.attributes("rtcp-fb").all(|r| r.starts_with("45 ")));
+    // Everything else survives: extensions, candidates, transport.
+    assert_eq!(media.attributes("extmap").count(), 11);
+    assert_eq!(media.attributes("candidate").count(), 2);
+    assert_eq!(media.attribute("ice-ufrag"), Some("i4J9"));
+}
+
+#[test]
+fn preferences_decide_the_codec() {
+    let mut p = prefs();
+    p.video = vec!["VP8".into(), "AV1".into()];
+    let prepared = prepare_offer(CHROME_OFFER, &p).unwrap();
+    assert_eq!(prepared.media[0].codec.as_ref().unwrap().name, "VP8");
+
+    p.video = vec!["H264".into()];
+    let codec = prepare_offer(CHROME_OFFER, &p).unwrap().media[0].codec.clone().unwrap();
+    let fmtp = codec.fmtp.unwrap();
+    assert!(fmtp.contains("packetization-mode=1"), "{fmtp}");
+    assert!(fmtp.contains("profile-level-id=42e01f"), "{fmtp}");
+}
+
+#[test]
+fn obs_offer_gets_transport_attributes_in_every_section() {
+    let prepared = prepare_offer(OBS_OFFER, &prefs()).unwrap();
+    for media in &prepared.sdp.media {
+        assert_eq!(media.attribute("ice-ufrag"), Some("Kf1v"));
+        assert_eq!(media.attribute("ice-pwd"), Some("oH3h0dvLGS2gXmcHtHJyS5"));
+        assert_eq!(media.attribute("setup"), Some("actpass"));
+        assert!(media.attribute("fingerprint").unwrap().starts_with("sha-256 4C:84"));
+    }
+    let kinds: Vec<_> = prepared.media.iter().map(|m| (m.kind, m.codec.as_ref().unwrap().name.clone())).collect();
+    assert_eq!(kinds, [(MediaKind::Audio, "OPUS".to_string()), (MediaKind::Video, "AV1".to_string())]);
+    assert_eq!(prepared.media[1].codec.as_ref().unwrap().rtx_payload_type, None);
+    // The text webrtcbin gets still parses.
+    Sdp::parse(&prepared.sdp.to_string()).unwrap();
+}
+
+#[test]
+fn unwanted_sections_become_inactive_and_nothing_wanted_is_422() {
+    let mut p = prefs();
+    p.audio.clear();
+    let prepared = prepare_offer(OBS_OFFER, &p).unwrap();
+    assert!(prepared.media[0].codec.is_none());
+    assert!(prepared.sdp.media[0].attributes("inactive").next().is_some());
+    assert!(prepared.sdp.media[0].attributes("sendonly").next().is_none());
+
+    p.video = vec!["H265".into()];
+    match prepare_offer(OBS_OFFER, &p) {
+        Err(OfferError::Unacceptable(why)) => assert!(why.contains("AV1"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn malformed_offers_are_400() {
+    for bad in ["", "hello", "v=0\r\nm=video 9\r\n", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n", "v=0\r\nthis is not sdp\r\n"] {
+        assert!(matches!(prepare_offer(bad, &prefs()), Err(OfferError::Malformed(_))), "{bad:?}");
+    }
+    let no_ice = OBS_OFFER.replace("a=ice-ufrag:Kf1v\r\n", "");
+    assert!(matches!(prepare_offer(&no_ice, &prefs()), Err(OfferError::Malformed(_))));
+}
+
+const ANSWER: &str = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtpmap:111 OPUS/48000/2\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=recvonly\r\na=rtpmap:96 AV1/90000\r\n";
+
+#[test]
+fn answer_gets_candidates_public_addresses_and_bitrate_hint() {
+    let candidates = [LocalCandidate { mline: 0, candidate: "candidate:1 1 UDP 2015363327 127.0.0.1 40000 typ host".into() }];
+    let public: [IpAddr; 1] = ["203.0.113.7".parse().unwrap()];
+    let answer = finish_answer(ANSWER, &candidates, &public, 2500).unwrap();
+    let sdp = Sdp::parse(&answer).unwrap();
+    for media in &sdp.media {
+        let c: Vec<_> = media.attributes("candidate").collect();
+        assert_eq!(c, ["1 1 UDP 2015363327 127.0.0.1 40000 typ host", "1p0 1 UDP 2015363326 203.0.113.7 40000 typ host"]);
+        assert!(media.attribute("end-of-candidates").is_some());
+    }
+    assert_eq!(sdp.media[1].attribute("fmtp"), Some("96 x-google-start-bitrate=2500"));
+    assert_eq!(sdp.media[0].attribute("fmtp"), None);
+}
+
+#[test]
+fn sdpfrag_with_candidates_and_restart_credentials() {
+    let frag = "a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n\
+a=candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw network-id 1\r\n\
+a=end-of-candidates\r\n";
+    let parsed = parse_sdpfrag(frag).unwrap();
+    assert_eq!(parsed.ice_ufrag.as_deref(), Some("EsAw"));
+    assert_eq!(parsed.candidates.len(), 1);
+    assert_eq!(parsed.candidates[0].0.as_deref(), Some("0"));
+    assert!(parsed.candidates[0].1.starts_with("1387637174 1 udp"));
+    assert!(parsed.end_of_candidates);
+    assert!(parse_sdpfrag("garbage").is_err());
+}

@@ -1,0 +1,337 @@
+//! The HTTP(S) server: one per address and port in a process, shared by every whipserversrc
+//! that names them; each registers its stream path. Requests are checked by the rules in
+//! [`crate::whip`] and handed to the stream's [`Endpoint`].
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use tokio::sync::oneshot;
+
+use crate::whip::{self, Action, Rejection, RequestHead, StreamAuth};
+
+/// How long a POST may wait for its answer (OBS gives up after 8 s).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(6);
+
+pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("whipserversrc-http")
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts")
+});
+
+/// A session was created: what the 201 carries.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub answer: String,
+    pub resource: String,
+    pub etag: String,
+    /// `Link` header values (ICE servers).
+    pub links: Vec<String>,
+}
+
+/// What a PATCH gave: 204, or 200 with an sdpfrag and a new ETag (ICE restart).
+#[derive(Debug, Clone)]
+pub struct Patched {
+    pub sdpfrag: Option<String>,
+    pub etag: Option<String>,
+}
+
+/// What a request carries besides its body.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub address: SocketAddr,
+    pub user_agent: Option<String>,
+}
+
+/// A stream served here: implemented by whipserversrc.
+pub trait Endpoint: Send + Sync + 'static {
+    fn auth(&self) -> StreamAuth;
+    /// Sessions running now, and the most this endpoint allows on the server (0: no limit).
+    fn sessions(&self) -> usize;
+    fn max_sessions(&self) -> u32;
+    /// Whether a new POST would replace the running session rather than add one.
+    fn replaces(&self) -> bool;
+    fn create(&self, offer: String, peer: Peer) -> oneshot::Receiver<Result<Created, Rejection>>;
+    fn delete(&self, resource: &str) -> Result<(), Rejection>;
+    fn patch(
+        &self,
+        resource: &str,
+        sdpfrag: String,
+        if_match: Option<String>,
+    ) -> oneshot::Receiver<Result<Patched, Rejection>>;
+    /// An HTML page served at `/` (the browser publish page), if this endpoint offers one.
+    fn page(&self) -> Option<String> {
+        None
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+struct Server {
+    endpoints: Mutex<HashMap<String, Arc<dyn Endpoint>>>,
+    tls: Option<TlsFiles>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+static SERVERS: LazyLock<Mutex<HashMap<SocketAddr, Arc<Server>>>> = LazyLock::new(Default::default);
+
+/// Keeps a stream registered; dropping it unregisters (and stops the server with its last
+/// stream).
+pub struct Registration {
+    address: SocketAddr,
+    stream: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut servers = SERVERS.lock().unwrap();
+        let Some(server) = servers.get(&self.address) else { return };
+        let empty = {
+            let mut endpoints = server.endpoints.lock().unwrap();
+            endpoints.remove(&self.stream);
+            endpoints.is_empty()
+        };
+        if empty {
+            if let Some(task) = server.task.lock().unwrap().take() {
+                task.abort();
+            }
+            servers.remove(&self.address);
+        }
+    }
+}
+
+/// Serves `stream` on `address`, starting the server there if this is its first stream.
+pub fn register(
+    address: SocketAddr,
+    tls: Option<TlsFiles>,
+    stream: &str,
+    endpoint: Arc<dyn Endpoint>,
+) -> Result<Registration, String> {
+    let mut servers = SERVERS.lock().unwrap();
+    if let Some(server) = servers.get(&address) {
+        if server.tls != tls {
+            return Err(format!("{address} is already served with other TLS settings"));
+        }
+        let mut endpoints = server.endpoints.lock().unwrap();
+        if endpoints.contains_key(stream) {
+            return Err(format!("stream {stream:?} is already served on {address} by another element"));
+        }
+        endpoints.insert(stream.to_owned(), endpoint);
+        return Ok(Registration { address, stream: stream.to_owned() });
+    }
+
+    let acceptor = tls.as_ref().map(tls_acceptor).transpose()?;
+    let listener = std::net::TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let server = Arc::new(Server {
+        endpoints: Mutex::new(HashMap::from([(stream.to_owned(), endpoint)])),
+        tls,
+        task: Mutex::new(None),
+    });
+    let weak = Arc::downgrade(&server);
+    let task = RUNTIME.spawn(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(_) => return,
+        };
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else { continue };
+            let Some(server) = weak.upgrade() else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let server = server.clone();
+                    async move { Ok::<_, Infallible>(server.handle(req, peer).await) }
+                });
+                let builder = hyper::server::conn::http1::Builder::new();
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(stream).await {
+                            let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
+                        }
+                    }
+                    None => {
+                        let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                    }
+                }
+            });
+        }
+    });
+    *server.task.lock().unwrap() = Some(task);
+    servers.insert(address, server);
+    Ok(Registration { address, stream: stream.to_owned() })
+}
+
+fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&files.certificate)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read TLS certificate {}: {e}", files.certificate.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| format!("cannot read TLS key {}: {e}", files.key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS certificate/key rejected: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn response(status: u16, content_type: &str) -> hyper::http::response::Builder {
+    let mut builder = Response::builder().status(status).header("content-type", content_type);
+    for (name, value) in whip::CORS_HEADERS {
+        builder = builder.header(name, value);
+    }
+    builder
+}
+
+fn reject(rejection: Rejection) -> Reply {
+    let mut builder = response(rejection.status, "text/plain; charset=utf-8");
+    for (name, value) in &rejection.headers {
+        builder = builder.header(*name, value);
+    }
+    builder.body(Full::new(Bytes::from(format!("{}\n", rejection.reason)))).unwrap()
+}
+
+impl Server {
+    fn endpoint(&self, stream: &str) -> Option<Arc<dyn Endpoint>> {
+        self.endpoints.lock().unwrap().get(stream).cloned()
+    }
+
+    fn session_limit_reached(&self, endpoint: &Arc<dyn Endpoint>) -> bool {
+        let endpoints: Vec<_> = self.endpoints.lock().unwrap().values().cloned().collect();
+        let limit = endpoints.iter().map(|e| e.max_sessions()).filter(|&m| m > 0).min();
+        let running: usize = endpoints.iter().map(|e| e.sessions()).sum();
+        let freed = usize::from(endpoint.replaces() && endpoint.sessions() > 0);
+        limit.is_some_and(|limit| running - freed >= limit as usize)
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, address: SocketAddr) -> Reply {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (content_type, authorization, user_agent, if_match) =
+            (header("content-type"), header("authorization"), header("user-agent"), header("if-match"));
+        let content_length = header("content-length").and_then(|v| v.parse().ok());
+        let method = req.method().as_str().to_owned();
+        let path = req.uri().path().to_owned();
+
+        if method == "GET" && path == "/" {
+            let page = self.endpoints.lock().unwrap().values().find_map(|e| e.page());
+            if let Some(page) = page {
+                return response(200, "text/html; charset=utf-8").body(Full::new(Bytes::from(page))).unwrap();
+            }
+        }
+        let head = RequestHead {
+            method: &method,
+            path: &path,
+            content_type: content_type.as_deref(),
+            authorization: authorization.as_deref(),
+            content_length,
+        };
+        let action = match whip::route(&head, |stream| match self.endpoint(stream) {
+            Some(e) => e.auth(),
+            None => StreamAuth::Unknown,
+        }) {
+            Ok(action) => action,
+            Err(rejection) => return reject(rejection),
+        };
+        let stream = match &action {
+            Action::Preflight { stream, .. } | Action::Create { stream } => stream,
+            Action::Delete { stream, .. } | Action::Patch { stream, .. } => stream,
+        };
+        let Some(endpoint) = self.endpoint(stream) else {
+            return reject(Rejection::new(404, format!("no stream named {stream:?} here")));
+        };
+
+        match action {
+            Action::Preflight { resource, .. } => {
+                let builder = response(204, "text/plain");
+                let builder = if resource {
+                    builder.header("accept-patch", whip::SDPFRAG)
+                } else {
+                    builder.header("accept-post", whip::SDP)
+                };
+                builder.body(Full::new(Bytes::new())).unwrap()
+            }
+            Action::Create { stream } => {
+                let offer = match read_body(req.into_body()).await {
+                    Ok(body) => body,
+                    Err(rejection) => return reject(rejection),
+                };
+                if self.session_limit_reached(&endpoint) {
+                    return reject(
+                        Rejection::new(503, "too many sessions on this server (max-sessions)")
+                            .with_header("retry-after", "10"),
+                    );
+                }
+                let receiver = endpoint.create(offer, Peer { address, user_agent });
+                match tokio::time::timeout(ANSWER_TIMEOUT, receiver).await {
+                    Ok(Ok(Ok(created))) => {
+                        let mut builder = response(201, whip::SDP)
+                            .header("location", format!("/whip/{stream}/{}", created.resource))
+                            .header("etag", &created.etag);
+                        for link in &created.links {
+                            builder = builder.header("link", link);
+                        }
+                        builder.body(Full::new(Bytes::from(created.answer))).unwrap()
+                    }
+                    Ok(Ok(Err(rejection))) => reject(rejection),
+                    Ok(Err(_)) => reject(Rejection::new(500, "the session ended before it was answered")),
+                    Err(_) => reject(Rejection::new(504, "no answer in time (ICE gathering did not complete)")),
+                }
+            }
+            Action::Delete { resource, .. } => match endpoint.delete(&resource) {
+                Ok(()) => response(200, "text/plain").body(Full::new(Bytes::new())).unwrap(),
+                Err(rejection) => reject(rejection),
+            },
+            Action::Patch { resource, .. } => {
+                let body = match read_body(req.into_body()).await {
+                    Ok(body) => body,
+                    Err(rejection) => return reject(rejection),
+                };
+                match endpoint.patch(&resource, body, if_match).await {
+                    Ok(Ok(Patched { sdpfrag: None, .. })) => {
+                        response(204, "text/plain").body(Full::new(Bytes::new())).unwrap()
+                    }
+                    Ok(Ok(Patched { sdpfrag: Some(frag), etag })) => {
+                        let mut builder = response(200, whip::SDPFRAG);
+                        if let Some(etag) = etag {
+                            builder = builder.header("etag", etag);
+                        }
+                        builder.body(Full::new(Bytes::from(frag))).unwrap()
+                    }
+                    Ok(Err(rejection)) => reject(rejection),
+                    Err(_) => reject(Rejection::new(500, "the session ended during the PATCH")),
+                }
+            }
+        }
+    }
+}
+
+async fn read_body(body: Incoming) -> Result<String, Rejection> {
+    let collected = Limited::new(body, whip::MAX_BODY).collect().await.map_err(|e| {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            whip::too_large()
+        } else {
+            Rejection::new(400, format!("cannot read the body: {e}"))
+        }
+    })?;
+    String::from_utf8(collected.to_bytes().to_vec()).map_err(|_| Rejection::new(400, "body is not UTF-8 text"))
+}

@@ -1,0 +1,1069 @@
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use tokio::sync::oneshot;
+
+use super::{OnDisconnect, Output};
+use crate::sdp::{self, CodecPreferences, LocalCandidate, MediaKind, MediaPlan, OfferError};
+use crate::server::{self, Created, Endpoint, Patched, Peer, Registration, RUNTIME, TlsFiles};
+use crate::whip::{self, Rejection, StreamAuth};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("whipserversrc", gst::DebugColorFlags::empty(), Some("WHIP server source"))
+});
+
+/// The answer goes out with the candidates gathered so far if gathering takes longer.
+const GATHERING_TIMEOUT: Duration = Duration::from_secs(3);
+/// Start bitrate hinted to browsers in the answer.
+const START_BITRATE_KBPS: u32 = 2500;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    address: String,
+    port: u32,
+    stream: String,
+    token: Option<String>,
+    tls_certificate: Option<String>,
+    tls_key: Option<String>,
+    stun_server: Option<String>,
+    turn_server: Option<String>,
+    public_address: Option<String>,
+    port_range: Option<String>,
+    latency: u32,
+    video_codecs: String,
+    audio_codecs: String,
+    output: Output,
+    on_disconnect: OnDisconnect,
+    replace_publisher: bool,
+    max_sessions: u32,
+    timeout: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            address: "0.0.0.0".into(),
+            port: 8080,
+            stream: "live".into(),
+            token: None,
+            tls_certificate: None,
+            tls_key: None,
+            stun_server: None,
+            turn_server: None,
+            public_address: None,
+            port_range: None,
+            latency: 200,
+            video_codecs: "AV1,H264,H265,VP9,VP8".into(),
+            audio_codecs: "OPUS".into(),
+            output: Output::Rtp,
+            on_disconnect: OnDisconnect::Eos,
+            replace_publisher: true,
+            max_sessions: 0,
+            timeout: 10,
+        }
+    }
+}
+
+fn codec_list(list: &str) -> Vec<String> {
+    list.split(',').map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()).collect()
+}
+
+impl Settings {
+    fn preferences(&self) -> CodecPreferences {
+        CodecPreferences { video: codec_list(&self.video_codecs), audio: codec_list(&self.audio_codecs) }
+    }
+
+    fn socket_address(&self) -> Result<SocketAddr, String> {
+        let ip: IpAddr = self.address.parse().map_err(|_| format!("address {:?} is not an IP address", self.address))?;
+        let port = u16::try_from(self.port).map_err(|_| format!("port {} out of range", self.port))?;
+        Ok(SocketAddr::new(ip, port))
+    }
+
+    fn public_addresses(&self) -> Result<Vec<IpAddr>, String> {
+        self.public_address
+            .iter()
+            .flat_map(|list| list.split(','))
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| a.parse().map_err(|_| format!("public-address {a:?} is not an IP address")))
+            .collect()
+    }
+
+    fn port_range(&self) -> Result<Option<(u32, u32)>, String> {
+        let Some(range) = self.port_range.as_deref().filter(|r| !r.is_empty()) else { return Ok(None) };
+        let parse = || {
+            let (min, max) = range.split_once('-')?;
+            let (min, max): (u16, u16) = (min.trim().parse().ok()?, max.trim().parse().ok()?);
+            (min > 0 && min <= max).then_some((u32::from(min), u32::from(max)))
+        };
+        parse().map(Some).ok_or_else(|| format!("port-range {range:?} is not MIN-MAX"))
+    }
+
+    fn tls(&self) -> Result<Option<TlsFiles>, String> {
+        match (&self.tls_certificate, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(c), Some(k)) if !c.is_empty() && !k.is_empty() => {
+                Ok(Some(TlsFiles { certificate: c.into(), key: k.into() }))
+            }
+            _ => Err("HTTPS needs both tls-certificate and tls-key".into()),
+        }
+    }
+
+    /// `Link` header values announcing our ICE servers (RFC 9725 4.6).
+    fn ice_server_links(&self) -> Vec<String> {
+        let mut links = Vec::new();
+        if let Some(stun) = self.stun_server.as_deref().filter(|s| !s.is_empty()) {
+            let host = stun.trim_start_matches("stun://");
+            links.push(format!("<stun:{host}>; rel=\"ice-server\""));
+        }
+        if let Some(turn) = self.turn_server.as_deref().filter(|s| !s.is_empty()) {
+            let (scheme, rest) = turn.split_once("://").unwrap_or(("turn", turn));
+            let (credentials, host) = rest.rsplit_once('@').unwrap_or(("", rest));
+            let (user, pass) = credentials.split_once(':').unwrap_or((credentials, ""));
+            links.push(format!(
+                "<{scheme}:{host}?transport=udp>; rel=\"ice-server\"; username=\"{user}\"; credential=\"{pass}\"; credential-type=\"password\""
+            ));
+        }
+        links
+    }
+}
+
+/// A persistent source pad of the element, fed by whichever session is current.
+struct OutputPad {
+    appsrc: gst_app::AppSrc,
+    ghost: gst::GhostPad,
+    /// Where keyframe requests go: the sink of the current session's chain for this pad.
+    upstream: Arc<Mutex<Option<gst::Pad>>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct SessionStats {
+    packets_received: u64,
+    bytes_received: u64,
+    packets_lost: i64,
+    nack_count: u64,
+    pli_count: u64,
+    fir_count: u64,
+    bitrate: u64,
+    last_bytes: Option<(Instant, u64)>,
+}
+
+struct Session {
+    id: String,
+    bin: gst::Bin,
+    webrtcbin: gst::Element,
+    peer: Peer,
+    etag: String,
+    media: Vec<MediaPlan>,
+    /// The publisher's ICE username fragment, to tell trickle from restart in a PATCH.
+    remote_ufrag: Option<String>,
+    started: Instant,
+    /// Milliseconds since `started` of the last media buffer.
+    last_media_ms: Arc<AtomicU64>,
+    keyframes: Arc<AtomicU64>,
+    keyframe_requests: Arc<AtomicU64>,
+    stats: Arc<Mutex<SessionStats>>,
+}
+
+#[derive(Default)]
+struct State {
+    registration: Option<Registration>,
+    session: Option<Session>,
+    outputs: HashMap<String, OutputPad>,
+    /// EOS was pushed: the stream is over.
+    ended: bool,
+    sessions_started: u64,
+    sessions_ended: u64,
+    watchdog: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct WhipServerSrc {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for WhipServerSrc {
+    const NAME: &'static str = "WhipcastWhipServerSrc";
+    type Type = super::WhipServerSrc;
+    type ParentType = gst::Bin;
+
+    fn new() -> Self {
+        Self { settings: Mutex::new(Settings::default()), state: Mutex::new(State::default()) }
+    }
+}
+
+/// The server's handle on this element.
+struct Handle(glib::WeakRef<super::WhipServerSrc>);
+
+impl Handle {
+    fn with<T>(&self, f: impl FnOnce(&WhipServerSrc) -> T) -> Option<T> {
+        self.0.upgrade().map(|e| f(e.imp()))
+    }
+}
+
+fn gone() -> Rejection {
+    Rejection::new(503, "the stream is shutting down").with_header("retry-after", "5")
+}
+
+impl Endpoint for Handle {
+    fn auth(&self) -> StreamAuth {
+        self.with(|imp| match imp.settings.lock().unwrap().token.clone().filter(|t| !t.is_empty()) {
+            Some(token) => StreamAuth::Token(token),
+            None => StreamAuth::Open,
+        })
+        .unwrap_or(StreamAuth::Unknown)
+    }
+
+    fn sessions(&self) -> usize {
+        self.with(|imp| usize::from(imp.state.lock().unwrap().session.is_some())).unwrap_or(0)
+    }
+
+    fn max_sessions(&self) -> u32 {
+        self.with(|imp| imp.settings.lock().unwrap().max_sessions).unwrap_or(0)
+    }
+
+    fn replaces(&self) -> bool {
+        self.with(|imp| imp.settings.lock().unwrap().replace_publisher).unwrap_or(false)
+    }
+
+    fn create(&self, offer: String, peer: Peer) -> oneshot::Receiver<Result<Created, Rejection>> {
+        let (tx, rx) = oneshot::channel();
+        match self.0.upgrade() {
+            Some(element) => element.imp().start_session(offer, peer, tx),
+            None => {
+                let _ = tx.send(Err(gone()));
+            }
+        }
+        rx
+    }
+
+    fn delete(&self, resource: &str) -> Result<(), Rejection> {
+        self.with(|imp| imp.delete_session(resource)).unwrap_or_else(|| Err(gone()))
+    }
+
+    fn patch(&self, resource: &str, sdpfrag: String, if_match: Option<String>) -> oneshot::Receiver<Result<Patched, Rejection>> {
+        let (tx, rx) = oneshot::channel();
+        let result = self.with(|imp| imp.patch_session(resource, &sdpfrag, if_match.as_deref())).unwrap_or_else(|| Err(gone()));
+        let _ = tx.send(result);
+        rx
+    }
+}
+
+/// The elements that turn a session's RTP into what `output` asks for.
+fn chain_for(output: Output, encoding: &str) -> Result<Vec<&'static str>, String> {
+    let parse: &[&'static str] = match (output, encoding) {
+        (Output::Rtp, _) => return Ok(Vec::new()),
+        (_, "AV1") => &["rtpav1depay-rs", "av1obufix"],
+        (_, "H264") => &["rtph264depay", "h264parse"],
+        (_, "H265") => &["rtph265depay", "h265parse"],
+        (_, "VP8") => &["rtpvp8depay"],
+        (_, "VP9") => &["rtpvp9depay"],
+        (_, "OPUS") => &["rtpopusdepay", "opusparse"],
+        (_, other) => return Err(format!("no depayloader for {other}")),
+    };
+    let mut chain = parse.to_vec();
+    if output == Output::Decoded {
+        chain.push("decodebin");
+    }
+    Ok(chain)
+}
+
+impl WhipServerSrc {
+    fn start_session(&self, offer: String, peer: Peer, reply: oneshot::Sender<Result<Created, Rejection>>) {
+        let settings = self.settings.lock().unwrap().clone();
+        let prepared = match sdp::prepare_offer(&offer, &settings.preferences()) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let status = if matches!(e, OfferError::Malformed(_)) { 400 } else { 422 };
+                gst::info!(CAT, imp = self, "Refusing offer from {}: {e}", peer.address);
+                let _ = reply.send(Err(Rejection::new(status, e.to_string())));
+                return;
+            }
+        };
+        let sdp_message = match gst_sdp::SDPMessage::parse_buffer(prepared.sdp.to_string().as_bytes()) {
+            Ok(m) => m,
+            Err(_) => {
+                let _ = reply.send(Err(Rejection::new(400, "SDP offer cannot be parsed")));
+                return;
+            }
+        };
+
+        let replaced = {
+            let mut state = self.state.lock().unwrap();
+            if state.ended {
+                let _ = reply.send(Err(Rejection::new(503, "the stream has ended (on-disconnect=eos)")));
+                return;
+            }
+            if state.session.is_some() && !settings.replace_publisher {
+                let _ = reply.send(Err(Rejection::new(409, "a publisher is already live on this stream")));
+                return;
+            }
+            state.session.take()
+        };
+        if let Some(old) = replaced {
+            self.finish_session(old, "replaced by a new publisher", false);
+        }
+
+        let id = whip::random_id();
+        let remote_ufrag = prepared.sdp.media[0].attribute("ice-ufrag").map(str::to_owned);
+        let session = match self.build_session(&id, &settings, prepared.media, remote_ufrag, peer) {
+            Ok(session) => session,
+            Err(e) => {
+                gst::error!(CAT, imp = self, "Cannot start a session: {e}");
+                let _ = reply.send(Err(Rejection::new(500, e)));
+                return;
+            }
+        };
+        let webrtcbin = session.webrtcbin.clone();
+        let etag = session.etag.clone();
+        let bin = session.bin.clone();
+        self.state.lock().unwrap().session = Some(session);
+        let reply = Arc::new(Mutex::new(Some(reply)));
+        let candidates = Arc::new(Mutex::new(Vec::<LocalCandidate>::new()));
+
+        let answer = {
+            let (reply, candidates, settings, id, etag) =
+                (reply.clone(), candidates.clone(), settings.clone(), id.clone(), etag.clone());
+            let element = self.obj().downgrade();
+            move |webrtcbin: &gst::Element| {
+                let Some(reply) = reply.lock().unwrap().take() else { return };
+                let Some(element) = element.upgrade() else { return };
+                let result = element.imp().compose_answer(webrtcbin, &candidates.lock().unwrap(), &settings);
+                let result = result.map(|answer| Created {
+                    answer,
+                    resource: id.clone(),
+                    etag: etag.clone(),
+                    links: settings.ice_server_links(),
+                });
+                if result.is_ok() {
+                    element.imp().announce_session_started(&id);
+                }
+                let _ = reply.send(result);
+            }
+        };
+
+        {
+            let candidates = candidates.clone();
+            webrtcbin.connect("on-ice-candidate", false, move |values| {
+                let mline = values[1].get::<u32>().unwrap();
+                let candidate = values[2].get::<String>().unwrap();
+                if !candidate.is_empty() {
+                    candidates.lock().unwrap().push(LocalCandidate { mline, candidate });
+                }
+                None
+            });
+        }
+        {
+            let answer = answer.clone();
+            webrtcbin.connect_notify(Some("ice-gathering-state"), move |webrtcbin, _| {
+                let state = webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+                if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+                    answer(webrtcbin);
+                }
+            });
+        }
+        {
+            let answer = answer.clone();
+            let webrtcbin = webrtcbin.downgrade();
+            RUNTIME.spawn(async move {
+                tokio::time::sleep(GATHERING_TIMEOUT).await;
+                if let Some(webrtcbin) = webrtcbin.upgrade() {
+                    answer(&webrtcbin);
+                }
+            });
+        }
+
+        if bin.sync_state_with_parent().is_err() {
+            gst::warning!(CAT, imp = self, "Session bin did not follow the element's state");
+        }
+        let description = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp_message);
+        let element = self.obj().downgrade();
+        let fail = move |why: String| {
+            if let Some(reply) = reply.lock().unwrap().take() {
+                let _ = reply.send(Err(Rejection::new(422, why.clone())));
+            }
+            if let Some(element) = element.upgrade() {
+                element.imp().end_session(&id, &why);
+            }
+        };
+        let webrtc = webrtcbin.clone();
+        let promise = gst::Promise::with_change_func(move |reply| {
+            if let Err(e) = promise_reply(reply) {
+                return fail(format!("webrtcbin refused the offer: {e}"));
+            }
+            let webrtc2 = webrtc.clone();
+            let promise = gst::Promise::with_change_func(move |reply| {
+                let answer = match promise_reply(reply).and_then(|s| {
+                    s.and_then(|s| s.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
+                        .ok_or_else(|| "no answer".to_string())
+                }) {
+                    Ok(answer) => answer,
+                    Err(e) => return fail(format!("webrtcbin could not answer the offer: {e}")),
+                };
+                webrtc2.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
+            });
+            webrtc.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+        });
+        webrtcbin.emit_by_name::<()>("set-remote-description", &[&description, &promise]);
+    }
+
+    fn build_session(
+        &self,
+        id: &str,
+        settings: &Settings,
+        media: Vec<MediaPlan>,
+        remote_ufrag: Option<String>,
+        peer: Peer,
+    ) -> Result<Session, String> {
+        let bin = gst::Bin::with_name(&format!("session-{id}"));
+        let webrtcbin = gst::ElementFactory::make("webrtcbin")
+            .name(format!("webrtcbin-{id}"))
+            .property_from_str("bundle-policy", "max-bundle")
+            .property("latency", settings.latency)
+            .build()
+            .map_err(|_| "webrtcbin is missing (Debian package gstreamer1.0-plugins-bad, gstreamer1.0-nice)".to_string())?;
+        if let Some(stun) = settings.stun_server.as_deref().filter(|s| !s.is_empty()) {
+            webrtcbin.set_property("stun-server", stun);
+        }
+        if let Some(turn) = settings.turn_server.as_deref().filter(|s| !s.is_empty()) {
+            webrtcbin.set_property("turn-server", turn);
+        }
+        let ice = webrtcbin.property::<gst_webrtc::WebRTCICE>("ice-agent");
+        if let Some((min, max)) = settings.port_range()? {
+            ice.set_property("min-rtp-port", min);
+            ice.set_property("max-rtp-port", max);
+        }
+        if let Ok(ip) = settings.address.parse::<IpAddr>() {
+            if !ip.is_unspecified() {
+                // ICE on the address HTTP listens on (libnice skips loopback unless told).
+                let _ = ice.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]);
+            }
+        }
+        bin.add(&webrtcbin).map_err(|e| e.to_string())?;
+
+        let started = Instant::now();
+        let last_media_ms = Arc::new(AtomicU64::new(0));
+        let keyframes = Arc::new(AtomicU64::new(0));
+        let element = self.obj().downgrade();
+        let session_id = id.to_owned();
+        let (last, keys, plans, output) = (last_media_ms.clone(), keyframes.clone(), media.clone(), settings.output);
+        webrtcbin.connect_pad_added(move |webrtcbin, pad| {
+            if pad.direction() != gst::PadDirection::Src {
+                return;
+            }
+            let Some(element) = element.upgrade() else { return };
+            let imp = element.imp();
+            if let Err(e) = imp.link_session_pad(webrtcbin, pad, &plans, output, started, &last, &keys) {
+                gst::element_imp_warning!(imp, gst::StreamError::Decode, ["Session {session_id}: {e}"]);
+            }
+        });
+        for property in ["connection-state", "ice-connection-state"] {
+            let element = self.obj().downgrade();
+            let id = id.to_owned();
+            webrtcbin.connect_notify(Some(property), move |webrtcbin, pspec| {
+                let value = webrtcbin.property_value(pspec.name());
+                let failed = match pspec.name() {
+                    "connection-state" => matches!(
+                        value.get::<gst_webrtc::WebRTCPeerConnectionState>(),
+                        Ok(gst_webrtc::WebRTCPeerConnectionState::Failed | gst_webrtc::WebRTCPeerConnectionState::Closed)
+                    ),
+                    _ => matches!(
+                        value.get::<gst_webrtc::WebRTCICEConnectionState>(),
+                        Ok(gst_webrtc::WebRTCICEConnectionState::Failed | gst_webrtc::WebRTCICEConnectionState::Closed)
+                    ),
+                };
+                if failed {
+                    if let Some(element) = element.upgrade() {
+                        element.imp().end_session(&id, &format!("{} failed", pspec.name()));
+                    }
+                }
+            });
+        }
+        self.obj().add(&bin).map_err(|e| e.to_string())?;
+        Ok(Session {
+            id: id.to_owned(),
+            bin,
+            webrtcbin,
+            peer,
+            etag: whip::new_etag(),
+            media,
+            remote_ufrag,
+            started,
+            last_media_ms,
+            keyframes,
+            keyframe_requests: Arc::new(AtomicU64::new(0)),
+            stats: Arc::new(Mutex::new(SessionStats::default())),
+        })
+    }
+
+    fn compose_answer(&self, webrtcbin: &gst::Element, candidates: &[LocalCandidate], settings: &Settings) -> Result<String, Rejection> {
+        let local = webrtcbin
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+            .ok_or_else(|| Rejection::new(500, "webrtcbin produced no answer"))?;
+        let text = local.sdp().as_text().map_err(|_| Rejection::new(500, "answer cannot be written"))?;
+        let public = settings.public_addresses().map_err(|e| Rejection::new(500, e))?;
+        sdp::finish_answer(&text, candidates, &public, START_BITRATE_KBPS).map_err(|e| Rejection::new(500, e.to_string()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn link_session_pad(
+        &self,
+        webrtcbin: &gst::Element,
+        pad: &gst::Pad,
+        plans: &[MediaPlan],
+        output: Output,
+        started: Instant,
+        last_media_ms: &Arc<AtomicU64>,
+        keyframes: &Arc<AtomicU64>,
+    ) -> Result<(), String> {
+        let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None))).ok_or("pad without caps")?;
+        let s = caps.structure(0).ok_or("empty caps")?;
+        let encoding = s.get::<&str>("encoding-name").map_err(|_| format!("caps without encoding-name: {caps}"))?.to_ascii_uppercase();
+        let kind = match s.get::<&str>("media") {
+            Ok("video") => MediaKind::Video,
+            Ok("audio") => MediaKind::Audio,
+            _ => return Err(format!("pad {} is neither audio nor video: {caps}", pad.name())),
+        };
+        let mline = pad
+            .property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver")
+            .map(|t| t.mlineindex() as usize)
+            .unwrap_or(0);
+        let index = plans[..mline.min(plans.len())].iter().filter(|p| p.kind == kind && p.codec.is_some()).count();
+        let name = format!("{}_{index}", if kind == MediaKind::Video { "video" } else { "audio" });
+
+        let bin = webrtcbin.parent().and_downcast::<gst::Bin>().ok_or("session bin gone")?;
+        let mut elements = Vec::new();
+        for factory in chain_for(output, &encoding)? {
+            let mut builder = gst::ElementFactory::make(factory);
+            if factory == "h264parse" || factory == "h265parse" {
+                builder = builder.property("config-interval", -1i32);
+            }
+            elements.push(builder.build().map_err(|_| format!("element {factory} is missing"))?);
+        }
+        let appsink = gst_app::AppSink::builder().sync(false).build();
+        let upstream = appsink.static_pad("sink").unwrap();
+        let output_pad = self.output_pad(&name, kind)?;
+        *output_pad.upstream.lock().unwrap() = Some(upstream);
+        let appsrc = output_pad.appsrc.clone();
+        let (last, keys) = (last_media_ms.clone(), keyframes.clone());
+        let count_keyframes = kind == MediaKind::Video && output != Output::Rtp;
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    if count_keyframes
+                        && sample.buffer().is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT))
+                    {
+                        keys.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A full or flushing output must not stall the session's RTP thread.
+                    let _ = appsrc.push_sample(&sample);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+
+        for e in &elements {
+            bin.add(e).map_err(|e| e.to_string())?;
+        }
+        bin.add(&appsink).map_err(|e| e.to_string())?;
+        let decodebin = elements.last().filter(|e| e.factory().is_some_and(|f| f.name() == "decodebin")).cloned();
+        let fixed: Vec<&gst::Element> = elements.iter().filter(|e| Some(*e) != decodebin.as_ref()).collect();
+        let mut previous_pad = pad.clone();
+        for e in &fixed {
+            previous_pad.link(&e.static_pad("sink").unwrap()).map_err(|e| format!("link: {e:?}"))?;
+            previous_pad = e.static_pad("src").unwrap();
+        }
+        match decodebin {
+            Some(decodebin) => {
+                previous_pad.link(&decodebin.static_pad("sink").unwrap()).map_err(|e| format!("link: {e:?}"))?;
+                let sink_pad = appsink.static_pad("sink").unwrap();
+                decodebin.connect_pad_added(move |_, pad| {
+                    if !sink_pad.is_linked() {
+                        let _ = pad.link(&sink_pad);
+                    }
+                });
+            }
+            None => {
+                previous_pad.link(&appsink.static_pad("sink").unwrap()).map_err(|e| format!("link: {e:?}"))?;
+            }
+        }
+        for e in elements.iter().chain(std::iter::once(appsink.upcast_ref())) {
+            e.sync_state_with_parent().map_err(|_| format!("{} cannot start", e.name()))?;
+        }
+        gst::info!(CAT, imp = self, "Session output {encoding} ({caps}) on {name}");
+        Ok(())
+    }
+
+    /// The element's persistent pad `name` (created on first use).
+    fn output_pad(&self, name: &str, kind: MediaKind) -> Result<OutputPadRef, String> {
+        let mut state = self.state.lock().unwrap();
+        if let Some(out) = state.outputs.get(name) {
+            return Ok(OutputPadRef { appsrc: out.appsrc.clone(), upstream: out.upstream.clone() });
+        }
+        let latency = gst::ClockTime::from_mseconds(u64::from(self.settings.lock().unwrap().latency));
+        let appsrc = gst_app::AppSrc::builder()
+            .name(format!("{name}-src"))
+            .is_live(true)
+            .format(gst::Format::Time)
+            .do_timestamp(false)
+            .min_latency(latency.nseconds() as i64)
+            .max_bytes(64 << 20)
+            .leaky_type(gst_app::AppLeakyType::Downstream)
+            .build();
+        let obj = self.obj();
+        obj.add(&appsrc).map_err(|e| e.to_string())?;
+        let template = obj
+            .pad_template(if kind == MediaKind::Video { "video_%u" } else { "audio_%u" })
+            .ok_or("pad template missing")?;
+        let target = appsrc.static_pad("src").unwrap();
+        let ghost = gst::GhostPad::builder_from_template_with_target(&template, &target)
+            .map_err(|e| e.to_string())?
+            .name(name)
+            .build();
+        let upstream: Arc<Mutex<Option<gst::Pad>>> = Arc::default();
+        {
+            let (upstream, element) = (upstream.clone(), obj.downgrade());
+            target.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                let Some(gst::PadProbeData::Event(event)) = &info.data else { return gst::PadProbeReturn::Ok };
+                if gst_video::ForceKeyUnitEvent::is(event) {
+                    if let Some(pad) = upstream.lock().unwrap().clone() {
+                        pad.push_event(event.clone());
+                        if let Some(element) = element.upgrade() {
+                            element.imp().count_keyframe_request();
+                        }
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        let _ = appsrc.sync_state_with_parent();
+        ghost.set_active(true).map_err(|e| e.to_string())?;
+        obj.add_pad(&ghost).map_err(|e| e.to_string())?;
+        let out = OutputPadRef { appsrc: appsrc.clone(), upstream: upstream.clone() };
+        state.outputs.insert(name.to_owned(), OutputPad { appsrc, ghost, upstream });
+        Ok(out)
+    }
+
+    fn count_keyframe_request(&self) {
+        if let Some(session) = &self.state.lock().unwrap().session {
+            session.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn announce_session_started(&self, id: &str) {
+        let (remote, user_agent) = {
+            let mut state = self.state.lock().unwrap();
+            state.sessions_started += 1;
+            match state.session.as_ref().filter(|s| s.id == id) {
+                Some(s) => (s.peer.address.to_string(), s.peer.user_agent.clone().unwrap_or_default()),
+                None => return,
+            }
+        };
+        gst::info!(CAT, imp = self, "Session {id} started: {remote} ({user_agent})");
+        let obj = self.obj();
+        obj.emit_by_name::<()>("session-started", &[&id, &remote, &user_agent]);
+        let s = gst::Structure::builder("whipserversrc-session-started")
+            .field("id", id)
+            .field("remote-address", &remote)
+            .field("user-agent", &user_agent)
+            .build();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+
+    fn delete_session(&self, resource: &str) -> Result<(), Rejection> {
+        let known = self.state.lock().unwrap().session.as_ref().is_some_and(|s| s.id == resource);
+        if !known {
+            return Err(Rejection::new(404, "no such session (already ended?)"));
+        }
+        self.end_session(resource, "publisher sent DELETE");
+        Ok(())
+    }
+
+    fn patch_session(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<Patched, Rejection> {
+        let (webrtcbin, etag, media, remote_ufrag) = {
+            let state = self.state.lock().unwrap();
+            let session = state.session.as_ref().filter(|s| s.id == resource).ok_or_else(|| Rejection::new(404, "no such session"))?;
+            (session.webrtcbin.clone(), session.etag.clone(), session.media.clone(), session.remote_ufrag.clone())
+        };
+        let frag = sdp::parse_sdpfrag(sdpfrag).map_err(|e| Rejection::new(400, e.to_string()))?;
+        // Trickle fragments repeat the current ICE credentials; other ones ask for a restart.
+        let restart = frag.ice_ufrag.as_deref().is_some_and(|u| Some(u) != remote_ufrag.as_deref());
+        match if_match {
+            None if restart => return Err(Rejection::new(428, "an ICE restart needs If-Match")),
+            Some(tag) if tag != "*" && tag != etag => {
+                return Err(Rejection::new(412, "If-Match does not match the session's ETag"));
+            }
+            _ => {}
+        }
+        if restart {
+            return Err(Rejection::new(405, "ICE restart is not supported here: publish again with a new POST")
+                .with_header("allow", "OPTIONS, PATCH, DELETE"));
+        }
+        for (mid, candidate) in &frag.candidates {
+            let mline = mid
+                .as_deref()
+                .and_then(|mid| media.iter().position(|m| m.mid.as_deref() == Some(mid)))
+                .unwrap_or(0) as u32;
+            webrtcbin.emit_by_name::<()>("add-ice-candidate", &[&mline, &format!("candidate:{candidate}")]);
+        }
+        Ok(Patched { sdpfrag: None, etag: None })
+    }
+
+    /// Ends the session `id` if it is still the current one (from any thread).
+    fn end_session(&self, id: &str, reason: &str) {
+        let session = {
+            let mut state = self.state.lock().unwrap();
+            if state.session.as_ref().is_none_or(|s| s.id != id) {
+                return;
+            }
+            state.session.take().unwrap()
+        };
+        let eos = self.settings.lock().unwrap().on_disconnect == OnDisconnect::Eos;
+        let element = self.obj().downgrade();
+        let reason = reason.to_owned();
+        // Tearing down webrtcbin from one of its own threads would deadlock.
+        RUNTIME.spawn_blocking(move || {
+            if let Some(element) = element.upgrade() {
+                element.imp().finish_session(session, &reason, eos);
+            }
+        });
+    }
+
+    /// Stops a session that is no longer current; with `eos`, the stream ends.
+    fn finish_session(&self, session: Session, reason: &str, eos: bool) {
+        gst::info!(CAT, imp = self, "Session {} ended: {reason}", session.id);
+        let _ = session.bin.set_state(gst::State::Null);
+        let _ = self.obj().remove(&session.bin);
+        let outputs: Vec<gst_app::AppSrc> = {
+            let mut state = self.state.lock().unwrap();
+            state.sessions_ended += 1;
+            for out in state.outputs.values() {
+                *out.upstream.lock().unwrap() = None;
+            }
+            if eos {
+                state.ended = true;
+            }
+            state.outputs.values().map(|o| o.appsrc.clone()).collect()
+        };
+        if eos {
+            for appsrc in outputs {
+                let _ = appsrc.end_of_stream();
+            }
+        }
+        let remote = session.peer.address.to_string();
+        let user_agent = session.peer.user_agent.clone().unwrap_or_default();
+        let obj = self.obj();
+        obj.emit_by_name::<()>("session-ended", &[&session.id, &remote, &user_agent, &reason]);
+        let s = gst::Structure::builder("whipserversrc-session-ended")
+            .field("id", &session.id)
+            .field("remote-address", &remote)
+            .field("user-agent", &user_agent)
+            .field("reason", reason)
+            .build();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+
+    /// Once a second: ends a session without media for `timeout` s, and refreshes its stats.
+    fn watch(&self) {
+        let timeout = Duration::from_secs(u64::from(self.settings.lock().unwrap().timeout));
+        let current = {
+            let state = self.state.lock().unwrap();
+            state.session.as_ref().map(|s| {
+                (s.id.clone(), s.started, s.last_media_ms.load(Ordering::Relaxed), s.webrtcbin.clone(), s.stats.clone())
+            })
+        };
+        let Some((id, started, last_ms, webrtcbin, stats)) = current else { return };
+        let idle = started.elapsed().saturating_sub(Duration::from_millis(last_ms));
+        if !timeout.is_zero() && idle > timeout {
+            self.end_session(&id, &format!("no media for {} s", timeout.as_secs()));
+            return;
+        }
+        let promise = gst::Promise::new();
+        webrtcbin.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+        if promise.wait() != gst::PromiseResult::Replied {
+            return;
+        }
+        let Some(reply) = promise.get_reply() else { return };
+        let mut s = stats.lock().unwrap();
+        let mut total = SessionStats { last_bytes: s.last_bytes, ..Default::default() };
+        for (_, value) in reply.iter() {
+            let Ok(entry) = value.get::<gst::Structure>() else { continue };
+            if entry.get::<gst_webrtc::WebRTCStatsType>("type") != Ok(gst_webrtc::WebRTCStatsType::InboundRtp) {
+                continue;
+            }
+            total.packets_received += entry.get::<u64>("packets-received").unwrap_or(0);
+            total.bytes_received += entry.get::<u64>("bytes-received").unwrap_or(0);
+            total.packets_lost += entry.get::<i64>("packets-lost").unwrap_or(0);
+            total.nack_count += u64::from(entry.get::<u32>("nack-count").unwrap_or(0));
+            total.pli_count += u64::from(entry.get::<u32>("pli-count").unwrap_or(0));
+            total.fir_count += u64::from(entry.get::<u32>("fir-count").unwrap_or(0));
+        }
+        let now = Instant::now();
+        if let Some((then, bytes)) = total.last_bytes {
+            let seconds = now.duration_since(then).as_secs_f64();
+            if seconds > 0.0 {
+                total.bitrate = (total.bytes_received.saturating_sub(bytes) as f64 * 8.0 / seconds) as u64;
+            }
+        }
+        total.last_bytes = Some((now, total.bytes_received));
+        *s = total;
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let state = self.state.lock().unwrap();
+        let mut builder = gst::Structure::builder("application/x-whipserversrc-stats")
+            .field("sessions-started", state.sessions_started)
+            .field("sessions-ended", state.sessions_ended);
+        if let Some(session) = &state.session {
+            let s = session.stats.lock().unwrap();
+            let current = gst::Structure::builder("session")
+                .field("id", &session.id)
+                .field("remote-address", session.peer.address.to_string())
+                .field("user-agent", session.peer.user_agent.clone().unwrap_or_default())
+                .field("duration", session.started.elapsed().as_secs_f64())
+                .field("bitrate", s.bitrate)
+                .field("packets-received", s.packets_received)
+                .field("bytes-received", s.bytes_received)
+                .field("packets-lost", s.packets_lost)
+                .field("nack-count", s.nack_count)
+                .field("pli-count", s.pli_count)
+                .field("fir-count", s.fir_count)
+                .field("keyframes", session.keyframes.load(Ordering::Relaxed))
+                .field("keyframe-requests", session.keyframe_requests.load(Ordering::Relaxed))
+                .build();
+            builder = builder.field("session", current);
+        }
+        builder.build()
+    }
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let settings_error = |e: String| gst::error_msg!(gst::ResourceError::Settings, ["{e}"]);
+        let address = settings.socket_address().map_err(settings_error)?;
+        let tls = settings.tls().map_err(settings_error)?;
+        settings.public_addresses().map_err(settings_error)?;
+        settings.port_range().map_err(settings_error)?;
+        if whip::parse_path(&format!("/whip/{}", settings.stream)).is_none() {
+            return Err(settings_error(format!("stream {:?} must be letters, digits, '-', '_' or '.'", settings.stream)));
+        }
+        if settings.token.as_deref().is_none_or(str::is_empty) {
+            gst::warning!(CAT, imp = self, "No token set: any publisher is accepted on /whip/{}", settings.stream);
+        }
+        let handle = Arc::new(Handle(self.obj().downgrade()));
+        let registration = server::register(address, tls, &settings.stream, handle)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?;
+        gst::info!(CAT, imp = self, "Serving WHIP on {}://{address}/whip/{}", if settings.tls_certificate.is_some() { "https" } else { "http" }, settings.stream);
+        let element = self.obj().downgrade();
+        let watchdog = RUNTIME.spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                ticks.tick().await;
+                let element = element.clone();
+                let alive = tokio::task::spawn_blocking(move || match element.upgrade() {
+                    Some(e) => {
+                        e.imp().watch();
+                        true
+                    }
+                    None => false,
+                })
+                .await
+                .unwrap_or(false);
+                if !alive {
+                    return;
+                }
+            }
+        });
+        let mut state = self.state.lock().unwrap();
+        state.registration = Some(registration);
+        state.watchdog = Some(watchdog);
+        state.ended = false;
+        Ok(())
+    }
+
+    fn stop(&self) {
+        let (session, outputs) = {
+            let mut state = self.state.lock().unwrap();
+            state.registration = None;
+            if let Some(w) = state.watchdog.take() {
+                w.abort();
+            }
+            (state.session.take(), std::mem::take(&mut state.outputs))
+        };
+        if let Some(session) = session {
+            self.finish_session(session, "element stopped", false);
+        }
+        let obj = self.obj();
+        for (_, out) in outputs {
+            let _ = out.appsrc.set_state(gst::State::Null);
+            let _ = obj.remove_pad(&out.ghost);
+            let _ = obj.remove(&out.appsrc);
+        }
+    }
+}
+
+struct OutputPadRef {
+    appsrc: gst_app::AppSrc,
+    upstream: Arc<Mutex<Option<gst::Pad>>>,
+}
+
+fn promise_reply(reply: Result<Option<&gst::StructureRef>, gst::PromiseError>) -> Result<Option<&gst::StructureRef>, String> {
+    match reply {
+        Ok(Some(s)) if s.has_field("error") => Err(s.get::<glib::Error>("error").map(|e| e.to_string()).unwrap_or_else(|_| s.to_string())),
+        Ok(s) => Ok(s),
+        Err(e) => Err(format!("{e:?}")),
+    }
+}
+
+impl ObjectImpl for WhipServerSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = Settings::default();
+            vec![
+                glib::ParamSpecString::builder("address").nick("Address").blurb("IP address the HTTP server listens on (ICE uses it too when it is not 0.0.0.0)").default_value(Some(d.address.as_str())).mutable_ready().build(),
+                glib::ParamSpecUInt::builder("port").nick("Port").blurb("TCP port of the HTTP server; elements naming the same address and port share one server").maximum(65535).default_value(d.port).mutable_ready().build(),
+                glib::ParamSpecString::builder("stream").nick("Stream").blurb("Stream name: publishers POST to /whip/<stream>").default_value(Some(d.stream.as_str())).mutable_ready().build(),
+                glib::ParamSpecString::builder("token").nick("Token").blurb("Bearer token publishers must send (POST, PATCH, DELETE); empty: anyone may publish").mutable_ready().build(),
+                glib::ParamSpecString::builder("tls-certificate").nick("TLS certificate").blurb("PEM certificate chain file: serve HTTPS (with tls-key)").mutable_ready().build(),
+                glib::ParamSpecString::builder("tls-key").nick("TLS key").blurb("PEM private key file for tls-certificate").mutable_ready().build(),
+                glib::ParamSpecString::builder("stun-server").nick("STUN server").blurb("stun://host:port, used for gathering and announced in a Link header").mutable_ready().build(),
+                glib::ParamSpecString::builder("turn-server").nick("TURN server").blurb("turn(s)://user:password@host:port, used for gathering and announced in a Link header").mutable_ready().build(),
+                glib::ParamSpecString::builder("public-address").nick("Public address").blurb("Comma-separated IP addresses announced as extra host candidates (a server behind NAT with forwarded UDP ports)").mutable_ready().build(),
+                glib::ParamSpecString::builder("port-range").nick("Port range").blurb("UDP ports for ICE as MIN-MAX (e.g. 40000-40100); empty: any").mutable_ready().build(),
+                glib::ParamSpecUInt::builder("latency").nick("Latency").blurb("Jitter buffer latency in ms").default_value(d.latency).mutable_ready().build(),
+                glib::ParamSpecString::builder("video-codecs").nick("Video codecs").blurb("Video codecs accepted, most preferred first").default_value(Some(d.video_codecs.as_str())).mutable_ready().build(),
+                glib::ParamSpecString::builder("audio-codecs").nick("Audio codecs").blurb("Audio codecs accepted, most preferred first").default_value(Some(d.audio_codecs.as_str())).mutable_ready().build(),
+                glib::ParamSpecEnum::builder_with_default("output", d.output).nick("Output").blurb("What the pads carry").mutable_ready().build(),
+                glib::ParamSpecEnum::builder_with_default("on-disconnect", d.on_disconnect).nick("On disconnect").blurb("When the publisher leaves: push EOS, or wait for the next publisher").mutable_ready().build(),
+                glib::ParamSpecBoolean::builder("replace-publisher").nick("Replace publisher").blurb("A new POST to a busy stream replaces the running session (as OBS reconnects); false: 409").default_value(d.replace_publisher).mutable_ready().build(),
+                glib::ParamSpecUInt::builder("max-sessions").nick("Max sessions").blurb("Most sessions at once on this address and port (the smallest of the sharing elements' values); over it: 503. 0: no limit").default_value(d.max_sessions).mutable_ready().build(),
+                glib::ParamSpecUInt::builder("timeout").nick("Timeout").blurb("End a session that sent no media for this many seconds (0: never)").default_value(d.timeout).mutable_ready().build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats").nick("Statistics").blurb("sessions-started, sessions-ended and, while a publisher is live, a session structure (id, remote-address, user-agent, duration, bitrate, packets-received, bytes-received, packets-lost, nack-count, pli-count, fir-count, keyframes, keyframe-requests)").read_only().build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            vec![
+                glib::subclass::Signal::builder("session-started")
+                    .param_types([String::static_type(), String::static_type(), String::static_type()])
+                    .build(),
+                glib::subclass::Signal::builder("session-ended")
+                    .param_types([String::static_type(), String::static_type(), String::static_type(), String::static_type()])
+                    .build(),
+            ]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        let string = || value.get::<Option<String>>().unwrap();
+        match pspec.name() {
+            "address" => s.address = string().unwrap_or_else(|| Settings::default().address),
+            "port" => s.port = value.get().unwrap(),
+            "stream" => s.stream = string().unwrap_or_else(|| Settings::default().stream),
+            "token" => s.token = string(),
+            "tls-certificate" => s.tls_certificate = string(),
+            "tls-key" => s.tls_key = string(),
+            "stun-server" => s.stun_server = string(),
+            "turn-server" => s.turn_server = string(),
+            "public-address" => s.public_address = string(),
+            "port-range" => s.port_range = string(),
+            "latency" => s.latency = value.get().unwrap(),
+            "video-codecs" => s.video_codecs = string().unwrap_or_default(),
+            "audio-codecs" => s.audio_codecs = string().unwrap_or_default(),
+            "output" => s.output = value.get().unwrap(),
+            "on-disconnect" => s.on_disconnect = value.get().unwrap(),
+            "replace-publisher" => s.replace_publisher = value.get().unwrap(),
+            "max-sessions" => s.max_sessions = value.get().unwrap(),
+            "timeout" => s.timeout = value.get().unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            return self.stats().to_value();
+        }
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "address" => s.address.to_value(),
+            "port" => s.port.to_value(),
+            "stream" => s.stream.to_value(),
+            "token" => s.token.to_value(),
+            "tls-certificate" => s.tls_certificate.to_value(),
+            "tls-key" => s.tls_key.to_value(),
+            "stun-server" => s.stun_server.to_value(),
+            "turn-server" => s.turn_server.to_value(),
+            "public-address" => s.public_address.to_value(),
+            "port-range" => s.port_range.to_value(),
+            "latency" => s.latency.to_value(),
+            "video-codecs" => s.video_codecs.to_value(),
+            "audio-codecs" => s.audio_codecs.to_value(),
+            "output" => s.output.to_value(),
+            "on-disconnect" => s.on_disconnect.to_value(),
+            "replace-publisher" => s.replace_publisher.to_value(),
+            "max-sessions" => s.max_sessions.to_value(),
+            "timeout" => s.timeout.to_value(),
+            _ => unreachable!(),
+        }
+    }
+}
+
+impl GstObjectImpl for WhipServerSrc {}
+
+impl BinImpl for WhipServerSrc {}
+
+impl ElementImpl for WhipServerSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "WHIP server source",
+                "Source/Network/WebRTC",
+                "A WHIP (RFC 9725) endpoint: publishers such as OBS Studio or browsers POST to http(s)://<address>:<port>/whip/<stream>; their media leaves on video_%u and audio_%u",
+                "whipcast developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            ["video_%u", "audio_%u"]
+                .into_iter()
+                .map(|name| gst::PadTemplate::new(name, gst::PadDirection::Src, gst::PadPresence::Sometimes, &gst::Caps::new_any()).unwrap())
+                .collect()
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::ReadyToPaused {
+            if let Err(message) = self.start() {
+                self.post_error_message(message);
+                return Err(gst::StateChangeError);
+            }
+        }
+        let result = self.parent_change_state(transition);
+        if transition == gst::StateChange::PausedToReady {
+            self.stop();
+        }
+        let result = result?;
+        Ok(match transition {
+            // A live source: nothing to preroll.
+            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused => gst::StateChangeSuccess::NoPreroll,
+            _ => result,
+        })
+    }
+}
