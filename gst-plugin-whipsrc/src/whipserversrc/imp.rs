@@ -446,6 +446,13 @@ impl WhipServerSrc {
                 let _ = ice.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]);
             }
         }
+        // Ask for retransmissions (answer with rtcp-fb nack) on every transceiver.
+        webrtcbin.connect("on-new-transceiver", false, |values| {
+            if let Ok(transceiver) = values[1].get::<gst_webrtc::WebRTCRTPTransceiver>() {
+                transceiver.set_property("do-nack", true);
+            }
+            None
+        });
         bin.add(&webrtcbin).map_err(|e| e.to_string())?;
 
         let started = Instant::now();

@@ -1,0 +1,237 @@
+//! The WHIP HTTP contract (RFC 9725) of whipserversrc, with a real HTTP client against the
+//! element in a running pipeline: every status code, CORS, auth, two streams on one port.
+
+use gst::prelude::*;
+use whipcast_tests::*;
+
+const CHROME_OFFER: &str = include_str!("../data/chrome_av1.offer.sdp");
+
+/// The shape OBS sends: no candidates, credentials at session level, audio first, no RTX.
+const OBS_OFFER: &str = include_str!("../data/obs_av1.offer.sdp");
+
+struct Server {
+    pipeline: gst::Pipeline,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// A pipeline with one whipserversrc per stream on one port; pads go to fakesinks.
+fn serve(streams: &[&str], properties: &[(&str, &str)]) -> Server {
+    init();
+    let port = free_port();
+    let pipeline = gst::Pipeline::new();
+    for stream in streams {
+        let src = gst::ElementFactory::make("whipserversrc")
+            .property("address", "127.0.0.1")
+            .property("port", u32::from(port))
+            .property("stream", *stream)
+            .build()
+            .unwrap();
+        for (name, value) in properties {
+            src.set_property_from_str(name, value);
+        }
+        let weak = pipeline.downgrade();
+        src.connect_pad_added(move |_, pad| {
+            let Some(pipeline) = weak.upgrade() else { return };
+            let sink = gst::ElementFactory::make("fakesink").property("async", false).build().unwrap();
+            pipeline.add(&sink).unwrap();
+            sink.sync_state_with_parent().unwrap();
+            pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+        });
+        pipeline.add(&src).unwrap();
+    }
+    pipeline.set_state(gst::State::Playing).expect("whipserversrc starts");
+    Server { pipeline, port }
+}
+
+fn post(server: &Server, path: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+    let mut all = vec![("Content-Type", "application/sdp")];
+    all.extend_from_slice(headers);
+    http(server.port, "POST", path, &all, body.as_bytes())
+}
+
+fn assert_error(response: &HttpResponse, status: u16) {
+    assert_eq!(response.status, status, "{response:?}");
+    assert!(response.header("content-type").unwrap().starts_with("text/plain"));
+    let body = response.body.trim_end();
+    assert!(!body.is_empty() && !body.contains('\n'), "one line saying why: {body:?}");
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"));
+}
+
+#[test]
+fn post_gives_201_with_a_complete_answer() {
+    let server = serve(&["live"], &[]);
+    let r = post(&server, "/whip/live", &[], CHROME_OFFER);
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/sdp"));
+    let location = r.header("location").unwrap();
+    let id = location.strip_prefix("/whip/live/").expect("Location under the stream");
+    assert!(id.len() >= 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "unguessable id: {id}");
+    let etag = r.header("etag").unwrap();
+    assert!(etag.starts_with('"') && etag.ends_with('"') && !etag.starts_with("W/"), "strong ETag: {etag}");
+    for expected in ["a=recvonly", "a=group:BUNDLE", "a=rtcp-mux", "a=end-of-candidates", "a=rtcp-fb:45 nack", "a=rtcp-fb:45 nack pli", "AV1/90000"] {
+        assert!(r.body.contains(expected), "{expected} missing in\n{}", r.body);
+    }
+    assert!(r.body.contains(" 127.0.0.1 ") && r.body.contains("typ host"), "a loopback host candidate:\n{}", r.body);
+    assert!(!r.body.contains("a=sendonly"));
+}
+
+#[test]
+fn obs_shaped_offer_without_candidates_gets_a_usable_answer() {
+    let server = serve(&["live"], &[]);
+    let r = post(&server, "/whip/live", &[("User-Agent", "Mozilla/5.0 (OBS-Studio/31.0.0; Linux x86_64; en-US)")], OBS_OFFER);
+    assert_eq!(r.status, 201, "{r:?}");
+    let answer = &r.body;
+    let media: Vec<&str> = answer.lines().filter(|l| l.starts_with("m=")).collect();
+    assert_eq!(media.len(), 2, "{answer}");
+    assert!(media[0].starts_with("m=audio") && media[1].starts_with("m=video"));
+    assert!(answer.contains("OPUS/48000/2") || answer.contains("opus/48000/2"));
+    assert!(answer.contains("AV1/90000"));
+    assert!(answer.contains("a=ice-ufrag:") && answer.contains("a=fingerprint:sha-256"));
+    assert!(answer.contains("a=setup:active") || answer.contains("a=setup:passive"));
+    assert!(answer.matches("a=candidate:").count() >= 1, "{answer}");
+}
+
+#[test]
+fn options_answers_cors_preflight() {
+    let server = serve(&["live"], &[("token", "s3cret")]);
+    let r = http(server.port, "OPTIONS", "/whip/live", &[("Origin", "http://elsewhere.example"), ("Access-Control-Request-Method", "POST")], b"");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("accept-post"), Some("application/sdp"));
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(r.header("access-control-allow-methods").unwrap().contains("POST"));
+    assert!(r.header("access-control-allow-headers").unwrap().contains("Authorization"));
+    let exposed = r.header("access-control-expose-headers").unwrap();
+    for h in ["Location", "ETag", "Link"] {
+        assert!(exposed.contains(h), "{exposed}");
+    }
+    let r = http(server.port, "OPTIONS", "/whip/live/abc", &[], b"");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("accept-patch"), Some("application/trickle-ice-sdpfrag"));
+}
+
+#[test]
+fn bad_requests_get_their_status_and_a_reason() {
+    let server = serve(&["live"], &[("video-codecs", "H265"), ("audio-codecs", "PCMU")]);
+    assert_error(&http(server.port, "POST", "/whip/live", &[("Content-Type", "text/plain")], CHROME_OFFER.as_bytes()), 415);
+    assert_error(&post(&server, "/whip/live", &[], "this is not SDP"), 400);
+    // Chromium offers neither H265 video nor PCMU audio.
+    assert_error(&post(&server, "/whip/live", &[], CHROME_OFFER), 422);
+    let huge = format!("{CHROME_OFFER}{}", "a=x-padding:0123456789abcdef\r\n".repeat(4000));
+    assert_error(&post(&server, "/whip/live", &[], &huge), 413);
+    assert_error(&post(&server, "/whip/nope", &[], CHROME_OFFER), 404);
+    assert_error(&http(server.port, "GET", "/whip/live", &[], b""), 405);
+    assert_error(&http(server.port, "DELETE", "/whip/live/0123456789abcdef0123456789abcdef", &[], b""), 404);
+}
+
+#[test]
+fn bearer_token_guards_post_delete_and_patch() {
+    let server = serve(&["live"], &[("token", "s3cret")]);
+    for auth in [None, Some("Bearer wrong"), Some("Basic czNjcmV0")] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| vec![("Authorization", a)]).unwrap_or_default();
+        let r = post(&server, "/whip/live", &headers, CHROME_OFFER);
+        assert_error(&r, 401);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    }
+    let r = post(&server, "/whip/live", &[("Authorization", "Bearer s3cret")], CHROME_OFFER);
+    assert_eq!(r.status, 201, "{r:?}");
+    let location = r.header("location").unwrap().to_owned();
+
+    let frag = "a=ice-ufrag:i4J9\r\na=ice-pwd:8sqsRASbd85VzZvL1dW6DPVZ\r\na=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host\r\n";
+    let patch = |auth: Option<&str>| {
+        let mut headers = vec![("Content-Type", "application/trickle-ice-sdpfrag")];
+        if let Some(a) = auth {
+            headers.push(("Authorization", a));
+        }
+        http(server.port, "PATCH", &location, &headers, frag.as_bytes())
+    };
+    assert_error(&patch(None), 401);
+    assert_eq!(patch(Some("Bearer s3cret")).status, 204);
+    assert_error(&http(server.port, "DELETE", &location, &[("Authorization", "Bearer nope")], b""), 401);
+    assert_eq!(http(server.port, "DELETE", &location, &[("Authorization", "Bearer s3cret")], b"").status, 200);
+    assert_error(&http(server.port, "DELETE", &location, &[("Authorization", "Bearer s3cret")], b""), 404);
+}
+
+#[test]
+fn patch_trickle_and_ice_restart_rules() {
+    let server = serve(&["live"], &[]);
+    let r = post(&server, "/whip/live", &[], CHROME_OFFER);
+    let (location, etag) = (r.header("location").unwrap().to_owned(), r.header("etag").unwrap().to_owned());
+    let sdpfrag = [("Content-Type", "application/trickle-ice-sdpfrag")];
+    let trickle = "a=ice-ufrag:i4J9\r\na=ice-pwd:8sqsRASbd85VzZvL1dW6DPVZ\r\na=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 50001 typ host\r\na=end-of-candidates\r\n";
+    assert_eq!(http(server.port, "PATCH", &location, &sdpfrag, trickle.as_bytes()).status, 204);
+    assert_error(&http(server.port, "PATCH", &location, &[("Content-Type", "application/sdp")], trickle.as_bytes()), 415);
+
+    let restart = "a=ice-ufrag:NEW1\r\na=ice-pwd:newpasswordnewpassword1\r\n";
+    assert_error(&http(server.port, "PATCH", &location, &sdpfrag, restart.as_bytes()), 428);
+    let stale = [sdpfrag[0], ("If-Match", "\"stale\"")];
+    assert_error(&http(server.port, "PATCH", &location, &stale, restart.as_bytes()), 412);
+    let _ = etag;
+    assert_error(&http(server.port, "PATCH", "/whip/live/ffffffffffffffffffffffffffffffff", &sdpfrag, trickle.as_bytes()), 404);
+}
+
+#[test]
+fn busy_stream_is_replaced_or_refused() {
+    let server = serve(&["live"], &[]);
+    let first = post(&server, "/whip/live", &[], CHROME_OFFER);
+    let second = post(&server, "/whip/live", &[], CHROME_OFFER);
+    assert_eq!((first.status, second.status), (201, 201));
+    // The first session is gone: it was replaced, as when OBS reconnects.
+    let old = first.header("location").unwrap();
+    assert_error(&http(server.port, "DELETE", old, &[], b""), 404);
+    assert_eq!(http(server.port, "DELETE", second.header("location").unwrap(), &[], b"").status, 200);
+
+    let server = serve(&["live"], &[("replace-publisher", "false")]);
+    assert_eq!(post(&server, "/whip/live", &[], CHROME_OFFER).status, 201);
+    assert_error(&post(&server, "/whip/live", &[], CHROME_OFFER), 409);
+}
+
+#[test]
+fn max_sessions_gives_503_with_retry_after() {
+    let server = serve(&["a", "b"], &[("max-sessions", "1")]);
+    assert_eq!(post(&server, "/whip/a", &[], CHROME_OFFER).status, 201);
+    let r = post(&server, "/whip/b", &[], CHROME_OFFER);
+    assert_error(&r, 503);
+    assert!(r.header("retry-after").is_some());
+}
+
+#[test]
+fn two_streams_share_one_port() {
+    let server = serve(&["cam1", "cam2"], &[]);
+    let a = post(&server, "/whip/cam1", &[], CHROME_OFFER);
+    let b = post(&server, "/whip/cam2", &[], CHROME_OFFER);
+    assert_eq!((a.status, b.status), (201, 201));
+    assert!(a.header("location").unwrap().starts_with("/whip/cam1/"));
+    assert!(b.header("location").unwrap().starts_with("/whip/cam2/"));
+    assert_error(&post(&server, "/whip/cam3", &[], CHROME_OFFER), 404);
+}
+
+#[test]
+fn stun_server_is_announced_in_a_link_header() {
+    let server = serve(&["live"], &[("stun-server", "stun://127.0.0.1:3478")]);
+    let r = post(&server, "/whip/live", &[], CHROME_OFFER);
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header_values("link"), ["<stun:127.0.0.1:3478>; rel=\"ice-server\""]);
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_element_error() {
+    init();
+    let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = blocker.local_addr().unwrap().port();
+    let pipeline = gst::parse::launch(&format!("whipserversrc address=127.0.0.1 port={port} ! fakesink"))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    assert!(pipeline.set_state(gst::State::Playing).is_err());
+    let msg = pipeline.bus().unwrap().timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]).unwrap();
+    let gst::MessageView::Error(e) = msg.view() else { unreachable!() };
+    let debug = e.debug().unwrap_or_default();
+    assert!(debug.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{debug}");
+    let _ = pipeline.set_state(gst::State::Null);
+}
