@@ -117,10 +117,10 @@ fn options_answers_cors_preflight() {
 
 #[test]
 fn bad_requests_get_their_status_and_a_reason() {
-    let server = serve(&["live"], &[("video-codecs", "H265"), ("audio-codecs", "PCMU")]);
+    let server = serve(&["live"], &[("video-codecs", "H265"), ("audio-codecs", "AAC")]);
     assert_error(&http(server.port, "POST", "/whip/live", &[("Content-Type", "text/plain")], CHROME_OFFER.as_bytes()), 415);
     assert_error(&post(&server, "/whip/live", &[], "this is not SDP"), 400);
-    // Chromium offers neither H265 video nor PCMU audio.
+    // Chromium offers neither H265 video nor AAC audio.
     assert_error(&post(&server, "/whip/live", &[], CHROME_OFFER), 422);
     let huge = format!("{CHROME_OFFER}{}", "a=x-padding:0123456789abcdef\r\n".repeat(4000));
     assert_error(&post(&server, "/whip/live", &[], &huge), 413);
