@@ -6,6 +6,7 @@
 
 use gst::glib;
 
+pub mod rtptime;
 pub mod sdp;
 pub mod server;
 pub mod whip;

@@ -10,6 +10,7 @@ use gst::subclass::prelude::*;
 use tokio::sync::oneshot;
 
 use super::{OnDisconnect, Output};
+use crate::rtptime::RtpTimeline;
 use crate::sdp::{self, CodecPreferences, LocalCandidate, MediaKind, MediaPlan, OfferError};
 use crate::server::{self, Created, Endpoint, Patched, Peer, Registration, RUNTIME, TlsFiles};
 use crate::whip::{self, Rejection, StreamAuth};
@@ -544,6 +545,21 @@ impl WhipServerSrc {
             .unwrap_or(0);
         let index = plans[..mline.min(plans.len())].iter().filter(|p| p.kind == kind && p.codec.is_some()).count();
         let name = format!("{}_{index}", if kind == MediaKind::Video { "video" } else { "audio" });
+
+        let clock_rate = s.get::<i32>("clock-rate").map_err(|_| format!("caps without clock-rate: {caps}"))?;
+        let timeline = Mutex::new(RtpTimeline::new(clock_rate as u32));
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(buffer) = info.buffer_mut() {
+                let rtp = buffer.map_readable().ok().and_then(|m| m.get(4..8).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])));
+                if let (Some(rtp), Some(arrival)) = (rtp, buffer.pts()) {
+                    let pts = gst::ClockTime::from_nseconds(timeline.lock().unwrap().pts(rtp, arrival.nseconds()));
+                    let b = buffer.make_mut();
+                    b.set_pts(pts);
+                    b.set_dts(pts);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
 
         let bin = webrtcbin.parent().and_downcast::<gst::Bin>().ok_or("session bin gone")?;
         let mut elements = Vec::new();

@@ -1,0 +1,160 @@
+//! A WHIP publisher made of gst-plugins-rs elements (`whipsink`, `whipclientsink`), run by the
+//! tests as a separate process, as a user's publisher would be.
+//!
+//! usage: whip-publish URL [--sink whipsink|whipclientsink] [--codec av1|h264|vp8]
+//!        [--audio] [--seconds N] [--token T]
+//! Prints one JSON line: {"ok":true,"frames_sent":N,"audio_packets":M}.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gst::prelude::*;
+
+struct Args {
+    url: String,
+    sink: String,
+    codec: String,
+    audio: bool,
+    seconds: u32,
+    token: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args { url: String::new(), sink: "whipsink".into(), codec: "av1".into(), audio: false, seconds: 10, token: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--sink" => a.sink = it.next().expect("--sink NAME"),
+            "--codec" => a.codec = it.next().expect("--codec NAME"),
+            "--audio" => a.audio = true,
+            "--seconds" => a.seconds = it.next().and_then(|s| s.parse().ok()).expect("--seconds N"),
+            "--token" => a.token = it.next(),
+            url => a.url = url.to_owned(),
+        }
+    }
+    assert!(!a.url.is_empty(), "usage: whip-publish URL [options]");
+    a
+}
+
+/// libnice skips loopback addresses unless told: the tests publish over 127.0.0.1.
+fn use_loopback(webrtcbin: &gst::Element) {
+    let ice = webrtcbin.property::<glib::Object>("ice-agent");
+    let _ = ice.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]);
+}
+
+use gst::glib;
+
+fn main() {
+    let a = args();
+    gst::init().unwrap();
+    gstrswebrtc::plugin_register_static().unwrap();
+    gstwebrtchttp::plugin_register_static().unwrap();
+    gstrsrtp::plugin_register_static().unwrap();
+
+    let frames = a.seconds * 30;
+    let source = format!(
+        "videotestsrc is-live=true num-buffers={frames} pattern=ball ! video/x-raw,format=I420,width=640,height=360,framerate=30/1"
+    );
+    let (encode, caps) = match a.codec.as_str() {
+        "av1" => ("av1enc min-quantizer=20 max-quantizer=40 cpu-used=8 usage-profile=realtime keyframe-max-dist=60 threads=2 ! av1parse ! rtpav1pay", "video/x-av1"),
+        "h264" => ("x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 ! video/x-h264,profile=constrained-baseline ! h264parse ! rtph264pay config-interval=-1 aggregate-mode=zero-latency", "video/x-h264"),
+        "vp8" => ("vp8enc deadline=1 keyframe-max-dist=60 ! rtpvp8pay", "video/x-vp8"),
+        other => panic!("unknown codec {other}"),
+    };
+    let launch = match a.sink.as_str() {
+        "whipsink" => {
+            let audio = if a.audio {
+                format!("audiotestsrc is-live=true num-buffers={} ! audio/x-raw,rate=48000,channels=2 ! opusenc ! rtpopuspay name=apay ! sink.", a.seconds * 100)
+            } else {
+                String::new()
+            };
+            format!("{source} ! {encode} name=vpay ! whipsink name=sink whip-endpoint={} {audio}", a.url)
+        }
+        "whipclientsink" => {
+            let audio = if a.audio {
+                format!("audiotestsrc is-live=true num-buffers={} ! audio/x-raw,rate=48000,channels=2 ! sink.", a.seconds * 100)
+            } else {
+                String::new()
+            };
+            format!(
+                "{source} ! identity name=vpay ! whipclientsink name=sink video-caps={caps} signaller::whip-endpoint={} {audio}",
+                a.url
+            )
+        }
+        other => panic!("unknown sink {other}"),
+    };
+    let pipeline = gst::parse::launch(&launch).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap();
+    if let Some(token) = &a.token {
+        match a.sink.as_str() {
+            "whipsink" => sink.set_property("auth-token", token),
+            _ => sink.set_property_from_str("signaller::auth-token", token),
+        }
+    }
+    // Point ICE at loopback, wherever the sink keeps its webrtcbin.
+    if a.sink == "whipsink" {
+        let bin = sink.downcast_ref::<gst::Bin>().unwrap();
+        for e in bin.iterate_recurse().into_iter().flatten() {
+            if e.factory().is_some_and(|f| f.name() == "webrtcbin") {
+                use_loopback(&e);
+            }
+        }
+    } else {
+        sink.connect("consumer-added", false, |values| {
+            let webrtcbin = values[2].get::<gst::Element>().unwrap();
+            use_loopback(&webrtcbin);
+            None
+        });
+    }
+
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    // Frames that left the encoder (whipsink) or entered the sink's own encoder (whipclientsink).
+    let counted_pad = if a.sink == "whipsink" {
+        pipeline.by_name("vpay").unwrap().static_pad("sink").unwrap()
+    } else {
+        pipeline.by_name("vpay").unwrap().static_pad("src").unwrap()
+    };
+    // webrtcbin-based sinks post no EOS: the video source's EOS passing here means all is sent.
+    let bus = pipeline.bus().unwrap();
+    let post_done = bus.clone();
+    counted_pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        match &info.data {
+            Some(gst::PadProbeData::Buffer(_)) => {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos => {
+                let _ = post_done.post(gst::message::Application::new(gst::Structure::new_empty("all-sent")));
+            }
+            _ => {}
+        }
+        gst::PadProbeReturn::Ok
+    });
+
+    pipeline.set_state(gst::State::Playing).expect("publisher starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(a.seconds) + 30);
+    let result = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let types = [gst::MessageType::Error, gst::MessageType::Application];
+        match bus.timed_pop_filtered(gst::ClockTime::from_nseconds(left.as_nanos() as u64), &types) {
+            Some(msg) => match msg.view() {
+                gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
+                _ => {
+                    // Let the last packets and their retransmissions go out.
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    break Ok(());
+                }
+            },
+            None => break Err("timed out".to_string()),
+        }
+    };
+    // Stopping the sink ends the session with DELETE.
+    pipeline.set_state(gst::State::Null).unwrap();
+    match result {
+        Ok(()) => println!("{{\"ok\":true,\"frames_sent\":{}}}", sent.load(Ordering::Relaxed)),
+        Err(e) => {
+            println!("{{\"ok\":false,\"error\":{:?},\"frames_sent\":{}}}", e, sent.load(Ordering::Relaxed));
+            std::process::exit(1);
+        }
+    }
+}
