@@ -55,7 +55,7 @@ mod tests {
             .map(|(i, j)| t.pts(1000 + 3000 * i as u32, (2_000_000_000 + i as i64 * 33_333_333 + j * 1_000_000) as u64))
             .collect();
         for (i, p) in pts.iter().enumerate() {
-            assert_eq!(*p, 2_000_000_000 + i as u64 * 33_333_333);
+            assert_eq!(*p, 2_000_000_000 + i as u64 * 100_000_000 / 3);
         }
     }
 
