@@ -462,13 +462,14 @@ impl WhipServerSrc {
         let element = self.obj().downgrade();
         let session_id = id.to_owned();
         let (last, keys, plans, output) = (last_media_ms.clone(), keyframes.clone(), media.clone(), settings.output);
+        let used_names = Mutex::new(Vec::new());
         webrtcbin.connect_pad_added(move |webrtcbin, pad| {
             if pad.direction() != gst::PadDirection::Src {
                 return;
             }
             let Some(element) = element.upgrade() else { return };
             let imp = element.imp();
-            if let Err(e) = imp.link_session_pad(webrtcbin, pad, &plans, output, started, &last, &keys) {
+            if let Err(e) = imp.link_session_pad(webrtcbin, pad, &plans, output, started, &last, &keys, &used_names) {
                 gst::element_imp_warning!(imp, gst::StreamError::Decode, ["Session {session_id}: {e}"]);
             }
         });
@@ -530,6 +531,7 @@ impl WhipServerSrc {
         started: Instant,
         last_media_ms: &Arc<AtomicU64>,
         keyframes: &Arc<AtomicU64>,
+        used_names: &Mutex<Vec<String>>,
     ) -> Result<(), String> {
         let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None))).ok_or("pad without caps")?;
         let s = caps.structure(0).ok_or("empty caps")?;
@@ -543,8 +545,15 @@ impl WhipServerSrc {
             .property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver")
             .map(|t| t.mlineindex() as usize)
             .unwrap_or(0);
-        let index = plans[..mline.min(plans.len())].iter().filter(|p| p.kind == kind && p.codec.is_some()).count();
-        let name = format!("{}_{index}", if kind == MediaKind::Video { "video" } else { "audio" });
+        let first = plans[..mline.min(plans.len())].iter().filter(|p| p.kind == kind && p.codec.is_some()).count();
+        let prefix = if kind == MediaKind::Video { "video" } else { "audio" };
+        // Two streams in one section (simulcast, a second SSRC) each get a pad of their own.
+        let name = {
+            let mut used = used_names.lock().unwrap();
+            let name = (first..).map(|i| format!("{prefix}_{i}")).find(|n| !used.contains(n)).unwrap();
+            used.push(name.clone());
+            name
+        };
 
         let clock_rate = s.get::<i32>("clock-rate").map_err(|_| format!("caps without clock-rate: {caps}"))?;
         let timeline = Mutex::new(RtpTimeline::new(clock_rate as u32));
@@ -570,7 +579,8 @@ impl WhipServerSrc {
             }
             elements.push(builder.build().map_err(|_| format!("element {factory} is missing"))?);
         }
-        let appsink = gst_app::AppSink::builder().sync(false).build();
+        // An internal bridge: it must never hold the pipeline in preroll (async=false).
+        let appsink = gst_app::AppSink::builder().sync(false).async_(false).build();
         let upstream = appsink.static_pad("sink").unwrap();
         let output_pad = self.output_pad(&name, kind)?;
         *output_pad.upstream.lock().unwrap() = Some(upstream);

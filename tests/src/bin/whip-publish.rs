@@ -64,7 +64,7 @@ fn main() {
     let launch = match a.sink.as_str() {
         "whipsink" => {
             let audio = if a.audio {
-                format!("audiotestsrc is-live=true num-buffers={} ! audio/x-raw,rate=48000,channels=2 ! opusenc ! rtpopuspay name=apay ! sink.", a.seconds * 100)
+                format!("audiotestsrc is-live=true num-buffers={} ! audio/x-raw,rate=48000,channels=2 ! opusenc ! rtpopuspay pt=111 name=apay ! sink.", a.seconds * 100)
             } else {
                 String::new()
             };
@@ -99,10 +99,21 @@ fn main() {
                 use_loopback(&e);
             }
         }
-    } else {
-        sink.connect("consumer-added", false, |values| {
+    }
+    // whipclientsink encodes what it is given but sends only once connected: count from then.
+    let connected = Arc::new(std::sync::atomic::AtomicBool::new(a.sink == "whipsink"));
+    if a.sink != "whipsink" {
+        let connected = connected.clone();
+        sink.connect("consumer-added", false, move |values| {
             let webrtcbin = values[2].get::<gst::Element>().unwrap();
             use_loopback(&webrtcbin);
+            let connected = connected.clone();
+            webrtcbin.connect_notify(Some("connection-state"), move |webrtcbin, _| {
+                let state = webrtcbin.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+                if state == gst_webrtc::WebRTCPeerConnectionState::Connected {
+                    connected.store(true, Ordering::Relaxed);
+                }
+            });
             None
         });
     }
@@ -118,9 +129,10 @@ fn main() {
     // webrtcbin-based sinks post no EOS: the video source's EOS passing here means all is sent.
     let bus = pipeline.bus().unwrap();
     let post_done = bus.clone();
+    let counting = connected.clone();
     counted_pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
         match &info.data {
-            Some(gst::PadProbeData::Buffer(_)) => {
+            Some(gst::PadProbeData::Buffer(_)) if counting.load(Ordering::Relaxed) => {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
             Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos => {
