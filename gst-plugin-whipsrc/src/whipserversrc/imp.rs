@@ -21,6 +21,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 /// The answer goes out with the candidates gathered so far if gathering takes longer.
 const GATHERING_TIMEOUT: Duration = Duration::from_secs(3);
+/// With host candidates only, the answer goes out once no candidate came for this long.
+const HOST_CANDIDATES_SETTLE: Duration = Duration::from_millis(20);
 /// Start bitrate hinted to browsers in the answer.
 const START_BITRATE_KBPS: u32 = 2500;
 
@@ -351,12 +353,36 @@ impl WhipServerSrc {
         };
 
         {
+            // Without STUN or TURN every candidate is a host candidate, known at once; libnice
+            // still takes ~200 ms to call gathering complete. Answer when candidates stop coming.
+            let host_only = settings.stun_server.as_deref().unwrap_or("").is_empty()
+                && settings.turn_server.as_deref().unwrap_or("").is_empty();
             let candidates = candidates.clone();
+            let last_candidate = Arc::new(Mutex::new(None::<Instant>));
+            let answer = answer.clone();
+            let webrtcbin_weak = webrtcbin.downgrade();
             webrtcbin.connect("on-ice-candidate", false, move |values| {
                 let mline = values[1].get::<u32>().unwrap();
                 let candidate = values[2].get::<String>().unwrap();
-                if !candidate.is_empty() {
-                    candidates.lock().unwrap().push(LocalCandidate { mline, candidate });
+                if candidate.is_empty() {
+                    return None;
+                }
+                candidates.lock().unwrap().push(LocalCandidate { mline, candidate });
+                let first = last_candidate.lock().unwrap().replace(Instant::now()).is_none();
+                if host_only && first {
+                    let (last, answer, webrtcbin) = (last_candidate.clone(), answer.clone(), webrtcbin_weak.clone());
+                    RUNTIME.spawn(async move {
+                        loop {
+                            tokio::time::sleep(HOST_CANDIDATES_SETTLE / 2).await;
+                            let quiet = last.lock().unwrap().is_some_and(|t| t.elapsed() >= HOST_CANDIDATES_SETTLE);
+                            if quiet {
+                                if let Some(webrtcbin) = webrtcbin.upgrade() {
+                                    answer(&webrtcbin);
+                                }
+                                return;
+                            }
+                        }
+                    });
                 }
                 None
             });
