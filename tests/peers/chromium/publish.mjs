@@ -128,7 +128,7 @@ async function main() {
     // Open a (server-hosted) page and report what it says on the console.
     const resp = await page.goto(opts.pageUrl, { timeout: 15000 });
     await page.waitForTimeout(opts.seconds * 1000);
-    return { ok: !!resp && resp.ok(), mode: 'page', pageUrl: opts.pageUrl, httpStatus: resp ? resp.status() : null, console: consoleLines };
+    return { ok: !resp || resp.ok(), mode: 'page', pageUrl: opts.pageUrl, httpStatus: resp ? resp.status() : null, console: consoleLines };
   }
 
   pageServer = await servePage();

@@ -141,7 +141,7 @@ def main():
     watchdog(args.timeout or args.seconds + 45)
 
     res = {"ok": False, "codec": args.codec, "framesSent": 0, "keyFramesSent": 0, "framesDropped": 0,
-           "audioPacketsSent": 0, "postStatus": None, "deleteStatus": None, "location": None}
+           "audioPacketsSent": 0, "videoBytesSent": 0, "postStatus": None, "deleteStatus": None, "location": None}
     pc = None
     try:
         # Encoded media first (cached): the "encoder" output.
@@ -289,6 +289,7 @@ def main():
                     first = False
                 video_track.send_frame(data, rtc.FrameInfo(datetime.timedelta(seconds=vi / media.FPS)))
                 res["framesSent"] += 1
+                res["videoBytesSent"] += len(data)
                 res["keyFramesSent"] += int(key)
                 vi += 1
             else:
@@ -296,10 +297,7 @@ def main():
                 res["audioPacketsSent"] += 1
                 ai += 1
         res["publishedMs"] = round((time.monotonic() - send_start) * 1000)
-        res["bytesSent"] = pc.bytes_sent()
         res["pliReceived"] = pli_count[0]
-        rtt = pc.rtt()
-        res["rttMs"] = rtt.total_seconds() * 1000 if rtt is not None else None
 
         status, _, body, _ = http("DELETE", resource, args.token, timeout=8.0)
         res["deleteStatus"] = status
