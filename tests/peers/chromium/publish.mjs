@@ -142,8 +142,10 @@ async function main() {
   // Put the summary fields first in the JSON line.
   const { ok, codec, framesSent, framesEncoded, packetsSent, bytesSent, keyFramesEncoded, audioPacketsSent,
     postStatus, deleteStatus, location, error, ...rest } = result;
+  const v = (result.stats && result.stats.video) || {};
   return { ok, codec, framesSent, framesEncoded, packetsSent, bytesSent, keyFramesEncoded, audioPacketsSent,
-    postStatus, deleteStatus, location, ...(error ? { error } : {}), pageOrigin: new URL(pageUrl).origin, ...rest };
+    postStatus, deleteStatus, location, ...(error ? { error } : {}),
+    frameWidth: v.frameWidth, frameHeight: v.frameHeight, pageOrigin: new URL(pageUrl).origin, ...rest };
 }
 
 const overall = setTimeout(async () => {

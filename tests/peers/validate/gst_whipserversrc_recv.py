@@ -1,8 +1,23 @@
 #!/usr/bin/python3
 """Validation receiver: gst-plugins-rs whipserversrc (0.15) -> depay -> parse -> count (+ record).
 
-/usr/bin/python3 recv.py --port 8190 --seconds 30 [--loopback] [--record DIR]
-Prints one JSON line per run with per-stream counts.
+  GST_PLUGIN_PATH=DIR /usr/bin/python3 gst_whipserversrc_recv.py --port 8190 --seconds 30 \
+      [--loopback] [--record DIR] [--exit-after-delete 2]
+
+DIR holds libgstrswebrtc.so and libgstrsrtp.so (gst-plugin-webrtc 0.15 with features
+whip + rustls-ring, gst-plugin-rtp 0.15 for rtpav1depay; see Cargo.toml.txt: cargo puts
+them in target/release/deps/ with a hash suffix, symlink them without it or GStreamer
+cannot find the plugin entry point). Needs Debian's python3-gi (hence /usr/bin/python3)
+and gir1.2-nice-0.1. WHIP endpoint: http://127.0.0.1:PORT/whip/endpoint (no CORS: put
+../cors_proxy.py in front for the Chromium publisher).
+
+--loopback adds 127.0.0.1 to libnice's local addresses (NiceAgent.add_local_address on
+webrtcbin's ice-agent "agent"); once one address is added libnice uses *only* the added
+ones. Without it libnice skips loopback, and in a namespace with only `lo` ICE gathering
+never completes, so whipserversrc never answers the POST.
+
+Prints one JSON line at the end with per-stream counts (RTP packets into the depayloader,
+access units / temporal units out of the parser, keyframes, whether the first was a key).
 """
 import argparse
 import json
@@ -19,7 +34,6 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, default=8190)
 ap.add_argument("--seconds", type=float, default=30)
 ap.add_argument("--loopback", action="store_true", help="add 127.0.0.1 to libnice's local addresses")
-ap.add_argument("--only-loopback", action="store_true")
 ap.add_argument("--record", default=None)
 ap.add_argument("--exit-after-delete", type=float, default=2.0)
 args = ap.parse_args()
@@ -50,13 +64,11 @@ def on_webrtcbin_ready(_sig, session, webrtcbin):
     # pygobject would sink and then unref (destroying webrtcbin's ICE agent)
     KEEP.extend([ice, agent])
     log(f"webrtcbin ready for session {session}: ice agent {ice} nice {agent}")
-    if args.loopback or args.only_loopback:
+    if args.loopback:
         a = Nice.Address.new()
         a.set_from_string("127.0.0.1")
         ok = agent.add_local_address(a)
         log(f"added 127.0.0.1 to libnice local addresses: {ok}")
-    if args.only_loopback:
-        pass
 
     def on_state(obj, _p):
         log(f"webrtcbin {_p.name} = {obj.get_property(_p.name)}")
