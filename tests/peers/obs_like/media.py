@@ -14,12 +14,20 @@ CLIP_SECONDS = 10
 KEYINT = 60
 WIDTH, HEIGHT = 640, 360
 
-_VIDEO_SRC = (f"videotestsrc pattern=ball num-buffers={FPS * CLIP_SECONDS} ! "
-              f"video/x-raw,format=I420,width={WIDTH},height={HEIGHT},framerate={FPS}/1 ! ")
+# "bars": moving SMPTE bars, AV1 keyframes ~11 kB and delta frames ~5.6 kB (so every
+# frame is fragmented into several RTP packets, like real OBS content at ~1.5 Mbit/s);
+# "ball": tiny frames (~200 B, one RTP packet each).
+PATTERNS = {
+    "bars": "videotestsrc pattern=smpte horizontal-speed=4",
+    "ball": "videotestsrc pattern=ball",
+}
+_VIDEO_SRC = ("{src} num-buffers=%d ! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! "
+              % (FPS * CLIP_SECONDS, WIDTH, HEIGHT, FPS))
 
 PIPELINES = {
     "H264": _VIDEO_SRC + (
         f"x264enc tune=zerolatency speed-preset=veryfast key-int-max={KEYINT} bframes=0 aud=true "
+        "option-string=scenecut=0 "
         "bitrate=1500 ! h264parse config-interval=-1 ! "
         "video/x-h264,stream-format=byte-stream,alignment=au,profile=constrained-baseline ! "
         "filesink location={out}"),
@@ -32,17 +40,17 @@ PIPELINES = {
         "audio/x-raw,rate=48000,channels=2 ! opusenc frame-size=20 bitrate=96000 ! "
         "oggmux ! filesink location={out}"),
 }
-FILES = {"H264": "clip.h264", "AV1": "clip.obu", "OPUS": "clip.opus.ogg"}
+FILES = {"H264": "clip-{pattern}.h264", "AV1": "clip-{pattern}.obu", "OPUS": "clip.opus.ogg"}
 
 
-def ensure(kind: str, media_dir: str, log) -> str:
+def ensure(kind: str, media_dir: str, log, pattern: str = "bars") -> str:
     """Path of the cached encoded clip for kind (H264, AV1, OPUS); encode it if missing."""
     os.makedirs(media_dir, exist_ok=True)
-    out = os.path.join(media_dir, FILES[kind])
+    out = os.path.join(media_dir, FILES[kind].format(pattern=pattern))
     if os.path.exists(out) and os.path.getsize(out) > 0:
         return out
     tmp = out + ".tmp"
-    pipeline = PIPELINES[kind].format(out=tmp)
+    pipeline = PIPELINES[kind].format(out=tmp, src=PATTERNS[pattern])
     log(f"encoding {kind} clip: gst-launch-1.0 -q {pipeline}")
     gst = shutil.which("gst-launch-1.0") or "gst-launch-1.0"
     subprocess.run([gst, "-q"] + pipeline.split(), check=True, timeout=300,

@@ -134,6 +134,8 @@ def main():
     ap.add_argument("--connect-timeout", type=float, default=15)
     ap.add_argument("--media-dir", default=os.environ.get("WHIPCAST_PEER_MEDIA",
                                                           os.path.join(os.path.dirname(os.path.abspath(__file__)), ".media")))
+    ap.add_argument("--pattern", default="bars", choices=sorted(media.PATTERNS),
+                    help="test picture: bars (frames of several RTP packets) or ball (one packet each)")
     ap.add_argument("--start-at-keyframe", action="store_true",
                     help="start sending at a keyframe instead of mid-GOP")
     ap.add_argument("--dump-offer", help="write the POSTed offer to this file")
@@ -146,9 +148,9 @@ def main():
     try:
         # Encoded media first (cached): the "encoder" output.
         if args.codec == "H264":
-            frames = media.h264_access_units(media.ensure("H264", args.media_dir, log))
+            frames = media.h264_access_units(media.ensure("H264", args.media_dir, log, args.pattern))
         else:
-            frames = media.av1_temporal_units(media.ensure("AV1", args.media_dir, log))
+            frames = media.av1_temporal_units(media.ensure("AV1", args.media_dir, log, args.pattern))
         opus = media.opus_packets(media.ensure("OPUS", args.media_dir, log)) if args.audio else []
         log(f"{len(frames)} {args.codec} frames, {len(opus)} opus packets in the clip")
 

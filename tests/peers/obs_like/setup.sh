@@ -21,6 +21,9 @@ fi
 "$venv/bin/python" -c "
 import sys; sys.path.insert(0, '$here')
 import media
-for k in ('H264', 'AV1', 'OPUS'):
-    media.ensure(k, '${WHIPCAST_PEER_MEDIA:-$here/.media}', lambda m: print(m, file=sys.stderr))
+d = '${WHIPCAST_PEER_MEDIA:-$here/.media}'
+for p in media.PATTERNS:
+    for k in ('H264', 'AV1'):
+        media.ensure(k, d, lambda m: print(m, file=sys.stderr), p)
+media.ensure('OPUS', d, lambda m: print(m, file=sys.stderr))
 "

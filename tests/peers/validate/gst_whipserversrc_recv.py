@@ -28,7 +28,8 @@ import time
 import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("Nice", "0.1")
-from gi.repository import GLib, Gst, Nice  # noqa: E402
+gi.require_version("GstRtp", "1.0")
+from gi.repository import GLib, Gst, GstRtp, Nice  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, default=8190)
@@ -95,8 +96,35 @@ def on_pad_added(_src, pad):
                                            "first_is_key": None, "rtp_packets": 0, "caps": None})
     linked = {"done": False}
 
+    exts = {}
+
+    def bump(key, val):
+        d = st.setdefault(key, {})
+        d[str(val)] = d.get(str(val), 0) + 1
+
     def rtp_probe(_p, info):
         st["rtp_packets"] += 1
+        ok, rtp = GstRtp.RTPBuffer.map(info.get_buffer(), Gst.MapFlags.READ)
+        if not ok:
+            return Gst.PadProbeReturn.OK
+        try:
+            for name, eid in exts.items():
+                found, data = rtp.get_extension_onebyte_header(eid, 0)
+                bump(name, bytes(data).decode(errors="replace") if found else None)
+            pb = rtp.get_payload_buffer()
+            pl = pb.extract_dup(0, pb.get_size()) if pb is not None and pb.get_size() else b""
+            if len(pl) == 0:
+                st["padding_only"] = st.get("padding_only", 0) + 1
+            elif st["encoding"] == "AV1":
+                h = pl[0]
+                bump("av1_ZYWN", f"{h >> 7}{(h >> 6) & 1}{(h >> 4) & 3}{(h >> 3) & 1}")
+                st["av1_max_payload"] = max(st.get("av1_max_payload", 0), len(pl))
+            if rtp.get_marker():
+                st["markers"] = st.get("markers", 0) + 1
+        except Exception as e:  # noqa: BLE001 (never drop the buffer because of a bug here)
+            log(f"rtp probe: {e}")
+        finally:
+            rtp.unmap()
         return Gst.PadProbeReturn.OK
 
     def ev_probe(p, info):
@@ -110,6 +138,14 @@ def on_pad_added(_src, pad):
         s = caps.get_structure(0)
         enc = (s.get_string("encoding-name") or "").upper()
         st["encoding"] = enc
+        for i in range(s.n_fields()):
+            f = s.nth_field_name(i)
+            if f.startswith("extmap-"):
+                uri = s.get_string(f) or ""
+                if uri.endswith("sdes:mid"):
+                    exts["mid_ext"] = int(f[7:])
+                elif uri.endswith("sdes:rtp-stream-id"):
+                    exts["rid_ext"] = int(f[7:])
         desc = "queue ! " + DEPAY.get(enc, "identity") + " ! identity name=count"
         if args.record and enc in ("AV1", "H264"):
             os.makedirs(args.record, exist_ok=True)
