@@ -138,6 +138,8 @@ def main():
                     help="test picture: bars (frames of several RTP packets) or ball (one packet each)")
     ap.add_argument("--start-at-keyframe", action="store_true",
                     help="start sending at a keyframe instead of mid-GOP")
+    ap.add_argument("--linger", type=float, default=0,
+                    help="ms to wait after the last frame before DELETE (OBS: 0)")
     ap.add_argument("--dump-offer", help="write the POSTed offer to this file")
     args = ap.parse_args()
     watchdog(args.timeout or args.seconds + 45)
@@ -270,6 +272,8 @@ def main():
         if args.start_at_keyframe:
             while not frames[vi % len(frames)][1]:
                 vi += 1
+            # re-base the "encoder" clock so that this keyframe is due now
+            enc_start = send_start - vi / media.FPS
         ai = int((send_start - enc_start) / 0.02) + 1
         first = True
         end = send_start + args.seconds
@@ -299,6 +303,8 @@ def main():
                 res["audioPacketsSent"] += 1
                 ai += 1
         res["publishedMs"] = round((time.monotonic() - send_start) * 1000)
+        if args.linger > 0:  # not OBS: lets the receiver drain before the DELETE
+            time.sleep(args.linger / 1000)
         res["pliReceived"] = pli_count[0]
 
         status, _, body, _ = http("DELETE", resource, args.token, timeout=8.0)

@@ -117,7 +117,10 @@ def on_pad_added(_src, pad):
                 st["padding_only"] = st.get("padding_only", 0) + 1
             elif st["encoding"] == "AV1":
                 h = pl[0]
-                bump("av1_ZYWN", f"{h >> 7}{(h >> 6) & 1}{(h >> 4) & 3}{(h >> 3) & 1}")
+                zywn = f"{h >> 7}{(h >> 6) & 1}{(h >> 4) & 3}{(h >> 3) & 1}"
+                bump("av1_ZYWN", zywn)
+                mm = st.setdefault("av1_payload_min_max_by_ZYWN", {}).setdefault(zywn, [len(pl), len(pl)])
+                mm[0], mm[1] = min(mm[0], len(pl)), max(mm[1], len(pl))
                 st["av1_max_payload"] = max(st.get("av1_max_payload", 0), len(pl))
             if rtp.get_marker():
                 st["markers"] = st.get("markers", 0) + 1
