@@ -4,7 +4,7 @@
     python3 whip_capture.py --port 8189 [--dir /tmp/whip-capture] [--answer answer.sdp] [--token T]
 
 For each request it logs method, path, headers and body to stderr and writes
-`NNN-METHOD.txt` into --dir. POST answers 201 with `Location: /whip/resource/<n>`
+`NNN-METHOD.txt` into --dir. POST answers 201 (after a 307 to /redirected/... with --redirect) with `Location: /whip/resource/<n>`
 and a canned SDP answer (from --answer, or a built-in one that echoes the offer's
 mids with recvonly: ICE/DTLS will not complete against it), OPTIONS answers the
 CORS preflight, DELETE answers 200. Used to check the *shape* of the offers the
@@ -86,6 +86,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self._body()
         n = self._record(body)
+        if self.server.redirect and not self.path.startswith("/redirected"):
+            self.send_response(307)
+            self._cors()
+            self.send_header("Location", "/redirected" + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if not self._auth_ok():
             return
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/sdp":
@@ -130,6 +137,7 @@ def main():
     ap.add_argument("--dir", default=None)
     ap.add_argument("--answer", default=None, help="file with a canned SDP answer")
     ap.add_argument("--token", default=None)
+    ap.add_argument("--redirect", action="store_true", help="answer POST with 307 to /redirected<path> first")
     a = ap.parse_args()
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.dir = a.dir
@@ -137,6 +145,7 @@ def main():
         os.makedirs(a.dir, exist_ok=True)
     srv.answer = open(a.answer).read() if a.answer else None
     srv.token = a.token
+    srv.redirect = a.redirect
     sys.stderr.write(f"[whip_capture] listening on http://127.0.0.1:{srv.server_address[1]}/whip/\n")
     try:
         srv.serve_forever()

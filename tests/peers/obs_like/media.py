@@ -49,7 +49,7 @@ def ensure(kind: str, media_dir: str, log, pattern: str = "bars") -> str:
     out = os.path.join(media_dir, FILES[kind].format(pattern=pattern))
     if os.path.exists(out) and os.path.getsize(out) > 0:
         return out
-    tmp = out + ".tmp"
+    tmp = f"{out}.{os.getpid()}.tmp"  # parallel publishers may encode at once
     pipeline = PIPELINES[kind].format(out=tmp, src=PATTERNS[pattern])
     log(f"encoding {kind} clip: gst-launch-1.0 -q {pipeline}")
     gst = shutil.which("gst-launch-1.0") or "gst-launch-1.0"
