@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+// Headless Chromium as a WHIP publisher, for whipcast's integration tests.
+//
+//   node publish.mjs --url http://127.0.0.1:PORT/whip/STREAM --codec AV1|H264|VP8|VP9 \
+//        --seconds N [--token T] [--audio] [--fps 30] [--timeout S] [--chromium PATH]
+//   node publish.mjs --page-url URL [--seconds N]      (open a page, report its console)
+//
+// Serves whip-publish.html from its own HTTP server on 127.0.0.1 (another origin
+// than the WHIP server, so CORS is exercised), drives it with playwright-core,
+// prints ONE JSON line on stdout, logs to stderr, exits 0 only when ok.
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function usage(msg) {
+  if (msg) console.error('error: ' + msg);
+  console.error('usage: node publish.mjs --url URL --codec AV1|H264|VP8|VP9 --seconds N [--token T] [--audio] [--fps F] [--timeout S]');
+  console.error('       node publish.mjs --page-url URL [--seconds N]');
+  process.stdout.write(JSON.stringify({ ok: false, error: 'usage: ' + (msg || '') }) + '\n');
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const o = { codec: 'AV1', seconds: 10, fps: 30, audio: false, chromium: process.env.CHROMIUM || '/usr/bin/chromium' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => { if (i + 1 >= argv.length) usage(`${a} needs a value`); return argv[++i]; };
+    switch (a) {
+      case '--url': o.url = val(); break;
+      case '--page-url': o.pageUrl = val(); break;
+      case '--codec': o.codec = val().toUpperCase(); break;
+      case '--seconds': o.seconds = Number(val()); break;
+      case '--token': o.token = val(); break;
+      case '--audio': o.audio = true; break;
+      case '--fps': o.fps = Number(val()); break;
+      case '--timeout': o.timeout = Number(val()); break;
+      case '--chromium': o.chromium = val(); break;
+      case '-h': case '--help': usage();
+      default: usage('unknown argument ' + a);
+    }
+  }
+  if (!o.url && !o.pageUrl) usage('--url or --page-url is required');
+  if (!['AV1', 'H264', 'VP8', 'VP9'].includes(o.codec)) usage('bad --codec ' + o.codec);
+  if (!(o.seconds >= 0)) usage('bad --seconds');
+  if (!(o.fps > 0)) usage('bad --fps');
+  if (!o.timeout) o.timeout = o.seconds + 60;
+  return o;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const log = (...a) => console.error('[publish.mjs]', ...a);
+
+let printed = false;
+function finish(result) {
+  if (!printed) {
+    printed = true;
+    process.stdout.write(JSON.stringify(result) + '\n');
+  }
+  return result.ok ? 0 : 1;
+}
+
+// Tiny static server for the page: only whip-publish.html.
+function servePage() {
+  const html = fs.readFileSync(path.join(here, 'whip-publish.html'));
+  const srv = http.createServer((req, res) => {
+    const u = new URL(req.url, 'http://x');
+    if (u.pathname === '/' || u.pathname === '/whip-publish.html') {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.end(html);
+    } else {
+      res.writeHead(404); res.end();
+    }
+  });
+  return new Promise((resolve, reject) => {
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  });
+}
+
+function chromiumArgs(fps) {
+  return [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--disable-dev-shm-usage',
+    `--use-fake-device-for-media-stream=fps=${fps}`, '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection',
+    // keep timers running at full rate in a hidden/headless page
+    '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+    '--disable-backgrounding-occluded-windows',
+  ];
+}
+
+let context = null;
+let userDataDir = null;
+let pageServer = null;
+
+async function cleanup() {
+  if (context) {
+    const c = context; context = null;
+    await Promise.race([c.close().catch(() => {}), new Promise(r => setTimeout(r, 5000))]);
+  }
+  if (pageServer) { pageServer.close(); pageServer = null; }
+  if (userDataDir) { try { fs.rmSync(userDataDir, { recursive: true, force: true }); } catch (_) {} userDataDir = null; }
+}
+
+async function main() {
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'whipcast-chromium-'));
+  log(`launching ${opts.chromium} (profile ${userDataDir})`);
+  // launchPersistentContext = a fresh --user-data-dir (Playwright refuses it in args).
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: opts.chromium,
+    headless: true,
+    args: chromiumArgs(opts.fps),
+    permissions: ['camera', 'microphone'],
+    timeout: 30000,
+  });
+  const page = context.pages()[0] || await context.newPage();
+  const consoleLines = [];
+  page.on('console', m => { const l = `${m.type()}: ${m.text()}`; consoleLines.push(l); console.error('[chromium] ' + l); });
+  page.on('pageerror', e => { const l = `pageerror: ${e.message}`; consoleLines.push(l); console.error('[chromium] ' + l); });
+
+  if (opts.pageUrl) {
+    // Open a (server-hosted) page and report what it says on the console.
+    const resp = await page.goto(opts.pageUrl, { timeout: 15000 });
+    await page.waitForTimeout(opts.seconds * 1000);
+    return { ok: !resp || resp.ok(), mode: 'page', pageUrl: opts.pageUrl, httpStatus: resp ? resp.status() : null, console: consoleLines };
+  }
+
+  pageServer = await servePage();
+  const pageUrl = `http://127.0.0.1:${pageServer.address().port}/whip-publish.html`;
+  log('page at ' + pageUrl + ', WHIP endpoint ' + opts.url);
+  await page.goto(pageUrl, { timeout: 15000 });
+  const result = await page.evaluate(o => window.whipPublish(o), {
+    url: opts.url, codec: opts.codec, seconds: opts.seconds, token: opts.token || null,
+    audio: opts.audio, fps: opts.fps, width: 1280, height: 720,
+  });
+  // Put the summary fields first in the JSON line.
+  const { ok, codec, framesSent, framesEncoded, packetsSent, bytesSent, keyFramesEncoded, audioPacketsSent,
+    postStatus, deleteStatus, location, error, ...rest } = result;
+  const v = (result.stats && result.stats.video) || {};
+  return { ok, codec, framesSent, framesEncoded, packetsSent, bytesSent, keyFramesEncoded, audioPacketsSent,
+    postStatus, deleteStatus, location, ...(error ? { error } : {}),
+    frameWidth: v.frameWidth, frameHeight: v.frameHeight, pageOrigin: new URL(pageUrl).origin, ...rest };
+}
+
+const overall = setTimeout(async () => {
+  log(`overall timeout (${opts.timeout} s)`);
+  const code = finish({ ok: false, error: `overall timeout after ${opts.timeout} s` });
+  await cleanup();
+  process.exit(code || 1);
+}, opts.timeout * 1000);
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, async () => {
+    const code = finish({ ok: false, error: 'killed by ' + sig });
+    await cleanup();
+    process.exit(code || 1);
+  });
+}
+
+let code;
+try {
+  code = finish(await main());
+} catch (e) {
+  log('failed:', e);
+  code = finish({ ok: false, error: String(e && e.message || e) });
+}
+clearTimeout(overall);
+await cleanup();
+process.exit(code);

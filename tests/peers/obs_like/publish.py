@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+"""An OBS-like WHIP publisher built on libdatachannel (PyPI libdatachannel-py).
+
+    .venv/bin/python publish.py --url http://127.0.0.1:PORT/whip/STREAM --codec AV1|H264 \
+        --seconds N [--token T] [--audio] [--timeout S] [--media-dir DIR] [--start-at-keyframe]
+
+Mirrors OBS Studio's obs-webrtc WHIP output (whip-output.cpp, OBS 30.2+):
+  * libdatachannel PeerConnection with automatic ICE gathering disabled;
+  * audio track mid "0" (Opus PT 111, libdatachannel's default fmtp = OBS's), video
+    track mid "1" PT 96 (H264 profile-level-id=42e01f;packetization-mode=1, or AV1
+    without fmtp), SSRCs base / base+1, one cname and msid for both;
+  * packetizer -> RtcpSrReporter -> RtcpNackResponder on each track, MID "1" and
+    RID "0" header extensions on every video packet, no RTX, PLI/FIR ignored;
+  * POST the offer with *no candidates* (8 s timeout), expect exactly 201 + Location,
+    apply the answer, only then gather local candidates (never PATCH);
+  * frames "encoded" before the connection is up are dropped, so the stream
+    usually starts mid-GOP like OBS's (use --start-at-keyframe to avoid that);
+  * DELETE the resource (with the token) at the end.
+Prints ONE JSON line on stdout; logs to stderr; exit 0 only when ok.
+"""
+import argparse
+import datetime
+import json
+import os
+import random
+import re
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import libdatachannel as rtc
+
+import media
+
+USER_AGENT = "Mozilla/5.0 (OBS-Studio/31.0.0; Linux x86_64; en-US)"
+AUDIO_MID, VIDEO_MID = "0", "1"
+AUDIO_PT, VIDEO_PT = 111, 96
+MID_EXT_ID, RID_EXT_ID = 1, 2
+MAX_VIDEO_FRAGMENT_SIZE = 1200  # OBS's value
+H264_FMTP = "profile-level-id=42e01f;packetization-mode=1"
+
+_t0 = time.monotonic()
+
+
+def log(msg):
+    sys.stderr.write(f"[obs_like {time.monotonic() - _t0:7.3f}] {msg}\n")
+    sys.stderr.flush()
+
+
+_printed = threading.Lock()
+_done = False
+
+
+def emit(result):
+    """Print the one JSON line (once)."""
+    global _done
+    with _printed:
+        if _done:
+            return
+        _done = True
+        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.flush()
+
+
+def watchdog(seconds):
+    def fire():
+        log(f"overall timeout after {seconds} s")
+        emit({"ok": False, "error": f"overall timeout after {seconds} s"})
+        os._exit(3)
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
+    return t
+
+
+def obs_shape(sdp: str) -> str:
+    """Patch libdatachannel 0.24's offer text into the shape OBS POSTs (see README):
+    libdatachannel 0.24 writes `a=ice-options:ice2 trickle` (space separated, the
+    RFC 8839 syntax); the OBS builds described in INTEROP.md send `ice2,trickle`.
+    Everything else libdatachannel already writes as OBS does (group BUNDLE and LS,
+    msid, ssrc, rtcp-mux, rtcp-fb, fmtp). Candidates are never present (gathering
+    has not started). Line endings CRLF."""
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    out = []
+    for line in lines:
+        if not line:
+            continue
+        if line.startswith("a=ice-options:"):
+            line = "a=ice-options:" + ",".join(re.split(r"[ ,]+", line[len("a=ice-options:"):].strip()))
+        if line.startswith("a=candidate:") or line == "a=end-of-candidates":
+            continue
+        out.append(line)
+    return "\r\n".join(out) + "\r\n"
+
+
+class NoRedirectKeepAuth(urllib.request.HTTPRedirectHandler):
+    """Follow 307/308 keeping the method, body and Authorization (as OBS/libcurl does)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if code in (307, 308):
+            return urllib.request.Request(newurl, data=req.data, headers=dict(req.header_items()),
+                                          method=req.get_method())
+        return None
+
+
+_opener = urllib.request.build_opener(NoRedirectKeepAuth)
+
+
+def http(method, url, token, body=None, content_type=None, timeout=8.0):
+    headers = {"User-Agent": USER_AGENT}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if content_type:
+        headers["Content-Type"] = content_type
+    req = urllib.request.Request(url, data=body, headers=headers, method=method)
+    try:
+        with _opener.open(req, timeout=timeout) as r:
+            return r.status, dict(r.headers.items()), r.read(), r.geturl()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers.items()), e.read(), url
+
+
+def main():
+    ap = argparse.ArgumentParser(description="OBS-like WHIP publisher (libdatachannel)")
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--codec", default="H264", type=str.upper, choices=["H264", "AV1"])
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--token")
+    ap.add_argument("--audio", action="store_true", help="also send Opus (OBS always does; off by default here)")
+    ap.add_argument("--timeout", type=float, help="overall timeout, default seconds+45")
+    ap.add_argument("--connect-timeout", type=float, default=15)
+    ap.add_argument("--media-dir", default=os.environ.get("WHIPCAST_PEER_MEDIA",
+                                                          os.path.join(os.path.dirname(os.path.abspath(__file__)), ".media")))
+    ap.add_argument("--pattern", default="bars", choices=sorted(media.PATTERNS),
+                    help="test picture: bars (frames of several RTP packets) or ball (one packet each)")
+    ap.add_argument("--start-at-keyframe", action="store_true",
+                    help="start sending at a keyframe instead of mid-GOP")
+    ap.add_argument("--linger", type=float, default=0,
+                    help="ms to wait after the last frame before DELETE (OBS: 0)")
+    ap.add_argument("--dump-offer", help="write the POSTed offer to this file")
+    args = ap.parse_args()
+    watchdog(args.timeout or args.seconds + 45)
+
+    res = {"ok": False, "codec": args.codec, "framesSent": 0, "keyFramesSent": 0, "framesDropped": 0,
+           "audioPacketsSent": 0, "videoBytesSent": 0, "postStatus": None, "deleteStatus": None, "location": None}
+    pc = None
+    try:
+        # Encoded media first (cached): the "encoder" output.
+        if args.codec == "H264":
+            frames = media.h264_access_units(media.ensure("H264", args.media_dir, log, args.pattern))
+        else:
+            frames = media.av1_temporal_units(media.ensure("AV1", args.media_dir, log, args.pattern))
+        opus = media.opus_packets(media.ensure("OPUS", args.media_dir, log)) if args.audio else []
+        log(f"{len(frames)} {args.codec} frames, {len(opus)} opus packets in the clip")
+
+        config = rtc.Configuration()
+        config.disable_auto_gathering = True
+        pc = rtc.PeerConnection(config)
+        connected = threading.Event()
+        failed = threading.Event()
+
+        def on_state(state):
+            log(f"PeerConnection state {state}")
+            if state == rtc.PeerConnection.State.Connected:
+                connected.set()
+            elif state in (rtc.PeerConnection.State.Failed, rtc.PeerConnection.State.Closed,
+                           rtc.PeerConnection.State.Disconnected):
+                failed.set()
+
+        pc.on_state_change(on_state)
+        pc.on_ice_state_change(lambda s: log(f"ICE state {s}"))
+        pc.on_gathering_state_change(lambda s: log(f"gathering state {s}"))
+        pc.on_local_candidate(lambda c: log(f"local candidate {c}"))
+
+        base_ssrc = random.randint(1, 0x7FFFFFF0)
+        cname = "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(16))
+        msid = "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(16))
+        pli_count = [0]
+
+        # Audio (mid 0) first, as OBS does. OBS always has an audio track; --audio
+        # decides here whether it is negotiated at all (OBS 30.2+ can be video-only).
+        audio_track = None
+        if args.audio:
+            a = rtc.Description.Audio(AUDIO_MID, rtc.Description.Direction.SendOnly)
+            a.add_opus_codec(AUDIO_PT)  # default fmtp = OBS's
+            a.add_ssrc(base_ssrc, cname, msid, msid + "-audio")
+            audio_track = pc.add_track(a)
+            acfg = rtc.RtpPacketizationConfig(base_ssrc, cname, AUDIO_PT, 48000)
+            apack = rtc.OpusRtpPacketizer(acfg)
+            apack.add_to_chain(rtc.RtcpSrReporter(acfg))
+            apack.add_to_chain(rtc.RtcpNackResponder())
+            audio_track.set_media_handler(apack)
+
+        v = rtc.Description.Video(VIDEO_MID, rtc.Description.Direction.SendOnly)
+        if args.codec == "H264":
+            v.add_h264_codec(VIDEO_PT, H264_FMTP)
+        else:
+            v.add_av1_codec(VIDEO_PT)
+        v.add_ext_map(rtc.Description.Entry.ExtMap(MID_EXT_ID, "urn:ietf:params:rtp-hdrext:sdes:mid"))
+        v.add_ext_map(rtc.Description.Entry.ExtMap(RID_EXT_ID, "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"))
+        v.add_ssrc(base_ssrc + 1, cname, msid, msid + "-video")
+        video_track = pc.add_track(v)
+        vcfg = rtc.RtpPacketizationConfig(base_ssrc + 1, cname, VIDEO_PT, 90000)
+        vcfg.mid_id, vcfg.mid = MID_EXT_ID, VIDEO_MID
+        vcfg.rid_id, vcfg.rid = RID_EXT_ID, "0"
+        if args.codec == "H264":
+            vpack = rtc.H264RtpPacketizer(rtc.NalUnit.Separator.StartSequence, vcfg, MAX_VIDEO_FRAGMENT_SIZE)
+        else:
+            vpack = rtc.AV1RtpPacketizer(rtc.AV1RtpPacketizer.Packetization.TemporalUnit, vcfg,
+                                         MAX_VIDEO_FRAGMENT_SIZE)
+        vpack.add_to_chain(rtc.RtcpSrReporter(vcfg))
+        vpack.add_to_chain(rtc.RtcpNackResponder())
+        # Not in OBS: only counts PLIs (OBS ignores them; so do we).
+        vpack.add_to_chain(rtc.PliHandler(lambda: pli_count.__setitem__(0, pli_count[0] + 1)))
+        video_track.set_media_handler(vpack)
+
+        # The "encoder" starts now: frames due before the connection is up are dropped.
+        enc_start = time.monotonic()
+
+        pc.set_local_description()
+        offer = obs_shape(str(pc.local_description()))
+        if args.dump_offer:
+            with open(args.dump_offer, "w") as f:
+                f.write(offer)
+        log("offer:\n" + offer)
+
+        status, headers, body, final_url = http("POST", args.url, args.token, offer.encode(), "application/sdp", 8.0)
+        res["postStatus"] = status
+        hl = {k.lower(): v for k, v in headers.items()}
+        loc = hl.get("location")
+        res["location"] = loc
+        if status != 201:
+            raise RuntimeError(f"POST answered {status}: {body[:300]!r}")
+        if not loc:
+            raise RuntimeError("201 without Location")
+        if not body.strip():
+            raise RuntimeError("201 with an empty body")
+        resource = urllib.parse.urljoin(final_url, loc)
+        res["resource"] = resource
+        if "link" in hl:
+            res["link"] = hl["link"]
+        answer = body.decode()
+        log("answer:\n" + answer)
+        res["answerCandidates"] = len(re.findall(r"^a=candidate:", answer, re.M))
+        pc.set_remote_description(rtc.Description(answer, "answer"))
+        pc.gather_local_candidates()
+
+        t_conn = time.monotonic()
+        while not connected.is_set():
+            if failed.is_set():
+                raise RuntimeError(f"PeerConnection {pc.state()} before connecting")
+            if time.monotonic() - t_conn > args.connect_timeout:
+                raise RuntimeError(f"not connected after {args.connect_timeout} s (state {pc.state()}, ICE {pc.ice_state()})")
+            time.sleep(0.01)
+        res["connectMs"] = round((time.monotonic() - t_conn) * 1000)
+        res["localAddress"], res["remoteAddress"] = pc.local_address(), pc.remote_address()
+        log(f"connected in {res['connectMs']} ms: {res['localAddress']} -> {res['remoteAddress']}")
+        # the tracks open with DTLS-SRTP
+        while not video_track.is_open() and time.monotonic() - t_conn < args.connect_timeout:
+            time.sleep(0.005)
+        if not video_track.is_open():
+            raise RuntimeError("video track not open")
+
+        # Real-time send loop. Frame i of the endless "encoder" output is due at
+        # enc_start + i/30; audio packet j at enc_start + j*0.02.
+        send_start = time.monotonic()
+        vi = int((send_start - enc_start) * media.FPS) + 1  # next frame not yet "encoded"
+        res["framesDropped"] = vi
+        if args.start_at_keyframe:
+            while not frames[vi % len(frames)][1]:
+                vi += 1
+            # re-base the "encoder" clock so that this keyframe is due now
+            enc_start = send_start - vi / media.FPS
+        ai = int((send_start - enc_start) / 0.02) + 1
+        first = True
+        end = send_start + args.seconds
+        while True:
+            vdue = enc_start + vi / media.FPS
+            adue = enc_start + ai * 0.02 if opus else float("inf")
+            due = min(vdue, adue)
+            if due >= end:
+                break
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if failed.is_set():
+                raise RuntimeError(f"PeerConnection {pc.state()} while sending")
+            if vdue <= adue:
+                data, key = frames[vi % len(frames)]
+                if first:
+                    res["firstFrameKeyframe"] = key
+                    first = False
+                video_track.send_frame(data, rtc.FrameInfo(datetime.timedelta(seconds=vi / media.FPS)))
+                res["framesSent"] += 1
+                res["videoBytesSent"] += len(data)
+                res["keyFramesSent"] += int(key)
+                vi += 1
+            else:
+                audio_track.send_frame(opus[ai % len(opus)], rtc.FrameInfo(datetime.timedelta(seconds=ai * 0.02)))
+                res["audioPacketsSent"] += 1
+                ai += 1
+        res["publishedMs"] = round((time.monotonic() - send_start) * 1000)
+        if args.linger > 0:  # not OBS: lets the receiver drain before the DELETE
+            time.sleep(args.linger / 1000)
+        res["pliReceived"] = pli_count[0]
+
+        status, _, body, _ = http("DELETE", resource, args.token, timeout=8.0)
+        res["deleteStatus"] = status
+        if status != 200:
+            raise RuntimeError(f"DELETE answered {status}: {body[:200]!r}")
+        if res["framesSent"] == 0:
+            raise RuntimeError("no frames sent")
+        res["ok"] = True
+    except Exception as e:  # noqa: BLE001
+        res["ok"] = False
+        res["error"] = f"{type(e).__name__}: {e}"
+        log("error: " + res["error"])
+        # do not leave the session behind on the server
+        if res.get("resource") and res["deleteStatus"] is None:
+            try:
+                res["deleteStatus"] = http("DELETE", res["resource"], args.token, timeout=3.0)[0]
+            except Exception as e2:  # noqa: BLE001
+                log(f"DELETE after error failed: {e2}")
+    finally:
+        if pc is not None:
+            closer = threading.Thread(target=pc.close, daemon=True)
+            closer.start()
+            closer.join(5)
+    emit(res)
+    sys.stderr.flush()
+    # libdatachannel's threads can keep the interpreter alive: leave now.
+    os._exit(0 if res["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()
