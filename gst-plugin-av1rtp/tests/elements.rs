@@ -238,3 +238,40 @@ fn elements_show_their_properties() {
     assert_eq!(fix.factory().unwrap().longname(), "AV1 OBU size fixer");
     assert_eq!(fix.property::<gst::Fraction>("framerate"), gst::Fraction::new(0, 1));
 }
+
+/// A sequence header for 640x360 with timing info (30 fps), same profile and format as
+/// SEQ_PAYLOAD (1280x720).
+const SEQ_640: [u8; 19] =
+    [0x04, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x7b, 0x00, 0x00, 0x08, 0x4c, 0xcf, 0xeb, 0x38, 0x03, 0x00, 0x00];
+
+fn key_tu_with(seq: &[u8], pts_ms: u64) -> gst::Buffer {
+    let mut data = vec![0x12, 0x00, 0x0a, seq.len() as u8];
+    data.extend_from_slice(seq);
+    data.extend_from_slice(&[0x32, 4, KEY, 1, 2, 3]);
+    let mut buffer = gst::Buffer::from_mut_slice(data);
+    buffer.get_mut().unwrap().set_pts(gst::ClockTime::from_mseconds(pts_ms));
+    buffer
+}
+
+fn width(h: &Harness) -> i32 {
+    h.sinkpad().unwrap().current_caps().unwrap().structure(0).unwrap().get::<i32>("width").unwrap()
+}
+
+#[test]
+fn fixer_keeps_caps_on_a_resolution_change_unless_asked() {
+    for follow in [false, true] {
+        let mut h = fixer_harness();
+        let element = h.element().unwrap();
+        element.set_property("framerate", gst::Fraction::new(30, 1));
+        element.set_property("caps-follow-resolution", follow);
+        h.push(key_tu_with(&SEQ_PAYLOAD, 0)).unwrap();
+        assert_eq!(width(&h), 1280);
+        h.push(key_tu_with(&SEQ_640, 33)).unwrap();
+        assert_eq!(width(&h), if follow { 640 } else { 1280 }, "caps-follow-resolution={follow}");
+        assert_eq!(h.buffers_in_queue(), 2);
+        // The new sequence header stays in the bitstream either way.
+        let _ = h.pull().unwrap();
+        let second = h.pull().unwrap();
+        assert_eq!(&second.map_readable().unwrap()[4..4 + SEQ_640.len()], &SEQ_640);
+    }
+}

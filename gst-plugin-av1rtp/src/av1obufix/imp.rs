@@ -24,6 +24,8 @@ struct State {
     /// The framerate in the caps we sent.
     framerate: Option<gst::Fraction>,
     caps_sent: bool,
+    /// The sequence header the sent caps describe.
+    caps_sequence: Option<crate::av1::sequence::SequenceHeader>,
     /// Buffers held while the framerate is being measured.
     held: Vec<gst::Buffer>,
     /// Sticky events that must follow our caps, held until the caps can be sent.
@@ -36,6 +38,7 @@ pub struct Av1ObuFix {
     sinkpad: gst::Pad,
     srcpad: gst::Pad,
     framerate_setting: Mutex<gst::Fraction>,
+    follow_resolution: Mutex<bool>,
     state: Mutex<State>,
 }
 
@@ -98,8 +101,8 @@ impl Av1ObuFix {
             }
         }
 
-        if new_sequence && state.caps_sent {
-            // Resolution or profile changed: new caps before this TU.
+        if new_sequence && state.caps_sent && self.sequence_needs_new_caps(&state) {
+            // The decoder configuration changed: new caps before this TU.
             state.caps_sent = false;
         }
         let action = self.place(&mut state, out);
@@ -132,6 +135,32 @@ impl Av1ObuFix {
             Some(framerate) => self.release(state, framerate),
             None => Action::Hold,
         }
+    }
+
+    /// Whether a new sequence header must go into new caps. A change of frame size alone stays
+    /// in-band unless `caps-follow-resolution` is set: decoders follow in-band sequence headers,
+    /// while matroskamux and mp4mux refuse caps changes (Chromium changes its resolution as its
+    /// bitrate ramps up).
+    fn sequence_needs_new_caps(&self, state: &State) -> bool {
+        let (Some(new), Some(old)) = (state.fixer.sequence_header(), state.caps_sequence.as_ref()) else {
+            return true;
+        };
+        let config = |s: &crate::av1::sequence::SequenceHeader| {
+            (s.profile, s.bit_depth, s.mono_chrome, s.subsampling_x, s.subsampling_y)
+        };
+        if config(new) != config(old) || *self.follow_resolution.lock().unwrap() {
+            return true;
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "Frame size now {}x{} (in-band); caps kept at {}x{} (caps-follow-resolution=false)",
+            new.max_frame_width,
+            new.max_frame_height,
+            old.max_frame_width,
+            old.max_frame_height
+        );
+        false
     }
 
     fn known_framerate(&self, state: &State) -> Option<gst::Fraction> {
@@ -167,6 +196,7 @@ impl Av1ObuFix {
             return Action::Hold;
         };
         gst::info!(CAT, imp = self, "Caps: {caps}");
+        state.caps_sequence = state.fixer.sequence_header().cloned();
         state.framerate = Some(framerate);
         state.caps_sent = true;
         let mut events = vec![gst::event::Caps::new(&caps)];
@@ -294,6 +324,7 @@ impl ObjectSubclass for Av1ObuFix {
             sinkpad,
             srcpad,
             framerate_setting: Mutex::new(gst::Fraction::new(0, 1)),
+            follow_resolution: Mutex::new(false),
             state: Mutex::new(State { discont: true, ..Default::default() }),
         }
     }
@@ -311,6 +342,12 @@ impl ObjectImpl for Av1ObuFix {
                     .default_value(gst::Fraction::new(0, 1))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("caps-follow-resolution")
+                    .nick("Caps follow resolution")
+                    .blurb("Send new caps when a sequence header changes only the frame size. Off: such changes stay in-band (decoders follow them) and the caps keep the first size, because matroskamux and mp4mux refuse caps changes")
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt64::builder("dropped")
                     .nick("Dropped")
                     .blurb("Temporal units dropped: before the first key frame, after a malformed one, or holding no frame data")
@@ -324,6 +361,7 @@ impl ObjectImpl for Av1ObuFix {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         match pspec.name() {
             "framerate" => *self.framerate_setting.lock().unwrap() = value.get().unwrap(),
+            "caps-follow-resolution" => *self.follow_resolution.lock().unwrap() = value.get().unwrap(),
             _ => unreachable!(),
         }
     }
@@ -331,6 +369,7 @@ impl ObjectImpl for Av1ObuFix {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
             "framerate" => self.framerate_setting.lock().unwrap().to_value(),
+            "caps-follow-resolution" => self.follow_resolution.lock().unwrap().to_value(),
             "dropped" => self.state.lock().unwrap().dropped.to_value(),
             _ => unreachable!(),
         }

@@ -36,12 +36,6 @@ fn args() -> Args {
     a
 }
 
-/// libnice skips loopback addresses unless told: the tests publish over 127.0.0.1.
-fn use_loopback(webrtcbin: &gst::Element) {
-    let ice = webrtcbin.property::<glib::Object>("ice-agent");
-    let _ = ice.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]);
-}
-
 use gst::glib;
 
 fn main() {
@@ -91,22 +85,14 @@ fn main() {
             _ => sink.set_property_from_str("signaller::auth-token", token),
         }
     }
-    // Point ICE at loopback, wherever the sink keeps its webrtcbin.
-    if a.sink == "whipsink" {
-        let bin = sink.downcast_ref::<gst::Bin>().unwrap();
-        for e in bin.iterate_recurse().into_iter().flatten() {
-            if e.factory().is_some_and(|f| f.name() == "webrtcbin") {
-                use_loopback(&e);
-            }
-        }
-    }
-    // whipclientsink encodes what it is given but sends only once connected: count from then.
-    let connected = Arc::new(std::sync::atomic::AtomicBool::new(a.sink == "whipsink"));
-    if a.sink != "whipsink" {
+    // Both sinks send only once connected (frames before that are dropped): count from then.
+    let connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prepare = {
         let connected = connected.clone();
-        sink.connect("consumer-added", false, move |values| {
-            let webrtcbin = values[2].get::<gst::Element>().unwrap();
-            use_loopback(&webrtcbin);
+        move |webrtcbin: &gst::Element| {
+            // libnice skips loopback addresses unless told: the tests publish over 127.0.0.1.
+            let ice = webrtcbin.property::<glib::Object>("ice-agent");
+            let _ = ice.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]);
             let connected = connected.clone();
             webrtcbin.connect_notify(Some("connection-state"), move |webrtcbin, _| {
                 let state = webrtcbin.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
@@ -114,6 +100,18 @@ fn main() {
                     connected.store(true, Ordering::Relaxed);
                 }
             });
+        }
+    };
+    if a.sink == "whipsink" {
+        let bin = sink.downcast_ref::<gst::Bin>().unwrap();
+        for e in bin.iterate_recurse().into_iter().flatten() {
+            if e.factory().is_some_and(|f| f.name() == "webrtcbin") {
+                prepare(&e);
+            }
+        }
+    } else {
+        sink.connect("consumer-added", false, move |values| {
+            prepare(&values[2].get::<gst::Element>().unwrap());
             None
         });
     }
