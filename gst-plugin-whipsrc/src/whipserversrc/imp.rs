@@ -138,6 +138,7 @@ impl Settings {
 }
 
 /// A persistent source pad of the element, fed by whichever session is current.
+#[derive(Clone)]
 struct OutputPad {
     appsrc: gst_app::AppSrc,
     ghost: gst::GhostPad,
@@ -611,6 +612,9 @@ impl WhipServerSrc {
         let output_pad = self.output_pad(&name, kind)?;
         *output_pad.upstream.lock().unwrap() = Some(upstream);
         let appsrc = output_pad.appsrc.clone();
+        let ghost = output_pad.ghost.clone();
+        let warned_unlinked = std::sync::atomic::AtomicBool::new(false);
+        let element = self.obj().downgrade();
         let (last, keys) = (last_media_ms.clone(), keyframes.clone());
         let count_keyframes = kind == MediaKind::Video && output != Output::Rtp;
         appsink.set_callbacks(
@@ -622,6 +626,15 @@ impl WhipServerSrc {
                         && sample.buffer().is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT))
                     {
                         keys.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A pad nobody linked must not stop the pipeline (not-linked): drop its data.
+                    if !ghost.is_linked() {
+                        if !warned_unlinked.swap(true, Ordering::Relaxed) {
+                            if let Some(element) = element.upgrade() {
+                                gst::warning!(CAT, obj = element, "{} is not linked: its data is dropped", ghost.name());
+                            }
+                        }
+                        return Ok(gst::FlowSuccess::Ok);
                     }
                     // A full or flushing output must not stall the session's RTP thread.
                     let _ = appsrc.push_sample(&sample);
@@ -663,10 +676,10 @@ impl WhipServerSrc {
     }
 
     /// The element's persistent pad `name` (created on first use).
-    fn output_pad(&self, name: &str, kind: MediaKind) -> Result<OutputPadRef, String> {
+    fn output_pad(&self, name: &str, kind: MediaKind) -> Result<OutputPad, String> {
         let mut state = self.state.lock().unwrap();
         if let Some(out) = state.outputs.get(name) {
-            return Ok(OutputPadRef { appsrc: out.appsrc.clone(), upstream: out.upstream.clone() });
+            return Ok(out.clone());
         }
         let latency = gst::ClockTime::from_mseconds(u64::from(self.settings.lock().unwrap().latency));
         let appsrc = gst_app::AppSrc::builder()
@@ -707,8 +720,8 @@ impl WhipServerSrc {
         let _ = appsrc.sync_state_with_parent();
         ghost.set_active(true).map_err(|e| e.to_string())?;
         obj.add_pad(&ghost).map_err(|e| e.to_string())?;
-        let out = OutputPadRef { appsrc: appsrc.clone(), upstream: upstream.clone() };
-        state.outputs.insert(name.to_owned(), OutputPad { appsrc, ghost, upstream });
+        let out = OutputPad { appsrc, ghost, upstream };
+        state.outputs.insert(name.to_owned(), out.clone());
         Ok(out)
     }
 
@@ -790,9 +803,10 @@ impl WhipServerSrc {
         let element = self.obj().downgrade();
         let reason = reason.to_owned();
         // Tearing down webrtcbin from one of its own threads would deadlock.
-        RUNTIME.spawn_blocking(move || {
-            if let Some(element) = element.upgrade() {
-                element.imp().finish_session(session, &reason, eos);
+        RUNTIME.spawn_blocking(move || match element.upgrade() {
+            Some(element) => element.imp().finish_session(session, &reason, eos),
+            None => {
+                let _ = session.bin.set_state(gst::State::Null);
             }
         });
     }
@@ -967,11 +981,6 @@ impl WhipServerSrc {
             let _ = obj.remove(&out.appsrc);
         }
     }
-}
-
-struct OutputPadRef {
-    appsrc: gst_app::AppSrc,
-    upstream: Arc<Mutex<Option<gst::Pad>>>,
 }
 
 fn promise_reply(reply: Result<Option<&gst::StructureRef>, gst::PromiseError>) -> Result<Option<&gst::StructureRef>, String> {
