@@ -2,10 +2,17 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps build release test bench fuzz clean
+.PHONY: deps test-deps build release test bench fuzz clean
 
 deps:
 	@scripts/install-deps.sh
+
+# What only the tests need: the real publishers in tests/peers (headless Chromium with
+# playwright-core, libdatachannel-py in a Python 3.13 venv).
+test-deps: deps
+	@scripts/install-deps.sh chromium
+	@tests/peers/chromium/setup.sh
+	@tests/peers/obs_like/setup.sh
 
 build: deps
 	$(CARGO) build --workspace
@@ -13,12 +20,13 @@ build: deps
 release: deps
 	$(CARGO) build --workspace --release
 
-test: deps
+test: test-deps
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 
 bench: deps
 	$(CARGO) bench -p whipcast-tests --bench av1_depay
+	$(CARGO) bench -p whipcast-tests --bench whip_post
 
 clean:
 	$(CARGO) clean

@@ -15,10 +15,14 @@ fn main() {
     init();
     let n = std::env::args().skip(1).find_map(|a| a.parse::<usize>().ok()).unwrap_or(100);
     let port = free_port();
-    let pipeline = gst::parse::launch(&format!("whipserversrc address=127.0.0.1 port={port} name=w"))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("whipserversrc")
+        .property("address", "127.0.0.1")
+        .property("port", u32::from(port))
+        .property_from_str("on-disconnect", "wait")
+        .build()
         .unwrap();
+    pipeline.add(&src).unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
 
     let mut times = Vec::with_capacity(n);

@@ -464,6 +464,13 @@ impl WhipServerSrc {
             webrtcbin.set_property("turn-server", turn);
         }
         let ice = webrtcbin.property::<gst_webrtc::WebRTCICE>("ice-agent");
+        // No UPnP port mapping attempts (libnice's default): slow, noisy, and not ours to do.
+        if ice.find_property("agent").is_some() {
+            let agent = ice.property::<glib::Object>("agent");
+            if agent.find_property("upnp").is_some() {
+                agent.set_property("upnp", false);
+            }
+        }
         if let Some((min, max)) = settings.port_range()? {
             ice.set_property("min-rtp-port", min);
             ice.set_property("max-rtp-port", max);
