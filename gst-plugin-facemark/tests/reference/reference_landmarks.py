@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Independent reference for the facemark landmark tests.
+
+Runs the same two ONNX models with onnxruntime (not tract) and a numpy-only pre/post-processing
+written separately from the Rust code, on the test images, and prints
+tests/data/reference_landmarks.txt (one line per image and mesh index: `image index x y`,
+frame pixels) plus, with --layout, the 468-point layout (ROI-normalised x y of one frontal face)
+that src/mesh_layout.txt is made from.
+
+How the committed reference was produced (2026-11, Python 3.11):
+    python3 -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install onnxruntime numpy pillow
+    /tmp/refvenv/bin/python tests/reference/reference_landmarks.py MODEL_DIR \
+        > tests/data/reference_landmarks.txt
+"""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent / "data"
+INDICES = [33, 133, 263, 362, 1, 61, 291, 152]
+
+
+def anchors():
+    out = []
+    for size, per_cell in ((16, 2), (8, 6)):
+        for y in range(size):
+            for x in range(size):
+                out += [((x + 0.5) / size, (y + 0.5) / size)] * per_cell
+    return np.array(out, dtype=np.float64)
+
+
+def sample(img, centre, side, angle, n):
+    """Bilinear sample of an n x n square (rotated by angle) out of img (H, W, 3) float."""
+    h, w, _ = img.shape
+    grid = (np.arange(n) + 0.5) / n - 0.5
+    gx, gy = np.meshgrid(grid * side, grid * side)
+    c, s = math.cos(angle), math.sin(angle)
+    px = centre[0] + gx * c - gy * s - 0.5
+    py = centre[1] + gx * s + gy * c - 0.5
+    x0 = np.floor(px).astype(int)
+    y0 = np.floor(py).astype(int)
+    fx = (px - x0)[..., None]
+    fy = (py - y0)[..., None]
+    pad = np.zeros((h + 4, w + 4, 3), img.dtype)
+    pad[2:-2, 2:-2] = img
+    def at(yy, xx):
+        return pad[np.clip(yy + 2, 0, h + 3), np.clip(xx + 2, 0, w + 3)]
+    return ((at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy)
+            + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy)
+
+
+def iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def detect(det, img):
+    h, w, _ = img.shape
+    side = max(w, h)
+    crop = sample(img, (w / 2, h / 2), side, 0.0, 128)
+    x = (crop / 127.5 - 1.0).astype(np.float32).transpose(2, 0, 1)[None]
+    reg, cls = det.run(["regressors", "classificators"], {"input": x})
+    reg = reg[0].astype(np.float64) / 128.0
+    score = 1 / (1 + np.exp(-np.clip(cls[0, :, 0].astype(np.float64), -100, 100)))
+    anc = anchors()
+    keep = np.where(score >= 0.5)[0]
+    cands = []
+    for i in keep:
+        cx, cy = reg[i, 0] + anc[i, 0], reg[i, 1] + anc[i, 1]
+        bw, bh = reg[i, 2], reg[i, 3]
+        kps = reg[i, 4:16].reshape(6, 2) + anc[i]
+        box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
+        cands.append((score[i], box, kps))
+    cands.sort(key=lambda c: -c[0])
+    faces = []
+    while cands:
+        best = cands[0]
+        group = [c for c in cands if iou(best[1], c[1]) > 0.3]
+        cands = [c for c in cands if iou(best[1], c[1]) <= 0.3]
+        wsum = sum(c[0] for c in group)
+        box = sum(c[0] * c[1] for c in group) / wsum
+        kps = sum(c[0] * c[2] for c in group) / wsum
+        # normalised letterbox coordinates -> frame pixels
+        to_px = lambda v: (v - 0.5) * side + np.array([w / 2, h / 2])
+        faces.append((best[0], to_px(box.reshape(2, 2)).reshape(4), to_px(kps)))
+    return faces
+
+
+def landmarks(lm, img, face):
+    _, box, kps = face
+    centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    side = 1.5 * max(box[2] - box[0], box[3] - box[1])
+    angle = -math.atan2(-(kps[1][1] - kps[0][1]), kps[1][0] - kps[0][0])
+    crop = sample(img, centre, side, angle, 192)
+    x = (crop / 255.0).astype(np.float32).transpose(2, 0, 1)[None]
+    pts, presence = lm.run(["conv2d_20", "conv2d_30"], {"input_1": x})
+    pts = pts.reshape(468, 3).astype(np.float64)
+    norm = pts[:, :2] / 192.0 - 0.5
+    c, s = math.cos(angle), math.sin(angle)
+    fx = centre[0] + side * (norm[:, 0] * c - norm[:, 1] * s)
+    fy = centre[1] + side * (norm[:, 0] * s + norm[:, 1] * c)
+    return np.stack([fx, fy], 1), norm, 1 / (1 + math.exp(-float(presence.reshape(-1)[0])))
+
+
+def main():
+    model_dir = Path(sys.argv[1])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    det = ort.InferenceSession(str(model_dir / "face_detection_short_range.onnx"), opts)
+    lm = ort.InferenceSession(str(model_dir / "face_landmark.onnx"), opts)
+    layout = "--layout" in sys.argv
+    for name in ("astronaut.png", "grace_hopper.png"):
+        img = np.asarray(Image.open(DATA / name).convert("RGB"), dtype=np.float64)
+        faces = detect(det, img)
+        assert len(faces) == 1, (name, len(faces))
+        pts, norm, presence = landmarks(lm, img, faces[0])
+        if layout:
+            if name == "grace_hopper.png":
+                for x, y in norm:
+                    print(f"{x:.4f} {y:.4f}")
+            continue
+        print(f"# {name}: detector score {faces[0][0]:.3f}, presence {presence:.3f}")
+        for i in INDICES:
+            print(f"{name} {i} {pts[i, 0]:.2f} {pts[i, 1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
