@@ -1,0 +1,211 @@
+//! The per-frame face pipeline: detect (when needed), find landmarks, track.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::detector::{self, Detection};
+use super::geometry::{Roi, iou};
+use super::image::{Frame, sample_roi};
+use super::landmarks::{self, NUM_LANDMARKS};
+use super::model::{ModelError, Net, load_models};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Config {
+    pub max_faces: usize,
+    pub min_detection_confidence: f32,
+    /// A landmark face-presence probability below this ends tracking of that face.
+    pub min_tracking_confidence: f32,
+    /// Reuse the last landmarks to place the next region instead of running the detector.
+    pub tracking: bool,
+    /// While tracking, still run the detector every this many frames (0: only when lost).
+    pub detect_interval: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_faces: 1,
+            min_detection_confidence: 0.5,
+            min_tracking_confidence: 0.5,
+            tracking: true,
+            detect_interval: 30,
+        }
+    }
+}
+
+/// One face in frame pixels.
+#[derive(Clone, Debug, Default)]
+pub struct Face {
+    /// The landmark model's face-presence probability.
+    pub score: f32,
+    /// `[xmin, ymin, xmax, ymax]` of the landmarks.
+    pub bbox: [f32; 4],
+    /// 468 mesh points `[x, y, z]`, z in x's scale (frame pixels), smaller = closer.
+    pub landmarks: Vec<[f32; 3]>,
+    /// Iris centre then 4 edge points, when an iris model is present.
+    pub right_iris: Option<[[f32; 3]; 5]>,
+    pub left_iris: Option<[[f32; 3]; 5]>,
+    /// The detection this face came from, when the detector ran for it this frame.
+    pub detection: Option<Detection>,
+    /// The region the landmarks were computed in.
+    pub roi: Roi,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub frames: u64,
+    pub detector_runs: u64,
+    pub landmark_runs: u64,
+    /// Total time spent in [`FaceMarker::process`] (sampling + inference + decoding), seconds.
+    pub inference_seconds: f64,
+}
+
+pub struct FaceMarker {
+    config: Config,
+    detector: Net,
+    landmarker: Net,
+    anchors: Vec<[f32; 2]>,
+    faces: Vec<Face>,
+    next_faces: Vec<Face>,
+    spare: Vec<Face>,
+    candidates: Vec<Detection>,
+    detections: Vec<Detection>,
+    rois: Vec<(Roi, Option<Detection>)>,
+    frames_since_detection: u32,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for FaceMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaceMarker").field("config", &self.config).field("faces", &self.faces.len()).finish()
+    }
+}
+
+impl FaceMarker {
+    pub fn new(model_dir: &Path, config: Config) -> Result<FaceMarker, ModelError> {
+        let (detector, landmarker) = load_models(model_dir)?;
+        Ok(FaceMarker {
+            config,
+            detector,
+            landmarker,
+            anchors: detector::anchors(),
+            faces: Vec::new(),
+            next_faces: Vec::new(),
+            spare: Vec::new(),
+            candidates: Vec::with_capacity(64),
+            detections: Vec::with_capacity(16),
+            rois: Vec::with_capacity(8),
+            frames_since_detection: 0,
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: Config) {
+        if config != self.config {
+            self.config = config;
+            self.faces.truncate(config.max_faces);
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Forgets tracked faces (e.g. after a seek or a flush).
+    pub fn reset(&mut self) {
+        self.spare.append(&mut self.faces);
+        self.frames_since_detection = 0;
+    }
+
+    /// The faces found in the last processed frame.
+    pub fn faces(&self) -> &[Face] {
+        &self.faces
+    }
+
+    /// Runs the models on `frame`; returns the faces found (best first).
+    pub fn process(&mut self, frame: &Frame) -> tract_onnx::prelude::TractResult<&[Face]> {
+        let started = Instant::now();
+        self.stats.frames += 1;
+        let cfg = self.config;
+        if frame.width == 0 || frame.height == 0 || cfg.max_faces == 0 {
+            self.reset();
+            return Ok(&self.faces);
+        }
+
+        self.rois.clear();
+        if cfg.tracking {
+            for f in &self.faces {
+                self.rois.push((landmarks::next_roi(&f.landmarks), None));
+            }
+        }
+        self.frames_since_detection = self.frames_since_detection.saturating_add(1);
+        let need_detection = !cfg.tracking
+            || self.rois.is_empty()
+            || (cfg.detect_interval > 0 && self.frames_since_detection >= cfg.detect_interval);
+        if need_detection {
+            self.frames_since_detection = 0;
+            self.detect(frame, cfg.min_detection_confidence)?;
+            for d in &self.detections {
+                if self.rois.len() >= cfg.max_faces {
+                    break;
+                }
+                // A face already tracked keeps its (more precise) tracked region.
+                let overlaps = self.rois.iter().any(|(r, _)| iou(&r.bounds(), &d.landmark_roi().bounds()) > 0.3);
+                if !overlaps {
+                    self.rois.push((d.landmark_roi(), Some(*d)));
+                }
+            }
+        }
+
+        self.spare.append(&mut self.next_faces);
+        for k in 0..self.rois.len() {
+            let (roi, detection) = self.rois[k];
+            let mut face = self.spare.pop().unwrap_or_default();
+            if self.landmarks(frame, &roi, &mut face)? < cfg.min_tracking_confidence {
+                self.spare.push(face);
+                continue;
+            }
+            face.detection = detection;
+            // Two tracked regions that converged onto the same face: keep the first.
+            if self.next_faces.iter().any(|f| iou(&f.bbox, &face.bbox) > 0.5) {
+                self.spare.push(face);
+                continue;
+            }
+            self.next_faces.push(face);
+        }
+        std::mem::swap(&mut self.faces, &mut self.next_faces);
+        self.stats.inference_seconds += started.elapsed().as_secs_f64();
+        Ok(&self.faces)
+    }
+
+    fn detect(&mut self, frame: &Frame, min_score: f32) -> tract_onnx::prelude::TractResult<()> {
+        let lb = detector::letterbox(frame.width, frame.height);
+        sample_roi(frame, &lb, detector::INPUT_SIZE, 1.0 / 127.5, -1.0, self.detector.input_mut());
+        self.detector.run()?;
+        self.stats.detector_runs += 1;
+        let reg = self.detector.output(detector::NUM_ANCHORS * detector::NUM_VALUES);
+        let logits = self.detector.output(detector::NUM_ANCHORS);
+        detector::decode(reg, logits, &self.anchors, min_score, &lb, &mut self.candidates, &mut self.detections);
+        Ok(())
+    }
+
+    /// Fills `face` from the region; returns the presence probability.
+    fn landmarks(&mut self, frame: &Frame, roi: &Roi, face: &mut Face) -> tract_onnx::prelude::TractResult<f32> {
+        sample_roi(frame, roi, landmarks::INPUT_SIZE, 1.0 / 255.0, 0.0, self.landmarker.input_mut());
+        self.landmarker.run()?;
+        self.stats.landmark_runs += 1;
+        let score = landmarks::presence(self.landmarker.output(1).first().copied().unwrap_or(-100.0));
+        face.landmarks.resize(NUM_LANDMARKS, [0.0; 3]);
+        landmarks::decode(self.landmarker.output(NUM_LANDMARKS * 3), roi, &mut face.landmarks);
+        face.score = score;
+        face.bbox = landmarks::bounds(&face.landmarks);
+        face.roi = *roi;
+        face.right_iris = None;
+        face.left_iris = None;
+        Ok(score)
+    }
+}
