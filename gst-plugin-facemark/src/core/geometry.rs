@@ -5,7 +5,7 @@
 ///
 /// Normalised crop coordinates (`u`, `v` in `[-0.5, 0.5]`, the crop's own axes) map to frame
 /// pixels as `centre + side * R(angle) * (u, v)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Roi {
     pub cx: f32,
     pub cy: f32,

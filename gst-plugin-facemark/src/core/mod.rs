@@ -5,6 +5,7 @@ pub mod detector;
 pub mod draw;
 pub mod geometry;
 pub mod image;
+pub mod iris;
 pub mod landmarks;
 pub mod mesh;
 pub mod model;

@@ -8,6 +8,8 @@ use tract_onnx::prelude::*;
 
 pub const DETECTOR_FILE: &str = "face_detection_short_range.onnx";
 pub const LANDMARK_FILE: &str = "face_landmark.onnx";
+/// Optional: irises are added when this file is present.
+pub const IRIS_FILE: &str = "iris_landmark.onnx";
 
 /// What to tell users whose models are missing or broken.
 pub const FIX_HINT: &str = "run scripts/fetch-models.sh (it installs the models into the default \
@@ -110,15 +112,15 @@ impl Net {
 
     /// The input tensor's values (`[1, 3, n, n]`, row-major) to fill before [`Net::run`].
     pub fn input_mut(&mut self) -> &mut [f32] {
-        let t = match Arc::get_mut(&mut self.input) {
-            Some(t) => t,
-            None => {
-                // tract still holds a reference (should not happen): start a fresh tensor.
-                self.input = Arc::new((*self.input).clone());
-                Arc::get_mut(&mut self.input).expect("fresh Arc")
-            }
-        };
-        t.as_slice_mut::<f32>().expect("f32 input")
+        if Arc::get_mut(&mut self.input).is_none() {
+            // tract still holds a reference (should not happen): start a fresh tensor.
+            self.input = Arc::new((*self.input).clone());
+        }
+        let t = Arc::get_mut(&mut self.input).expect("unique input tensor");
+        assert_eq!(t.datum_type(), f32::datum_type());
+        // SAFETY: the tensor was created by Tensor::zero::<f32> with plain host storage and the
+        // datum type is checked just above.
+        unsafe { t.as_slice_mut_unchecked::<f32>() }
     }
 
     pub fn run(&mut self) -> TractResult<()> {
@@ -133,14 +135,14 @@ impl Net {
         self.outputs
             .iter()
             .find(|o| o.len() == len)
-            .and_then(|o| o.as_slice::<f32>().ok())
+            .and_then(|o| o.as_plain_ram()?.as_slice::<f32>().ok())
             .unwrap_or(&[])
     }
 }
 
-/// Loads the detector and the landmark model from `dir`.
-pub fn load_models(dir: &Path) -> Result<(Net, Net), ModelError> {
-    use super::{detector, landmarks};
+/// Loads the detector, the landmark model and (when its file exists) the iris model from `dir`.
+pub fn load_models(dir: &Path) -> Result<(Net, Net, Option<Net>), ModelError> {
+    use super::{detector, iris, landmarks};
     if !dir.is_dir() {
         return Err(ModelError { path: dir.to_owned(), reason: "the model folder does not exist".into() });
     }
@@ -150,5 +152,11 @@ pub fn load_models(dir: &Path) -> Result<(Net, Net), ModelError> {
         &[detector::NUM_ANCHORS * detector::NUM_VALUES, detector::NUM_ANCHORS],
     )?;
     let lm = Net::load(&dir.join(LANDMARK_FILE), landmarks::INPUT_SIZE, &[landmarks::NUM_LANDMARKS * 3, 1])?;
-    Ok((det, lm))
+    let iris_path = dir.join(IRIS_FILE);
+    let iris = if iris_path.exists() {
+        Some(Net::load(&iris_path, iris::INPUT_SIZE, &[71 * 3, iris::IRIS_POINTS * 3])?)
+    } else {
+        None
+    };
+    Ok((det, lm, iris))
 }

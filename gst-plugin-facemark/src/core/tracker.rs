@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::detector::{self, Detection};
 use super::geometry::{Roi, iou};
 use super::image::{Frame, sample_roi};
+use super::iris;
 use super::landmarks::{self, NUM_LANDMARKS};
 use super::model::{ModelError, Net, load_models};
 
@@ -56,6 +57,7 @@ pub struct Stats {
     pub frames: u64,
     pub detector_runs: u64,
     pub landmark_runs: u64,
+    pub iris_runs: u64,
     /// Total time spent in [`FaceMarker::process`] (sampling + inference + decoding), seconds.
     pub inference_seconds: f64,
 }
@@ -64,6 +66,7 @@ pub struct FaceMarker {
     config: Config,
     detector: Net,
     landmarker: Net,
+    iris: Option<Net>,
     anchors: Vec<[f32; 2]>,
     faces: Vec<Face>,
     next_faces: Vec<Face>,
@@ -83,11 +86,12 @@ impl std::fmt::Debug for FaceMarker {
 
 impl FaceMarker {
     pub fn new(model_dir: &Path, config: Config) -> Result<FaceMarker, ModelError> {
-        let (detector, landmarker) = load_models(model_dir)?;
+        let (detector, landmarker, iris) = load_models(model_dir)?;
         Ok(FaceMarker {
             config,
             detector,
             landmarker,
+            iris,
             anchors: detector::anchors(),
             faces: Vec::new(),
             next_faces: Vec::new(),
@@ -109,6 +113,11 @@ impl FaceMarker {
             self.config = config;
             self.faces.truncate(config.max_faces);
         }
+    }
+
+    /// Whether an iris model was loaded (faces then carry irises).
+    pub fn has_irises(&self) -> bool {
+        self.iris.is_some()
     }
 
     pub fn stats(&self) -> Stats {
@@ -143,39 +152,48 @@ impl FaceMarker {
             }
         }
         self.frames_since_detection = self.frames_since_detection.saturating_add(1);
-        let need_detection = !cfg.tracking
+        let mut detect = !cfg.tracking
             || self.rois.is_empty()
             || (cfg.detect_interval > 0 && self.frames_since_detection >= cfg.detect_interval);
-        if need_detection {
-            self.frames_since_detection = 0;
-            self.detect(frame, cfg.min_detection_confidence)?;
-            for d in &self.detections {
-                if self.rois.len() >= cfg.max_faces {
-                    break;
-                }
-                // A face already tracked keeps its (more precise) tracked region.
-                let overlaps = self.rois.iter().any(|(r, _)| iou(&r.bounds(), &d.landmark_roi().bounds()) > 0.3);
-                if !overlaps {
-                    self.rois.push((d.landmark_roi(), Some(*d)));
-                }
-            }
-        }
-
         self.spare.append(&mut self.next_faces);
-        for k in 0..self.rois.len() {
-            let (roi, detection) = self.rois[k];
-            let mut face = self.spare.pop().unwrap_or_default();
-            if self.landmarks(frame, &roi, &mut face)? < cfg.min_tracking_confidence {
-                self.spare.push(face);
+        loop {
+            if detect {
+                self.frames_since_detection = 0;
+                self.detect(frame, cfg.min_detection_confidence)?;
+                for d in &self.detections {
+                    if self.rois.len() >= cfg.max_faces {
+                        break;
+                    }
+                    // A face already tracked keeps its (more precise) tracked region.
+                    let roi = d.landmark_roi();
+                    if !self.rois.iter().any(|(r, _)| iou(&r.bounds(), &roi.bounds()) > 0.3) {
+                        self.rois.push((roi, Some(*d)));
+                    }
+                }
+            }
+            for k in 0..self.rois.len() {
+                let (roi, detection) = self.rois[k];
+                let mut face = self.spare.pop().unwrap_or_default();
+                if self.landmarks(frame, &roi, &mut face)? < cfg.min_tracking_confidence {
+                    self.spare.push(face);
+                    continue;
+                }
+                face.detection = detection;
+                // Two tracked regions that converged onto the same face: keep the first.
+                if self.next_faces.iter().any(|f| iou(&f.bbox, &face.bbox) > 0.5) {
+                    self.spare.push(face);
+                    continue;
+                }
+                self.next_faces.push(face);
+            }
+            // Every tracked face was lost (a cut, a fast move): look for faces in this very frame
+            // rather than the next one.
+            if self.next_faces.is_empty() && !detect {
+                self.rois.clear();
+                detect = true;
                 continue;
             }
-            face.detection = detection;
-            // Two tracked regions that converged onto the same face: keep the first.
-            if self.next_faces.iter().any(|f| iou(&f.bbox, &face.bbox) > 0.5) {
-                self.spare.push(face);
-                continue;
-            }
-            self.next_faces.push(face);
+            break;
         }
         std::mem::swap(&mut self.faces, &mut self.next_faces);
         self.stats.inference_seconds += started.elapsed().as_secs_f64();
@@ -206,6 +224,27 @@ impl FaceMarker {
         face.roi = *roi;
         face.right_iris = None;
         face.left_iris = None;
+        if let Some(net) = self.iris.as_mut()
+            && score >= self.config.min_tracking_confidence
+        {
+            for eye in [iris::RIGHT_EYE, iris::LEFT_EYE] {
+                let roi = iris::eye_roi(&face.landmarks, eye);
+                let input = net.input_mut();
+                sample_roi(frame, &roi, iris::INPUT_SIZE, 1.0 / 255.0, 0.0, input);
+                if eye.2 {
+                    iris::mirror(input, iris::INPUT_SIZE);
+                }
+                net.run()?;
+                self.stats.iris_runs += 1;
+                let mut pts = [[0.0; 3]; iris::IRIS_POINTS];
+                iris::decode(net.output(iris::IRIS_POINTS * 3), &roi, eye.2, &mut pts);
+                if eye.2 {
+                    face.left_iris = Some(pts);
+                } else {
+                    face.right_iris = Some(pts);
+                }
+            }
+        }
         Ok(score)
     }
 }

@@ -7,6 +7,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
 use super::DrawFlags;
@@ -235,8 +236,8 @@ impl ElementImpl for FaceMark {
                     gst::element_imp_error!(
                         self,
                         gst::ResourceError::OpenRead,
-                        ["Cannot load the face models from {}", dir.display()],
-                        ["{e}"]
+                        ("{e}"),
+                        ["model folder {}", dir.display()]
                     );
                     return Err(gst::StateChangeError);
                 }
@@ -286,7 +287,7 @@ impl VideoFilterImpl for FaceMark {
 
         let mut guard = self.marker.lock().unwrap();
         let Some(marker) = guard.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::StateChange, ["Models not loaded"]);
+            gst::element_imp_error!(self, gst::CoreError::StateChange, ("Models not loaded"));
             return Err(gst::FlowError::Error);
         };
         marker.set_config(settings.config());
@@ -295,7 +296,7 @@ impl VideoFilterImpl for FaceMark {
         let faces = match marker.process(&Frame::new(data, width, height, stride, layout)) {
             Ok(faces) => faces,
             Err(e) => {
-                gst::element_imp_error!(self, gst::LibraryError::Failed, ["Inference failed"], ["{e:#}"]);
+                gst::element_imp_error!(self, gst::LibraryError::Failed, ("Inference failed"), ["{e:#}"]);
                 return Err(gst::FlowError::Error);
             }
         };
