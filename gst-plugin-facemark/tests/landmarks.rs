@@ -17,8 +17,8 @@ fn run(m: &mut FaceMarker, img: &Rgb) -> Vec<gstfacemark::Face> {
     m.process(&frame).unwrap().to_vec()
 }
 
-/// Mesh indices 33, 133, 263, 362 (eye corners), 1 (nose tip), 61, 291 (mouth corners) and
-/// 152 (chin) within 3 px of the onnxruntime reference.
+/// Mesh indices 33, 133, 263, 362 (eye corners), 1 (nose tip), 61, 291 (mouth corners),
+/// 152 (chin) and the iris centres 468, 473 within 3 px of the onnxruntime reference.
 fn check_reference(image: &str) {
     let img = Rgb::load(image);
     let mut m = marker(Config { tracking: false, ..Config::default() });
@@ -27,9 +27,10 @@ fn check_reference(image: &str) {
     let face = &faces[0];
     assert!(face.score > 0.9, "{image}: presence {}", face.score);
     let refs = reference(image);
-    assert_eq!(refs.len(), 8);
+    assert_eq!(refs.len(), 10);
+    assert_eq!(face.points().count(), 478);
     for (i, x, y) in refs {
-        let p = face.landmarks[i];
+        let p = face.point(i).unwrap();
         let d = ((p[0] - x).powi(2) + (p[1] - y).powi(2)).sqrt();
         assert!(d <= 3.0, "{image}: landmark {i} at ({}, {}), reference ({x}, {y}), {d:.2} px off", p[0], p[1]);
     }
@@ -202,4 +203,24 @@ fn missing_and_corrupt_models_are_clear_errors() {
     let err = FaceMarker::new(&dir, Config::default()).unwrap_err().to_string();
     assert!(err.contains("face_detection_short_range.onnx"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The iris model adds 10 points (478 in all) unless switched off; the iris centres lie
+/// between their eye corners.
+#[test]
+fn irises_on_and_off() {
+    let img = Rgb::load("grace_hopper.png");
+    let mut m = marker(Config::default());
+    let face = run(&mut m, &img).remove(0);
+    assert_eq!(face.points().count(), 478);
+    for (centre, a, b) in [(468, 33, 133), (473, 362, 263)] {
+        let c = face.point(centre).unwrap();
+        let (pa, pb) = (face.landmarks[a], face.landmarks[b]);
+        assert!(c[0] > pa[0].min(pb[0]) && c[0] < pa[0].max(pb[0]), "iris {centre} x between corners");
+        assert!((c[1] - 0.5 * (pa[1] + pb[1])).abs() < 10.0, "iris {centre} y near the corners");
+    }
+    let mut m = marker(Config { irises: false, ..Config::default() });
+    let face = run(&mut m, &img).remove(0);
+    assert_eq!(face.points().count(), 468);
+    assert_eq!(m.stats().iris_runs, 0);
 }

@@ -20,6 +20,8 @@ pub struct Config {
     pub tracking: bool,
     /// While tracking, still run the detector every this many frames (0: only when lost).
     pub detect_interval: u32,
+    /// Run the iris model (when it is installed) for the 10 iris points.
+    pub irises: bool,
 }
 
 impl Default for Config {
@@ -30,6 +32,7 @@ impl Default for Config {
             min_tracking_confidence: 0.5,
             tracking: true,
             detect_interval: 30,
+            irises: true,
         }
     }
 }
@@ -52,12 +55,33 @@ pub struct Face {
     pub roi: Roi,
 }
 
+impl Face {
+    /// All points in MediaPipe's order: the 468 mesh points, then (when the iris model ran) the
+    /// subject's right iris (468 centre, 469..=472 edge) and left iris (473 centre, 474..=477).
+    pub fn points(&self) -> impl Iterator<Item = &[f32; 3]> {
+        let irises = match (&self.right_iris, &self.left_iris) {
+            (Some(r), Some(l)) => Some(r.iter().chain(l.iter())),
+            _ => None,
+        };
+        self.landmarks.iter().chain(irises.into_iter().flatten())
+    }
+
+    /// Point `i` in the order of [`Face::points`].
+    pub fn point(&self, i: usize) -> Option<[f32; 3]> {
+        self.points().nth(i).copied()
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Stats {
     pub frames: u64,
     pub detector_runs: u64,
     pub landmark_runs: u64,
     pub iris_runs: u64,
+    /// Time in each model's `run` alone (seconds), to tell inference from the rest.
+    pub detector_seconds: f64,
+    pub landmark_seconds: f64,
+    pub iris_seconds: f64,
     /// Total time spent in [`FaceMarker::process`] (sampling + inference + decoding), seconds.
     pub inference_seconds: f64,
 }
@@ -203,7 +227,9 @@ impl FaceMarker {
     fn detect(&mut self, frame: &Frame, min_score: f32) -> tract_onnx::prelude::TractResult<()> {
         let lb = detector::letterbox(frame.width, frame.height);
         sample_roi(frame, &lb, detector::INPUT_SIZE, 1.0 / 127.5, -1.0, self.detector.input_mut());
+        let t = Instant::now();
         self.detector.run()?;
+        self.stats.detector_seconds += t.elapsed().as_secs_f64();
         self.stats.detector_runs += 1;
         let reg = self.detector.output(detector::NUM_ANCHORS * detector::NUM_VALUES);
         let logits = self.detector.output(detector::NUM_ANCHORS);
@@ -214,7 +240,9 @@ impl FaceMarker {
     /// Fills `face` from the region; returns the presence probability.
     fn landmarks(&mut self, frame: &Frame, roi: &Roi, face: &mut Face) -> tract_onnx::prelude::TractResult<f32> {
         sample_roi(frame, roi, landmarks::INPUT_SIZE, 1.0 / 255.0, 0.0, self.landmarker.input_mut());
+        let t = Instant::now();
         self.landmarker.run()?;
+        self.stats.landmark_seconds += t.elapsed().as_secs_f64();
         self.stats.landmark_runs += 1;
         let score = landmarks::presence(self.landmarker.output(1).first().copied().unwrap_or(-100.0));
         face.landmarks.resize(NUM_LANDMARKS, [0.0; 3]);
@@ -224,7 +252,7 @@ impl FaceMarker {
         face.roi = *roi;
         face.right_iris = None;
         face.left_iris = None;
-        if let Some(net) = self.iris.as_mut()
+        if let Some(net) = self.iris.as_mut().filter(|_| self.config.irises)
             && score >= self.config.min_tracking_confidence
         {
             for eye in [iris::RIGHT_EYE, iris::LEFT_EYE] {
@@ -234,7 +262,9 @@ impl FaceMarker {
                 if eye.2 {
                     iris::mirror(input, iris::INPUT_SIZE);
                 }
+                let t = Instant::now();
                 net.run()?;
+                self.stats.iris_seconds += t.elapsed().as_secs_f64();
                 self.stats.iris_runs += 1;
                 let mut pts = [[0.0; 3]; iris::IRIS_POINTS];
                 iris::decode(net.output(iris::IRIS_POINTS * 3), &roi, eye.2, &mut pts);

@@ -42,6 +42,7 @@ struct Settings {
     tracking: bool,
     detect_interval: u32,
     emit_messages: bool,
+    irises: bool,
 }
 
 impl Default for Settings {
@@ -55,6 +56,7 @@ impl Default for Settings {
             tracking: true,
             detect_interval: DEFAULT_DETECT_INTERVAL,
             emit_messages: false,
+            irises: true,
         }
     }
 }
@@ -67,6 +69,7 @@ impl Settings {
             min_tracking_confidence: self.min_tracking_confidence as f32,
             tracking: self.tracking,
             detect_interval: self.detect_interval,
+            irises: self.irises,
         }
     }
 
@@ -143,6 +146,12 @@ impl ObjectImpl for FaceMark {
                     .default_value(DEFAULT_DETECT_INTERVAL)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("irises")
+                    .nick("Irises")
+                    .blurb("Run the iris model (when iris_landmark.onnx is installed): 478 points instead of 468")
+                    .default_value(true)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder("emit-messages")
                     .nick("Emit messages")
                     .blurb("Post a `facemark` element message with the faces of every frame")
@@ -170,6 +179,7 @@ impl ObjectImpl for FaceMark {
             "tracking" => s.tracking = value.get().expect("type checked upstream"),
             "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
             "emit-messages" => s.emit_messages = value.get().expect("type checked upstream"),
+            "irises" => s.irises = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -185,6 +195,7 @@ impl ObjectImpl for FaceMark {
             "tracking" => s.tracking.to_value(),
             "detect-interval" => s.detect_interval.to_value(),
             "emit-messages" => s.emit_messages.to_value(),
+            "irises" => s.irises.to_value(),
             "stats" => {
                 drop(s);
                 self.stats().to_value()
@@ -343,8 +354,7 @@ impl VideoFilterImpl for FaceMark {
 /// x0, y0, z0, x1, ... in frame pixels (z in x's scale).
 fn landmark_array(face: &Face) -> gst::Array {
     let mut values = Vec::with_capacity(face.landmarks.len() * 3 + 30);
-    let irises = face.right_iris.iter().chain(face.left_iris.iter()).flatten();
-    for p in face.landmarks.iter().chain(irises) {
+    for p in face.points() {
         values.extend(p.iter().map(|v| (*v as f64).to_send_value()));
     }
     gst::Array::from_values(values)

@@ -9,7 +9,7 @@ use gstfacemark::core::image::PixelLayout;
 /// installs them (`make test` runs it first). Missing models fail the test, never skip it.
 pub fn model_dir() -> PathBuf {
     let dir = gstfacemark::default_model_dir();
-    for f in ["face_detection_short_range.onnx", "face_landmark.onnx"] {
+    for f in ["face_detection_short_range.onnx", "face_landmark.onnx", "iris_landmark.onnx"] {
         if !dir.join(f).is_file() {
             panic!(
                 "face model {} is missing: run scripts/fetch-models.sh (or set FACEMARK_MODEL_DIR \
@@ -74,6 +74,20 @@ impl Rgb {
                 self.data[d..d + 3].copy_from_slice(&src.data[s..s + 3]);
             }
         }
+    }
+
+    /// Scaled by `factor` (nearest neighbour).
+    pub fn scaled(&self, factor: f32) -> Rgb {
+        let (w, h) = ((self.width as f32 * factor) as usize, (self.height as f32 * factor) as usize);
+        let mut out = Rgb::filled(w, h, [0; 3]);
+        for y in 0..h {
+            for x in 0..w {
+                let (sx, sy) = (((x as f32 + 0.5) / factor) as usize, ((y as f32 + 0.5) / factor) as usize);
+                let p = self.pixel(sx.min(self.width - 1), sy.min(self.height - 1));
+                out.data[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&p);
+            }
+        }
+        out
     }
 
     pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {

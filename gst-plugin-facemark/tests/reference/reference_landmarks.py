@@ -110,12 +110,41 @@ def landmarks(lm, img, face):
     return np.stack([fx, fy], 1), norm, 1 / (1 + math.exp(-float(presence.reshape(-1)[0])))
 
 
+def iris_centres(iris, img, pts):
+    """Iris centres (mesh indices 468 and 473) from the optional iris model.
+
+    The eye crop is centred between the corners 33 -> 133 (subject's right eye) and 362 -> 263
+    (left eye, mirrored horizontally, as the model expects one orientation), turned along them
+    and 2.3 x their distance wide; input RGB in [0, 1]; output_iris holds 5 x (x, y, z) crop
+    pixels, the centre first.
+    """
+    out = {}
+    for index, (a, b, mirrored) in ((468, (33, 133, False)), (473, (362, 263, True))):
+        p0, p1 = pts[a], pts[b]
+        centre = (p0 + p1) / 2
+        side = 2.3 * float(np.hypot(*(p1 - p0)))
+        angle = -math.atan2(-(p1[1] - p0[1]), p1[0] - p0[0])
+        crop = sample(img, centre, side, angle, 64)
+        if mirrored:
+            crop = crop[:, ::-1]
+        x = (crop / 255.0).astype(np.float32).transpose(2, 0, 1)[None]
+        _, ir = iris.run(["output_eyes_contours_and_brows", "output_iris"], {"input_1": x})
+        u, v = ir.reshape(5, 3)[0, :2] / 64.0 - 0.5
+        if mirrored:
+            u = -u
+        c, s = math.cos(angle), math.sin(angle)
+        out[index] = (centre[0] + side * (u * c - v * s), centre[1] + side * (u * s + v * c))
+    return out
+
+
 def main():
     model_dir = Path(sys.argv[1])
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     det = ort.InferenceSession(str(model_dir / "face_detection_short_range.onnx"), opts)
     lm = ort.InferenceSession(str(model_dir / "face_landmark.onnx"), opts)
+    iris_path = model_dir / "iris_landmark.onnx"
+    iris = ort.InferenceSession(str(iris_path), opts) if iris_path.exists() else None
     layout = "--layout" in sys.argv
     for name in ("astronaut.png", "grace_hopper.png"):
         img = np.asarray(Image.open(DATA / name).convert("RGB"), dtype=np.float64)
@@ -130,6 +159,9 @@ def main():
         print(f"# {name}: detector score {faces[0][0]:.3f}, presence {presence:.3f}")
         for i in INDICES:
             print(f"{name} {i} {pts[i, 0]:.2f} {pts[i, 1]:.2f}")
+        if iris is not None:
+            for i, (x, y) in iris_centres(iris, img, pts).items():
+                print(f"{name} {i} {x:.2f} {y:.2f}")
 
 
 if __name__ == "__main__":
