@@ -27,7 +27,7 @@ trap 'rm -rf "$TMP"' EXIT
 # identity eos-after stops after FRAMES frames; multifilesink numbers every frame from 0; the
 # snapshots are then renamed and the other frames removed (JPEG costs a few ms per frame).
 gst-launch-1.0 -q \
-  uridecodebin uri="$URI" expose-all-streams=false caps=video/x-raw \
+  uridecodebin uri="$URI" \
   ! videoconvert ! "video/x-raw,format={RGBx,BGRx,RGBA,BGRA,RGB,BGR}" \
   ! identity eos-after=$FRAMES \
   ! facemark \

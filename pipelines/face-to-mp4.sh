@@ -19,8 +19,8 @@ case "$IN" in
 esac
 
 exec gst-launch-1.0 -e \
-  uridecodebin uri="$URI" expose-all-streams=false caps=video/x-raw \
+  uridecodebin uri="$URI" \
   ! videoconvert ! "video/x-raw,format={RGBx,BGRx,RGBA,BGRA,RGB,BGR}" \
   ! facemark "$@" \
-  ! videoconvert ! x264enc speed-preset=veryfast tune=zerolatency \
+  ! videoconvert ! video/x-raw,format=I420 ! x264enc speed-preset=veryfast \
   ! video/x-h264,profile=high ! h264parse ! mp4mux ! filesink location="$OUTFILE"
