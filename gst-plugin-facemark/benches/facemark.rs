@@ -61,7 +61,27 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
     );
 }
 
+/// FACEMARK_PROFILE=1: time per op kind inside each model.
+fn profile() {
+    use gstfacemark::core::model::{DETECTOR_FILE, IRIS_FILE, LANDMARK_FILE, Net};
+    let dir = model_dir();
+    for (file, size, outs) in
+        [(DETECTOR_FILE, 128, &[896 * 16, 896][..]), (LANDMARK_FILE, 192, &[1404, 1][..]), (IRIS_FILE, 64, &[213, 15][..])]
+    {
+        let mut net = Net::load(&dir.join(file), size, outs).unwrap();
+        let ops = net.profile(100).unwrap();
+        let total: f64 = ops.iter().map(|o| o.1).sum();
+        println!("{file}: {total:.2} ms per run");
+        for (op, ms) in ops.iter().take(8) {
+            println!("  {op:<24} {ms:6.3} ms");
+        }
+    }
+}
+
 fn main() {
+    if std::env::var_os("FACEMARK_PROFILE").is_some() {
+        profile();
+    }
     let astronaut = Rgb::load("astronaut.png");
     let mut hd = Rgb::filled(1280, 720, [100, 110, 120]);
     // The short-range detector wants faces of at least ~20% of the frame's longer side (a

@@ -224,3 +224,29 @@ fn irises_on_and_off() {
     assert_eq!(face.points().count(), 468);
     assert_eq!(m.stats().iris_runs, 0);
 }
+
+/// The PRelu rewrite done at load time (for speed) does not change the models' outputs.
+#[test]
+fn prelu_rewrite_keeps_outputs() {
+    use gstfacemark::core::model::{IRIS_FILE, LANDMARK_FILE, Net};
+    let dir = model_dir();
+    for (file, size, outs) in [(LANDMARK_FILE, 192, [1404usize, 1]), (IRIS_FILE, 64, [213, 15])] {
+        let mut nets: Vec<Net> =
+            [false, true].iter().map(|&r| Net::load_with(&dir.join(file), size, &outs, r).unwrap()).collect();
+        for net in nets.iter_mut() {
+            // a deterministic pseudo-random input in [0, 1]
+            let mut x = 12345u32;
+            for v in net.input_mut() {
+                x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+                *v = (x >> 8) as f32 / (1u32 << 24) as f32;
+            }
+            net.run().unwrap();
+        }
+        for len in outs {
+            let (a, b) = (nets[0].output(len), nets[1].output(len));
+            assert_eq!(a.len(), len);
+            let worst = a.iter().zip(b).map(|(p, q)| (p - q).abs() / (1.0 + p.abs())).fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "{file}: output {len} differs by {worst}");
+        }
+    }
+}

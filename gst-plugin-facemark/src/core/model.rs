@@ -72,6 +72,11 @@ impl Net {
     /// Loads `path` for a fixed `[1, 3, size, size]` f32 input, optimises it and checks that it
     /// runs and produces outputs with the element counts in `expect_outputs` (in some order).
     pub fn load(path: &Path, size: usize, expect_outputs: &[usize]) -> Result<Net, ModelError> {
+        Self::load_with(path, size, expect_outputs, true)
+    }
+
+    /// [`Net::load`], choosing whether PRelu nodes are rewritten (see [`rewrite_prelu`]).
+    pub fn load_with(path: &Path, size: usize, expect_outputs: &[usize], rewrite: bool) -> Result<Net, ModelError> {
         let err = |reason: String| ModelError { path: path.to_owned(), reason };
         if !path.exists() {
             return Err(err(if path.parent().is_some_and(|p| !p.exists()) {
@@ -83,8 +88,12 @@ impl Net {
         // tract reports malformed files as errors; the catch_unwind is a last line of defence so
         // that a hostile file can never take the pipeline down.
         let built = std::panic::catch_unwind(|| -> TractResult<Plan> {
-            tract_onnx::onnx()
-                .model_for_path(path)?
+            let onnx = tract_onnx::onnx();
+            let mut proto = onnx.proto_model_for_path(path)?;
+            if rewrite {
+                rewrite_prelu(&mut proto);
+            }
+            onnx.model_for_proto_model(&proto)?
                 .with_input_fact(0, f32::fact([1, 3, size, size]).into())?
                 .into_optimized()?
                 .into_runnable()
@@ -130,6 +139,26 @@ impl Net {
         Ok(())
     }
 
+    /// Runs the model `runs` times timing every node; returns (op name, total ms per run) by op
+    /// kind, slowest first. For profiling (the benchmark prints it with FACEMARK_PROFILE=1).
+    pub fn profile(&mut self, runs: usize) -> TractResult<Vec<(String, f64)>> {
+        use std::collections::HashMap;
+        use std::time::Instant;
+        let mut by_op: HashMap<String, f64> = HashMap::new();
+        for _ in 0..runs {
+            let input = self.input.clone().into_tvalue();
+            self.state.run_plan_with_eval(tvec!(input), |ctx, op_state, node, inputs| {
+                let t = Instant::now();
+                let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                *by_op.entry(node.op().name().to_string()).or_default() += t.elapsed().as_secs_f64();
+                r
+            })?;
+        }
+        let mut v: Vec<(String, f64)> = by_op.into_iter().map(|(k, t)| (k, t * 1e3 / runs as f64)).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(v)
+    }
+
     /// The output with `len` elements from the last run.
     pub fn output(&self, len: usize) -> &[f32] {
         self.outputs
@@ -138,6 +167,49 @@ impl Net {
             .and_then(|o| o.as_plain_ram()?.as_slice::<f32>().ok())
             .unwrap_or(&[])
     }
+}
+
+/// Replaces every `PRelu(x, a)` node by `Relu(x) + Min(x, 0) * a`.
+///
+/// Same values, but tract 0.23 expands PRelu into a comparison and a select (`GT` + `Iff`) that
+/// it cannot fuse and that took about half of the landmark and iris models' time; the
+/// replacement runs as cheap element-wise kernels. Done on the parsed protobuf, so the model
+/// files (and their checksums) stay as they are.
+pub fn rewrite_prelu(proto: &mut tract_onnx::pb::ModelProto) {
+    use tract_onnx::pb::{NodeProto, TensorProto};
+    let Some(graph) = proto.graph.as_mut() else { return };
+    if !graph.node.iter().any(|n| n.op_type == "PRelu") {
+        return;
+    }
+    let zero = "facemark.prelu.zero".to_string();
+    graph.initializer.push(TensorProto {
+        dims: vec![],
+        data_type: 1, // FLOAT
+        float_data: vec![0.0],
+        name: zero.clone(),
+        ..Default::default()
+    });
+    let node = |op: &str, input: Vec<String>, output: &str| NodeProto {
+        op_type: op.into(),
+        input,
+        output: vec![output.to_string()],
+        name: output.to_string(),
+        ..Default::default()
+    };
+    let mut nodes = Vec::with_capacity(graph.node.len() * 2);
+    for n in std::mem::take(&mut graph.node) {
+        if n.op_type != "PRelu" || n.input.len() != 2 || n.output.len() != 1 {
+            nodes.push(n);
+            continue;
+        }
+        let (x, a, y) = (&n.input[0], &n.input[1], &n.output[0]);
+        let (pos, neg, scaled) = (format!("{y}.facemark.pos"), format!("{y}.facemark.neg"), format!("{y}.facemark.scaled"));
+        nodes.push(node("Relu", vec![x.clone()], &pos));
+        nodes.push(node("Min", vec![x.clone(), zero.clone()], &neg));
+        nodes.push(node("Mul", vec![neg.clone(), a.clone()], &scaled));
+        nodes.push(NodeProto { name: n.name.clone(), ..node("Add", vec![pos, scaled], y) });
+    }
+    graph.node = nodes;
 }
 
 /// Loads the detector, the landmark model and (when its file exists) the iris model from `dir`.
