@@ -250,3 +250,27 @@ fn prelu_rewrite_keeps_outputs() {
         }
     }
 }
+
+/// Two faces side by side: max-faces 1 finds one, max-faces 2 finds both and keeps tracking
+/// both without running the detector again.
+#[test]
+fn two_faces() {
+    let mut a = Rgb::filled(256, 256, [0; 3]);
+    a.paste(&Rgb::load("astronaut.png"), -94, -2);
+    let mut b = Rgb::filled(256, 256, [0; 3]);
+    b.paste(&Rgb::load("grace_hopper.png"), -140, -132);
+    let mut canvas = Rgb::filled(560, 300, [128, 128, 128]);
+    canvas.paste(&a, 10, 20);
+    canvas.paste(&b, 290, 30);
+    let mut m = marker(Config::default());
+    assert_eq!(run(&mut m, &canvas).len(), 1);
+    let mut m = marker(Config { max_faces: 2, ..Config::default() });
+    for _ in 0..5 {
+        let faces = run(&mut m, &canvas);
+        assert_eq!(faces.len(), 2);
+        let mut xs: Vec<f32> = faces.iter().map(|f| f.landmarks[1][0]).collect();
+        xs.sort_by(f32::total_cmp);
+        assert!(xs[0] < 280.0 && xs[1] > 290.0, "{xs:?}");
+    }
+    assert_eq!(m.stats().detector_runs, 1);
+}
