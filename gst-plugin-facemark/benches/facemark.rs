@@ -24,13 +24,23 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
     let stride = img.width * 4;
     let src = img.to_layout(layout, stride);
     let mut buf = src.clone();
-    let mut m = FaceMarker::new(&model_dir(), Config { tracking, irises, ..Config::default() }).unwrap();
+    let mut m = FaceMarker::new(
+        &model_dir(),
+        Config {
+            tracking,
+            irises,
+            ..Config::default()
+        },
+    )
+    .unwrap();
     let (mut total, mut infer) = (Vec::with_capacity(FRAMES), Vec::with_capacity(FRAMES));
     for k in 0..FRAMES + 10 {
         buf.copy_from_slice(&src);
         let t0 = Instant::now();
         let n = {
-            let faces = m.process(&Frame::new(&buf, img.width, img.height, stride, layout)).unwrap();
+            let faces = m
+                .process(&Frame::new(&buf, img.width, img.height, stride, layout))
+                .unwrap();
             faces.len()
         };
         let t1 = Instant::now();
@@ -46,7 +56,13 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
         }
     }
     let s = m.stats();
-    let per = |secs: f64, runs: u64| if runs > 0 { secs * 1e3 / runs as f64 } else { 0.0 };
+    let per = |secs: f64, runs: u64| {
+        if runs > 0 {
+            secs * 1e3 / runs as f64
+        } else {
+            0.0
+        }
+    };
     println!(
         "{name:<24} tracking={:<5} irises={irises:<5} median {:6.2} ms/frame (models {:6.2} ms, drawing {:5.2} ms); detector ran {}x in {} frames; mean run: detector {:.2} ms, mesh {:.2} ms, iris {:.2} ms",
         tracking,
@@ -65,9 +81,11 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
 fn profile() {
     use gstfacemark::core::model::{DETECTOR_FILE, IRIS_FILE, LANDMARK_FILE, Net};
     let dir = model_dir();
-    for (file, size, outs) in
-        [(DETECTOR_FILE, 128, &[896 * 16, 896][..]), (LANDMARK_FILE, 192, &[1404, 1][..]), (IRIS_FILE, 64, &[213, 15][..])]
-    {
+    for (file, size, outs) in [
+        (DETECTOR_FILE, 128, &[896 * 16, 896][..]),
+        (LANDMARK_FILE, 192, &[1404, 1][..]),
+        (IRIS_FILE, 64, &[213, 15][..]),
+    ] {
         let mut net = Net::load(&dir.join(file), size, outs).unwrap();
         let ops = net.profile(100).unwrap();
         let total: f64 = ops.iter().map(|o| o.1).sum();

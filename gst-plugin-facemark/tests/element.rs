@@ -36,7 +36,9 @@ fn odd_canvas() -> (Rgb, (f32, f32)) {
 fn harness(format: &str, width: usize, height: usize) -> gst_check::Harness {
     init();
     let mut h = gst_check::Harness::new("facemark");
-    h.element().unwrap().set_property("model-dir", model_dir().to_str().unwrap());
+    h.element()
+        .unwrap()
+        .set_property("model-dir", model_dir().to_str().unwrap());
     h.set_src_caps_str(&format!(
         "video/x-raw,format={format},width={width},height={height},framerate=30/1"
     ));
@@ -81,13 +83,21 @@ fn every_format_odd_size_and_padding() {
             // GStreamer's default stride is 4-byte aligned; add padding beyond it.
             let stride = (img.width * bpp).div_ceil(4) * 4 + pad;
             let mut h = harness(format, img.width, img.height);
-            let out = h.push_and_pull(buffer(&img, format, layout, stride, 0)).unwrap();
-            let metas: Vec<_> = out.iter_meta::<gst_video::VideoRegionOfInterestMeta>().collect();
+            let out = h
+                .push_and_pull(buffer(&img, format, layout, stride, 0))
+                .unwrap();
+            let metas: Vec<_> = out
+                .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+                .collect();
             assert_eq!(metas.len(), 1, "{format} pad {pad}");
             let meta = &metas[0];
             assert_eq!(meta.roi_type(), "face");
             let (x, y, w, hh) = meta.rect();
-            assert!(x > 65 + 150 && x < 65 + 220 && w > 50 && hh > 50 && y < 120, "{format}: rect {:?}", meta.rect());
+            assert!(
+                x > 65 + 150 && x < 65 + 220 && w > 50 && hh > 50 && y < 120,
+                "{format}: rect {:?}",
+                meta.rect()
+            );
             let lm = landmarks_of(meta);
             assert_eq!(lm.len(), 478 * 3);
             for &(i, rx, ry) in &refs {
@@ -102,11 +112,24 @@ fn every_format_odd_size_and_padding() {
                 [map[p + ro], map[p + go], map[p + bo]]
             };
             let (ex, ey) = (lm[3 * 33] as usize, lm[3 * 33 + 1] as usize);
-            assert_eq!(at(ex, ey), [255, 48, 48], "{format}: right eye corner drawn");
+            assert_eq!(
+                at(ex, ey),
+                [255, 48, 48],
+                "{format}: right eye corner drawn"
+            );
             assert_eq!(at(5, 5), img.pixel(5, 5), "{format}: far pixel untouched");
-            assert_eq!(at(641, 360), img.pixel(641, 360), "{format}: last pixel untouched");
+            assert_eq!(
+                at(641, 360),
+                img.pixel(641, 360),
+                "{format}: last pixel untouched"
+            );
             for row in 0..img.height {
-                assert!(map[row * stride + img.width * bpp..(row + 1) * stride].iter().all(|b| *b == 0xAB), "{format}: padding");
+                assert!(
+                    map[row * stride + img.width * bpp..(row + 1) * stride]
+                        .iter()
+                        .all(|b| *b == 0xAB),
+                    "{format}: padding"
+                );
             }
         }
     }
@@ -116,10 +139,21 @@ fn every_format_odd_size_and_padding() {
 fn no_face_no_meta_and_no_drawing() {
     let img = Rgb::filled(320, 240, [40, 80, 120]);
     let mut h = harness("RGBx", 320, 240);
-    let out = h.push_and_pull(buffer(&img, "RGBx", PixelLayout::Rgbx, 1280, 0)).unwrap();
-    assert_eq!(out.iter_meta::<gst_video::VideoRegionOfInterestMeta>().count(), 0);
+    let out = h
+        .push_and_pull(buffer(&img, "RGBx", PixelLayout::Rgbx, 1280, 0))
+        .unwrap();
+    assert_eq!(
+        out.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .count(),
+        0
+    );
     let map = out.map_readable().unwrap();
     assert_eq!(&map[..], &img.to_layout(PixelLayout::Rgbx, 1280)[..]);
+    let stats = h.element().unwrap().property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("frames-in").unwrap(), 1);
+    assert_eq!(stats.get::<u64>("inferences").unwrap(), 1);
+    assert_eq!(stats.get::<u64>("detector-runs").unwrap(), 1);
+    assert!(stats.get::<f64>("mean-inference-ms").unwrap() > 0.0);
 }
 
 #[test]
@@ -128,9 +162,18 @@ fn draw_none_leaves_pixels_but_keeps_meta() {
     let mut h = harness("BGRx", img.width, img.height);
     h.element().unwrap().set_property_from_str("draw", "");
     let stride = img.width * 4;
-    let out = h.push_and_pull(buffer(&img, "BGRx", PixelLayout::Bgrx, stride, 0)).unwrap();
-    assert_eq!(out.iter_meta::<gst_video::VideoRegionOfInterestMeta>().count(), 1);
-    assert_eq!(&out.map_readable().unwrap()[..], &img.to_layout(PixelLayout::Bgrx, stride)[..]);
+    let out = h
+        .push_and_pull(buffer(&img, "BGRx", PixelLayout::Bgrx, stride, 0))
+        .unwrap();
+    assert_eq!(
+        out.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .count(),
+        1
+    );
+    assert_eq!(
+        &out.map_readable().unwrap()[..],
+        &img.to_layout(PixelLayout::Bgrx, stride)[..]
+    );
 }
 
 #[test]
@@ -147,7 +190,10 @@ fn properties_and_stats() {
         let (_, values) = glib::FlagsValue::from_value(&v).unwrap();
         values.iter().map(|f| f.nick().to_string()).collect()
     };
-    assert_eq!(nicks(e.property_value("draw")), ["tesselation", "contours", "irises"]);
+    assert_eq!(
+        nicks(e.property_value("draw")),
+        ["tesselation", "contours", "irises"]
+    );
     e.set_property_from_str("draw", "box+keypoints");
     assert_eq!(nicks(e.property_value("draw")), ["box", "keypoints"]);
     let stats = e.property::<gst::Structure>("stats");
@@ -163,7 +209,11 @@ fn element_messages() {
     let (img, _) = odd_canvas();
     let pipeline = gst::Pipeline::new();
     let src = gst_app::AppSrc::builder()
-        .caps(&"video/x-raw,format=RGB,width=642,height=361,framerate=30/1".parse::<gst::Caps>().unwrap())
+        .caps(
+            &"video/x-raw,format=RGB,width=642,height=361,framerate=30/1"
+                .parse::<gst::Caps>()
+                .unwrap(),
+        )
         .format(gst::Format::Time)
         .build();
     let fm = gst::ElementFactory::make("facemark")
@@ -171,20 +221,32 @@ fn element_messages() {
         .property("emit-messages", true)
         .build()
         .unwrap();
-    let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().unwrap();
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .build()
+        .unwrap();
     pipeline.add_many([src.upcast_ref(), &fm, &sink]).unwrap();
     gst::Element::link_many([src.upcast_ref(), &fm, &sink]).unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let stride = (642 * 3usize).div_ceil(4) * 4;
     for k in 0..3u64 {
-        src.push_buffer(buffer(&img, "RGB", PixelLayout::Rgb, stride, k * 33_333_333)).unwrap();
+        src.push_buffer(buffer(
+            &img,
+            "RGB",
+            PixelLayout::Rgb,
+            stride,
+            k * 33_333_333,
+        ))
+        .unwrap();
     }
     src.end_of_stream().unwrap();
     let bus = pipeline.bus().unwrap();
     let mut seen = Vec::new();
     for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
         match msg.view() {
-            gst::MessageView::Element(m) if m.structure().is_some_and(|s| s.name() == "facemark") => {
+            gst::MessageView::Element(m)
+                if m.structure().is_some_and(|s| s.name() == "facemark") =>
+            {
                 seen.push(m.structure().unwrap().to_owned())
             }
             gst::MessageView::Eos(_) => break,
@@ -203,8 +265,16 @@ fn element_messages() {
         let face = faces.first().unwrap().get::<gst::Structure>().unwrap();
         assert_eq!(face.name(), "face");
         assert!(face.get::<f64>("score").unwrap() > 0.5);
-        let (x, w) = (face.get::<f64>("x").unwrap(), face.get::<f64>("width").unwrap());
-        assert!(x > 200.0 && w > 50.0 && face.get::<f64>("y").unwrap() >= 0.0 && face.get::<f64>("height").unwrap() > 50.0);
+        let (x, w) = (
+            face.get::<f64>("x").unwrap(),
+            face.get::<f64>("width").unwrap(),
+        );
+        assert!(
+            x > 200.0
+                && w > 50.0
+                && face.get::<f64>("y").unwrap() >= 0.0
+                && face.get::<f64>("height").unwrap() > 50.0
+        );
         assert_eq!(face.get::<gst::Array>("landmarks").unwrap().len(), 478 * 3);
     }
 }
@@ -218,8 +288,12 @@ fn ready_error(model_dir: &std::path::Path) -> String {
     let bus = gst::Bus::new();
     e.set_bus(Some(&bus));
     assert!(e.set_state(gst::State::Ready).is_err(), "READY must fail");
-    let msg = bus.pop_filtered(&[gst::MessageType::Error]).expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+    let msg = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
     e.set_state(gst::State::Null).unwrap();
     format!("{} | {}", err.error(), err.debug().unwrap_or_default())
 }
@@ -235,10 +309,17 @@ fn missing_model_folder_is_an_element_error() {
 fn text_file_as_model_is_an_element_error() {
     let dir = std::env::temp_dir().join(format!("facemark-element-corrupt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(model_dir().join("face_detection_short_range.onnx"), dir.join("face_detection_short_range.onnx")).unwrap();
+    std::fs::copy(
+        model_dir().join("face_detection_short_range.onnx"),
+        dir.join("face_detection_short_range.onnx"),
+    )
+    .unwrap();
     std::fs::write(dir.join("face_landmark.onnx"), "hello, I am not a model\n").unwrap();
     let err = ready_error(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(err.contains("face_landmark.onnx") && err.contains("not a usable ONNX model"), "{err}");
+    assert!(
+        err.contains("face_landmark.onnx") && err.contains("not a usable ONNX model"),
+        "{err}"
+    );
     assert!(err.contains("scripts/fetch-models.sh"), "{err}");
 }

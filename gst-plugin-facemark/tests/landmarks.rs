@@ -13,7 +13,13 @@ fn marker(config: Config) -> FaceMarker {
 }
 
 fn run(m: &mut FaceMarker, img: &Rgb) -> Vec<gstfacemark::Face> {
-    let frame = Frame::new(&img.data, img.width, img.height, img.width * 3, PixelLayout::Rgb);
+    let frame = Frame::new(
+        &img.data,
+        img.width,
+        img.height,
+        img.width * 3,
+        PixelLayout::Rgb,
+    );
     m.process(&frame).unwrap().to_vec()
 }
 
@@ -21,7 +27,10 @@ fn run(m: &mut FaceMarker, img: &Rgb) -> Vec<gstfacemark::Face> {
 /// 152 (chin) and the iris centres 468, 473 within 3 px of the onnxruntime reference.
 fn check_reference(image: &str) {
     let img = Rgb::load(image);
-    let mut m = marker(Config { tracking: false, ..Config::default() });
+    let mut m = marker(Config {
+        tracking: false,
+        ..Config::default()
+    });
     let faces = run(&mut m, &img);
     assert_eq!(faces.len(), 1, "{image}: exactly one face");
     let face = &faces[0];
@@ -32,7 +41,12 @@ fn check_reference(image: &str) {
     for (i, x, y) in refs {
         let p = face.point(i).unwrap();
         let d = ((p[0] - x).powi(2) + (p[1] - y).powi(2)).sqrt();
-        assert!(d <= 3.0, "{image}: landmark {i} at ({}, {}), reference ({x}, {y}), {d:.2} px off", p[0], p[1]);
+        assert!(
+            d <= 3.0,
+            "{image}: landmark {i} at ({}, {}), reference ({x}, {y}), {d:.2} px off",
+            p[0],
+            p[1]
+        );
     }
 }
 
@@ -58,7 +72,11 @@ fn pattern(name: &str, frames: usize) -> Vec<Rgb> {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut out = Vec::new();
     while let Ok(sample) = sink.pull_sample() {
@@ -81,10 +99,21 @@ fn pattern(name: &str, frames: usize) -> Vec<Rgb> {
 #[test]
 fn no_faces_in_test_patterns() {
     let mut m = marker(Config::default());
-    for name in ["smpte", "ball", "snow", "checkers-8", "circular", "zone-plate"] {
+    for name in [
+        "smpte",
+        "ball",
+        "snow",
+        "checkers-8",
+        "circular",
+        "zone-plate",
+    ] {
         for img in pattern(name, 3) {
             let faces = run(&mut m, &img);
-            assert!(faces.is_empty(), "pattern {name}: {} face(s) found", faces.len());
+            assert!(
+                faces.is_empty(),
+                "pattern {name}: {} face(s) found",
+                faces.len()
+            );
         }
     }
 }
@@ -96,7 +125,10 @@ fn moving_face_stays_tracked() {
     let astronaut = Rgb::load("astronaut.png");
     let mut head = Rgb::filled(240, 240, [0; 3]);
     head.paste(&astronaut, -100, -10);
-    let mut m = marker(Config { detect_interval: 0, ..Config::default() });
+    let mut m = marker(Config {
+        detect_interval: 0,
+        ..Config::default()
+    });
     let mut first_nose = None;
     for k in 0..25isize {
         let mut canvas = Rgb::filled(640, 480, [128, 128, 128]);
@@ -106,11 +138,17 @@ fn moving_face_stays_tracked() {
         let nose = faces[0].landmarks[1];
         let (x0, y0) = *first_nose.get_or_insert((nose[0], nose[1]));
         let (ex, ey) = (x0 + 4.0 * k as f32, y0 + 2.0 * k as f32);
-        assert!((nose[0] - ex).abs() < 3.0 && (nose[1] - ey).abs() < 3.0, "frame {k}: nose {nose:?}, expected ({ex}, {ey})");
+        assert!(
+            (nose[0] - ex).abs() < 3.0 && (nose[1] - ey).abs() < 3.0,
+            "frame {k}: nose {nose:?}, expected ({ex}, {ey})"
+        );
     }
     let stats = m.stats();
     assert_eq!(stats.frames, 25);
-    assert_eq!(stats.detector_runs, 1, "tracking must not need the detector again");
+    assert_eq!(
+        stats.detector_runs, 1,
+        "tracking must not need the detector again"
+    );
     assert_eq!(stats.landmark_runs, 25);
 }
 
@@ -118,12 +156,18 @@ fn moving_face_stays_tracked() {
 #[test]
 fn detector_schedule() {
     let img = Rgb::load("grace_hopper.png");
-    let mut m = marker(Config { tracking: false, ..Config::default() });
+    let mut m = marker(Config {
+        tracking: false,
+        ..Config::default()
+    });
     for _ in 0..3 {
         assert_eq!(run(&mut m, &img).len(), 1);
     }
     assert_eq!(m.stats().detector_runs, 3);
-    let mut m = marker(Config { detect_interval: 2, ..Config::default() });
+    let mut m = marker(Config {
+        detect_interval: 2,
+        ..Config::default()
+    });
     for _ in 0..5 {
         assert_eq!(run(&mut m, &img).len(), 1);
     }
@@ -161,7 +205,12 @@ fn drawing_marks_the_face_only() {
             let p = y * stride + x * bpp;
             [b[p + ro], b[p + go], b[p + bo]]
         };
-        let corner = |i: usize| (faces[0].landmarks[i][0] as usize, faces[0].landmarks[i][1] as usize);
+        let corner = |i: usize| {
+            (
+                faces[0].landmarks[i][0] as usize,
+                faces[0].landmarks[i][1] as usize,
+            )
+        };
         let (x, y) = corner(33);
         assert_eq!(at(&buf, x, y), [255, 48, 48], "right eye corner red");
         assert_ne!(at(&before, x, y), [255, 48, 48]);
@@ -172,12 +221,17 @@ fn drawing_marks_the_face_only() {
             assert_eq!(at(&buf, x, y), at(&before, x, y), "({x}, {y})");
         }
         for y in 0..img.height {
-            assert_eq!(&buf[y * stride + img.width * bpp..(y + 1) * stride], &before[y * stride + img.width * bpp..(y + 1) * stride]);
+            assert_eq!(
+                &buf[y * stride + img.width * bpp..(y + 1) * stride],
+                &before[y * stride + img.width * bpp..(y + 1) * stride]
+            );
         }
         // The tesselation is drawn: many pixels inside the face turn light grey.
         let grey = (0..img.height)
             .flat_map(|y| (0..img.width).map(move |x| (x, y)))
-            .filter(|&(x, y)| at(&buf, x, y) == [192, 192, 192] && at(&before, x, y) != [192, 192, 192])
+            .filter(|&(x, y)| {
+                at(&buf, x, y) == [192, 192, 192] && at(&before, x, y) != [192, 192, 192]
+            })
             .count();
         assert!(grey > 500, "{grey} tesselation pixels");
     }
@@ -186,21 +240,45 @@ fn drawing_marks_the_face_only() {
 #[test]
 fn missing_and_corrupt_models_are_clear_errors() {
     let missing = std::path::Path::new("/nonexistent/facemark-models");
-    let err = FaceMarker::new(missing, Config::default()).unwrap_err().to_string();
-    assert!(err.contains("/nonexistent/facemark-models") && err.contains("scripts/fetch-models.sh"), "{err}");
+    let err = FaceMarker::new(missing, Config::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/nonexistent/facemark-models") && err.contains("scripts/fetch-models.sh"),
+        "{err}"
+    );
     assert!(err.contains("does not exist"), "{err}");
 
     let dir = std::env::temp_dir().join(format!("facemark-corrupt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("face_detection_short_range.onnx"), "this is a text file, not ONNX\n").unwrap();
-    std::fs::copy(model_dir().join("face_landmark.onnx"), dir.join("face_landmark.onnx")).unwrap();
-    let err = FaceMarker::new(&dir, Config::default()).unwrap_err().to_string();
-    assert!(err.contains("face_detection_short_range.onnx") && err.contains("scripts/fetch-models.sh"), "{err}");
+    std::fs::write(
+        dir.join("face_detection_short_range.onnx"),
+        "this is a text file, not ONNX\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        model_dir().join("face_landmark.onnx"),
+        dir.join("face_landmark.onnx"),
+    )
+    .unwrap();
+    let err = FaceMarker::new(&dir, Config::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("face_detection_short_range.onnx") && err.contains("scripts/fetch-models.sh"),
+        "{err}"
+    );
     assert!(err.contains("not a usable ONNX model"), "{err}");
 
     // The right file under the wrong name is caught by its outputs.
-    std::fs::copy(model_dir().join("face_landmark.onnx"), dir.join("face_detection_short_range.onnx")).unwrap();
-    let err = FaceMarker::new(&dir, Config::default()).unwrap_err().to_string();
+    std::fs::copy(
+        model_dir().join("face_landmark.onnx"),
+        dir.join("face_detection_short_range.onnx"),
+    )
+    .unwrap();
+    let err = FaceMarker::new(&dir, Config::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("face_detection_short_range.onnx"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -216,10 +294,19 @@ fn irises_on_and_off() {
     for (centre, a, b) in [(468, 33, 133), (473, 362, 263)] {
         let c = face.point(centre).unwrap();
         let (pa, pb) = (face.landmarks[a], face.landmarks[b]);
-        assert!(c[0] > pa[0].min(pb[0]) && c[0] < pa[0].max(pb[0]), "iris {centre} x between corners");
-        assert!((c[1] - 0.5 * (pa[1] + pb[1])).abs() < 10.0, "iris {centre} y near the corners");
+        assert!(
+            c[0] > pa[0].min(pb[0]) && c[0] < pa[0].max(pb[0]),
+            "iris {centre} x between corners"
+        );
+        assert!(
+            (c[1] - 0.5 * (pa[1] + pb[1])).abs() < 10.0,
+            "iris {centre} y near the corners"
+        );
     }
-    let mut m = marker(Config { irises: false, ..Config::default() });
+    let mut m = marker(Config {
+        irises: false,
+        ..Config::default()
+    });
     let face = run(&mut m, &img).remove(0);
     assert_eq!(face.points().count(), 468);
     assert_eq!(m.stats().iris_runs, 0);
@@ -230,9 +317,14 @@ fn irises_on_and_off() {
 fn prelu_rewrite_keeps_outputs() {
     use gstfacemark::core::model::{IRIS_FILE, LANDMARK_FILE, Net};
     let dir = model_dir();
-    for (file, size, outs) in [(LANDMARK_FILE, 192, [1404usize, 1]), (IRIS_FILE, 64, [213, 15])] {
-        let mut nets: Vec<Net> =
-            [false, true].iter().map(|&r| Net::load_with(&dir.join(file), size, &outs, r).unwrap()).collect();
+    for (file, size, outs) in [
+        (LANDMARK_FILE, 192, [1404usize, 1]),
+        (IRIS_FILE, 64, [213, 15]),
+    ] {
+        let mut nets: Vec<Net> = [false, true]
+            .iter()
+            .map(|&r| Net::load_with(&dir.join(file), size, &outs, r).unwrap())
+            .collect();
         for net in nets.iter_mut() {
             // a deterministic pseudo-random input in [0, 1]
             let mut x = 12345u32;
@@ -245,7 +337,11 @@ fn prelu_rewrite_keeps_outputs() {
         for len in outs {
             let (a, b) = (nets[0].output(len), nets[1].output(len));
             assert_eq!(a.len(), len);
-            let worst = a.iter().zip(b).map(|(p, q)| (p - q).abs() / (1.0 + p.abs())).fold(0.0f32, f32::max);
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(p, q)| (p - q).abs() / (1.0 + p.abs()))
+                .fold(0.0f32, f32::max);
             assert!(worst < 1e-4, "{file}: output {len} differs by {worst}");
         }
     }
@@ -264,7 +360,10 @@ fn two_faces() {
     canvas.paste(&b, 290, 30);
     let mut m = marker(Config::default());
     assert_eq!(run(&mut m, &canvas).len(), 1);
-    let mut m = marker(Config { max_faces: 2, ..Config::default() });
+    let mut m = marker(Config {
+        max_faces: 2,
+        ..Config::default()
+    });
     for _ in 0..5 {
         let faces = run(&mut m, &canvas);
         assert_eq!(faces.len(), 2);

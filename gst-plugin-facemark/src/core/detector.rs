@@ -25,7 +25,10 @@ pub fn anchors() -> Vec<[f32; 2]> {
     for (cells, per_cell) in [(16usize, 2usize), (8, 6)] {
         for y in 0..cells {
             for x in 0..cells {
-                let a = [(x as f32 + 0.5) / cells as f32, (y as f32 + 0.5) / cells as f32];
+                let a = [
+                    (x as f32 + 0.5) / cells as f32,
+                    (y as f32 + 0.5) / cells as f32,
+                ];
                 out.extend(std::iter::repeat_n(a, per_cell));
             }
         }
@@ -62,7 +65,12 @@ impl Detection {
 
 /// The letterbox the detector sees: the frame centred in a square of its longer side.
 pub fn letterbox(width: usize, height: usize) -> Roi {
-    Roi { cx: width as f32 / 2.0, cy: height as f32 / 2.0, side: width.max(height) as f32, angle: 0.0 }
+    Roi {
+        cx: width as f32 / 2.0,
+        cy: height as f32 / 2.0,
+        side: width.max(height) as f32,
+        angle: 0.0,
+    }
 }
 
 #[inline]
@@ -88,7 +96,10 @@ pub fn decode(
     let size = INPUT_SIZE as f32;
     // Normalised letterbox coordinates -> frame pixels (the letterbox is never rotated).
     let px = |nx: f32, ny: f32| {
-        [letterbox.cx + (nx - 0.5) * letterbox.side, letterbox.cy + (ny - 0.5) * letterbox.side]
+        [
+            letterbox.cx + (nx - 0.5) * letterbox.side,
+            letterbox.cy + (ny - 0.5) * letterbox.side,
+        ]
     };
     for (i, (&logit, anchor)) in logits.iter().zip(anchors).enumerate() {
         let score = sigmoid(logit);
@@ -102,9 +113,16 @@ pub fn decode(
         let p1 = px(cx + w / 2.0, cy + h / 2.0);
         let mut keypoints = [[0.0; 2]; NUM_KEYPOINTS];
         for (k, kp) in keypoints.iter_mut().enumerate() {
-            *kp = px(r[4 + 2 * k] / size + anchor[0], r[5 + 2 * k] / size + anchor[1]);
+            *kp = px(
+                r[4 + 2 * k] / size + anchor[0],
+                r[5 + 2 * k] / size + anchor[1],
+            );
         }
-        candidates.push(Detection { score, bbox: [p0[0], p0[1], p1[0], p1[1]], keypoints });
+        candidates.push(Detection {
+            score,
+            bbox: [p0[0], p0[1], p1[0], p1[1]],
+            keypoints,
+        });
     }
     weighted_nms(candidates, NMS_IOU, out);
 }
@@ -121,12 +139,12 @@ pub fn weighted_nms(candidates: &mut Vec<Detection>, threshold: f32, out: &mut V
         candidates.retain(|c| {
             if iou(&best.bbox, &c.bbox) > threshold {
                 sum_w += c.score;
-                for k in 0..4 {
-                    bbox[k] += c.score * c.bbox[k];
+                for (acc, v) in bbox.iter_mut().zip(&c.bbox) {
+                    *acc += c.score * v;
                 }
-                for k in 0..NUM_KEYPOINTS {
-                    keypoints[k][0] += c.score * c.keypoints[k][0];
-                    keypoints[k][1] += c.score * c.keypoints[k][1];
+                for (acc, kp) in keypoints.iter_mut().zip(&c.keypoints) {
+                    acc[0] += c.score * kp[0];
+                    acc[1] += c.score * kp[1];
                 }
                 false
             } else {
@@ -141,7 +159,11 @@ pub fn weighted_nms(candidates: &mut Vec<Detection>, threshold: f32, out: &mut V
         }
         bbox.iter_mut().for_each(|v| *v /= sum_w);
         keypoints.iter_mut().flatten().for_each(|v| *v /= sum_w);
-        out.push(Detection { score: best.score, bbox, keypoints });
+        out.push(Detection {
+            score: best.score,
+            bbox,
+            keypoints,
+        });
     }
 }
 
@@ -189,8 +211,8 @@ mod tests {
         assert!((d.score - 1.0 / (1.0 + (-3.0f32).exp())).abs() < 1e-6);
         // centre in input px (10, 12) -> frame (20, 24 - 64) since the square is centred
         let expect = [20.0 - 32.0, -40.0 - 16.0, 20.0 + 32.0, -40.0 + 16.0];
-        for k in 0..4 {
-            assert!((d.bbox[k] - expect[k]).abs() < 1e-3, "{:?}", d.bbox);
+        for (got, want) in d.bbox.iter().zip(expect) {
+            assert!((got - want).abs() < 1e-3, "{:?}", d.bbox);
         }
         assert!((d.keypoints[0][0] - 0.0).abs() < 1e-3);
         assert!((d.keypoints[1][0] - 40.0).abs() < 1e-3);
@@ -203,7 +225,15 @@ mod tests {
         let anchors = anchors();
         let (reg, logits) = raw_with(&[(100, -1.0, [0.0, 0.0, 10.0, 10.0])]);
         let (mut cands, mut out) = (Vec::new(), Vec::new());
-        decode(&reg, &logits, &anchors, 0.5, &letterbox(128, 128), &mut cands, &mut out);
+        decode(
+            &reg,
+            &logits,
+            &anchors,
+            0.5,
+            &letterbox(128, 128),
+            &mut cands,
+            &mut out,
+        );
         assert!(out.is_empty());
     }
 
@@ -217,7 +247,15 @@ mod tests {
             (895, 1.0, [0.0, 0.0, 20.0, 20.0]),
         ]);
         let (mut cands, mut out) = (Vec::new(), Vec::new());
-        decode(&reg, &logits, &anchors, 0.5, &letterbox(128, 128), &mut cands, &mut out);
+        decode(
+            &reg,
+            &logits,
+            &anchors,
+            0.5,
+            &letterbox(128, 128),
+            &mut cands,
+            &mut out,
+        );
         assert_eq!(out.len(), 2);
         assert!(out[0].score > out[1].score);
         let (w1, w2) = (1.0 / (1.0 + (-4.0f32).exp()), 1.0 / (1.0 + (-2.0f32).exp()));

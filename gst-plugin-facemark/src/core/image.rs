@@ -52,22 +52,56 @@ pub struct FrameMut<'a> {
 }
 
 impl<'a> Frame<'a> {
-    pub fn new(data: &'a [u8], width: usize, height: usize, stride: usize, layout: PixelLayout) -> Self {
+    pub fn new(
+        data: &'a [u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+        layout: PixelLayout,
+    ) -> Self {
         assert!(stride >= width * layout.bytes_per_pixel());
-        assert!(height == 0 || data.len() >= stride * (height - 1) + width * layout.bytes_per_pixel());
-        Frame { data, width, height, stride, layout }
+        assert!(
+            height == 0 || data.len() >= stride * (height - 1) + width * layout.bytes_per_pixel()
+        );
+        Frame {
+            data,
+            width,
+            height,
+            stride,
+            layout,
+        }
     }
 }
 
 impl<'a> FrameMut<'a> {
-    pub fn new(data: &'a mut [u8], width: usize, height: usize, stride: usize, layout: PixelLayout) -> Self {
+    pub fn new(
+        data: &'a mut [u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+        layout: PixelLayout,
+    ) -> Self {
         assert!(stride >= width * layout.bytes_per_pixel());
-        assert!(height == 0 || data.len() >= stride * (height - 1) + width * layout.bytes_per_pixel());
-        FrameMut { data, width, height, stride, layout }
+        assert!(
+            height == 0 || data.len() >= stride * (height - 1) + width * layout.bytes_per_pixel()
+        );
+        FrameMut {
+            data,
+            width,
+            height,
+            stride,
+            layout,
+        }
     }
 
     pub fn as_frame(&self) -> Frame<'_> {
-        Frame { data: self.data, width: self.width, height: self.height, stride: self.stride, layout: self.layout }
+        Frame {
+            data: self.data,
+            width: self.width,
+            height: self.height,
+            stride: self.stride,
+            layout: self.layout,
+        }
     }
 }
 
@@ -100,7 +134,11 @@ pub fn sample_roi(frame: &Frame, roi: &Roi, n: usize, scale: f32, offset: f32, o
             return [0.0; 3];
         }
         let p = yi as usize * stride + xi as usize * bpp;
-        [data[p + ro] as f32, data[p + go] as f32, data[p + bo] as f32]
+        [
+            data[p + ro] as f32,
+            data[p + go] as f32,
+            data[p + bo] as f32,
+        ]
     };
 
     for j in 0..n {
@@ -117,7 +155,13 @@ pub fn sample_roi(frame: &Frame, roi: &Roi, n: usize, scale: f32, offset: f32, o
             if xi >= 0 && yi >= 0 && xi + 1 < w && yi + 1 < h {
                 let p = yi as usize * stride + xi as usize * bpp;
                 let q = p + stride;
-                let px = |o: usize| [data[o + ro] as f32, data[o + go] as f32, data[o + bo] as f32];
+                let px = |o: usize| {
+                    [
+                        data[o + ro] as f32,
+                        data[o + go] as f32,
+                        data[o + bo] as f32,
+                    ]
+                };
                 a = px(p);
                 b = px(p + bpp);
                 cc = px(q);
@@ -161,11 +205,21 @@ mod tests {
 
     #[test]
     fn identity_sampling_reproduces_pixels() {
-        for layout in [PixelLayout::Rgba, PixelLayout::Bgrx, PixelLayout::Rgb, PixelLayout::Bgr] {
+        for layout in [
+            PixelLayout::Rgba,
+            PixelLayout::Bgrx,
+            PixelLayout::Rgb,
+            PixelLayout::Bgr,
+        ] {
             let stride = 8 * layout.bytes_per_pixel() + 5;
             let data = gradient(8, 8, layout, stride);
             let frame = Frame::new(&data, 8, 8, stride, layout);
-            let roi = Roi { cx: 4.0, cy: 4.0, side: 8.0, angle: 0.0 };
+            let roi = Roi {
+                cx: 4.0,
+                cy: 4.0,
+                side: 8.0,
+                angle: 0.0,
+            };
             let mut out = vec![0.0; 3 * 64];
             sample_roi(&frame, &roi, 8, 1.0, 0.0, &mut out);
             for y in 0..8 {
@@ -182,7 +236,12 @@ mod tests {
     fn outside_is_black_and_normalised() {
         let data = gradient(4, 4, PixelLayout::Rgb, 12);
         let frame = Frame::new(&data, 4, 4, 12, PixelLayout::Rgb);
-        let roi = Roi { cx: 100.0, cy: 100.0, side: 4.0, angle: 0.0 };
+        let roi = Roi {
+            cx: 100.0,
+            cy: 100.0,
+            side: 4.0,
+            angle: 0.0,
+        };
         let mut out = vec![0.0; 3 * 16];
         sample_roi(&frame, &roi, 4, 1.0 / 127.5, -1.0, &mut out);
         assert!(out.iter().all(|v| (*v + 1.0).abs() < 1e-6));
@@ -193,7 +252,12 @@ mod tests {
         // A quarter turn: output x runs along frame y.
         let data = gradient(8, 8, PixelLayout::Rgb, 24);
         let frame = Frame::new(&data, 8, 8, 24, PixelLayout::Rgb);
-        let roi = Roi { cx: 4.0, cy: 4.0, side: 8.0, angle: std::f32::consts::FRAC_PI_2 };
+        let roi = Roi {
+            cx: 4.0,
+            cy: 4.0,
+            side: 8.0,
+            angle: std::f32::consts::FRAC_PI_2,
+        };
         let mut out = vec![0.0; 3 * 64];
         sample_roi(&frame, &roi, 8, 1.0, 0.0, &mut out);
         // green = frame y; along output x it must grow.

@@ -53,8 +53,15 @@ mod tests {
 
     #[test]
     fn mirrored_decode_flips_x() {
-        let roi = Roi { cx: 10.0, cy: 10.0, side: 64.0, angle: 0.0 };
-        let raw = [40.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0];
+        let roi = Roi {
+            cx: 10.0,
+            cy: 10.0,
+            side: 64.0,
+            angle: 0.0,
+        };
+        let raw = [
+            40.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0,
+        ];
         let mut out = [[0.0; 3]; 5];
         decode(&raw, &roi, false, &mut out);
         assert_eq!(out[0][0], 18.0);

@@ -29,7 +29,9 @@ pub fn default_model_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("whipcast/models");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/whipcast/models")
 }
 
@@ -42,7 +44,13 @@ pub struct ModelError {
 
 impl fmt::Display for ModelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot load face model {}: {}; {}", self.path.display(), self.reason, FIX_HINT)
+        write!(
+            f,
+            "cannot load face model {}: {}; {}",
+            self.path.display(),
+            self.reason,
+            FIX_HINT
+        )
     }
 }
 
@@ -64,7 +72,9 @@ pub struct Net {
 
 impl fmt::Debug for Net {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Net").field("input", &self.input.shape()).finish()
+        f.debug_struct("Net")
+            .field("input", &self.input.shape())
+            .finish()
     }
 }
 
@@ -76,8 +86,16 @@ impl Net {
     }
 
     /// [`Net::load`], choosing whether PRelu nodes are rewritten (see [`rewrite_prelu`]).
-    pub fn load_with(path: &Path, size: usize, expect_outputs: &[usize], rewrite: bool) -> Result<Net, ModelError> {
-        let err = |reason: String| ModelError { path: path.to_owned(), reason };
+    pub fn load_with(
+        path: &Path,
+        size: usize,
+        expect_outputs: &[usize],
+        rewrite: bool,
+    ) -> Result<Net, ModelError> {
+        let err = |reason: String| ModelError {
+            path: path.to_owned(),
+            reason,
+        };
         if !path.exists() {
             return Err(err(if path.parent().is_some_and(|p| !p.exists()) {
                 "the model folder does not exist".into()
@@ -104,9 +122,16 @@ impl Net {
             Err(_) => return Err(err("not a usable ONNX model (the parser failed)".into())),
         };
         let state = TypedSimpleState::new(&plan).map_err(|e| err(format!("{e:#}")))?;
-        let input = Arc::new(Tensor::zero::<f32>(&[1, 3, size, size]).map_err(|e| err(format!("{e:#}")))?);
-        let mut net = Net { plan, state, input, outputs: tvec!() };
-        net.run().map_err(|e| err(format!("test run failed: {e:#}")))?;
+        let input =
+            Arc::new(Tensor::zero::<f32>(&[1, 3, size, size]).map_err(|e| err(format!("{e:#}")))?);
+        let mut net = Net {
+            plan,
+            state,
+            input,
+            outputs: tvec!(),
+        };
+        net.run()
+            .map_err(|e| err(format!("test run failed: {e:#}")))?;
         let mut got: Vec<usize> = net.outputs.iter().map(|o| o.len()).collect();
         let mut want = expect_outputs.to_vec();
         got.sort_unstable();
@@ -147,14 +172,19 @@ impl Net {
         let mut by_op: HashMap<String, f64> = HashMap::new();
         for _ in 0..runs {
             let input = self.input.clone().into_tvalue();
-            self.state.run_plan_with_eval(tvec!(input), |ctx, op_state, node, inputs| {
-                let t = Instant::now();
-                let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
-                *by_op.entry(node.op().name().to_string()).or_default() += t.elapsed().as_secs_f64();
-                r
-            })?;
+            self.state
+                .run_plan_with_eval(tvec!(input), |ctx, op_state, node, inputs| {
+                    let t = Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                    *by_op.entry(node.op().name().to_string()).or_default() +=
+                        t.elapsed().as_secs_f64();
+                    r
+                })?;
         }
-        let mut v: Vec<(String, f64)> = by_op.into_iter().map(|(k, t)| (k, t * 1e3 / runs as f64)).collect();
+        let mut v: Vec<(String, f64)> = by_op
+            .into_iter()
+            .map(|(k, t)| (k, t * 1e3 / runs as f64))
+            .collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(v)
     }
@@ -177,7 +207,9 @@ impl Net {
 /// files (and their checksums) stay as they are.
 pub fn rewrite_prelu(proto: &mut tract_onnx::pb::ModelProto) {
     use tract_onnx::pb::{NodeProto, TensorProto};
-    let Some(graph) = proto.graph.as_mut() else { return };
+    let Some(graph) = proto.graph.as_mut() else {
+        return;
+    };
     if !graph.node.iter().any(|n| n.op_type == "PRelu") {
         return;
     }
@@ -203,11 +235,18 @@ pub fn rewrite_prelu(proto: &mut tract_onnx::pb::ModelProto) {
             continue;
         }
         let (x, a, y) = (&n.input[0], &n.input[1], &n.output[0]);
-        let (pos, neg, scaled) = (format!("{y}.facemark.pos"), format!("{y}.facemark.neg"), format!("{y}.facemark.scaled"));
+        let (pos, neg, scaled) = (
+            format!("{y}.facemark.pos"),
+            format!("{y}.facemark.neg"),
+            format!("{y}.facemark.scaled"),
+        );
         nodes.push(node("Relu", vec![x.clone()], &pos));
         nodes.push(node("Min", vec![x.clone(), zero.clone()], &neg));
         nodes.push(node("Mul", vec![neg.clone(), a.clone()], &scaled));
-        nodes.push(NodeProto { name: n.name.clone(), ..node("Add", vec![pos, scaled], y) });
+        nodes.push(NodeProto {
+            name: n.name.clone(),
+            ..node("Add", vec![pos, scaled], y)
+        });
     }
     graph.node = nodes;
 }
@@ -216,17 +255,31 @@ pub fn rewrite_prelu(proto: &mut tract_onnx::pb::ModelProto) {
 pub fn load_models(dir: &Path) -> Result<(Net, Net, Option<Net>), ModelError> {
     use super::{detector, iris, landmarks};
     if !dir.is_dir() {
-        return Err(ModelError { path: dir.to_owned(), reason: "the model folder does not exist".into() });
+        return Err(ModelError {
+            path: dir.to_owned(),
+            reason: "the model folder does not exist".into(),
+        });
     }
     let det = Net::load(
         &dir.join(DETECTOR_FILE),
         detector::INPUT_SIZE,
-        &[detector::NUM_ANCHORS * detector::NUM_VALUES, detector::NUM_ANCHORS],
+        &[
+            detector::NUM_ANCHORS * detector::NUM_VALUES,
+            detector::NUM_ANCHORS,
+        ],
     )?;
-    let lm = Net::load(&dir.join(LANDMARK_FILE), landmarks::INPUT_SIZE, &[landmarks::NUM_LANDMARKS * 3, 1])?;
+    let lm = Net::load(
+        &dir.join(LANDMARK_FILE),
+        landmarks::INPUT_SIZE,
+        &[landmarks::NUM_LANDMARKS * 3, 1],
+    )?;
     let iris_path = dir.join(IRIS_FILE);
     let iris = if iris_path.exists() {
-        Some(Net::load(&iris_path, iris::INPUT_SIZE, &[71 * 3, iris::IRIS_POINTS * 3])?)
+        Some(Net::load(
+            &iris_path,
+            iris::INPUT_SIZE,
+            &[71 * 3, iris::IRIS_POINTS * 3],
+        )?)
     } else {
         None
     };

@@ -104,7 +104,10 @@ pub struct FaceMarker {
 
 impl std::fmt::Debug for FaceMarker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaceMarker").field("config", &self.config).field("faces", &self.faces.len()).finish()
+        f.debug_struct("FaceMarker")
+            .field("config", &self.config)
+            .field("faces", &self.faces.len())
+            .finish()
     }
 }
 
@@ -190,7 +193,11 @@ impl FaceMarker {
                     }
                     // A face already tracked keeps its (more precise) tracked region.
                     let roi = d.landmark_roi();
-                    if !self.rois.iter().any(|(r, _)| iou(&r.bounds(), &roi.bounds()) > 0.3) {
+                    if !self
+                        .rois
+                        .iter()
+                        .any(|(r, _)| iou(&r.bounds(), &roi.bounds()) > 0.3)
+                    {
                         self.rois.push((roi, Some(*d)));
                     }
                 }
@@ -204,7 +211,11 @@ impl FaceMarker {
                 }
                 face.detection = detection;
                 // Two tracked regions that converged onto the same face: keep the first.
-                if self.next_faces.iter().any(|f| iou(&f.bbox, &face.bbox) > 0.5) {
+                if self
+                    .next_faces
+                    .iter()
+                    .any(|f| iou(&f.bbox, &face.bbox) > 0.5)
+                {
                     self.spare.push(face);
                     continue;
                 }
@@ -226,27 +237,61 @@ impl FaceMarker {
 
     fn detect(&mut self, frame: &Frame, min_score: f32) -> tract_onnx::prelude::TractResult<()> {
         let lb = detector::letterbox(frame.width, frame.height);
-        sample_roi(frame, &lb, detector::INPUT_SIZE, 1.0 / 127.5, -1.0, self.detector.input_mut());
+        sample_roi(
+            frame,
+            &lb,
+            detector::INPUT_SIZE,
+            1.0 / 127.5,
+            -1.0,
+            self.detector.input_mut(),
+        );
         let t = Instant::now();
         self.detector.run()?;
         self.stats.detector_seconds += t.elapsed().as_secs_f64();
         self.stats.detector_runs += 1;
-        let reg = self.detector.output(detector::NUM_ANCHORS * detector::NUM_VALUES);
+        let reg = self
+            .detector
+            .output(detector::NUM_ANCHORS * detector::NUM_VALUES);
         let logits = self.detector.output(detector::NUM_ANCHORS);
-        detector::decode(reg, logits, &self.anchors, min_score, &lb, &mut self.candidates, &mut self.detections);
+        detector::decode(
+            reg,
+            logits,
+            &self.anchors,
+            min_score,
+            &lb,
+            &mut self.candidates,
+            &mut self.detections,
+        );
         Ok(())
     }
 
     /// Fills `face` from the region; returns the presence probability.
-    fn landmarks(&mut self, frame: &Frame, roi: &Roi, face: &mut Face) -> tract_onnx::prelude::TractResult<f32> {
-        sample_roi(frame, roi, landmarks::INPUT_SIZE, 1.0 / 255.0, 0.0, self.landmarker.input_mut());
+    fn landmarks(
+        &mut self,
+        frame: &Frame,
+        roi: &Roi,
+        face: &mut Face,
+    ) -> tract_onnx::prelude::TractResult<f32> {
+        sample_roi(
+            frame,
+            roi,
+            landmarks::INPUT_SIZE,
+            1.0 / 255.0,
+            0.0,
+            self.landmarker.input_mut(),
+        );
         let t = Instant::now();
         self.landmarker.run()?;
         self.stats.landmark_seconds += t.elapsed().as_secs_f64();
         self.stats.landmark_runs += 1;
-        let score = landmarks::presence(self.landmarker.output(1).first().copied().unwrap_or(-100.0));
+        let score =
+            landmarks::presence(self.landmarker.output(1).first().copied().unwrap_or(-100.0));
         face.landmarks.resize(NUM_LANDMARKS, [0.0; 3]);
-        landmarks::decode(self.landmarker.output(NUM_LANDMARKS * 3), roi, &mut face.landmarks);
+        landmarks::decode(
+            self.landmarker.output(NUM_LANDMARKS * 3),
+            roi,
+            &mut face.landmarks,
+        );
         face.score = score;
         face.bbox = landmarks::bounds(&face.landmarks);
         face.roi = *roi;

@@ -14,10 +14,14 @@ use super::DrawFlags;
 use crate::core::draw::draw_face;
 use crate::core::image::{Frame, FrameMut, PixelLayout};
 use crate::core::model::default_model_dir;
-use crate::core::tracker::{Config, Face, FaceMarker};
+use crate::core::tracker::{Config, Face, FaceMarker, Stats};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new("facemark", gst::DebugColorFlags::empty(), Some("Face landmarks"))
+    gst::DebugCategory::new(
+        "facemark",
+        gst::DebugColorFlags::empty(),
+        Some("Face landmarks"),
+    )
 });
 
 /// Formats drawn on directly. Planar YUV would need its own drawing code; convert upstream.
@@ -74,7 +78,11 @@ impl Settings {
     }
 
     fn model_dir(&self) -> PathBuf {
-        self.model_dir.as_ref().filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(default_model_dir)
+        self.model_dir
+            .as_ref()
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(default_model_dir)
     }
 }
 
@@ -82,6 +90,8 @@ impl Settings {
 pub struct FaceMark {
     settings: Mutex<Settings>,
     marker: Mutex<Option<FaceMarker>>,
+    /// A copy of the marker's statistics, so that reading `stats` never waits for inference.
+    stats: Mutex<Stats>,
 }
 
 #[glib::object_subclass]
@@ -173,8 +183,12 @@ impl ObjectImpl for FaceMark {
         match pspec.name() {
             "model-dir" => s.model_dir = value.get().expect("type checked upstream"),
             "max-faces" => s.max_faces = value.get().expect("type checked upstream"),
-            "min-detection-confidence" => s.min_detection_confidence = value.get().expect("type checked upstream"),
-            "min-tracking-confidence" => s.min_tracking_confidence = value.get().expect("type checked upstream"),
+            "min-detection-confidence" => {
+                s.min_detection_confidence = value.get().expect("type checked upstream")
+            }
+            "min-tracking-confidence" => {
+                s.min_tracking_confidence = value.get().expect("type checked upstream")
+            }
             "draw" => s.draw = value.get().expect("type checked upstream"),
             "tracking" => s.tracking = value.get().expect("type checked upstream"),
             "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
@@ -223,16 +237,33 @@ impl ElementImpl for FaceMark {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS).build();
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list(FORMATS)
+                .build();
             vec![
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).unwrap(),
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).unwrap(),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
             ]
         });
         TEMPLATES.as_ref()
     }
 
-    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::NullToReady {
             let (dir, config) = {
                 let s = self.settings.lock().unwrap();
@@ -242,6 +273,7 @@ impl ElementImpl for FaceMark {
                 Ok(marker) => {
                     gst::info!(CAT, imp = self, "loaded models from {}", dir.display());
                     *self.marker.lock().unwrap() = Some(marker);
+                    *self.stats.lock().unwrap() = Stats::default();
                 }
                 Err(e) => {
                     gst::element_imp_error!(
@@ -263,7 +295,8 @@ impl ElementImpl for FaceMark {
 }
 
 impl BaseTransformImpl for FaceMark {
-    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
@@ -304,13 +337,17 @@ impl VideoFilterImpl for FaceMark {
         marker.set_config(settings.config());
 
         let data = frame.plane_data_mut(0).map_err(|_| gst::FlowError::Error)?;
-        let faces = match marker.process(&Frame::new(data, width, height, stride, layout)) {
-            Ok(faces) => faces,
-            Err(e) => {
-                gst::element_imp_error!(self, gst::LibraryError::Failed, ("Inference failed"), ["{e:#}"]);
-                return Err(gst::FlowError::Error);
-            }
-        };
+        if let Err(e) = marker.process(&Frame::new(data, width, height, stride, layout)) {
+            gst::element_imp_error!(
+                self,
+                gst::LibraryError::Failed,
+                ("Inference failed"),
+                ["{e:#}"]
+            );
+            return Err(gst::FlowError::Error);
+        }
+        *self.stats.lock().unwrap() = marker.stats();
+        let faces = marker.faces();
         gst::trace!(CAT, imp = self, "{} face(s) at {:?}", faces.len(), pts);
         if !settings.draw.is_empty() {
             let mut canvas = FrameMut::new(data, width, height, stride, layout);
@@ -326,8 +363,12 @@ impl VideoFilterImpl for FaceMark {
             let [x0, y0, x1, y1] = face.bbox;
             let clamp = |v: f32, max: usize| v.round().clamp(0.0, max as f32) as u32;
             let (rx, ry) = (clamp(x0, width), clamp(y0, height));
-            let (rw, rh) = (clamp(x1, width).saturating_sub(rx), clamp(y1, height).saturating_sub(ry));
-            let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, "face", (rx, ry, rw, rh));
+            let (rw, rh) = (
+                clamp(x1, width).saturating_sub(rx),
+                clamp(y1, height).saturating_sub(ry),
+            );
+            let mut meta =
+                gst_video::VideoRegionOfInterestMeta::add(buffer, "face", (rx, ry, rw, rh));
             meta.add_param(
                 gst::Structure::builder("facemark/landmarks")
                     .field("score", face.score as f64)
@@ -345,7 +386,9 @@ impl VideoFilterImpl for FaceMark {
                 .field("faces", list)
                 .build();
             drop(guard);
-            let _ = self.obj().post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+            let _ = self
+                .obj()
+                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
         }
         Ok(gst::FlowSuccess::Ok)
     }
@@ -374,8 +417,12 @@ fn face_structure(face: &Face) -> gst::Structure {
 
 impl FaceMark {
     fn stats(&self) -> gst::Structure {
-        let stats = self.marker.lock().unwrap().as_ref().map(|m| m.stats()).unwrap_or_default();
-        let mean_ms = if stats.frames > 0 { stats.inference_seconds * 1000.0 / stats.frames as f64 } else { 0.0 };
+        let stats = *self.stats.lock().unwrap();
+        let mean_ms = if stats.frames > 0 {
+            stats.inference_seconds * 1000.0 / stats.frames as f64
+        } else {
+            0.0
+        };
         gst::Structure::builder("stats")
             .field("frames-in", stats.frames)
             .field("inferences", stats.frames)

@@ -34,5 +34,10 @@ impl Default for DrawFlags {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     DrawFlags::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    gst::Element::register(Some(plugin), "facemark", gst::Rank::NONE, FaceMark::static_type())
+    gst::Element::register(
+        Some(plugin),
+        "facemark",
+        gst::Rank::NONE,
+        FaceMark::static_type(),
+    )
 }
