@@ -9,8 +9,13 @@ that src/mesh_layout.txt is made from.
 
 How the committed reference was produced (2026-11, Python 3.11):
     python3 -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install onnxruntime numpy pillow
-    /tmp/refvenv/bin/python tests/reference/reference_landmarks.py MODEL_DIR \
+    scripts/fetch-models.sh /tmp/models      # the three ONNX files, checksummed
+    /tmp/refvenv/bin/python tests/reference/reference_landmarks.py /tmp/models \
         > tests/data/reference_landmarks.txt
+    /tmp/refvenv/bin/python tests/reference/reference_landmarks.py /tmp/models --layout \
+        > src/mesh_layout.txt
+(onnxruntime 1.31.1 from PyPI, CPU, one thread; Pillow decodes the PNGs). The iris centres (468, 473) are only
+printed when iris_landmark.onnx is in MODEL_DIR.
 """
 import math
 import sys
