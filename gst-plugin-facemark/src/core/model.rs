@@ -1,0 +1,287 @@
+//! Loading and running the two ONNX models with tract.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+
+pub const DETECTOR_FILE: &str = "face_detection_short_range.onnx";
+pub const LANDMARK_FILE: &str = "face_landmark.onnx";
+/// Optional: irises are added when this file is present.
+pub const IRIS_FILE: &str = "iris_landmark.onnx";
+
+/// What to tell users whose models are missing or broken.
+pub const FIX_HINT: &str = "run scripts/fetch-models.sh (it installs the models into the default \
+     model dir, or into the folder given as its argument) or point the model-dir property / \
+     FACEMARK_MODEL_DIR at a folder holding them";
+
+/// The folder the element reads models from when `model-dir` is not set:
+/// `$FACEMARK_MODEL_DIR` at run time, else `$FACEMARK_MODEL_DIR` as it was at build time, else
+/// `$XDG_DATA_HOME/whipcast/models`, else `~/.local/share/whipcast/models`.
+pub fn default_model_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FACEMARK_MODEL_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = option_env!("FACEMARK_MODEL_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("whipcast/models");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/whipcast/models")
+}
+
+/// A model that could not be loaded, with the path and the way to fix it.
+#[derive(Debug, Clone)]
+pub struct ModelError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot load face model {}: {}; {}",
+            self.path.display(),
+            self.reason,
+            FIX_HINT
+        )
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+type Plan = Arc<TypedRunnableModel>;
+type State = TypedSimpleState;
+
+/// One optimised model with its own input tensor, reused frame after frame.
+pub struct Net {
+    #[allow(dead_code)]
+    plan: Plan,
+    state: State,
+    /// Kept shared with tract only for the duration of a run, so it can be refilled in place.
+    input: Arc<Tensor>,
+    /// Output slots in model order, kept until the next run.
+    outputs: TVec<TValue>,
+}
+
+impl fmt::Debug for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Net")
+            .field("input", &self.input.shape())
+            .finish()
+    }
+}
+
+impl Net {
+    /// Loads `path` for a fixed `[1, 3, size, size]` f32 input, optimises it and checks that it
+    /// runs and produces outputs with the element counts in `expect_outputs` (in some order).
+    pub fn load(path: &Path, size: usize, expect_outputs: &[usize]) -> Result<Net, ModelError> {
+        Self::load_with(path, size, expect_outputs, true)
+    }
+
+    /// [`Net::load`], choosing whether PRelu nodes are rewritten (see [`rewrite_prelu`]).
+    pub fn load_with(
+        path: &Path,
+        size: usize,
+        expect_outputs: &[usize],
+        rewrite: bool,
+    ) -> Result<Net, ModelError> {
+        let err = |reason: String| ModelError {
+            path: path.to_owned(),
+            reason,
+        };
+        if !path.exists() {
+            return Err(err(if path.parent().is_some_and(|p| !p.exists()) {
+                "the model folder does not exist".into()
+            } else {
+                "the file does not exist".into()
+            }));
+        }
+        // tract reports malformed files as errors; the catch_unwind is a last line of defence so
+        // that a hostile file can never take the pipeline down.
+        let built = std::panic::catch_unwind(|| -> TractResult<Plan> {
+            let onnx = tract_onnx::onnx();
+            let mut proto = onnx.proto_model_for_path(path)?;
+            if rewrite {
+                rewrite_prelu(&mut proto);
+            }
+            onnx.model_for_proto_model(&proto)?
+                .with_input_fact(0, f32::fact([1, 3, size, size]).into())?
+                .into_optimized()?
+                .into_runnable()
+        });
+        let plan = match built {
+            Ok(Ok(plan)) => plan,
+            Ok(Err(e)) => return Err(err(format!("not a usable ONNX model ({e:#})"))),
+            Err(_) => return Err(err("not a usable ONNX model (the parser failed)".into())),
+        };
+        let state = TypedSimpleState::new(&plan).map_err(|e| err(format!("{e:#}")))?;
+        let input =
+            Arc::new(Tensor::zero::<f32>(&[1, 3, size, size]).map_err(|e| err(format!("{e:#}")))?);
+        let mut net = Net {
+            plan,
+            state,
+            input,
+            outputs: tvec!(),
+        };
+        net.run()
+            .map_err(|e| err(format!("test run failed: {e:#}")))?;
+        let mut got: Vec<usize> = net.outputs.iter().map(|o| o.len()).collect();
+        let mut want = expect_outputs.to_vec();
+        got.sort_unstable();
+        want.sort_unstable();
+        if got != want {
+            return Err(err(format!(
+                "unexpected outputs (element counts {got:?}, expected {want:?}): not the right model"
+            )));
+        }
+        Ok(net)
+    }
+
+    /// The input tensor's values (`[1, 3, n, n]`, row-major) to fill before [`Net::run`].
+    pub fn input_mut(&mut self) -> &mut [f32] {
+        if Arc::get_mut(&mut self.input).is_none() {
+            // tract still holds a reference (should not happen): start a fresh tensor.
+            self.input = Arc::new((*self.input).clone());
+        }
+        let t = Arc::get_mut(&mut self.input).expect("unique input tensor");
+        assert_eq!(t.datum_type(), f32::datum_type());
+        // SAFETY: the tensor was created by Tensor::zero::<f32> with plain host storage and the
+        // datum type is checked just above.
+        unsafe { t.as_slice_mut_unchecked::<f32>() }
+    }
+
+    pub fn run(&mut self) -> TractResult<()> {
+        self.outputs.clear();
+        let input = self.input.clone().into_tvalue();
+        self.outputs = self.state.run(tvec!(input))?;
+        Ok(())
+    }
+
+    /// Runs the model `runs` times timing every node; returns (op name, total ms per run) by op
+    /// kind, slowest first. For profiling (the benchmark prints it with FACEMARK_PROFILE=1).
+    pub fn profile(&mut self, runs: usize) -> TractResult<Vec<(String, f64)>> {
+        use std::collections::HashMap;
+        use std::time::Instant;
+        let mut by_op: HashMap<String, f64> = HashMap::new();
+        for _ in 0..runs {
+            let input = self.input.clone().into_tvalue();
+            self.state
+                .run_plan_with_eval(tvec!(input), |ctx, op_state, node, inputs| {
+                    let t = Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                    *by_op.entry(node.op().name().to_string()).or_default() +=
+                        t.elapsed().as_secs_f64();
+                    r
+                })?;
+        }
+        let mut v: Vec<(String, f64)> = by_op
+            .into_iter()
+            .map(|(k, t)| (k, t * 1e3 / runs as f64))
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(v)
+    }
+
+    /// The output with `len` elements from the last run.
+    pub fn output(&self, len: usize) -> &[f32] {
+        self.outputs
+            .iter()
+            .find(|o| o.len() == len)
+            .and_then(|o| o.as_plain_ram()?.as_slice::<f32>().ok())
+            .unwrap_or(&[])
+    }
+}
+
+/// Replaces every `PRelu(x, a)` node by `Relu(x) + Min(x, 0) * a`.
+///
+/// Same values, but tract 0.23 expands PRelu into a comparison and a select (`GT` + `Iff`) that
+/// it cannot fuse and that took about half of the landmark and iris models' time; the
+/// replacement runs as cheap element-wise kernels. Done on the parsed protobuf, so the model
+/// files (and their checksums) stay as they are.
+pub fn rewrite_prelu(proto: &mut tract_onnx::pb::ModelProto) {
+    use tract_onnx::pb::{NodeProto, TensorProto};
+    let Some(graph) = proto.graph.as_mut() else {
+        return;
+    };
+    if !graph.node.iter().any(|n| n.op_type == "PRelu") {
+        return;
+    }
+    let zero = "facemark.prelu.zero".to_string();
+    graph.initializer.push(TensorProto {
+        dims: vec![],
+        data_type: 1, // FLOAT
+        float_data: vec![0.0],
+        name: zero.clone(),
+        ..Default::default()
+    });
+    let node = |op: &str, input: Vec<String>, output: &str| NodeProto {
+        op_type: op.into(),
+        input,
+        output: vec![output.to_string()],
+        name: output.to_string(),
+        ..Default::default()
+    };
+    let mut nodes = Vec::with_capacity(graph.node.len() * 2);
+    for n in std::mem::take(&mut graph.node) {
+        if n.op_type != "PRelu" || n.input.len() != 2 || n.output.len() != 1 {
+            nodes.push(n);
+            continue;
+        }
+        let (x, a, y) = (&n.input[0], &n.input[1], &n.output[0]);
+        let (pos, neg, scaled) = (
+            format!("{y}.facemark.pos"),
+            format!("{y}.facemark.neg"),
+            format!("{y}.facemark.scaled"),
+        );
+        nodes.push(node("Relu", vec![x.clone()], &pos));
+        nodes.push(node("Min", vec![x.clone(), zero.clone()], &neg));
+        nodes.push(node("Mul", vec![neg.clone(), a.clone()], &scaled));
+        nodes.push(NodeProto {
+            name: n.name.clone(),
+            ..node("Add", vec![pos, scaled], y)
+        });
+    }
+    graph.node = nodes;
+}
+
+/// Loads the detector, the landmark model and (when its file exists) the iris model from `dir`.
+pub fn load_models(dir: &Path) -> Result<(Net, Net, Option<Net>), ModelError> {
+    use super::{detector, iris, landmarks};
+    if !dir.is_dir() {
+        return Err(ModelError {
+            path: dir.to_owned(),
+            reason: "the model folder does not exist".into(),
+        });
+    }
+    let det = Net::load(
+        &dir.join(DETECTOR_FILE),
+        detector::INPUT_SIZE,
+        &[
+            detector::NUM_ANCHORS * detector::NUM_VALUES,
+            detector::NUM_ANCHORS,
+        ],
+    )?;
+    let lm = Net::load(
+        &dir.join(LANDMARK_FILE),
+        landmarks::INPUT_SIZE,
+        &[landmarks::NUM_LANDMARKS * 3, 1],
+    )?;
+    let iris_path = dir.join(IRIS_FILE);
+    let iris = if iris_path.exists() {
+        Some(Net::load(
+            &iris_path,
+            iris::INPUT_SIZE,
+            &[71 * 3, iris::IRIS_POINTS * 3],
+        )?)
+    } else {
+        None
+    };
+    Ok((det, lm, iris))
+}

@@ -1,0 +1,325 @@
+//! The per-frame face pipeline: detect (when needed), find landmarks, track.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::detector::{self, Detection};
+use super::geometry::{Roi, iou};
+use super::image::{Frame, sample_roi};
+use super::iris;
+use super::landmarks::{self, NUM_LANDMARKS};
+use super::model::{ModelError, Net, load_models};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Config {
+    pub max_faces: usize,
+    pub min_detection_confidence: f32,
+    /// A landmark face-presence probability below this ends tracking of that face.
+    pub min_tracking_confidence: f32,
+    /// Reuse the last landmarks to place the next region instead of running the detector.
+    pub tracking: bool,
+    /// While tracking, still run the detector every this many frames (0: only when lost).
+    pub detect_interval: u32,
+    /// Run the iris model (when it is installed) for the 10 iris points.
+    pub irises: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_faces: 1,
+            min_detection_confidence: 0.5,
+            min_tracking_confidence: 0.5,
+            tracking: true,
+            detect_interval: 30,
+            irises: true,
+        }
+    }
+}
+
+/// One face in frame pixels.
+#[derive(Clone, Debug, Default)]
+pub struct Face {
+    /// The landmark model's face-presence probability.
+    pub score: f32,
+    /// `[xmin, ymin, xmax, ymax]` of the landmarks.
+    pub bbox: [f32; 4],
+    /// 468 mesh points `[x, y, z]`, z in x's scale (frame pixels), smaller = closer.
+    pub landmarks: Vec<[f32; 3]>,
+    /// Iris centre then 4 edge points, when an iris model is present.
+    pub right_iris: Option<[[f32; 3]; 5]>,
+    pub left_iris: Option<[[f32; 3]; 5]>,
+    /// The detection this face came from, when the detector ran for it this frame.
+    pub detection: Option<Detection>,
+    /// The region the landmarks were computed in.
+    pub roi: Roi,
+}
+
+impl Face {
+    /// All points in MediaPipe's order: the 468 mesh points, then (when the iris model ran) the
+    /// subject's right iris (468 centre, 469..=472 edge) and left iris (473 centre, 474..=477).
+    pub fn points(&self) -> impl Iterator<Item = &[f32; 3]> {
+        let irises = match (&self.right_iris, &self.left_iris) {
+            (Some(r), Some(l)) => Some(r.iter().chain(l.iter())),
+            _ => None,
+        };
+        self.landmarks.iter().chain(irises.into_iter().flatten())
+    }
+
+    /// Point `i` in the order of [`Face::points`].
+    pub fn point(&self, i: usize) -> Option<[f32; 3]> {
+        self.points().nth(i).copied()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub frames: u64,
+    pub detector_runs: u64,
+    pub landmark_runs: u64,
+    pub iris_runs: u64,
+    /// Time in each model's `run` alone (seconds), to tell inference from the rest.
+    pub detector_seconds: f64,
+    pub landmark_seconds: f64,
+    pub iris_seconds: f64,
+    /// Total time spent in [`FaceMarker::process`] (sampling + inference + decoding), seconds.
+    pub inference_seconds: f64,
+}
+
+pub struct FaceMarker {
+    config: Config,
+    detector: Net,
+    landmarker: Net,
+    iris: Option<Net>,
+    anchors: Vec<[f32; 2]>,
+    faces: Vec<Face>,
+    next_faces: Vec<Face>,
+    spare: Vec<Face>,
+    candidates: Vec<Detection>,
+    detections: Vec<Detection>,
+    rois: Vec<(Roi, Option<Detection>)>,
+    frames_since_detection: u32,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for FaceMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaceMarker")
+            .field("config", &self.config)
+            .field("faces", &self.faces.len())
+            .finish()
+    }
+}
+
+impl FaceMarker {
+    pub fn new(model_dir: &Path, config: Config) -> Result<FaceMarker, ModelError> {
+        let (detector, landmarker, iris) = load_models(model_dir)?;
+        Ok(FaceMarker {
+            config,
+            detector,
+            landmarker,
+            iris,
+            anchors: detector::anchors(),
+            faces: Vec::new(),
+            next_faces: Vec::new(),
+            spare: Vec::new(),
+            candidates: Vec::with_capacity(64),
+            detections: Vec::with_capacity(16),
+            rois: Vec::with_capacity(8),
+            frames_since_detection: 0,
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: Config) {
+        if config != self.config {
+            self.config = config;
+            self.faces.truncate(config.max_faces);
+        }
+    }
+
+    /// Whether an iris model was loaded (faces then carry irises).
+    pub fn has_irises(&self) -> bool {
+        self.iris.is_some()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Forgets tracked faces (e.g. after a seek or a flush).
+    pub fn reset(&mut self) {
+        self.spare.append(&mut self.faces);
+        self.frames_since_detection = 0;
+    }
+
+    /// The faces found in the last processed frame.
+    pub fn faces(&self) -> &[Face] {
+        &self.faces
+    }
+
+    /// Runs the models on `frame`; returns the faces found (best first).
+    pub fn process(&mut self, frame: &Frame) -> tract_onnx::prelude::TractResult<&[Face]> {
+        let started = Instant::now();
+        self.stats.frames += 1;
+        let cfg = self.config;
+        if frame.width == 0 || frame.height == 0 || cfg.max_faces == 0 {
+            self.reset();
+            return Ok(&self.faces);
+        }
+
+        self.rois.clear();
+        if cfg.tracking {
+            for f in &self.faces {
+                self.rois.push((landmarks::next_roi(&f.landmarks), None));
+            }
+        }
+        self.frames_since_detection = self.frames_since_detection.saturating_add(1);
+        let mut detect = !cfg.tracking
+            || self.rois.is_empty()
+            || (cfg.detect_interval > 0 && self.frames_since_detection >= cfg.detect_interval);
+        self.spare.append(&mut self.next_faces);
+        loop {
+            if detect {
+                self.frames_since_detection = 0;
+                self.detect(frame, cfg.min_detection_confidence)?;
+                for d in &self.detections {
+                    if self.rois.len() >= cfg.max_faces {
+                        break;
+                    }
+                    // A face already tracked keeps its (more precise) tracked region.
+                    let roi = d.landmark_roi();
+                    if !self
+                        .rois
+                        .iter()
+                        .any(|(r, _)| iou(&r.bounds(), &roi.bounds()) > 0.3)
+                    {
+                        self.rois.push((roi, Some(*d)));
+                    }
+                }
+            }
+            for k in 0..self.rois.len() {
+                let (roi, detection) = self.rois[k];
+                let mut face = self.spare.pop().unwrap_or_default();
+                if self.landmarks(frame, &roi, &mut face)? < cfg.min_tracking_confidence {
+                    self.spare.push(face);
+                    continue;
+                }
+                face.detection = detection;
+                // Two tracked regions that converged onto the same face: keep the first.
+                if self
+                    .next_faces
+                    .iter()
+                    .any(|f| iou(&f.bbox, &face.bbox) > 0.5)
+                {
+                    self.spare.push(face);
+                    continue;
+                }
+                self.next_faces.push(face);
+            }
+            // Every tracked face was lost (a cut, a fast move): look for faces in this very frame
+            // rather than the next one.
+            if self.next_faces.is_empty() && !detect {
+                self.rois.clear();
+                detect = true;
+                continue;
+            }
+            break;
+        }
+        std::mem::swap(&mut self.faces, &mut self.next_faces);
+        self.stats.inference_seconds += started.elapsed().as_secs_f64();
+        Ok(&self.faces)
+    }
+
+    fn detect(&mut self, frame: &Frame, min_score: f32) -> tract_onnx::prelude::TractResult<()> {
+        let lb = detector::letterbox(frame.width, frame.height);
+        sample_roi(
+            frame,
+            &lb,
+            detector::INPUT_SIZE,
+            1.0 / 127.5,
+            -1.0,
+            self.detector.input_mut(),
+        );
+        let t = Instant::now();
+        self.detector.run()?;
+        self.stats.detector_seconds += t.elapsed().as_secs_f64();
+        self.stats.detector_runs += 1;
+        let reg = self
+            .detector
+            .output(detector::NUM_ANCHORS * detector::NUM_VALUES);
+        let logits = self.detector.output(detector::NUM_ANCHORS);
+        detector::decode(
+            reg,
+            logits,
+            &self.anchors,
+            min_score,
+            &lb,
+            &mut self.candidates,
+            &mut self.detections,
+        );
+        Ok(())
+    }
+
+    /// Fills `face` from the region; returns the presence probability.
+    fn landmarks(
+        &mut self,
+        frame: &Frame,
+        roi: &Roi,
+        face: &mut Face,
+    ) -> tract_onnx::prelude::TractResult<f32> {
+        sample_roi(
+            frame,
+            roi,
+            landmarks::INPUT_SIZE,
+            1.0 / 255.0,
+            0.0,
+            self.landmarker.input_mut(),
+        );
+        let t = Instant::now();
+        self.landmarker.run()?;
+        self.stats.landmark_seconds += t.elapsed().as_secs_f64();
+        self.stats.landmark_runs += 1;
+        let score =
+            landmarks::presence(self.landmarker.output(1).first().copied().unwrap_or(-100.0));
+        face.landmarks.resize(NUM_LANDMARKS, [0.0; 3]);
+        landmarks::decode(
+            self.landmarker.output(NUM_LANDMARKS * 3),
+            roi,
+            &mut face.landmarks,
+        );
+        face.score = score;
+        face.bbox = landmarks::bounds(&face.landmarks);
+        face.roi = *roi;
+        face.right_iris = None;
+        face.left_iris = None;
+        if let Some(net) = self.iris.as_mut().filter(|_| self.config.irises)
+            && score >= self.config.min_tracking_confidence
+        {
+            for eye in [iris::RIGHT_EYE, iris::LEFT_EYE] {
+                let roi = iris::eye_roi(&face.landmarks, eye);
+                let input = net.input_mut();
+                sample_roi(frame, &roi, iris::INPUT_SIZE, 1.0 / 255.0, 0.0, input);
+                if eye.2 {
+                    iris::mirror(input, iris::INPUT_SIZE);
+                }
+                let t = Instant::now();
+                net.run()?;
+                self.stats.iris_seconds += t.elapsed().as_secs_f64();
+                self.stats.iris_runs += 1;
+                let mut pts = [[0.0; 3]; iris::IRIS_POINTS];
+                iris::decode(net.output(iris::IRIS_POINTS * 3), &roi, eye.2, &mut pts);
+                if eye.2 {
+                    face.left_iris = Some(pts);
+                } else {
+                    face.right_iris = Some(pts);
+                }
+            }
+        }
+        Ok(score)
+    }
+}

@@ -1,0 +1,43 @@
+//! `facemark`: an in-place video filter that finds faces and their 468-point mesh, draws them
+//! and attaches them as metadata.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct FaceMark(ObjectSubclass<imp::FaceMark>)
+        @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// What the element draws onto the frames (property `draw`).
+#[glib::flags(name = "GstFacemarkDraw")]
+pub enum DrawFlags {
+    #[flags_value(name = "Bounding box of the landmarks", nick = "box")]
+    BOX = crate::core::draw::flags::BOX,
+    #[flags_value(name = "Detector keypoints and mesh points", nick = "keypoints")]
+    KEYPOINTS = crate::core::draw::flags::KEYPOINTS,
+    #[flags_value(name = "Mesh tesselation", nick = "tesselation")]
+    TESSELATION = crate::core::draw::flags::TESSELATION,
+    #[flags_value(name = "Face oval, eye, eyebrow and lip contours", nick = "contours")]
+    CONTOURS = crate::core::draw::flags::CONTOURS,
+    #[flags_value(name = "Irises (when an iris model is present)", nick = "irises")]
+    IRISES = crate::core::draw::flags::IRISES,
+}
+
+impl Default for DrawFlags {
+    fn default() -> Self {
+        DrawFlags::from_bits_truncate(crate::core::draw::flags::DEFAULT)
+    }
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    DrawFlags::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    gst::Element::register(
+        Some(plugin),
+        "facemark",
+        gst::Rank::NONE,
+        FaceMark::static_type(),
+    )
+}

@@ -1,0 +1,30 @@
+//! GStreamer plugin `facemark`: the `facemark` element, face detection (BlazeFace short range)
+//! and the 468-point face mesh run with tract-onnx, drawn onto the frame and attached as
+//! metadata.
+//!
+//! The face pipeline is plain Rust in [`core`] (usable without GStreamer, e.g. from the
+//! benchmark); `facemark` only adapts it to GStreamer.
+
+use gst::glib;
+
+pub mod core;
+mod facemark;
+
+pub use crate::core::model::{ModelError, default_model_dir};
+pub use crate::core::tracker::{Config, Face, FaceMarker};
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    facemark::register(plugin)
+}
+
+gst::plugin_define!(
+    facemark,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MPL",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    "whipcast",
+    env!("BUILD_REL_DATE")
+);

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Decode a video, mark faces with `facemark`, and save an annotated JPEG of every 100th frame of
+# the first 1000: z100.jpg (the 100th frame), z200.jpg, ..., z1000.jpg.
+#
+# usage: pipelines/face-snapshots.sh INPUT [OUTDIR]
+#   INPUT   a file path or a URI (file://, http://, rtsp://...)
+#   OUTDIR  where the JPEGs go (default: the current folder)
+# The models must be installed (scripts/fetch-models.sh); the plugin is found through
+# GST_PLUGIN_PATH (default: this checkout's target/release and target/debug).
+# A shorter input gives fewer files. Frames are counted from 1, in decoding order.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export GST_PLUGIN_PATH=${GST_PLUGIN_PATH:-$ROOT/target/release:$ROOT/target/debug}
+IN=${1:?usage: $0 INPUT [OUTDIR]}
+OUT=${2:-.}
+EVERY=100
+FRAMES=1000
+
+case "$IN" in
+  *://*) URI=$IN ;;
+  *) URI="file://$(realpath "$IN")" ;;
+esac
+mkdir -p "$OUT"
+TMP=$(mktemp -d "$OUT/.face-snapshots.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+# identity eos-after stops after FRAMES frames; multifilesink numbers every frame from 0; the
+# snapshots are then renamed and the other frames removed (JPEG costs a few ms per frame).
+gst-launch-1.0 -q \
+  uridecodebin uri="$URI" \
+  ! videoconvert ! "video/x-raw,format={RGBx,BGRx,RGBA,BGRA,RGB,BGR}" \
+  ! identity eos-after=$FRAMES \
+  ! facemark \
+  ! videoconvert ! jpegenc quality=90 \
+  ! multifilesink location="$TMP/f%06d.jpg"
+for ((n = EVERY; n <= FRAMES; n += EVERY)); do
+  f=$(printf '%s/f%06d.jpg' "$TMP" $((n - 1)))
+  [ -e "$f" ] && mv "$f" "$OUT/z$n.jpg"
+done
+ls "$OUT"/z*.jpg 2>/dev/null | sort -V
