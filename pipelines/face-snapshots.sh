@@ -5,12 +5,10 @@
 # usage: pipelines/face-snapshots.sh INPUT [OUTDIR]
 #   INPUT   a file path or a URI (file://, http://, rtsp://...)
 #   OUTDIR  where the JPEGs go (default: the current folder)
-# The models must be installed (scripts/fetch-models.sh); the plugin is found through
-# GST_PLUGIN_PATH (default: this checkout's target/release and target/debug).
+# The models must be installed (scripts/fetch-models.sh); pipelines/plugin-path.sh finds the plugin.
 # A shorter input gives fewer files. Frames are counted from 1, in decoding order.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export GST_PLUGIN_PATH=${GST_PLUGIN_PATH:-$ROOT/target/release:$ROOT/target/debug}
+. "$(dirname "$0")/plugin-path.sh" facemark
 IN=${1:?usage: $0 INPUT [OUTDIR]}
 OUT=${2:-.}
 EVERY=100

@@ -4,11 +4,10 @@
 # usage: pipelines/face-to-mp4.sh INPUT [OUTPUT.mp4] [extra facemark properties...]
 #   INPUT   a file path or a URI; OUTPUT defaults to facemark.mp4
 #   e.g.    pipelines/face-to-mp4.sh talk.webm out.mp4 max-faces=2 draw=box+contours
-# Needs x264enc (gstreamer1.0-plugins-ugly), the models (scripts/fetch-models.sh), and the plugin
-# through GST_PLUGIN_PATH (default: this checkout's target/release and target/debug).
+# Needs x264enc (gstreamer1.0-plugins-ugly) and the models (scripts/fetch-models.sh);
+# pipelines/plugin-path.sh finds the plugin.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export GST_PLUGIN_PATH=${GST_PLUGIN_PATH:-$ROOT/target/release:$ROOT/target/debug}
+. "$(dirname "$0")/plugin-path.sh" facemark
 IN=${1:?usage: $0 INPUT [OUTPUT.mp4] [facemark properties...]}
 OUTFILE=${2:-facemark.mp4}
 shift $(( $# >= 2 ? 2 : 1 ))

@@ -1,6 +1,7 @@
-# Sourced by the pipeline scripts: makes whipcast's plugins findable when they are not installed
-# in the system GStreamer plugin directory. WHIPCAST_PLUGIN_DIR wins; else the release build,
-# else the debug build of this checkout.
+# Sourced by the pipeline scripts as `. plugin-path.sh ELEMENT`: makes whipcast's plugins
+# findable when they are not installed in the system GStreamer plugin directory, and checks that
+# ELEMENT is there. WHIPCAST_PLUGIN_DIR wins; else the release build, else the debug build of
+# this checkout.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 for dir in "${WHIPCAST_PLUGIN_DIR:-}" "$root/target/release" "$root/target/debug"; do
   if [[ -n $dir && -e $dir/libgstav1rtp.so ]]; then
@@ -8,7 +9,7 @@ for dir in "${WHIPCAST_PLUGIN_DIR:-}" "$root/target/release" "$root/target/debug
     break
   fi
 done
-if ! gst-inspect-1.0 rtpav1depay-rs >/dev/null 2>&1; then
-  echo "whipcast plugins not found: run 'cargo build --release' (or 'make release') first" >&2
+if ! gst-inspect-1.0 "${1:-rtpav1depay-rs}" >/dev/null 2>&1; then
+  echo "element ${1:-rtpav1depay-rs} not found: run 'make release' first" >&2
   exit 1
 fi

@@ -9,7 +9,7 @@
 set -euo pipefail
 [[ $# == 2 ]] || { sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 2; }
 output=$1 source=$2
-. "$(dirname "$0")/plugin-path.sh"
+. "$(dirname "$0")/plugin-path.sh" rtpav1depay-rs
 
 case $output in
   *.webm) mux=webmmux ;;
