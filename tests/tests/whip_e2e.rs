@@ -224,3 +224,40 @@ fn obs_like_mid_gop_start_records_from_the_first_key_frame() {
     // At most one GOP (2 s at 30 fps) before the first key frame, and a few frames at teardown.
     assert!(decoded.frames > 0 && decoded.frames as u64 + 60 + 5 >= sent, "{} frames of {sent}", decoded.frames);
 }
+
+#[test]
+fn signals_stats_and_keyframe_requests_reach_the_publisher() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rec = record("stats.webm", "w.video_0 ! fakesink name=sink async=false");
+    let src = rec.pipeline.by_name("w").unwrap();
+    let events = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+    for signal in ["session-started", "session-ended"] {
+        let events = events.clone();
+        src.connect(signal, false, move |values| {
+            let fields: Vec<String> = values[1..].iter().map(|v| v.get::<String>().unwrap()).collect();
+            events.lock().unwrap().push(format!("{signal}: {}", fields.join(" | ")));
+            None
+        });
+    }
+    let child = publisher(rec.port, &["--seconds", "6", "--codec", "av1"]);
+    std::thread::sleep(Duration::from_secs(3));
+    // A downstream element asks for a key frame: it must go out as PLI.
+    let sink_pad = rec.pipeline.by_name("sink").unwrap().static_pad("sink").unwrap();
+    assert!(sink_pad.push_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build()));
+    std::thread::sleep(Duration::from_secs(2));
+    let stats = src.property::<gst::Structure>("stats");
+    let session = stats.get::<gst::Structure>("session").expect("a live session in stats");
+    assert!(session.get::<u64>("packets-received").unwrap() > 100, "{session}");
+    assert!(session.get::<u64>("bitrate").unwrap() > 10_000, "{session}");
+    assert_eq!(session.get::<u64>("keyframe-requests").unwrap(), 1, "{session}");
+    assert!(session.get::<u64>("pli-count").unwrap() >= 1, "PLI sent: {session}");
+    assert_eq!(session.get::<String>("remote-address").unwrap().split(':').next(), Some("127.0.0.1"));
+    report(child);
+    wait_eos(&rec, Duration::from_secs(10));
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[0].starts_with("session-started: ") && events[0].contains("127.0.0.1:"), "{events:?}");
+    assert!(events[1].starts_with("session-ended: ") && events[1].ends_with("publisher sent DELETE"), "{events:?}");
+    let stats = src.property::<gst::Structure>("stats");
+    assert_eq!((stats.get::<u64>("sessions-started"), stats.get::<u64>("sessions-ended")), (Ok(1), Ok(1)));
+}

@@ -713,15 +713,23 @@ impl WhipServerSrc {
             let (upstream, element) = (upstream.clone(), obj.downgrade());
             target.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
                 let Some(gst::PadProbeData::Event(event)) = &info.data else { return gst::PadProbeReturn::Ok };
-                if gst_video::ForceKeyUnitEvent::is(event) {
-                    if let Some(pad) = upstream.lock().unwrap().clone() {
-                        pad.push_event(event.clone());
-                        if let Some(element) = element.upgrade() {
-                            element.imp().count_keyframe_request();
-                        }
-                    }
+                if !gst_video::ForceKeyUnitEvent::is(event) {
+                    return gst::PadProbeReturn::Ok;
                 }
-                gst::PadProbeReturn::Ok
+                // To the current session, where webrtcbin turns it into PLI (it sends FIR when
+                // all headers are asked for; key frames carry them in any case).
+                let Some(pad) = upstream.lock().unwrap().clone() else { return gst::PadProbeReturn::Ok };
+                let request = gst_video::UpstreamForceKeyUnitEvent::parse(event).ok();
+                let pli = gst_video::UpstreamForceKeyUnitEvent::builder()
+                    .all_headers(false)
+                    .count(request.as_ref().map_or(0, |r| r.count))
+                    .running_time(request.and_then(|r| r.running_time))
+                    .build();
+                let sent = pad.push_event(pli);
+                if let Some(element) = element.upgrade() {
+                    element.imp().count_keyframe_request();
+                }
+                if sent { gst::PadProbeReturn::Handled } else { gst::PadProbeReturn::Ok }
             });
         }
         let _ = appsrc.sync_state_with_parent();
