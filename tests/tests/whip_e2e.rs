@@ -261,3 +261,22 @@ fn signals_stats_and_keyframe_requests_reach_the_publisher() {
     let stats = src.property::<gst::Structure>("stats");
     assert_eq!((stats.get::<u64>("sessions-started"), stats.get::<u64>("sessions-ended")), (Ok(1), Ok(1)));
 }
+
+#[test]
+fn output_encoded_records_without_a_depayloader() {
+    // output=encoded: AV1 leaves as rtpav1depay-rs ! av1obufix made it, ready for a muxer.
+    publish_and_check(
+        "encoded-av1.webm",
+        "output=encoded w.video_0 ! webmmux ! filesink location=FILE",
+        &["--sink", "whipsink", "--codec", "av1"],
+    );
+}
+
+#[test]
+fn output_decoded_gives_raw_video() {
+    publish_and_check(
+        "decoded-h264.mkv",
+        "output=decoded w.video_0 ! video/x-raw ! videoconvert ! x264enc speed-preset=ultrafast ! matroskamux ! filesink location=FILE",
+        &["--sink", "whipsink", "--codec", "h264"],
+    );
+}

@@ -675,8 +675,11 @@ impl WhipServerSrc {
                 previous_pad.link(&appsink.static_pad("sink").unwrap()).map_err(|e| format!("link: {e:?}"))?;
             }
         }
-        for e in elements.iter().chain(std::iter::once(appsink.upcast_ref())) {
-            e.sync_state_with_parent().map_err(|_| format!("{} cannot start", e.name()))?;
+        // Straight to the session's state: syncing with a bin that decodebin just sent back into
+        // preroll would leave the sink waiting in PAUSED for data that never comes.
+        let (_, target, _) = bin.state(gst::ClockTime::ZERO);
+        for e in std::iter::once(appsink.upcast_ref()).chain(elements.iter().rev()) {
+            e.set_state(target).map_err(|_| format!("{} cannot start", e.name()))?;
         }
         gst::info!(CAT, imp = self, "Session output {encoding} ({caps}) on {name}");
         Ok(())
