@@ -49,6 +49,19 @@ pub fn read_lenrtp(path: &Path) -> Vec<Vec<u8>> {
     packets
 }
 
+/// Writes the Chromium capture as an RFC 4571 stream (u16 big-endian length + packet), the
+/// format `filesrc ! rtpstreamdepay` reads, to `name` in the output folder.
+pub fn chrome_capture_rfc4571(name: &str) -> PathBuf {
+    let path = output_path(name);
+    let mut bytes = Vec::new();
+    for p in read_lenrtp(&data_path("chrome_av1.lenrtp")) {
+        bytes.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&p);
+    }
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
 /// Timestamps packets from their RTP timestamps (unwrapped, relative to the first), as
 /// webrtcbin's jitter buffer would deliver them.
 pub fn timed_from_rtp(packets: Vec<Vec<u8>>, clock_rate: u64) -> Vec<TimedPacket> {

@@ -82,13 +82,7 @@ fn webm_recording_decodes_every_frame_and_discoverer_agrees() {
 fn rfc4571_file_without_timestamps_records_too() {
     // The path of pipelines/rtp-av1-to-webm.sh: filesrc ! rtpstreamdepay gives no timestamps;
     // the depayloader stamps TUs from RTP time.
-    let stream = output_path("chrome.rtp");
-    let mut bytes = Vec::new();
-    for p in read_lenrtp(&data_path("chrome_av1.lenrtp")) {
-        bytes.extend_from_slice(&(p.len() as u16).to_be_bytes());
-        bytes.extend_from_slice(&p);
-    }
-    std::fs::write(&stream, bytes).unwrap();
+    let stream = chrome_capture_rfc4571("chrome.rtp");
     let out = output_path("chrome-from-file.webm");
     init();
     let pipeline = gst::parse::launch(&format!(

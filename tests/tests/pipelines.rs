@@ -29,20 +29,9 @@ fn command(name: &str) -> Command {
     cmd
 }
 
-fn rfc4571_capture() -> PathBuf {
-    let path = output_path("capture.rtp");
-    let mut bytes = Vec::new();
-    for p in read_lenrtp(&data_path("chrome_av1.lenrtp")) {
-        bytes.extend_from_slice(&(p.len() as u16).to_be_bytes());
-        bytes.extend_from_slice(&p);
-    }
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 #[test]
 fn record_scripts_turn_an_rfc4571_file_into_webm_and_mp4() {
-    let capture = rfc4571_capture();
+    let capture = chrome_capture_rfc4571("capture.rtp");
     for (name, ext) in [("rtp-av1-to-webm.sh", "webm"), ("rtp-av1-to-mp4.sh", "mp4")] {
         let out = output_path(&format!("script.{ext}"));
         let status = command(name).arg(&capture).arg(&out).status().unwrap();
