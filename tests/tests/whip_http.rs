@@ -235,3 +235,32 @@ fn a_port_in_use_is_a_clear_element_error() {
     assert!(debug.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{debug}");
     let _ = pipeline.set_state(gst::State::Null);
 }
+
+#[test]
+fn https_with_a_pem_certificate_and_key() {
+    let dir = output_path("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .arg("-keyout").arg(&key).arg("-out").arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs (Debian package openssl; make test installs it)");
+    assert!(status.success());
+    let server = serve(&["live"], &[("tls-certificate", cert.to_str().unwrap()), ("tls-key", key.to_str().unwrap())]);
+    let offer = data_path("obs_av1.offer.sdp");
+    let curl = |scheme: &str| {
+        std::process::Command::new("curl")
+            .args(["-sk", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "-H", "Content-Type: application/sdp"])
+            .arg("--data-binary").arg(format!("@{}", offer.display()))
+            .arg(format!("{scheme}://127.0.0.1:{}/whip/live", server.port))
+            .output()
+            .expect("curl runs (Debian package curl; make test installs it)")
+    };
+    let out = curl("https");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("\n201") && text.contains("a=fingerprint:"), "{text}");
+    // Plain HTTP on the HTTPS port gets no WHIP answer.
+    assert!(!String::from_utf8_lossy(&curl("http").stdout).ends_with("201"));
+}
