@@ -1,0 +1,49 @@
+//! Property tests: WHIP's parsers never panic on any input, and what they accept stays valid.
+
+use gstwhipsrc::sdp::{self, CodecPreferences};
+use gstwhipsrc::whip::{self, RequestHead, StreamAuth};
+use proptest::prelude::*;
+
+const CHROME_OFFER: &str = include_str!("../../tests/data/chrome_av1.offer.sdp");
+
+fn prefs() -> CodecPreferences {
+    CodecPreferences { video: vec!["AV1".into(), "H264".into()], audio: vec!["OPUS".into()] }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_text_as_offer_fragment_or_answer(text in "\\PC{0,400}") {
+        if let Ok(prepared) = sdp::prepare_offer(&text, &prefs()) {
+            prop_assert!(prepared.media.iter().any(|m| m.codec.is_some()));
+        }
+        let _ = sdp::parse_sdpfrag(&text);
+        let _ = sdp::finish_answer(&text, &[], &[], 1000);
+    }
+
+    #[test]
+    fn a_real_offer_with_lines_dropped_never_panics(drop in prop::collection::vec(any::<bool>(), 200)) {
+        let text: String = CHROME_OFFER
+            .lines()
+            .zip(drop.iter().cycle())
+            .filter(|(_, d)| !**d)
+            .map(|(l, _)| format!("{l}\r\n"))
+            .collect();
+        if let Ok(prepared) = sdp::prepare_offer(&text, &prefs()) {
+            prop_assert!(sdp::Sdp::parse(&prepared.sdp.to_string()).is_ok());
+        }
+    }
+
+    #[test]
+    fn any_request_head_routes_or_is_rejected_with_a_reason(
+        method in "[A-Z]{0,8}", path in "\\PC{0,80}", ct in proptest::option::of("\\PC{0,40}"),
+        auth in proptest::option::of("\\PC{0,40}"), len in proptest::option::of(any::<u64>()),
+    ) {
+        let head = RequestHead { method: &method, path: &path, content_type: ct.as_deref(), authorization: auth.as_deref(), content_length: len };
+        if let Err(r) = whip::route(&head, |_| StreamAuth::Token("secret".into())) {
+            prop_assert!((400..600).contains(&r.status));
+            prop_assert!(!r.reason.is_empty() && !r.reason.contains('\n'));
+        }
+    }
+}
