@@ -103,3 +103,51 @@ fn udp_recording_is_finalized_on_ctrl_c() {
     assert!(decoded.frames * 100 >= sent_tus * 95, "{} of {sent_tus} frames", decoded.frames);
     assert!(discover(&out).contains("AV1"));
 }
+
+/// A clip of the astronaut photo (a face) as H.264 MP4, `frames` frames at 30 fps.
+fn face_clip(frames: u32) -> PathBuf {
+    let path = output_path(&format!("face-{frames}.mp4"));
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gst-plugin-facemark/tests/data/astronaut.png");
+    let status = Command::new("gst-launch-1.0")
+        .args(["-q", "filesrc", &format!("location={}", image.display()), "!", "pngdec", "!", "videoconvert"])
+        .args(["!", "imagefreeze", &format!("num-buffers={frames}"), "!", "video/x-raw,framerate=30/1"])
+        .args(["!", "videoconvert", "!", "x264enc", "speed-preset=ultrafast", "!", "mp4mux"])
+        .args(["!", "filesink", &format!("location={}", path.display())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    path
+}
+
+#[test]
+fn face_snapshots_writes_every_hundredth_frame_annotated() {
+    let clip = face_clip(250);
+    let out = output_path("snapshots");
+    let status = command("face-snapshots.sh").arg(&clip).arg(&out).status().unwrap();
+    assert!(status.success());
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["z100.jpg", "z200.jpg"]);
+    // Each is a real JPEG of the frame size.
+    for name in names {
+        let decoded = decode_file(&out.join(name));
+        assert_eq!(decoded.frames, 1);
+        let caps = decoded.caps.unwrap();
+        assert_eq!(caps.structure(0).unwrap().get::<i32>("width").unwrap(), 512);
+    }
+}
+
+#[test]
+fn face_to_mp4_records_the_annotated_video() {
+    let clip = face_clip(60);
+    let out = output_path("annotated.mp4");
+    let status = command("face-to-mp4.sh").arg(&clip).arg(&out).status().unwrap();
+    assert!(status.success());
+    let decoded = decode_file(&out);
+    assert!(decoded.report.errors.is_empty(), "{:?}", decoded.report.errors);
+    assert_eq!(decoded.frames, 60);
+}
