@@ -51,6 +51,13 @@ pub struct FrameMut<'a> {
     pub layout: PixelLayout,
 }
 
+/// A frame's rows must fit its buffer: callers (GstVideoFrame, tests) guarantee it.
+fn assert_fits(len: usize, width: usize, height: usize, stride: usize, layout: PixelLayout) {
+    let row = width * layout.bytes_per_pixel();
+    assert!(stride >= row, "stride {stride} shorter than a row of {row} bytes");
+    assert!(height == 0 || len >= stride * (height - 1) + row, "{len} bytes cannot hold {width}x{height}");
+}
+
 impl<'a> Frame<'a> {
     pub fn new(
         data: &'a [u8],
@@ -59,10 +66,7 @@ impl<'a> Frame<'a> {
         stride: usize,
         layout: PixelLayout,
     ) -> Self {
-        assert!(stride >= width * layout.bytes_per_pixel());
-        assert!(
-            height == 0 || data.len() >= stride * (height - 1) + width * layout.bytes_per_pixel()
-        );
+        assert_fits(data.len(), width, height, stride, layout);
         Frame {
             data,
             width,
@@ -81,10 +85,7 @@ impl<'a> FrameMut<'a> {
         stride: usize,
         layout: PixelLayout,
     ) -> Self {
-        assert!(stride >= width * layout.bytes_per_pixel());
-        assert!(
-            height == 0 || data.len() >= stride * (height - 1) + width * layout.bytes_per_pixel()
-        );
+        assert_fits(data.len(), width, height, stride, layout);
         FrameMut {
             data,
             width,
