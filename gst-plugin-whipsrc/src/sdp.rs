@@ -110,8 +110,8 @@ impl Sdp {
             if bytes.len() < 2 || bytes[1] != b'=' || !bytes[0].is_ascii_lowercase() {
                 return Err(malformed(format!("line {line:?} is not <type>=<value>")));
             }
-            if line.starts_with("m=") {
-                if line[2..].split(' ').count() < 4 {
+            if let Some(media_line) = line.strip_prefix("m=") {
+                if media_line.split(' ').count() < 4 {
                     return Err(malformed(format!("media line {line:?} is incomplete")));
                 }
                 sdp.media.push(Media { lines: vec![line.to_owned()] });
@@ -354,12 +354,11 @@ pub fn finish_answer(
         }
         for value in present.clone() {
             for (i, address) in public_addresses.iter().enumerate() {
-                if let Some(public) = public_candidate(&value, *address, i) {
-                    if !present.contains(&public) {
+                if let Some(public) = public_candidate(&value, *address, i)
+                    && !present.contains(&public) {
                         added.push(public.clone());
                         present.push(public);
                     }
-                }
             }
         }
         media.lines.extend(added.into_iter().map(|c| format!("a=candidate:{c}")));

@@ -10,7 +10,7 @@ impl BitWriter {
     /// Appends the low `n` bits of `value`, most significant first.
     pub fn put(&mut self, value: u64, n: u32) {
         for i in (0..n).rev() {
-            if self.bit % 8 == 0 {
+            if self.bit.is_multiple_of(8) {
                 self.bytes.push(0);
             }
             let b = ((value >> i) & 1) as u8;

@@ -475,12 +475,11 @@ impl WhipServerSrc {
             ice.set_property("min-rtp-port", min);
             ice.set_property("max-rtp-port", max);
         }
-        if let Ok(ip) = settings.address.parse::<IpAddr>() {
-            if !ip.is_unspecified() {
+        if let Ok(ip) = settings.address.parse::<IpAddr>()
+            && !ip.is_unspecified() {
                 // ICE on the address HTTP listens on (libnice skips loopback unless told).
                 let _ = ice.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]);
             }
-        }
         // Ask for retransmissions (answer with rtcp-fb nack) on every transceiver.
         webrtcbin.connect("on-new-transceiver", false, |values| {
             if let Ok(transceiver) = values[1].get::<gst_webrtc::WebRTCRTPTransceiver>() {
@@ -522,11 +521,10 @@ impl WhipServerSrc {
                         Ok(gst_webrtc::WebRTCICEConnectionState::Failed | gst_webrtc::WebRTCICEConnectionState::Closed)
                     ),
                 };
-                if failed {
-                    if let Some(element) = element.upgrade() {
+                if failed
+                    && let Some(element) = element.upgrade() {
                         element.imp().end_session(&id, &format!("{} failed", pspec.name()));
                     }
-                }
             });
         }
         self.obj().add(&bin).map_err(|e| e.to_string())?;
@@ -636,11 +634,10 @@ impl WhipServerSrc {
                     }
                     // A pad nobody linked must not stop the pipeline (not-linked): drop its data.
                     if !ghost.is_linked() {
-                        if !warned_unlinked.swap(true, Ordering::Relaxed) {
-                            if let Some(element) = element.upgrade() {
+                        if !warned_unlinked.swap(true, Ordering::Relaxed)
+                            && let Some(element) = element.upgrade() {
                                 gst::warning!(CAT, obj = element, "{} is not linked: its data is dropped", ghost.name());
                             }
-                        }
                         return Ok(gst::FlowSuccess::Ok);
                     }
                     // A full or flushing output must not stall the session's RTP thread.
@@ -1135,12 +1132,11 @@ impl ElementImpl for WhipServerSrc {
     }
 
     fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        if transition == gst::StateChange::ReadyToPaused {
-            if let Err(message) = self.start() {
+        if transition == gst::StateChange::ReadyToPaused
+            && let Err(message) = self.start() {
                 self.post_error_message(message);
                 return Err(gst::StateChangeError);
             }
-        }
         let result = self.parent_change_state(transition);
         if transition == gst::StateChange::PausedToReady {
             self.stop();
