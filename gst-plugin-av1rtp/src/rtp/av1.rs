@@ -322,10 +322,7 @@ impl<P: AsRef<[u8]>, M> Depacketizer<P, M> {
     fn close_tu(&mut self, emit: &mut impl FnMut(Event<M>)) {
         let Some(tu) = self.tu.take() else { return };
         let assembled = if tu.broken || tu.fragment_open { None } else { self.assemble() };
-        self.packets.clear();
-        self.segments.clear();
-        self.elements.clear();
-        self.plan.clear();
+        self.clear_tu();
 
         let Some((data, parsed_keyframe)) = assembled else {
             self.drop_tu(emit);

@@ -35,15 +35,9 @@ impl Default for Settings {
 
 type Packet = gst::MappedBuffer<gst::buffer::Readable>;
 
-/// What the TU's first packet carried, to time the TU.
-#[derive(Clone, Copy)]
-struct PacketTime {
-    pts: Option<gst::ClockTime>,
-    rtp_timestamp: u32,
-}
-
 struct State {
-    depacketizer: Depacketizer<Packet, PacketTime>,
+    /// The PTS of each TU's first packet travels with it.
+    depacketizer: Depacketizer<Packet, Option<gst::ClockTime>>,
     clock_rate: u32,
     /// Timestamps for input without PTS (e.g. `filesrc ! rtpstreamdepay`): RTP time from the
     /// first packet, unwrapped.
@@ -97,9 +91,7 @@ impl RtpAv1Depay {
         let mut outputs = Vec::new();
         let mut want_keyframe = false;
         let mut state = self.state.lock().unwrap();
-        let rtp_timestamp = packet.get(4..8).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        let time = PacketTime { pts, rtp_timestamp };
-        let result = state.depacketizer.push(packet, time, |event| match event {
+        let result = state.depacketizer.push(packet, pts, |event| match event {
             Event::TemporalUnit(tu) => outputs.push(tu),
             Event::KeyframeWanted => want_keyframe = true,
         });
@@ -135,12 +127,11 @@ impl RtpAv1Depay {
     fn to_buffer(
         &self,
         state: &mut State,
-        tu: crate::rtp::av1::TemporalUnit<PacketTime>,
+        tu: crate::rtp::av1::TemporalUnit<Option<gst::ClockTime>>,
     ) -> gst::Buffer {
-        let pts = if state.own_segment || tu.meta.pts.is_none() {
-            Some(state.rtp_pts(tu.meta.rtp_timestamp))
-        } else {
-            tu.meta.pts
+        let pts = match tu.meta {
+            Some(pts) if !state.own_segment => pts,
+            _ => state.rtp_pts(tu.rtp_timestamp),
         };
         let mut buffer = gst::Buffer::from_mut_slice(tu.data);
         {
