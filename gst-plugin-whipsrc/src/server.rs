@@ -39,13 +39,6 @@ pub struct Created {
     pub links: Vec<String>,
 }
 
-/// What a PATCH gave: 204, or 200 with an sdpfrag and a new ETag (ICE restart).
-#[derive(Debug, Clone)]
-pub struct Patched {
-    pub sdpfrag: Option<String>,
-    pub etag: Option<String>,
-}
-
 /// What a request carries besides its body.
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -63,12 +56,8 @@ pub trait Endpoint: Send + Sync + 'static {
     fn replaces(&self) -> bool;
     fn create(&self, offer: String, peer: Peer) -> oneshot::Receiver<Result<Created, Rejection>>;
     fn delete(&self, resource: &str) -> Result<(), Rejection>;
-    fn patch(
-        &self,
-        resource: &str,
-        sdpfrag: String,
-        if_match: Option<String>,
-    ) -> oneshot::Receiver<Result<Patched, Rejection>>;
+    /// Trickle candidates for a session (204); an ICE restart is refused (405).
+    fn patch(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<(), Rejection>;
     /// An HTML page served at `/` (the browser publish page), if this endpoint offers one.
     fn page(&self) -> Option<String> {
         None
@@ -306,19 +295,9 @@ impl Server {
                     Ok(body) => body,
                     Err(rejection) => return reject(rejection),
                 };
-                match endpoint.patch(&resource, body, if_match).await {
-                    Ok(Ok(Patched { sdpfrag: None, .. })) => {
-                        response(204, "text/plain").body(Full::new(Bytes::new())).unwrap()
-                    }
-                    Ok(Ok(Patched { sdpfrag: Some(frag), etag })) => {
-                        let mut builder = response(200, whip::SDPFRAG);
-                        if let Some(etag) = etag {
-                            builder = builder.header("etag", etag);
-                        }
-                        builder.body(Full::new(Bytes::from(frag))).unwrap()
-                    }
-                    Ok(Err(rejection)) => reject(rejection),
-                    Err(_) => reject(Rejection::new(500, "the session ended during the PATCH")),
+                match endpoint.patch(&resource, &body, if_match.as_deref()) {
+                    Ok(()) => response(204, "text/plain").body(Full::new(Bytes::new())).unwrap(),
+                    Err(rejection) => reject(rejection),
                 }
             }
         }

@@ -153,10 +153,8 @@ fn appsrc_pipeline(packets: &[TimedPacket], caps: &gst::Caps, tail: &str) -> gst
 }
 
 /// Feeds packets through `appsrc ! <tail>` and runs to EOS.
-pub fn replay(packets: &[TimedPacket], caps: &gst::Caps, tail: &str) -> (gst::Pipeline, BusReport) {
-    let pipeline = appsrc_pipeline(packets, caps, tail);
-    let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(120));
-    (pipeline, report)
+pub fn replay(packets: &[TimedPacket], caps: &gst::Caps, tail: &str) -> BusReport {
+    run_to_eos(&appsrc_pipeline(packets, caps, tail), gst::ClockTime::from_seconds(120))
 }
 
 /// Replays packets through `appsrc ! <chain> ! appsink` and returns what reached the sink.

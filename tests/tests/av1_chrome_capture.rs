@@ -59,7 +59,7 @@ fn ours_gives_every_tu_equal_to_gst_plugins_rs_rtpav1depay_and_av1parse() {
 #[test]
 fn webm_recording_decodes_every_frame_and_discoverer_agrees() {
     let out = output_path("chrome.webm");
-    let (_, report) = replay(
+    let report = replay(
         &capture(),
         &caps(),
         &format!("rtpav1depay-rs ! av1obufix ! webmmux ! filesink location={}", out.display()),

@@ -19,7 +19,7 @@ fn stream() -> &'static [TimedPacket] {
 
 fn record(muxer: &str, extension: &str) {
     let out = output_path(&format!("roundtrip.{extension}"));
-    let (_, report) = replay(
+    let report = replay(
         stream(),
         &av1_rtp_caps(),
         &format!("rtpav1depay-rs ! av1obufix ! {muxer} ! filesink location={}", out.display()),

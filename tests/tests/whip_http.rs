@@ -171,7 +171,11 @@ fn patch_trickle_and_ice_restart_rules() {
     assert_error(&http(server.port, "PATCH", &location, &sdpfrag, restart.as_bytes()), 428);
     let stale = [sdpfrag[0], ("If-Match", "\"stale\"")];
     assert_error(&http(server.port, "PATCH", &location, &stale, restart.as_bytes()), 412);
-    let _ = etag;
+    // With the right ETag the restart is understood, and refused: publish again instead.
+    let current = [sdpfrag[0], ("If-Match", etag.as_str())];
+    let r = http(server.port, "PATCH", &location, &current, restart.as_bytes());
+    assert_error(&r, 405);
+    assert!(r.body.contains("ICE restart"), "{}", r.body);
     assert_error(&http(server.port, "PATCH", "/whip/live/ffffffffffffffffffffffffffffffff", &sdpfrag, trickle.as_bytes()), 404);
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::{OnDisconnect, Output};
 use crate::rtptime::RtpTimeline;
 use crate::sdp::{self, CodecPreferences, LocalCandidate, MediaKind, MediaPlan, OfferError};
-use crate::server::{self, Created, Endpoint, Patched, Peer, Registration, RUNTIME, TlsFiles};
+use crate::server::{self, Created, Endpoint, Peer, Registration, RUNTIME, TlsFiles};
 use crate::whip::{self, Rejection, StreamAuth};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -252,11 +252,8 @@ impl Endpoint for Handle {
         self.with(|imp| imp.delete_session(resource)).unwrap_or_else(|| Err(gone()))
     }
 
-    fn patch(&self, resource: &str, sdpfrag: String, if_match: Option<String>) -> oneshot::Receiver<Result<Patched, Rejection>> {
-        let (tx, rx) = oneshot::channel();
-        let result = self.with(|imp| imp.patch_session(resource, &sdpfrag, if_match.as_deref())).unwrap_or_else(|| Err(gone()));
-        let _ = tx.send(result);
-        rx
+    fn patch(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<(), Rejection> {
+        self.with(|imp| imp.patch_session(resource, sdpfrag, if_match)).unwrap_or_else(|| Err(gone()))
     }
 }
 
@@ -775,7 +772,7 @@ impl WhipServerSrc {
         Ok(())
     }
 
-    fn patch_session(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<Patched, Rejection> {
+    fn patch_session(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<(), Rejection> {
         let (webrtcbin, etag, media, remote_ufrag) = {
             let state = self.state.lock().unwrap();
             let session = state.session.as_ref().filter(|s| s.id == resource).ok_or_else(|| Rejection::new(404, "no such session"))?;
@@ -802,7 +799,7 @@ impl WhipServerSrc {
                 .unwrap_or(0) as u32;
             webrtcbin.emit_by_name::<()>("add-ice-candidate", &[&mline, &format!("candidate:{candidate}")]);
         }
-        Ok(Patched { sdpfrag: None, etag: None })
+        Ok(())
     }
 
     /// Ends the session `id` if it is still the current one (from any thread).
