@@ -3,9 +3,9 @@
 # the first 1000: z100.jpg (the 100th frame), z200.jpg, ..., z1000.jpg.
 #
 # usage: pipelines/face-snapshots.sh INPUT [OUTDIR]
-#   INPUT   a file path or a URI (file://, http://, rtsp://...)
+#   INPUT   a file path, a URI (file://, http://, rtsp://...) or `whip` (a WHIP publisher)
 #   OUTDIR  where the JPEGs go (default: the current folder)
-# The models must be installed (scripts/fetch-models.sh); pipelines/plugin-path.sh finds the plugin.
+# GPU=1: NVIDIA decoders where present (see video-source.sh). The models must be installed (scripts/fetch-models.sh); pipelines/plugin-path.sh finds the plugin.
 # A shorter input gives fewer files. Frames are counted from 1, in decoding order.
 set -euo pipefail
 . "$(dirname "$0")/plugin-path.sh" facemark
@@ -14,18 +14,16 @@ OUT=${2:-.}
 EVERY=100
 FRAMES=1000
 
-case "$IN" in
-  *://*) URI=$IN ;;
-  *) URI="file://$(realpath "$IN")" ;;
-esac
+. "$(dirname "$0")/video-source.sh"
+video_source "$IN"
 mkdir -p "$OUT"
 TMP=$(mktemp -d "$OUT/.face-snapshots.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
 # identity eos-after stops after FRAMES frames; multifilesink numbers every frame from 0; the
 # snapshots are then renamed and the other frames removed (JPEG costs a few ms per frame).
-gst-launch-1.0 -q \
-  uridecodebin uri="$URI" \
+gst-launch-1.0 -q -e \
+  "${src[@]}" \
   ! videoconvert ! "video/x-raw,format={RGBx,BGRx,RGBA,BGRA,RGB,BGR}" \
   ! identity eos-after=$FRAMES \
   ! facemark \

@@ -2,8 +2,9 @@
 # Decode a video, mark faces with `facemark` and record the annotated video as H.264 in MP4.
 #
 # usage: pipelines/face-to-mp4.sh INPUT [OUTPUT.mp4] [extra facemark properties...]
-#   INPUT   a file path or a URI; OUTPUT defaults to facemark.mp4
+#   INPUT   a file path, a URI, or `whip` (a WHIP publisher); OUTPUT defaults to facemark.mp4
 #   e.g.    pipelines/face-to-mp4.sh talk.webm out.mp4 max-faces=2 draw=box+contours
+# GPU=1: NVIDIA decoding and nvh264enc where present, else x264enc (see video-source.sh).
 # Needs x264enc (gstreamer1.0-plugins-ugly) and the models (scripts/fetch-models.sh);
 # pipelines/plugin-path.sh finds the plugin.
 set -euo pipefail
@@ -12,14 +13,21 @@ IN=${1:?usage: $0 INPUT [OUTPUT.mp4] [facemark properties...]}
 OUTFILE=${2:-facemark.mp4}
 shift $(( $# >= 2 ? 2 : 1 ))
 
-case "$IN" in
-  *://*) URI=$IN ;;
-  *) URI="file://$(realpath "$IN")" ;;
-esac
+. "$(dirname "$0")/video-source.sh"
+video_source "$IN"
+
+encoder=(x264enc speed-preset=veryfast)
+if [[ ${GPU:-0} == 1 ]]; then
+  if gst-inspect-1.0 nvh264enc >/dev/null 2>&1; then
+    encoder=(nvh264enc) && echo "encoder: nvh264enc (NVIDIA GPU)" >&2
+  else
+    echo "encoder: x264enc (CPU; no nvh264enc here)" >&2
+  fi
+fi
 
 exec gst-launch-1.0 -e \
-  uridecodebin uri="$URI" \
+  "${src[@]}" \
   ! videoconvert ! "video/x-raw,format={RGBx,BGRx,RGBA,BGRA,RGB,BGR}" \
   ! facemark "$@" \
-  ! videoconvert ! video/x-raw,format=I420 ! x264enc speed-preset=veryfast \
+  ! videoconvert ! video/x-raw,format=I420 ! "${encoder[@]}" \
   ! video/x-h264,profile=high ! h264parse ! mp4mux ! filesink location="$OUTFILE"

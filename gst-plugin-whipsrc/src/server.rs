@@ -58,9 +58,9 @@ pub trait Endpoint: Send + Sync + 'static {
     fn delete(&self, resource: &str) -> Result<(), Rejection>;
     /// Trickle candidates for a session (204); an ICE restart is refused (405).
     fn patch(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<(), Rejection>;
-    /// An HTML page served at `/` (the browser publish page), if this endpoint offers one.
-    fn page(&self) -> Option<String> {
-        None
+    /// Whether the browser publish page served at `/` offers this stream.
+    fn publish_page(&self) -> bool {
+        false
     }
 }
 
@@ -222,9 +222,14 @@ impl Server {
         let path = req.uri().path().to_owned();
 
         if method == "GET" && path == "/" {
-            let page = self.endpoints.lock().unwrap().values().find_map(|e| e.page());
-            if let Some(page) = page {
-                return response(200, "text/html; charset=utf-8").body(Full::new(Bytes::from(page))).unwrap();
+            let mut streams: Vec<String> =
+                self.endpoints.lock().unwrap().iter().filter(|(_, e)| e.publish_page()).map(|(s, _)| s.clone()).collect();
+            if !streams.is_empty() {
+                streams.sort();
+                return response(200, "text/html; charset=utf-8")
+                    .header("cache-control", "no-store")
+                    .body(Full::new(Bytes::from(whip::publish_page(&streams))))
+                    .unwrap();
             }
         }
         let head = RequestHead {

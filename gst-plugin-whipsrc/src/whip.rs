@@ -179,6 +179,25 @@ pub fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The browser publish page, offering `streams` (names as they appear in `/whip/<stream>`).
+pub fn publish_page(streams: &[String]) -> String {
+    let options: String = streams.iter().map(|s| format!("<option value=\"{}\">", html_escape(s))).collect();
+    include_str!("publish-page.html").replacen("<!--STREAMS-->", &options, 1)
+}
+
+fn html_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// A strong entity tag for a session's ICE state.
 pub fn new_etag() -> String {
     format!("\"{}\"", random_id())
@@ -215,6 +234,14 @@ mod tests {
         let mut patch = head("PATCH", "/whip/live/abc");
         patch.content_type = Some("application/trickle-ice-sdpfrag");
         assert_eq!(route(&patch, open), Ok(Action::Patch { stream: "live".into(), resource: "abc".into() }));
+    }
+
+    #[test]
+    fn publish_page_lists_streams_escaped() {
+        let page = publish_page(&["live".into(), "a\"><script>".into()]);
+        assert!(page.contains(r#"<datalist id="streams"><option value="live"><option value="a&quot;&gt;&lt;script&gt;"></datalist>"#));
+        assert!(!page.contains("<!--STREAMS-->"));
+        assert!(page.contains("window.whipPublish"));
     }
 
     #[test]

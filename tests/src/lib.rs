@@ -363,3 +363,33 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
         .collect();
     HttpResponse { status, headers, body: body.to_owned() }
 }
+
+/// The folder of the peers in tests/peers (installed by `make test` through their setup.sh).
+pub fn peers() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
+}
+
+/// The number after `"key":` in a one-line JSON report.
+pub fn json_u64(text: &str, key: &str) -> u64 {
+    let after = text.split(&format!("\"{key}\":")).nth(1).unwrap_or_else(|| panic!("{key} missing in {text}"));
+    after.trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+/// Waits for a publisher process and returns its one-line JSON report, which must say ok.
+pub fn report(child: std::process::Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ok = text.contains("\"ok\":true") || text.contains("\"ok\": true");
+    assert!(out.status.success() && ok, "publisher failed: {text}");
+    text
+}
+
+/// A binary of this workspace built by `cargo build --workspace` (e.g. `whipcast`).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug").join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    path
+}

@@ -44,6 +44,7 @@ struct Settings {
     output: Output,
     on_disconnect: OnDisconnect,
     replace_publisher: bool,
+    publish_page: bool,
     max_sessions: u32,
     timeout: u32,
 }
@@ -67,6 +68,7 @@ impl Default for Settings {
             output: Output::Rtp,
             on_disconnect: OnDisconnect::Eos,
             replace_publisher: true,
+            publish_page: false,
             max_sessions: 0,
             timeout: 10,
         }
@@ -237,6 +239,10 @@ impl Endpoint for Handle {
         self.with(|imp| imp.settings.lock().unwrap().replace_publisher).unwrap_or(false)
     }
 
+    fn publish_page(&self) -> bool {
+        self.with(|imp| imp.settings.lock().unwrap().publish_page).unwrap_or(false)
+    }
+
     fn create(&self, offer: String, peer: Peer) -> oneshot::Receiver<Result<Created, Rejection>> {
         let (tx, rx) = oneshot::channel();
         match self.0.upgrade() {
@@ -274,6 +280,29 @@ fn chain_for(output: Output, encoding: &str) -> Result<Vec<&'static str>, String
         chain.push("decodebin");
     }
     Ok(chain)
+}
+
+fn pad_prefix(kind: MediaKind) -> &'static str {
+    if kind == MediaKind::Video { "video" } else { "audio" }
+}
+
+/// The number in the pad name (`video_<n>`) of the media section `mline` of this kind.
+fn pad_index(plans: &[MediaPlan], mline: usize, kind: MediaKind) -> usize {
+    plans[..mline.min(plans.len())].iter().filter(|p| p.kind == kind && p.codec.is_some()).count()
+}
+
+/// `streams, video_0=(string)AV1, audio_0=(string)OPUS`: the pads a session will feed and their codecs.
+fn stream_codecs(plans: &[MediaPlan]) -> gst::Structure {
+    let mut streams = gst::Structure::builder("streams");
+    for (mline, plan) in plans.iter().enumerate() {
+        if let Some(codec) = &plan.codec
+            && plan.kind != MediaKind::Other
+        {
+            let name = format!("{}_{}", pad_prefix(plan.kind), pad_index(plans, mline, plan.kind));
+            streams = streams.field(name, codec.name.as_str());
+        }
+    }
+    streams.build()
 }
 
 impl WhipServerSrc {
@@ -574,8 +603,8 @@ impl WhipServerSrc {
             .property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver")
             .map(|t| t.mlineindex() as usize)
             .unwrap_or(0);
-        let first = plans[..mline.min(plans.len())].iter().filter(|p| p.kind == kind && p.codec.is_some()).count();
-        let prefix = if kind == MediaKind::Video { "video" } else { "audio" };
+        let first = pad_index(plans, mline, kind);
+        let prefix = pad_prefix(kind);
         // Two streams in one section (simulcast, a second SSRC) each get a pad of their own.
         let name = {
             let mut used = used_names.lock().unwrap();
@@ -610,6 +639,14 @@ impl WhipServerSrc {
         }
         // An internal bridge: it must never hold the pipeline in preroll (async=false).
         let appsink = gst_app::AppSink::builder().sync(false).async_(false).build();
+        if output == Output::Encoded {
+            // What containers take (mp4mux and matroskamux want avc/hvc1, not byte-stream).
+            match encoding.as_str() {
+                "H264" => appsink.set_caps(Some(&gst::Caps::builder("video/x-h264").field("stream-format", "avc").field("alignment", "au").build())),
+                "H265" => appsink.set_caps(Some(&gst::Caps::builder("video/x-h265").field("stream-format", "hvc1").field("alignment", "au").build())),
+                _ => {}
+            }
+        }
         let upstream = appsink.static_pad("sink").unwrap();
         let output_pad = self.output_pad(&name, kind)?;
         *output_pad.upstream.lock().unwrap() = Some(upstream);
@@ -729,6 +766,11 @@ impl WhipServerSrc {
                 if sent { gst::PadProbeReturn::Handled } else { gst::PadProbeReturn::Ok }
             });
         }
+        // Downstream may unlink this pad at any time (an app ending a recording): data already
+        // queued in the appsrc is dropped instead of stopping it with not-linked.
+        ghost.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, |pad, _| {
+            if pad.is_linked() { gst::PadProbeReturn::Ok } else { gst::PadProbeReturn::Drop }
+        });
         let _ = appsrc.sync_state_with_parent();
         ghost.set_active(true).map_err(|e| e.to_string())?;
         obj.add_pad(&ghost).map_err(|e| e.to_string())?;
@@ -743,22 +785,25 @@ impl WhipServerSrc {
         }
     }
 
+    /// Emitted before the answer leaves, so before any media: a handler can prepare for the
+    /// pads named in `streams` (e.g. `video_0` = `AV1`).
     fn announce_session_started(&self, id: &str) {
-        let (remote, user_agent) = {
+        let (remote, user_agent, streams) = {
             let mut state = self.state.lock().unwrap();
             state.sessions_started += 1;
             match state.session.as_ref().filter(|s| s.id == id) {
-                Some(s) => (s.peer.address.to_string(), s.peer.user_agent.clone().unwrap_or_default()),
+                Some(s) => (s.peer.address.to_string(), s.peer.user_agent.clone().unwrap_or_default(), stream_codecs(&s.media)),
                 None => return,
             }
         };
-        gst::info!(CAT, imp = self, "Session {id} started: {remote} ({user_agent})");
+        gst::info!(CAT, imp = self, "Session {id} started: {remote} ({user_agent}), {streams}");
         let obj = self.obj();
-        obj.emit_by_name::<()>("session-started", &[&id, &remote, &user_agent]);
+        obj.emit_by_name::<()>("session-started", &[&id, &remote, &user_agent, &streams]);
         let s = gst::Structure::builder("whipserversrc-session-started")
             .field("id", id)
             .field("remote-address", &remote)
             .field("user-agent", &user_agent)
+            .field("streams", &streams)
             .build();
         let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
     }
@@ -1023,6 +1068,7 @@ impl ObjectImpl for WhipServerSrc {
                 glib::ParamSpecString::builder("audio-codecs").nick("Audio codecs").blurb("Audio codecs accepted, most preferred first").default_value(Some(d.audio_codecs.as_str())).mutable_ready().build(),
                 glib::ParamSpecEnum::builder_with_default("output", d.output).nick("Output").blurb("What the pads carry").mutable_ready().build(),
                 glib::ParamSpecEnum::builder_with_default("on-disconnect", d.on_disconnect).nick("On disconnect").blurb("When the publisher leaves: push EOS, or wait for the next publisher").mutable_ready().build(),
+                glib::ParamSpecBoolean::builder("publish-page").nick("Publish page").blurb("Serve a browser publish page at / (camera, codec, stream and token; it POSTs to /whip/<stream>)").default_value(d.publish_page).mutable_ready().build(),
                 glib::ParamSpecBoolean::builder("replace-publisher").nick("Replace publisher").blurb("A new POST to a busy stream replaces the running session (as OBS reconnects); false: 409").default_value(d.replace_publisher).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("max-sessions").nick("Max sessions").blurb("Most sessions at once on this address and port (the smallest of the sharing elements' values); over it: 503. 0: no limit").default_value(d.max_sessions).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("timeout").nick("Timeout").blurb("End a session that sent no media for this many seconds (0: never)").default_value(d.timeout).mutable_ready().build(),
@@ -1036,7 +1082,7 @@ impl ObjectImpl for WhipServerSrc {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
             vec![
                 glib::subclass::Signal::builder("session-started")
-                    .param_types([String::static_type(), String::static_type(), String::static_type()])
+                    .param_types([String::static_type(), String::static_type(), String::static_type(), gst::Structure::static_type()])
                     .build(),
                 glib::subclass::Signal::builder("session-ended")
                     .param_types([String::static_type(), String::static_type(), String::static_type(), String::static_type()])
@@ -1066,6 +1112,7 @@ impl ObjectImpl for WhipServerSrc {
             "output" => s.output = value.get().unwrap(),
             "on-disconnect" => s.on_disconnect = value.get().unwrap(),
             "replace-publisher" => s.replace_publisher = value.get().unwrap(),
+            "publish-page" => s.publish_page = value.get().unwrap(),
             "max-sessions" => s.max_sessions = value.get().unwrap(),
             "timeout" => s.timeout = value.get().unwrap(),
             _ => unreachable!(),
@@ -1094,6 +1141,7 @@ impl ObjectImpl for WhipServerSrc {
             "output" => s.output.to_value(),
             "on-disconnect" => s.on_disconnect.to_value(),
             "replace-publisher" => s.replace_publisher.to_value(),
+            "publish-page" => s.publish_page.to_value(),
             "max-sessions" => s.max_sessions.to_value(),
             "timeout" => s.timeout.to_value(),
             _ => unreachable!(),

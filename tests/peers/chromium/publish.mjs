@@ -3,9 +3,11 @@
 //
 //   node publish.mjs --url http://127.0.0.1:PORT/whip/STREAM --codec AV1|H264|VP8|VP9 \
 //        --seconds N [--token T] [--audio] [--fps 30] [--timeout S] [--chromium PATH]
-//   node publish.mjs --page-url URL [--seconds N]      (open a page, report its console)
+//   node publish.mjs --page-url URL --codec C --seconds N [--token T] [--stream S] [--audio]
+//        (open a whipserversrc publish page and use its form as a person would)
 //
-// Serves whip-publish.html from its own HTTP server on 127.0.0.1 (another origin
+// Serves whipserversrc's publish page (gst-plugin-whipsrc/src/publish-page.html)
+// from its own HTTP server on 127.0.0.1 (another origin
 // than the WHIP server, so CORS is exercised), drives it with playwright-core,
 // prints ONE JSON line on stdout, logs to stderr, exits 0 only when ok.
 import http from 'node:http';
@@ -20,7 +22,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 function usage(msg) {
   if (msg) console.error('error: ' + msg);
   console.error('usage: node publish.mjs --url URL --codec AV1|H264|VP8|VP9 --seconds N [--token T] [--audio] [--fps F] [--timeout S]');
-  console.error('       node publish.mjs --page-url URL [--seconds N]');
+  console.error('       node publish.mjs --page-url URL --codec C --seconds N [--token T] [--stream S] [--audio]');
   process.stdout.write(JSON.stringify({ ok: false, error: 'usage: ' + (msg || '') }) + '\n');
   process.exit(2);
 }
@@ -33,6 +35,7 @@ function parseArgs(argv) {
     switch (a) {
       case '--url': o.url = val(); break;
       case '--page-url': o.pageUrl = val(); break;
+      case '--stream': o.stream = val(); break;
       case '--codec': o.codec = val().toUpperCase(); break;
       case '--seconds': o.seconds = Number(val()); break;
       case '--token': o.token = val(); break;
@@ -64,12 +67,12 @@ function finish(result) {
   return result.ok ? 0 : 1;
 }
 
-// Tiny static server for the page: only whip-publish.html.
+// Tiny static server for the page, on another origin than the WHIP server.
 function servePage() {
-  const html = fs.readFileSync(path.join(here, 'whip-publish.html'));
+  const html = fs.readFileSync(path.join(here, '../../../gst-plugin-whipsrc/src/publish-page.html'));
   const srv = http.createServer((req, res) => {
     const u = new URL(req.url, 'http://x');
-    if (u.pathname === '/' || u.pathname === '/whip-publish.html') {
+    if (u.pathname === '/' || u.pathname === '/publish.html') {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
       res.end(html);
     } else {
@@ -125,14 +128,30 @@ async function main() {
   page.on('pageerror', e => { const l = `pageerror: ${e.message}`; consoleLines.push(l); console.error('[chromium] ' + l); });
 
   if (opts.pageUrl) {
-    // Open a (server-hosted) page and report what it says on the console.
+    // The page whipserversrc serves: fill in its form and press its buttons.
     const resp = await page.goto(opts.pageUrl, { timeout: 15000 });
+    if (!resp || !resp.ok()) return { ok: false, error: `GET ${opts.pageUrl}: ${resp ? resp.status() : 'no response'}` };
+    await page.waitForFunction(() => document.querySelectorAll('#codec option').length > 0, null, { timeout: 10000 });
+    await page.selectOption('#codec', opts.codec);
+    if (opts.stream) await page.fill('#stream', opts.stream);
+    if (opts.token) await page.fill('#token', opts.token);
+    await page.setChecked('#audio', opts.audio);
+    const streams = await page.$$eval('#streams option', os => os.map(o => o.value));
+    await page.click('#publish');
+    await page.waitForFunction(() => ['live', 'error'].includes(window.whipcastPage.state), null, { timeout: 30000 });
+    const live = await page.evaluate(() => ({ state: window.whipcastPage.state, error: window.whipcastPage.error }));
+    if (live.state !== 'live') return { ok: false, mode: 'form', error: live.error, streams };
     await page.waitForTimeout(opts.seconds * 1000);
-    return { ok: !resp || resp.ok(), mode: 'page', pageUrl: opts.pageUrl, httpStatus: resp ? resp.status() : null, console: consoleLines };
+    const statusWhileLive = await page.textContent('#status');
+    await page.click('#stop');
+    await page.waitForFunction(() => ['stopped', 'error'].includes(window.whipcastPage.state), null, { timeout: 15000 });
+    const result = await page.evaluate(() => window.whipcastPage.result);
+    const { ok, codec, framesSent, postStatus, deleteStatus, error } = result;
+    return { ok, mode: 'form', codec, framesSent, postStatus, deleteStatus, ...(error ? { error } : {}), streams, statusWhileLive };
   }
 
   pageServer = await servePage();
-  const pageUrl = `http://127.0.0.1:${pageServer.address().port}/whip-publish.html`;
+  const pageUrl = `http://127.0.0.1:${pageServer.address().port}/publish.html`;
   log('page at ' + pageUrl + ', WHIP endpoint ' + opts.url);
   await page.goto(pageUrl, { timeout: 15000 });
   const result = await page.evaluate(o => window.whipPublish(o), {

@@ -2,7 +2,8 @@
 //! tests as a separate process, as a user's publisher would be.
 //!
 //! usage: whip-publish URL [--sink whipsink|whipclientsink] [--codec av1|h264|vp8]
-//!        [--audio] [--seconds N] [--token T]
+//!        [--audio] [--seconds N] [--token T] [--image FILE]
+//! `--image` sends a picture (e.g. a face) sliding across a 640x360 frame instead of a test pattern.
 //! Prints one JSON line: {"ok":true,"frames_sent":N,"audio_packets":M}.
 
 use std::sync::Arc;
@@ -17,10 +18,11 @@ struct Args {
     audio: bool,
     seconds: u32,
     token: Option<String>,
+    image: Option<String>,
 }
 
 fn args() -> Args {
-    let mut a = Args { url: String::new(), sink: "whipsink".into(), codec: "av1".into(), audio: false, seconds: 10, token: None };
+    let mut a = Args { url: String::new(), sink: "whipsink".into(), codec: "av1".into(), audio: false, seconds: 10, token: None, image: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -29,6 +31,7 @@ fn args() -> Args {
             "--audio" => a.audio = true,
             "--seconds" => a.seconds = it.next().and_then(|s| s.parse().ok()).expect("--seconds N"),
             "--token" => a.token = it.next(),
+            "--image" => a.image = it.next(),
             url => a.url = url.to_owned(),
         }
     }
@@ -46,9 +49,14 @@ fn main() {
     gstrsrtp::plugin_register_static().unwrap();
 
     let frames = a.seconds * 30;
-    let source = format!(
-        "videotestsrc is-live=true num-buffers={frames} pattern=ball ! video/x-raw,format=I420,width=640,height=360,framerate=30/1"
-    );
+    let frame = "video/x-raw,format=I420,width=640,height=360,framerate=30/1";
+    let source = match &a.image {
+        None => format!("videotestsrc is-live=true num-buffers={frames} pattern=ball ! {frame}"),
+        Some(image) => format!(
+            "filesrc location=\"{image}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,width=360,height=360 \
+             ! imagefreeze is-live=true num-buffers={frames} ! video/x-raw,framerate=30/1 ! compositor name=slide ! {frame}"
+        ),
+    };
     let (encode, caps) = match a.codec.as_str() {
         "av1" => ("av1enc min-quantizer=20 max-quantizer=40 cpu-used=8 usage-profile=realtime keyframe-max-dist=60 threads=2 ! av1parse ! rtpav1pay", "video/x-av1"),
         "h264" => ("x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 ! video/x-h264,profile=constrained-baseline ! h264parse ! rtph264pay config-interval=-1 aggregate-mode=zero-latency", "video/x-h264"),
@@ -78,6 +86,16 @@ fn main() {
         other => panic!("unknown sink {other}"),
     };
     let pipeline = gst::parse::launch(&launch).unwrap().downcast::<gst::Pipeline>().unwrap();
+    if let Some(slide) = pipeline.by_name("slide") {
+        // The picture goes left and right across the frame, once every 4 s.
+        slide.static_pad("sink_0").unwrap().add_probe(gst::PadProbeType::BUFFER, |pad, info| {
+            if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                let phase = (pts.nseconds() as f64 / 4e9) * std::f64::consts::TAU;
+                pad.set_property("xpos", (140.0 + 140.0 * phase.sin()) as i32);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     let sink = pipeline.by_name("sink").unwrap();
     if let Some(token) = &a.token {
         match a.sink.as_str() {

@@ -1,0 +1,685 @@
+//! One pipeline: a whipserversrc per stream (output=encoded, on-disconnect=wait) and, per
+//! session, a recording bin made when the session starts (its codecs are known then, before any
+//! media) and finalized with EOS when it ends, while the server goes on.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+
+use crate::ServeArgs;
+
+/// Decoders for facemark, best first: NVIDIA's where the GPU is there, then the CPU ones.
+const DECODERS: &[(&str, &[&str])] = &[
+    ("AV1", &["nvav1dec", "dav1ddec", "av1dec"]),
+    ("H264", &["nvh264dec", "avdec_h264"]),
+    ("H265", &["nvh265dec", "avdec_h265"]),
+    ("VP8", &["nvvp8dec", "vp8dec"]),
+    ("VP9", &["nvvp9dec", "vp9dec"]),
+];
+
+/// A session left without its EOS reaching the files within this is torn down anyway.
+const FINALIZE_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    args: ServeArgs,
+    pipeline: gst::Pipeline,
+    main_loop: glib::MainLoop,
+    facemark: Option<String>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Recordings of the sessions running now, by session id.
+    live: HashMap<String, Recording>,
+    /// Recordings whose EOS is on its way to the file, by recording name.
+    finishing: HashMap<String, Recording>,
+    recorded: u32,
+    quitting: bool,
+    failure: Option<String>,
+}
+
+struct Recording {
+    name: String,
+    src: gst::Element,
+    bin: gst::Bin,
+    file: PathBuf,
+    snapshot_dir: Option<PathBuf>,
+    inputs: Vec<String>,
+    summary: String,
+    frames: Arc<AtomicU64>,
+    snapshots: Arc<AtomicU64>,
+    started: Instant,
+}
+
+fn utc_stamp() -> String {
+    glib::DateTime::now_utc()
+        .and_then(|t| t.format("%Y%m%dT%H%M%SZ"))
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| "now".into())
+}
+
+fn make(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory).build().map_err(|_| format!("GStreamer element {factory} is missing"))
+}
+
+fn decoder_for(codec: &str) -> Option<&'static str> {
+    let (_, candidates) = DECODERS.iter().find(|(c, _)| *c == codec)?;
+    candidates.iter().copied().find(|f| gst::ElementFactory::find(f).is_some())
+}
+
+/// The container for a session: WebM takes AV1/VP8/VP9 with Opus, MP4 H.264/H.265.
+fn container_for(video_codec: Option<&str>) -> (&'static str, &'static str) {
+    match video_codec {
+        None | Some("AV1" | "VP8" | "VP9") => ("webm", "webmmux"),
+        Some("H264" | "H265") => ("mp4", "mp4mux"),
+        Some(_) => ("mkv", "matroskamux"),
+    }
+}
+
+impl Recorder {
+    pub fn start(args: ServeArgs, main_loop: glib::MainLoop) -> Result<Recorder, String> {
+        let facemark = if args.no_facemark { None } else { check_facemark(&args) };
+        let inner = Arc::new(Inner { args, pipeline: gst::Pipeline::with_name("whipcast"), main_loop, facemark, state: Mutex::default() });
+        for stream in &inner.args.streams {
+            let src = inner.whip_source(stream)?;
+            inner.pipeline.add(&src).map_err(|e| e.to_string())?;
+        }
+        inner.watch_bus();
+        if inner.pipeline.set_state(gst::State::Playing).is_err() {
+            let why = inner.pipeline.bus().and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error])).and_then(|m| match m.view() {
+                gst::MessageView::Error(e) => Some(format!("{} ({})", e.error(), e.debug().unwrap_or_default())),
+                _ => None,
+            });
+            let _ = inner.pipeline.set_state(gst::State::Null);
+            return Err(why.unwrap_or_else(|| "the pipeline does not start".into()));
+        }
+        {
+            let weak = Arc::downgrade(&inner);
+            glib::timeout_add_seconds(1, move || match weak.upgrade() {
+                Some(inner) => {
+                    inner.print_progress();
+                    glib::ControlFlow::Continue
+                }
+                None => glib::ControlFlow::Break,
+            });
+        }
+        {
+            // Ctrl-C and SIGTERM: handled on the main loop, where the recordings are finalized.
+            let weak = Arc::downgrade(&inner);
+            let (sender, receiver) = std::sync::mpsc::channel::<()>();
+            ctrlc::set_handler(move || {
+                let _ = sender.send(());
+            })
+            .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+            glib::timeout_add(Duration::from_millis(100), move || {
+                if receiver.try_recv().is_ok()
+                    && let Some(inner) = weak.upgrade()
+                {
+                    inner.quit();
+                }
+                glib::ControlFlow::Continue
+            });
+        }
+        if let Some(decoders) = &inner.facemark {
+            println!("facemark: {decoders}");
+        }
+        Ok(Recorder { inner })
+    }
+
+    pub fn shut_down(self) -> Result<(), String> {
+        let _ = self.inner.pipeline.set_state(gst::State::Null);
+        match self.inner.state.lock().unwrap().failure.take() {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether facemark can run here (its models load); says which decoders it would use.
+fn check_facemark(args: &ServeArgs) -> Option<String> {
+    let probe = match make("facemark") {
+        Ok(e) => e,
+        Err(e) => {
+            println!("facemark: off ({e})");
+            return None;
+        }
+    };
+    if let Some(dir) = &args.model_dir {
+        probe.set_property("model-dir", dir.to_string_lossy().as_ref());
+    }
+    let ready = probe.set_state(gst::State::Ready);
+    let _ = probe.set_state(gst::State::Null);
+    if ready.is_err() {
+        println!("facemark: off (its models do not load: run `make models`, or pass --model-dir)");
+        return None;
+    }
+    let decoders: Vec<String> = DECODERS
+        .iter()
+        .map(|(codec, _)| format!("{codec} with {}", decoder_for(codec).unwrap_or("(no decoder: not marked)")))
+        .collect();
+    Some(format!("on the decoded video ({})", decoders.join(", ")))
+}
+
+impl Inner {
+    fn whip_source(self: &Arc<Self>, stream: &str) -> Result<gst::Element, String> {
+        let a = &self.args;
+        let src = gst::ElementFactory::make("whipserversrc")
+            .name(format!("whip-{stream}"))
+            .property("address", &a.address)
+            .property("port", u32::from(a.port))
+            .property("stream", stream)
+            .property("token", a.token.clone().unwrap_or_default())
+            .property_from_str("output", "encoded")
+            .property_from_str("on-disconnect", "wait")
+            .property("publish-page", !a.no_publish_page)
+            .property("timeout", a.timeout)
+            .build()
+            .map_err(|_| "whipserversrc is missing".to_string())?;
+        let optional = [
+            ("tls-certificate", a.tls_certificate.as_ref().map(|p| p.to_string_lossy().into_owned())),
+            ("tls-key", a.tls_key.as_ref().map(|p| p.to_string_lossy().into_owned())),
+            ("public-address", a.public_address.clone()),
+            ("port-range", a.port_range.clone()),
+            ("stun-server", a.stun_server.clone()),
+        ];
+        for (property, value) in optional {
+            if let Some(value) = value {
+                src.set_property(property, value);
+            }
+        }
+        let weak = Arc::downgrade(self);
+        src.connect("session-started", false, move |values| {
+            let src = values[0].get::<gst::Element>().unwrap();
+            let id = values[1].get::<String>().unwrap();
+            let remote = values[2].get::<String>().unwrap();
+            let user_agent = values[3].get::<String>().unwrap();
+            let streams = values[4].get::<gst::Structure>().unwrap();
+            if let Some(inner) = weak.upgrade() {
+                inner.session_started(&src, &id, &remote, &user_agent, &streams);
+            }
+            None
+        });
+        let weak = Arc::downgrade(self);
+        src.connect("session-ended", false, move |values| {
+            let id = values[1].get::<String>().unwrap();
+            let reason = values[4].get::<String>().unwrap();
+            if let Some(inner) = weak.upgrade() {
+                inner.session_ended(&id, &reason);
+            }
+            None
+        });
+        let weak = Arc::downgrade(self);
+        src.connect_pad_added(move |src, pad| {
+            if let Some(inner) = weak.upgrade() {
+                inner.link_new_pad(src, pad);
+            }
+        });
+        Ok(src)
+    }
+
+    fn session_started(self: &Arc<Self>, src: &gst::Element, id: &str, remote: &str, user_agent: &str, streams: &gst::Structure) {
+        let stream = src.property::<String>("stream");
+        match self.build_recording(src, &stream, streams) {
+            Ok(recording) => {
+                println!("\nsession {id} on {stream} from {remote} ({user_agent}): {} -> {}", recording.summary, recording.file.display());
+                let inputs = recording.inputs.clone();
+                let bin = recording.bin.clone();
+                self.state.lock().unwrap().live.insert(id.to_owned(), recording);
+                // Pads that exist from an earlier session; new ones come through pad-added.
+                for name in inputs {
+                    if let Some(pad) = src.static_pad(&name) {
+                        link_input(&pad, &bin);
+                    }
+                }
+            }
+            Err(e) => println!("\nsession {id} on {stream} from {remote} is not recorded: {e}"),
+        }
+    }
+
+    fn link_new_pad(&self, src: &gst::Element, pad: &gst::Pad) {
+        let state = self.state.lock().unwrap();
+        if let Some(recording) = state.live.values().find(|r| &r.src == src && r.inputs.iter().any(|n| *n == pad.name())) {
+            link_input(pad, &recording.bin);
+        }
+    }
+
+    fn build_recording(self: &Arc<Self>, src: &gst::Element, stream: &str, streams: &gst::Structure) -> Result<Recording, String> {
+        let video_codec = streams.iter().find(|(name, _)| name.starts_with("video_")).and_then(|(_, v)| v.get::<String>().ok());
+        let (extension, muxer) = container_for(video_codec.as_deref());
+        let name = unique_name(&self.args.recordings, &format!("{stream}-{}", utc_stamp()), extension);
+        let file = self.args.recordings.join(format!("{name}.{extension}"));
+
+        let bin = gst::Bin::with_name(&format!("recording-{name}"));
+        let mux = make(muxer)?;
+        if mux.find_property("offset-to-zero").is_some() {
+            // The server's running time goes on across sessions; each file starts at zero.
+            mux.set_property("offset-to-zero", true);
+        }
+        let sink = gst::ElementFactory::make("filesink")
+            .property("location", file.to_string_lossy().as_ref())
+            .property("async", false)
+            .build()
+            .map_err(|_| "filesink is missing")?;
+        bin.add_many([&mux, &sink]).map_err(|e| e.to_string())?;
+        mux.link(&sink).map_err(|e| e.to_string())?;
+        let mut sinks = vec![sink.clone()];
+
+        let frames = Arc::new(AtomicU64::new(0));
+        let snapshots = Arc::new(AtomicU64::new(0));
+        let mut inputs = Vec::new();
+        let mut described = Vec::new();
+        let mut snapshot_dir = None;
+        for (pad_name, codec) in streams.iter() {
+            let codec = codec.get::<String>().map_err(|e| e.to_string())?;
+            let video = pad_name.starts_with("video_");
+            let queue = live_queue(false)?;
+            bin.add(&queue).map_err(|e| e.to_string())?;
+            let ghost = gst::GhostPad::builder_with_target(&queue.static_pad("sink").unwrap())
+                .map_err(|e| e.to_string())?
+                .name(pad_name.as_str())
+                .build();
+            bin.add_pad(&ghost).map_err(|e| e.to_string())?;
+            let mux_pad = mux
+                .request_pad_simple(if video { "video_%u" } else { "audio_%u" })
+                .ok_or_else(|| format!("{muxer} takes no more {}", if video { "video" } else { "audio" }))?;
+            let mut described_codec = codec.clone();
+            if video && snapshot_dir.is_none() && self.facemark.is_some() {
+                match self.add_face_branch(&bin, &queue, &mux_pad, &codec, &name, &snapshots) {
+                    Ok((dir, decoder, appsink)) => {
+                        described_codec = format!("{codec} (facemark after {decoder})");
+                        snapshot_dir = Some(dir);
+                        sinks.push(appsink);
+                    }
+                    Err(e) => {
+                        println!("facemark is off for this session: {e}");
+                        queue.static_pad("src").unwrap().link(&mux_pad).map_err(|e| format!("{e:?}"))?;
+                    }
+                }
+            } else {
+                queue.static_pad("src").unwrap().link(&mux_pad).map_err(|e| format!("{e:?}"))?;
+            }
+            if video {
+                let frames = frames.clone();
+                mux_pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    frames.fetch_add(1, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                });
+            }
+            described.push(described_codec);
+            inputs.push(pad_name.to_string());
+        }
+        if inputs.is_empty() {
+            return Err("the session has no audio or video".into());
+        }
+
+        // Finalized when every sink has seen EOS.
+        let pending = Arc::new(AtomicUsize::new(sinks.len()));
+        for sink in &sinks {
+            let (pending, weak, name) = (pending.clone(), Arc::downgrade(self), name.clone());
+            sink.static_pad("sink").unwrap().add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                if matches!(&info.data, Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos)
+                    && pending.fetch_sub(1, Ordering::AcqRel) == 1
+                {
+                    let (weak, name) = (weak.clone(), name.clone());
+                    // Not from this streaming thread: the bin is stopped and removed.
+                    glib::MainContext::default().invoke(move || {
+                        if let Some(inner) = weak.upgrade() {
+                            inner.finalized(&name, None);
+                        }
+                    });
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+
+        self.pipeline.add(&bin).map_err(|e| e.to_string())?;
+        if bin.sync_state_with_parent().is_err() {
+            let _ = bin.set_state(gst::State::Null);
+            let _ = self.pipeline.remove(&bin);
+            return Err("the recording does not start".into());
+        }
+        Ok(Recording {
+            name,
+            src: src.clone(),
+            bin,
+            file,
+            snapshot_dir,
+            inputs,
+            summary: described.join(" + "),
+            frames,
+            snapshots,
+            started: Instant::now(),
+        })
+    }
+
+    /// queue ! tee, one branch to the muxer, the other decoded and marked, every Nth frame a
+    /// JPEG. The decoding side never holds the recording back (leaky queues).
+    fn add_face_branch(
+        &self,
+        bin: &gst::Bin,
+        queue: &gst::Element,
+        mux_pad: &gst::Pad,
+        codec: &str,
+        name: &str,
+        snapshots: &Arc<AtomicU64>,
+    ) -> Result<(PathBuf, &'static str, gst::Element), String> {
+        let decoder = decoder_for(codec).ok_or_else(|| format!("no decoder for {codec} is installed"))?;
+        let dir = self.args.recordings.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let tee = make("tee")?;
+        let to_mux = live_queue(false)?;
+        let to_decoder = live_queue(true)?;
+        let mut chain = Vec::new();
+        if let Some(parser) = match codec {
+            "H264" => Some("h264parse"),
+            "H265" => Some("h265parse"),
+            _ => None,
+        } {
+            chain.push(make(parser)?);
+        }
+        let decode = make(decoder)?;
+        if decode.find_property("max-errors").is_some() {
+            // A frame lost to a full queue must not end the marking.
+            decode.set_property("max-errors", -1i32);
+        }
+        chain.push(decode);
+        let latest_frames = live_queue(true)?;
+        latest_frames.set_property("max-size-buffers", 2u32);
+        chain.push(latest_frames);
+        chain.push(make("videoconvert")?);
+        let facemark = make("facemark")?;
+        if let Some(dir) = &self.args.model_dir {
+            facemark.set_property("model-dir", dir.to_string_lossy().as_ref());
+        }
+        chain.push(facemark);
+        let to_jpeg = make("videoconvert")?;
+        chain.push(to_jpeg.clone());
+        chain.push(make("jpegenc")?);
+        let appsink = gst_app::AppSink::builder().sync(false).async_(false).build();
+        chain.push(appsink.clone().upcast());
+
+        bin.add_many([&tee, &to_mux, &to_decoder]).map_err(|e| e.to_string())?;
+        bin.add_many(&chain).map_err(|e| e.to_string())?;
+        queue.link(&tee).map_err(|e| e.to_string())?;
+        gst::Element::link_many([&tee, &to_mux]).map_err(|e| e.to_string())?;
+        to_mux.static_pad("src").unwrap().link(mux_pad).map_err(|e| format!("{e:?}"))?;
+        tee.link(&to_decoder).map_err(|e| e.to_string())?;
+        to_decoder.link(&chain[0]).map_err(|e| e.to_string())?;
+        gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+
+        // Count marked frames; only the ones to keep go on to the JPEG encoder.
+        let (every, limit) = (self.args.snapshot_every.max(1), self.args.snapshot_frames);
+        let numbers = Arc::new(Mutex::new(VecDeque::<u64>::new()));
+        let count = AtomicU64::new(0);
+        {
+            let numbers = numbers.clone();
+            to_jpeg.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                let n = count.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % every == 0 && (limit == 0 || n <= limit) {
+                    numbers.lock().unwrap().push_back(n);
+                    gst::PadProbeReturn::Ok
+                } else {
+                    gst::PadProbeReturn::Drop
+                }
+            });
+        }
+        let (folder, written) = (dir.clone(), snapshots.clone());
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let n = numbers.lock().unwrap().pop_front().unwrap_or(0);
+                    if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                        let path = folder.join(format!("z{n}.jpg"));
+                        match std::fs::write(&path, map.as_slice()) {
+                            Ok(()) => {
+                                written.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+                        }
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        Ok((dir, decoder, appsink.upcast()))
+    }
+
+    fn session_ended(self: &Arc<Self>, id: &str, reason: &str) {
+        let recording = self.state.lock().unwrap().live.remove(id);
+        if let Some(recording) = recording {
+            println!("\nsession {id} ended: {reason}");
+            self.finish(recording);
+        }
+    }
+
+    /// Detaches the recording from the server and sends EOS through it to finalize the file.
+    fn finish(self: &Arc<Self>, recording: Recording) {
+        for name in &recording.inputs {
+            if let (Some(src_pad), Some(sink_pad)) = (recording.src.static_pad(name), recording.bin.static_pad(name))
+                && src_pad.peer().as_ref() == Some(&sink_pad)
+            {
+                let _ = src_pad.unlink(&sink_pad);
+            }
+        }
+        let (bin, name) = (recording.bin.clone(), recording.name.clone());
+        self.state.lock().unwrap().finishing.insert(name.clone(), recording);
+        for pad in bin.sink_pads() {
+            pad.send_event(gst::event::Eos::new());
+        }
+        let weak = Arc::downgrade(self);
+        glib::timeout_add_once(FINALIZE_TIMEOUT, move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.finalized(&name, Some("its end did not reach the file in time; the file may be incomplete"));
+            }
+        });
+    }
+
+    /// The recording `name` is complete (or has failed): stop its elements and say what it holds.
+    fn finalized(&self, name: &str, problem: Option<&str>) {
+        let Some(recording) = self.state.lock().unwrap().finishing.remove(name) else { return };
+        let _ = recording.bin.set_state(gst::State::Null);
+        let _ = self.pipeline.remove(&recording.bin);
+        let frames = recording.frames.load(Ordering::Relaxed);
+        let mut line = format!(
+            "recorded {} ({frames} video frames, {:.1} s",
+            recording.file.display(),
+            recording.started.elapsed().as_secs_f64()
+        );
+        if let Some(dir) = &recording.snapshot_dir {
+            line += &format!("; {} snapshots in {}", recording.snapshots.load(Ordering::Relaxed), dir.display());
+        }
+        line += ")";
+        if let Some(problem) = problem {
+            line += &format!(": {problem}");
+        }
+        println!("{line}");
+        let _ = std::io::stdout().flush();
+        let done = {
+            let mut state = self.state.lock().unwrap();
+            state.recorded += 1;
+            let limit_reached = self.args.sessions > 0 && state.recorded >= self.args.sessions;
+            if limit_reached {
+                state.quitting = true;
+            }
+            state.quitting && state.finishing.is_empty() && (limit_reached || state.live.is_empty())
+        };
+        if done {
+            self.main_loop.quit();
+        }
+    }
+
+    /// Ctrl-C: finalize what is being recorded, then stop. A second Ctrl-C stops at once.
+    fn quit(self: &Arc<Self>) {
+        let live: Vec<Recording> = {
+            let mut state = self.state.lock().unwrap();
+            if state.quitting {
+                println!("\nstopping now");
+                self.main_loop.quit();
+                return;
+            }
+            state.quitting = true;
+            state.live.drain().map(|(_, r)| r).collect()
+        };
+        println!("\nstopping: finalizing {} recording(s)", live.len());
+        if live.is_empty() && self.state.lock().unwrap().finishing.is_empty() {
+            self.main_loop.quit();
+        }
+        for recording in live {
+            self.finish(recording);
+        }
+    }
+
+    fn watch_bus(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let bus = self.pipeline.bus().unwrap();
+        let watch = bus
+            .add_watch(move |_, message| {
+                let Some(inner) = weak.upgrade() else { return glib::ControlFlow::Break };
+                if let gst::MessageView::Error(e) = message.view() {
+                    inner.on_error(message.src(), &format!("{} ({})", e.error(), e.debug().unwrap_or_default()));
+                }
+                glib::ControlFlow::Continue
+            })
+            .expect("one bus watch");
+        // The watch lives as long as the pipeline.
+        unsafe { self.pipeline.set_data("bus-watch", watch) };
+    }
+
+    /// An error inside a recording ends that recording; anywhere else it ends the server.
+    fn on_error(self: &Arc<Self>, source: Option<&gst::Object>, text: &str) {
+        let failed_bin = source.and_then(|s| {
+            std::iter::successors(Some(s.clone()), |o| o.parent()).find_map(|o| o.downcast::<gst::Bin>().ok().filter(|b| b.name().starts_with("recording-")))
+        });
+        if let Some(bin) = failed_bin {
+            let (session, finishing_name) = {
+                let state = self.state.lock().unwrap();
+                let session = state.live.iter().find(|(_, r)| r.bin == bin).map(|(id, _)| id.clone());
+                let finishing = state.finishing.iter().find(|(_, r)| r.bin == bin).map(|(n, _)| n.clone());
+                (session, finishing)
+            };
+            println!("\nrecording failed: {text}");
+            if let Some(id) = session {
+                let recording = self.state.lock().unwrap().live.remove(&id);
+                if let Some(recording) = recording {
+                    let name = recording.name.clone();
+                    self.state.lock().unwrap().finishing.insert(name.clone(), recording);
+                    self.finalized(&name, Some("failed"));
+                }
+            } else if let Some(name) = finishing_name {
+                self.finalized(&name, Some("failed"));
+            }
+            return;
+        }
+        println!("\nerror: {text}");
+        self.state.lock().unwrap().failure = Some(text.to_owned());
+        self.main_loop.quit();
+    }
+
+    /// One line per live recording: a live line on a terminal, every 10 s otherwise.
+    fn print_progress(&self) {
+        static TICKS: AtomicU64 = AtomicU64::new(0);
+        let tick = TICKS.fetch_add(1, Ordering::Relaxed);
+        let terminal = std::io::stdout().is_terminal();
+        if !terminal && tick % 10 != 9 {
+            return;
+        }
+        let state = self.state.lock().unwrap();
+        for recording in state.live.values() {
+            let stats = recording.src.property::<gst::Structure>("stats");
+            let session = stats.get::<gst::Structure>("session").ok();
+            let field = |name: &str| session.as_ref().and_then(|s| s.get::<u64>(name).ok()).unwrap_or(0);
+            let lost = session.as_ref().and_then(|s| s.get::<i64>("packets-lost").ok()).unwrap_or(0);
+            let line = format!(
+                "{}: {}, {:.2} Mbit/s, {} frames, {} packets lost{}",
+                recording.name,
+                recording.summary,
+                field("bitrate") as f64 / 1e6,
+                recording.frames.load(Ordering::Relaxed),
+                lost,
+                match &recording.snapshot_dir {
+                    Some(_) => format!(", {} snapshots", recording.snapshots.load(Ordering::Relaxed)),
+                    None => String::new(),
+                }
+            );
+            if terminal {
+                print!("\r\x1b[K{line}");
+            } else {
+                println!("{line}");
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// A queue for live data: up to 3 s, and for `leaky` ones the oldest data goes when full.
+fn live_queue(leaky: bool) -> Result<gst::Element, String> {
+    let queue = gst::ElementFactory::make("queue")
+        .property("max-size-buffers", 0u32)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", 3 * gst::ClockTime::SECOND.nseconds())
+        .build()
+        .map_err(|_| "queue is missing")?;
+    if leaky {
+        queue.set_property_from_str("leaky", "downstream");
+    }
+    Ok(queue)
+}
+
+fn link_input(src_pad: &gst::Pad, bin: &gst::Bin) {
+    let Some(sink_pad) = bin.static_pad(&src_pad.name()) else { return };
+    if sink_pad.is_linked() {
+        return;
+    }
+    if let Some(old) = src_pad.peer() {
+        let _ = src_pad.unlink(&old);
+    }
+    if let Err(e) = src_pad.link(&sink_pad) {
+        println!("\ncannot record {}: {e:?}", src_pad.name());
+    }
+}
+
+/// `base`, or `base-2`, `base-3` ... when a file of that name exists.
+fn unique_name(folder: &Path, base: &str, extension: &str) -> String {
+    (1..)
+        .map(|i| if i == 1 { base.to_owned() } else { format!("{base}-{i}") })
+        .find(|name| !folder.join(format!("{name}.{extension}")).exists() && !folder.join(name).exists())
+        .unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_follow_the_video_codec() {
+        assert_eq!(container_for(Some("AV1")), ("webm", "webmmux"));
+        assert_eq!(container_for(Some("VP8")), ("webm", "webmmux"));
+        assert_eq!(container_for(Some("H264")), ("mp4", "mp4mux"));
+        assert_eq!(container_for(Some("H265")), ("mp4", "mp4mux"));
+        assert_eq!(container_for(None), ("webm", "webmmux"), "audio only: Opus in WebM");
+    }
+
+    #[test]
+    fn names_do_not_overwrite() {
+        let dir = std::env::temp_dir().join(format!("whipcast-names-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(unique_name(&dir, "live-x", "webm"), "live-x");
+        std::fs::write(dir.join("live-x.webm"), b"").unwrap();
+        assert_eq!(unique_name(&dir, "live-x", "webm"), "live-x-2");
+        std::fs::create_dir(dir.join("live-x-2")).unwrap();
+        assert_eq!(unique_name(&dir, "live-x", "webm"), "live-x-3");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

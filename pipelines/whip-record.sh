@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Records one WHIP session without re-encoding, video and audio, into OUTPUT; the muxer follows
+# the extension: .webm (AV1, VP8, VP9), .mp4 (H.264, H.265, AV1), .mkv (anything).
+# The video leaves whipserversrc depayloaded and parsed (output=encoded: AV1 through
+# rtpav1depay-rs ! av1obufix, H.264 as avc), the audio as Opus.
+#
+# usage: whip-record.sh OUTPUT     (WHIP_* variables: see pipelines/whip-source.sh)
+set -euo pipefail
+[[ $# == 1 ]] || { sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 2; }
+output=$1
+case $output in
+  *.webm) mux=webmmux codecs=AV1,VP9,VP8 ;;
+  *.mp4) mux=mp4mux codecs=H264,H265,AV1 ;;
+  *.mkv) mux=matroskamux codecs=AV1,H264,H265,VP9,VP8 ;;
+  *) echo "unknown output type: $output (use .webm, .mp4 or .mkv)" >&2; exit 2 ;;
+esac
+export WHIP_CODECS=${WHIP_CODECS:-$codecs}
+. "$(dirname "$0")/whip-source.sh"
+echo "recording the next publisher ($WHIP_CODECS) -> $output with $mux" >&2
+exec gst-launch-1.0 -e "${whip[@]}" output=encoded \
+  w.video_0 ! queue ! "$mux" name=mux ! filesink location="$output" \
+  w.audio_0 ! queue ! mux.

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make run`: installs what is missing, builds whipcast in release mode, fetches the face models
+# and starts the server: WHIP on 0.0.0.0:8080, each session recorded into recordings/, faces
+# marked on annotated snapshots. Arguments go to `whipcast serve` (see `whipcast serve --help`),
+# e.g. `make run ARGS="--port 9000 --stream studio"`. WHIP_TOKEN sets the Bearer token.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+step() { printf '\n== %s\n' "$*"; }
+
+step "Debian packages"
+scripts/install-deps.sh
+step "building whipcast and the plugins (release; the first build takes a while)"
+cargo build --release -p whipcast -p gst-plugin-av1rtp -p gst-plugin-whipsrc -p gst-plugin-facemark
+step "face models"
+scripts/fetch-models.sh
+. scripts/extra-plugins.sh
+step "starting the server"
+exec target/release/whipcast serve "$@"

@@ -1,0 +1,254 @@
+//! The product as a user meets it: the `whipcast` server (what `make run` starts) recording
+//! session after session from real publishers, finalizing on Ctrl-C, its browser publish page
+//! used by headless Chromium, and `make demo`'s script. Every recording is decoded.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use whipcast_tests::*;
+
+/// One server and one publisher at a time: the machine has 2 cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const TOKEN: &str = "app-test-token";
+
+struct Server {
+    child: Child,
+    port: u16,
+    folder: PathBuf,
+    output: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// `whipcast serve` on 127.0.0.1 with stream `s`, recording into a fresh folder.
+    fn start(name: &str, extra: &[&str]) -> Server {
+        let port = free_port();
+        let folder = output_path(name);
+        let _ = std::fs::remove_dir_all(&folder);
+        let mut child = Command::new(workspace_binary("whipcast"))
+            .args(["serve", "--address", "127.0.0.1", "--stream", "s", "--port", &port.to_string()])
+            .arg("--recordings")
+            .arg(&folder)
+            .args(extra)
+            .env("WHIP_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("whipcast starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("[whipcast] {line}");
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let server = Server { child, port, folder, output };
+        server.wait_for("whipcast is serving", Duration::from_secs(20));
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/whip/s", self.port)
+    }
+
+    fn wait_for(&self, text: &str, within: Duration) {
+        let start = Instant::now();
+        while !self.output.lock().unwrap().contains(text) {
+            assert!(start.elapsed() < within, "whipcast never said {text:?}:\n{}", self.output.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for the server to exit by itself (`--sessions`, or after a signal) and checks it
+    /// exited cleanly.
+    fn wait_exit(mut self, within: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(200));
+                let output = self.output.lock().unwrap().clone();
+                assert!(status.success(), "whipcast failed ({status}):\n{output}");
+                return output;
+            }
+            if start.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("whipcast did not exit within {within:?}:\n{}", self.output.lock().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn interrupt(&self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+    }
+}
+
+fn publish(url: &str, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_whip-publish"))
+        .arg(url)
+        .args(["--token", TOKEN])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("publisher starts")
+}
+
+/// `whipcast check`'s JSON line for a file.
+fn check(file: &Path) -> String {
+    let out = Command::new(workspace_binary("whipcast")).arg("check").arg(file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && text.contains("\"ok\":true"), "{} does not decode: {text}", file.display());
+    text
+}
+
+fn files_with(folder: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    files
+}
+
+fn snapshots(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort_by_key(|n| n.trim_start_matches('z').trim_end_matches(".jpg").parse::<u64>().unwrap_or(0));
+    names
+}
+
+/// At least 95% of the frames sent are in the file.
+fn assert_holds_frames(checked: &str, sent: u64) {
+    let frames = json_u64(checked, "video_frames");
+    assert!(sent > 0 && frames * 100 >= sent * 95, "{frames} frames recorded of {sent} sent: {checked}");
+}
+
+#[test]
+fn records_session_after_session_each_in_its_container() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-sessions", &["--sessions", "2", "--snapshot-every", "30"]);
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gst-plugin-facemark/tests/data/astronaut.png");
+    let av1 = report(publish(&server.url(), &["--codec", "av1", "--audio", "--seconds", "6", "--image", image.to_str().unwrap()]));
+    server.wait_for("recorded ", Duration::from_secs(20));
+    let h264 = report(publish(&server.url(), &["--codec", "h264", "--audio", "--seconds", "6"]));
+    let folder = server.folder.clone();
+    let output = server.wait_exit(Duration::from_secs(30));
+
+    let webm = files_with(&folder, "webm");
+    let mp4 = files_with(&folder, "mp4");
+    assert_eq!((webm.len(), mp4.len()), (1, 1), "{output}");
+    for file in webm.iter().chain(&mp4) {
+        let name = file.file_name().unwrap().to_string_lossy();
+        assert!(name.starts_with("s-") && name.contains('T') && name.contains("Z."), "{name}");
+    }
+    let checked = check(&webm[0]);
+    assert!(checked.contains("video/x-av1") && checked.contains("audio/x-opus"), "{checked}");
+    assert_holds_frames(&checked, json_u64(&av1, "frames_sent"));
+    assert!(json_u64(&checked, "audio_samples") > 48000 * 4, "{checked}");
+    let checked = check(&mp4[0]);
+    assert!(checked.contains("video/x-h264") && checked.contains("audio/x-opus"), "{checked}");
+    assert_holds_frames(&checked, json_u64(&h264, "frames_sent"));
+
+    // The AV1 session's snapshots: every 30th frame, marked (facemark found the face).
+    let shots = snapshots(&webm[0].with_extension(""));
+    assert!(shots.len() >= 4 && shots[0] == "z30.jpg", "{shots:?}");
+    assert!(output.contains("facemark after"), "{output}");
+}
+
+#[test]
+fn ctrl_c_finalizes_the_recording_in_progress() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-ctrl-c", &["--no-facemark"]);
+    let publisher = publish(&server.url(), &["--codec", "av1", "--seconds", "20"]);
+    server.wait_for("session ", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(5));
+    server.interrupt();
+    let folder = server.folder.clone();
+    let output = server.wait_exit(Duration::from_secs(20));
+    let _ = publisher.wait_with_output();
+    assert!(output.contains("stopping: finalizing 1 recording"), "{output}");
+    let webm = files_with(&folder, "webm");
+    assert_eq!(webm.len(), 1, "{output}");
+    let checked = check(&webm[0]);
+    // About 5 s of 30 fps were recorded before Ctrl-C.
+    let frames = json_u64(&checked, "video_frames");
+    assert!((90..=300).contains(&frames), "{checked}");
+}
+
+#[test]
+fn publish_page_in_headless_chromium_is_recorded() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-page", &["--sessions", "1", "--no-facemark"]);
+    let page = format!("http://127.0.0.1:{}/", server.port);
+    let chromium = Command::new("node")
+        .arg(peers().join("chromium/publish.mjs"))
+        .args(["--page-url", &page, "--codec", "AV1", "--seconds", "6", "--token", TOKEN, "--stream", "s", "--audio"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node runs");
+    let result = report(chromium);
+    assert!(result.contains("\"streams\":[\"s\"]"), "the page offers the served stream: {result}");
+    assert!(result.contains("live on s: video/AV1"), "the page shows the session live: {result}");
+    let folder = server.folder.clone();
+    server.wait_exit(Duration::from_secs(30));
+    let webm = files_with(&folder, "webm");
+    assert_eq!(webm.len(), 1);
+    let checked = check(&webm[0]);
+    assert!(checked.contains("audio/x-opus"), "{checked}");
+    assert_holds_frames(&checked, json_u64(&result, "framesSent"));
+}
+
+#[test]
+fn the_publish_page_needs_the_token_to_publish() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-page-token", &["--no-facemark"]);
+    let page = format!("http://127.0.0.1:{}/", server.port);
+    let out = Command::new("node")
+        .arg(peers().join("chromium/publish.mjs"))
+        .args(["--page-url", &page, "--codec", "AV1", "--seconds", "1", "--token", "wrong", "--stream", "s"])
+        .stderr(Stdio::null())
+        .output()
+        .expect("node runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("401"), "a wrong token is refused with 401 on the page: {text}");
+    server.interrupt();
+    server.wait_exit(Duration::from_secs(15));
+}
+
+#[test]
+fn make_demo_script_records_and_reports() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let folder = output_path("demo");
+    let _ = std::fs::remove_dir_all(&folder);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(root.join("scripts/demo.sh"))
+        .env("WHIPCAST_PROFILE", "debug")
+        .env("DEMO_OUT", &folder)
+        .env("DEMO_PORT", free_port().to_string())
+        .env("DEMO_SECONDS", "6")
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{text}");
+    // One recording per publisher (GStreamer's whipsink, and Chromium: make test installs it).
+    let webm = files_with(&folder, "webm");
+    assert_eq!(webm.len(), 2, "{text}");
+    let sent: Vec<u64> = text.lines().filter(|l| l.contains("frames_sent") || l.contains("framesSent")).map(|l| {
+        if l.contains("frames_sent") { json_u64(l, "frames_sent") } else { json_u64(l, "framesSent") }
+    }).collect();
+    assert_eq!(sent.len(), 2, "{text}");
+    for (file, sent) in webm.iter().zip(sent) {
+        let line = text.lines().find(|l| l.contains("\"ok\":true") && l.contains(&*file.to_string_lossy())).unwrap_or_else(|| panic!("no check of {}: {text}", file.display()));
+        assert_holds_frames(line, sent);
+    }
+    assert!(text.contains("snapshots in "), "{text}");
+    assert!(!snapshots(&webm[0].with_extension("")).is_empty(), "the face snapshots: {text}");
+}
