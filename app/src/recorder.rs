@@ -645,7 +645,9 @@ fn link_input(src_pad: &gst::Pad, bin: &gst::Bin) {
     if let Some(old) = src_pad.peer() {
         let _ = src_pad.unlink(&old);
     }
-    if let Err(e) = src_pad.link(&sink_pad) {
+    // The pad still holds the caps of the previous session (perhaps another codec): this
+    // session's caps come with its first buffer.
+    if let Err(e) = src_pad.link_full(&sink_pad, gst::PadLinkCheck::HIERARCHY) {
         println!("\ncannot record {}: {e:?}", src_pad.name());
     }
 }
