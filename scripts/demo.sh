@@ -15,12 +15,15 @@ step() { printf '\n== %s\n' "$*"; }
 if [[ $profile == release ]]; then
   step "Debian packages"
   scripts/install-deps.sh
-  step "building whipcast (release) and the test publisher"
+  step "building whipcast (release) and the publisher (gst-plugins-rs whipsink)"
   cargo build --release -p whipcast
+  cargo build -p whipcast-tests --bin whip-publish
   step "face models"
   scripts/fetch-models.sh
 fi
-cargo build -q -p whipcast-tests --bin whip-publish
+for binary in "target/$profile/whipcast" target/debug/whip-publish; do
+  [[ -x $binary ]] || { echo "$binary is missing: build it first" >&2; exit 1; }
+done
 . scripts/extra-plugins.sh
 
 publishers=(gst)
