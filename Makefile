@@ -2,7 +2,16 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps models test-deps build release test bench fuzz clean
+.PHONY: run demo deps models test-deps build release test bench fuzz clean
+
+# The main job: WHIP on 0.0.0.0:8080, every session recorded into recordings/, faces marked on
+# snapshots, OBS settings printed. Options: make run ARGS="--port 9000 --stream studio".
+run:
+	@scripts/run.sh $(ARGS)
+
+# The same server with publishers on this machine (no OBS, no network); prints what it recorded.
+demo:
+	@scripts/demo.sh
 
 deps:
 	@scripts/install-deps.sh

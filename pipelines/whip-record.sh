@@ -17,6 +17,6 @@ esac
 export WHIP_CODECS=${WHIP_CODECS:-$codecs}
 . "$(dirname "$0")/whip-source.sh"
 echo "recording the next publisher ($WHIP_CODECS) -> $output with $mux" >&2
-exec gst-launch-1.0 -e "${whip[@]}" output=encoded \
-  w.video_0 ! queue ! "$mux" name=mux ! filesink location="$output" \
-  w.audio_0 ! queue ! mux.
+exec gst-launch-1.0 -e "${whip[@]}" output=encoded "$mux" name=mux ! filesink location="$output" \
+  w.video_0 ! queue ! mux.video_%u \
+  w.audio_0 ! queue ! mux.audio_%u

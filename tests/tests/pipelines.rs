@@ -151,3 +151,106 @@ fn face_to_mp4_records_the_annotated_video() {
     assert!(decoded.report.errors.is_empty(), "{:?}", decoded.report.errors);
     assert_eq!(decoded.frames, 60);
 }
+
+/// One WHIP publisher at a time (encoders on a 2-core machine).
+static WHIP_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Starts a WHIP pipeline script on 127.0.0.1 and waits until its endpoint answers.
+fn start_whip_script(name: &str, args: &[&Path], extra_env: &[(&str, &str)]) -> (Child, u16) {
+    let port = free_port();
+    let child = command(name)
+        .args(args)
+        .envs([("WHIP_ADDRESS", "127.0.0.1"), ("WHIP_PORT", &port.to_string()), ("WHIP_STREAM", "live")])
+        .envs(extra_env.iter().copied())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "{name} never listened on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, port)
+}
+
+fn whip_publish(port: u16, args: &[&str]) -> u64 {
+    let out = Command::new(env!("CARGO_BIN_EXE_whip-publish"))
+        .arg(format!("http://127.0.0.1:{port}/whip/live"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "publisher: {text}");
+    json_u64(&text, "frames_sent")
+}
+
+/// The script ends by itself (EOS after the publisher's DELETE) within `within`.
+fn wait_script(mut child: Child, within: Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            return;
+        }
+        if start.elapsed() > within {
+            let _ = child.kill();
+            panic!("the script did not end within {within:?} after the publisher left");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn whip_record_scripts_record_each_codec_in_its_container() {
+    let _serial = WHIP_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for (name, codec, ext, muxed) in [
+        ("whip-av1-to-webm.sh", "av1", "webm", "AV1"),
+        ("whip-h264-to-mp4.sh", "h264", "mp4", "H.264"),
+        ("whip-to-mkv.sh", "vp8", "mkv", "VP8"),
+    ] {
+        let out = output_path(&format!("whip-script.{ext}"));
+        let (child, port) = start_whip_script(name, &[&out], &[]);
+        let sent = whip_publish(port, &["--codec", codec, "--audio", "--seconds", "4"]);
+        wait_script(child, Duration::from_secs(15));
+        let decoded = decode_file(&out);
+        assert!(decoded.report.errors.is_empty(), "{name}: {:?}", decoded.report.errors);
+        assert!(decoded.frames as u64 * 100 >= sent * 95, "{name}: {} of {sent} frames", decoded.frames);
+        let report = discover(&out);
+        assert!(report.contains(muxed) && report.contains("Opus"), "{name}: {report}");
+    }
+}
+
+#[test]
+fn face_snapshots_from_a_whip_publisher() {
+    let _serial = WHIP_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = output_path("whip-snapshots");
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gst-plugin-facemark/tests/data/astronaut.png");
+    let (child, port) = start_whip_script("face-snapshots.sh", &[Path::new("whip"), &out], &[]);
+    let sent = whip_publish(port, &["--codec", "av1", "--seconds", "5", "--image", image.to_str().unwrap()]);
+    wait_script(child, Duration::from_secs(15));
+    let mut names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    // Every 100th of the frames received (at least 95% of those sent).
+    let expected: Vec<String> = (1..=sent / 100).map(|n| format!("z{}.jpg", n * 100)).collect();
+    let at_least = ((sent * 95 / 100) / 100) as usize;
+    assert!(names.len() >= at_least.max(1) && expected.starts_with(&names), "{sent} frames sent: {names:?}");
+    let decoded = decode_file(&out.join("z100.jpg"));
+    assert_eq!(decoded.caps.unwrap().structure(0).unwrap().get::<i32>("width").unwrap(), 640);
+}
+
+#[test]
+fn gpu_variants_run_here_and_say_which_decoder_ran() {
+    let clip = face_clip(30);
+    let out = output_path("annotated-gpu.mp4");
+    let run = command("face-to-mp4-gpu.sh").arg(&clip).arg(&out).output().unwrap();
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{said}");
+    init();
+    let gpu = gst::ElementFactory::find("nvh264dec").is_some();
+    if gpu {
+        assert!(said.contains("decoder: NVIDIA GPU") && said.contains("encoder: nvh264enc"), "{said}");
+    } else {
+        eprintln!("no NVIDIA decoder on this machine: checking the CPU fallback");
+        assert!(said.contains("decoder: CPU") && said.contains("encoder: x264enc (CPU"), "{said}");
+    }
+    assert_eq!(decode_file(&out).frames, 30);
+}

@@ -54,7 +54,7 @@ fn main() {
         None => format!("videotestsrc is-live=true num-buffers={frames} pattern=ball ! {frame}"),
         Some(image) => format!(
             "filesrc location=\"{image}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,width=360,height=360 \
-             ! imagefreeze is-live=true num-buffers={frames} ! video/x-raw,framerate=30/1 ! compositor name=slide ! {frame}"
+             ! imagefreeze is-live=true num-buffers={frames} ! video/x-raw,framerate=30/1 ! compositor name=slide background=black ! {frame}"
         ),
     };
     let (encode, caps) = match a.codec.as_str() {
