@@ -24,7 +24,11 @@ pub fn run(files: &[std::path::PathBuf]) -> Result<(), String> {
             Ok(line) => line,
             Err(e) => {
                 failed += 1;
-                format!("{{\"file\":{},\"ok\":false,\"error\":{}}}", json_string(&file.to_string_lossy()), json_string(&e))
+                format!(
+                    "{{\"file\":{},\"ok\":false,\"error\":{}}}",
+                    json_string(&file.to_string_lossy()),
+                    json_string(&e)
+                )
             }
         };
         println!("{line}");
@@ -33,9 +37,11 @@ pub fn run(files: &[std::path::PathBuf]) -> Result<(), String> {
 }
 
 fn check(file: &Path) -> Result<String, String> {
-    let uri = glib::filename_to_uri(file.canonicalize().map_err(|e| e.to_string())?, None).map_err(|e| e.to_string())?;
+    let uri =
+        glib::filename_to_uri(file.canonicalize().map_err(|e| e.to_string())?, None).map_err(|e| e.to_string())?;
     let pipeline = gst::Pipeline::new();
-    let decodebin = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build().map_err(|e| e.to_string())?;
+    let decodebin =
+        gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build().map_err(|e| e.to_string())?;
     pipeline.add(&decodebin).map_err(|e| e.to_string())?;
     let counts = Arc::new(Counts::default());
     {

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve WHIP and record each session into the recordings folder (until Ctrl-C).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Decode recordings and print one JSON line per file (frames, size, duration, codecs).
     Check {
         #[arg(required = true)]
@@ -96,7 +96,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Check { files } => check::run(&files),
     };
     match result {

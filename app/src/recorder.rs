@@ -90,17 +90,26 @@ fn container_for(video_codec: Option<&str>) -> (&'static str, &'static str) {
 impl Recorder {
     pub fn start(args: ServeArgs, main_loop: glib::MainLoop) -> Result<Recorder, String> {
         let facemark = if args.no_facemark { None } else { check_facemark(&args) };
-        let inner = Arc::new(Inner { args, pipeline: gst::Pipeline::with_name("whipcast"), main_loop, facemark, state: Mutex::default() });
+        let inner = Arc::new(Inner {
+            args,
+            pipeline: gst::Pipeline::with_name("whipcast"),
+            main_loop,
+            facemark,
+            state: Mutex::default(),
+        });
         for stream in &inner.args.streams {
             let src = inner.whip_source(stream)?;
             inner.pipeline.add(&src).map_err(|e| e.to_string())?;
         }
         inner.watch_bus();
         if inner.pipeline.set_state(gst::State::Playing).is_err() {
-            let why = inner.pipeline.bus().and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error])).and_then(|m| match m.view() {
-                gst::MessageView::Error(e) => Some(format!("{} ({})", e.error(), e.debug().unwrap_or_default())),
-                _ => None,
-            });
+            let why =
+                inner.pipeline.bus().and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error])).and_then(|m| match m
+                    .view()
+                {
+                    gst::MessageView::Error(e) => Some(format!("{} ({})", e.error(), e.debug().unwrap_or_default())),
+                    _ => None,
+                });
             let _ = inner.pipeline.set_state(gst::State::Null);
             return Err(why.unwrap_or_else(|| "the pipeline does not start".into()));
         }
@@ -228,11 +237,22 @@ impl Inner {
         Ok(src)
     }
 
-    fn session_started(self: &Arc<Self>, src: &gst::Element, id: &str, remote: &str, user_agent: &str, streams: &gst::Structure) {
+    fn session_started(
+        self: &Arc<Self>,
+        src: &gst::Element,
+        id: &str,
+        remote: &str,
+        user_agent: &str,
+        streams: &gst::Structure,
+    ) {
         let stream = src.property::<String>("stream");
         match self.build_recording(src, &stream, streams) {
             Ok(recording) => {
-                println!("\nsession {id} on {stream} from {remote} ({user_agent}): {} -> {}", recording.summary, recording.file.display());
+                println!(
+                    "\nsession {id} on {stream} from {remote} ({user_agent}): {} -> {}",
+                    recording.summary,
+                    recording.file.display()
+                );
                 let inputs = recording.inputs.clone();
                 let bin = recording.bin.clone();
                 self.state.lock().unwrap().live.insert(id.to_owned(), recording);
@@ -249,13 +269,21 @@ impl Inner {
 
     fn link_new_pad(&self, src: &gst::Element, pad: &gst::Pad) {
         let state = self.state.lock().unwrap();
-        if let Some(recording) = state.live.values().find(|r| &r.src == src && r.inputs.iter().any(|n| *n == pad.name())) {
+        if let Some(recording) =
+            state.live.values().find(|r| &r.src == src && r.inputs.iter().any(|n| *n == pad.name()))
+        {
             link_input(pad, &recording.bin);
         }
     }
 
-    fn build_recording(self: &Arc<Self>, src: &gst::Element, stream: &str, streams: &gst::Structure) -> Result<Recording, String> {
-        let video_codec = streams.iter().find(|(name, _)| name.starts_with("video_")).and_then(|(_, v)| v.get::<String>().ok());
+    fn build_recording(
+        self: &Arc<Self>,
+        src: &gst::Element,
+        stream: &str,
+        streams: &gst::Structure,
+    ) -> Result<Recording, String> {
+        let video_codec =
+            streams.iter().find(|(name, _)| name.starts_with("video_")).and_then(|(_, v)| v.get::<String>().ok());
         let (extension, muxer) = container_for(video_codec.as_deref());
         let name = unique_name(&self.args.recordings, &format!("{stream}-{}", utc_stamp()), extension);
         let file = self.args.recordings.join(format!("{name}.{extension}"));
@@ -426,7 +454,7 @@ impl Inner {
             let numbers = numbers.clone();
             to_jpeg.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 let n = count.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % every == 0 && (limit == 0 || n <= limit) {
+                if n.is_multiple_of(every) && (limit == 0 || n <= limit) {
                     numbers.lock().unwrap().push_back(n);
                     gst::PadProbeReturn::Ok
                 } else {
@@ -560,7 +588,8 @@ impl Inner {
     /// An error inside a recording ends that recording; anywhere else it ends the server.
     fn on_error(self: &Arc<Self>, source: Option<&gst::Object>, text: &str) {
         let failed_bin = source.and_then(|s| {
-            std::iter::successors(Some(s.clone()), |o| o.parent()).find_map(|o| o.downcast::<gst::Bin>().ok().filter(|b| b.name().starts_with("recording-")))
+            std::iter::successors(Some(s.clone()), |o| o.parent())
+                .find_map(|o| o.downcast::<gst::Bin>().ok().filter(|b| b.name().starts_with("recording-")))
         });
         if let Some(bin) = failed_bin {
             let (session, finishing_name) = {

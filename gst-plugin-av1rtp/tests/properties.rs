@@ -111,7 +111,7 @@ proptest! {
             let mut expected = obu::TEMPORAL_DELIMITER.to_vec();
             for (header, payload) in tu {
                 let h = obu::ObuHeader::parse(&[*header, payload[0]]).unwrap();
-                let body = &payload[h.len() - 1..];
+                let body = &payload[h.byte_len() - 1..];
                 h.write_sized(body.len(), &mut expected);
                 expected.extend_from_slice(body);
             }

@@ -118,7 +118,8 @@ fn files_with(folder: &Path, extension: &str) -> Vec<PathBuf> {
 }
 
 fn snapshots(folder: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort_by_key(|n| n.trim_start_matches('z').trim_end_matches(".jpg").parse::<u64>().unwrap_or(0));
     names
 }
@@ -134,7 +135,10 @@ fn records_session_after_session_each_in_its_container() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start("app-sessions", &["--sessions", "2", "--snapshot-every", "30"]);
     let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gst-plugin-facemark/tests/data/astronaut.png");
-    let av1 = report(publish(&server.url(), &["--codec", "av1", "--audio", "--seconds", "6", "--image", image.to_str().unwrap()]));
+    let av1 = report(publish(
+        &server.url(),
+        &["--codec", "av1", "--audio", "--seconds", "6", "--image", image.to_str().unwrap()],
+    ));
     server.wait_for("recorded ", Duration::from_secs(20));
     let h264 = report(publish(&server.url(), &["--codec", "h264", "--audio", "--seconds", "6"]));
     let folder = server.folder.clone();
@@ -241,12 +245,17 @@ fn make_demo_script_records_and_reports() {
     // One recording per publisher (GStreamer's whipsink, and Chromium: make test installs it).
     let webm = files_with(&folder, "webm");
     assert_eq!(webm.len(), 2, "{text}");
-    let sent: Vec<u64> = text.lines().filter(|l| l.contains("frames_sent") || l.contains("framesSent")).map(|l| {
-        if l.contains("frames_sent") { json_u64(l, "frames_sent") } else { json_u64(l, "framesSent") }
-    }).collect();
+    let sent: Vec<u64> = text
+        .lines()
+        .filter(|l| l.contains("frames_sent") || l.contains("framesSent"))
+        .map(|l| if l.contains("frames_sent") { json_u64(l, "frames_sent") } else { json_u64(l, "framesSent") })
+        .collect();
     assert_eq!(sent.len(), 2, "{text}");
     for (file, sent) in webm.iter().zip(sent) {
-        let line = text.lines().find(|l| l.contains("\"ok\":true") && l.contains(&*file.to_string_lossy())).unwrap_or_else(|| panic!("no check of {}: {text}", file.display()));
+        let line = text
+            .lines()
+            .find(|l| l.contains("\"ok\":true") && l.contains(&*file.to_string_lossy()))
+            .unwrap_or_else(|| panic!("no check of {}: {text}", file.display()));
         assert_holds_frames(line, sent);
     }
     assert!(text.contains("snapshots in "), "{text}");

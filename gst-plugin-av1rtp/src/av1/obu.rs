@@ -92,11 +92,11 @@ impl ObuHeader {
 
     /// The header as it was read: one byte, or two with an extension header.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes[..self.len()]
+        &self.bytes[..self.byte_len()]
     }
 
     /// 1, or 2 with an extension header.
-    pub fn len(&self) -> usize {
+    pub fn byte_len(&self) -> usize {
         1 + usize::from(self.has_extension())
     }
 
@@ -121,7 +121,7 @@ impl ObuHeader {
 
     /// The number of bytes `write_sized` appends.
     pub fn sized_len(&self, payload_len: usize) -> usize {
-        self.len() + leb128::encoded_len(payload_len as u64)
+        self.byte_len() + leb128::encoded_len(payload_len as u64)
     }
 }
 
@@ -167,7 +167,7 @@ impl Obu<'_> {
 /// With `clamp_oversize`, a size field larger than what is left is taken to mean "to the end".
 pub fn parse_obu(data: &[u8], clamp_oversize: bool) -> Result<(Obu<'_>, usize), ObuError> {
     let header = ObuHeader::parse(data)?;
-    let mut pos = header.len();
+    let mut pos = header.byte_len();
     if !header.has_size_field() {
         let obu = Obu { header, payload: &data[pos..], size_field: SizeField::Absent };
         return Ok((obu, data.len()));
@@ -234,12 +234,13 @@ mod tests {
     #[test]
     fn header_fields() {
         // FRAME with extension: temporal_id 2, spatial_id 1.
+        #[allow(clippy::unusual_byte_groupings)] // grouped by field: temporal id, spatial id, reserved
         let h = ObuHeader::parse(&[obu_type::FRAME << 3 | HAS_EXTENSION, 0b010_01_000]).unwrap();
         assert_eq!(h.obu_type(), obu_type::FRAME);
         assert!(h.has_extension());
         assert!(!h.has_size_field());
         assert_eq!((h.temporal_id(), h.spatial_id()), (2, 1));
-        assert_eq!(h.len(), 2);
+        assert_eq!(h.byte_len(), 2);
         assert_eq!(ObuHeader::parse(&[0x80]), Err(ObuError::ForbiddenBit));
         assert_eq!(ObuHeader::parse(&[HAS_EXTENSION]), Err(ObuError::Truncated));
     }

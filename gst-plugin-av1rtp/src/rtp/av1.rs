@@ -387,7 +387,7 @@ impl<P: AsRef<[u8]>, M> Depacketizer<P, M> {
             let mut prefix = [0u8; 10];
             let n = self.element_prefix(element, &mut prefix);
             let header = ObuHeader::parse(&prefix[..n]).ok()?;
-            let mut skip = header.len();
+            let mut skip = header.byte_len();
             let payload_len = if header.has_size_field() {
                 let (size, used) = leb128::read(&prefix[skip..n])?;
                 skip += used;

@@ -214,6 +214,7 @@ fn fragment_over_four_packets_with_two_byte_sizes() {
 #[test]
 fn extension_header_survives() {
     let mut run = Run::new(false);
+    #[allow(clippy::unusual_byte_groupings)] // grouped by field: temporal id, spatial id, reserved
     let ext = 0b010_01_000; // temporal 2, spatial 1
     let mut o = vec![FRAME | EXT, ext];
     o.extend(inter_frame_payload(300));

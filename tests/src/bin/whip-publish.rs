@@ -161,20 +161,18 @@ fn main() {
 
     pipeline.set_state(gst::State::Playing).expect("publisher starts");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(a.seconds) + 30);
-    let result = loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let types = [gst::MessageType::Error, gst::MessageType::Application];
-        match bus.timed_pop_filtered(gst::ClockTime::from_nseconds(left.as_nanos() as u64), &types) {
-            Some(msg) => match msg.view() {
-                gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
-                _ => {
-                    // Let the last packets and their retransmissions go out.
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                    break Ok(());
-                }
-            },
-            None => break Err("timed out".to_string()),
-        }
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    let types = [gst::MessageType::Error, gst::MessageType::Application];
+    let result = match bus.timed_pop_filtered(gst::ClockTime::from_nseconds(left.as_nanos() as u64), &types) {
+        Some(msg) => match msg.view() {
+            gst::MessageView::Error(e) => Err(format!("{} ({:?})", e.error(), e.debug())),
+            _ => {
+                // Let the last packets and their retransmissions go out.
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                Ok(())
+            }
+        },
+        None => Err("timed out".to_string()),
     };
     // Stopping the sink ends the session with DELETE.
     pipeline.set_state(gst::State::Null).unwrap();
