@@ -152,6 +152,15 @@ fn demuxed_frames(path: &std::path::Path) -> usize {
     frames.load(Ordering::SeqCst)
 }
 
+/// Stops the server pipeline however `run` ends (a panic included).
+struct Stop(gst::Pipeline);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}
+
 fn run(n: usize, window: Duration) {
     init();
     let port = free_port();
@@ -173,6 +182,7 @@ fn run(n: usize, window: Duration) {
             None
         });
     }
+    let _stop = Stop(pipeline.clone());
     pipeline.set_state(gst::State::Playing).unwrap();
     let bus = pipeline.bus().unwrap();
     let check_bus = || {
@@ -265,8 +275,9 @@ fn run(n: usize, window: Duration) {
         (machine - server - pubs).max(0.0)
     );
     println!(
-        "  loss at the server: {} RTP packets lost in the window ({} over the sessions), {} NACKs sent in the window; \
-         rtpav1depay-rs: {} packets lost, {} temporal units dropped; publishers: {} frames sent > 20 ms late (max {} ms)",
+        "  loss at the server: RTP packets missing (webrtcbin packets-lost, before NACK repair) {} in the window, \
+         {} since the sessions started; {} NACKs sent in the window; after the jitter buffer (rtpav1depay-rs): \
+         {} packets lost, {} temporal units dropped; publishers: {} frames sent > 20 ms late (max {} ms)",
         window_loss.packets_lost,
         session_loss.packets_lost,
         window_loss.nacks,

@@ -41,12 +41,12 @@ class Publisher:
     def __init__(self, index, url, token):
         self.index, self.url, self.token = index, url, token
         self.resource = None
-        self.connected = threading.Event()
-        self.failed = threading.Event()
         config = rtc.Configuration()
         config.disable_auto_gathering = True
+        # No Python callbacks: a libdatachannel thread calling into Python needs the GIL, which
+        # the main thread holds while it waits on that thread in set_local_description()
+        # (a deadlock seen with the 11th peer connection). States are polled instead.
         self.pc = rtc.PeerConnection(config)
-        self.pc.on_state_change(self._on_state)
         ssrc = random.randint(1, 0x7FFFFFF0)
         cname = "".join(random.choice(string.ascii_lowercase) for _ in range(16))
         v = rtc.Description.Video(VIDEO_MID, rtc.Description.Direction.SendOnly)
@@ -66,12 +66,9 @@ class Publisher:
         self.frames_sent = 0
         self.bytes_sent = 0
 
-    def _on_state(self, state):
-        if state == rtc.PeerConnection.State.Connected:
-            self.connected.set()
-        elif state in (rtc.PeerConnection.State.Failed, rtc.PeerConnection.State.Closed,
-                       rtc.PeerConnection.State.Disconnected):
-            self.failed.set()
+    def failed(self):
+        return self.pc.state() in (rtc.PeerConnection.State.Failed, rtc.PeerConnection.State.Closed,
+                                   rtc.PeerConnection.State.Disconnected)
 
     def post(self):
         self.pc.set_local_description()
@@ -119,12 +116,10 @@ def main():
             publishers.append(p)
             p.post()
         for p in publishers:
-            left = args.connect_timeout - (time.monotonic() - t_connect)
-            if not p.connected.wait(max(left, 0)):
-                raise RuntimeError(f"publisher {p.index} not connected after {args.connect_timeout} s")
-            while not p.track.is_open():
-                if time.monotonic() - t_connect > args.connect_timeout:
-                    raise RuntimeError(f"publisher {p.index}: track not open")
+            while p.pc.state() != rtc.PeerConnection.State.Connected or not p.track.is_open():
+                if p.failed() or time.monotonic() - t_connect > args.connect_timeout:
+                    raise RuntimeError(f"publisher {p.index} not connected after {args.connect_timeout} s"
+                                       f" (state {p.pc.state()})")
                 time.sleep(0.005)
         res["connectMs"] = round((time.monotonic() - t_connect) * 1000)
         log(f"{args.count} publishers connected in {res['connectMs']} ms")
@@ -149,7 +144,7 @@ def main():
                 max_late = max(max_late, -delay)
                 late += int(-delay > LATE_S)
             p = publishers[index]
-            if p.failed.is_set():
+            if k % media.FPS == 0 and p.failed():
                 raise RuntimeError(f"publisher {index}: PeerConnection {p.pc.state()} while sending")
             n = p.start + k
             data = frames[n % len(frames)][0]
