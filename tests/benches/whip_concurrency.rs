@@ -31,6 +31,7 @@ struct Cpu {
     server: Duration,
     publishers: Duration,
     machine_busy: Duration,
+    udp_drops: u64,
     wall: Instant,
 }
 
@@ -68,8 +69,24 @@ fn machine_busy() -> Duration {
     ticks(cpu.iter().take(8).sum::<u64>() - idle)
 }
 
+/// UDP datagrams the kernel dropped because a socket's receive buffer was full (machine-wide,
+/// /proc/net/snmp RcvbufErrors): loss before any of our code sees the packet.
+fn udp_receive_buffer_drops() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
+    let column = names.split_whitespace().position(|n| n == "RcvbufErrors").unwrap();
+    values.split_whitespace().nth(column).unwrap().parse().unwrap()
+}
+
 fn sample(publisher: u32) -> Cpu {
-    Cpu { server: server_cpu(), publishers: process_cpu(publisher), machine_busy: machine_busy(), wall: Instant::now() }
+    Cpu {
+        server: server_cpu(),
+        publishers: process_cpu(publisher),
+        machine_busy: machine_busy(),
+        udp_drops: udp_receive_buffer_drops(),
+        wall: Instant::now(),
+    }
 }
 
 /// What whipserversrc and rtpav1depay-rs of one stream report.
@@ -276,11 +293,13 @@ fn run(n: usize, window: Duration) {
     );
     println!(
         "  loss at the server: RTP packets missing (webrtcbin packets-lost, before NACK repair) {} in the window, \
-         {} since the sessions started; {} NACKs sent in the window; after the jitter buffer (rtpav1depay-rs): \
+         {} since the sessions started; {} NACKs sent in the window; UDP receive-buffer drops on the machine {}; \
+         after the jitter buffer (rtpav1depay-rs): \
          {} packets lost, {} temporal units dropped; publishers: {} frames sent > 20 ms late (max {} ms)",
         window_loss.packets_lost,
         session_loss.packets_lost,
         window_loss.nacks,
+        after.udp_drops - before.udp_drops,
         depay.depay_lost,
         depay.depay_dropped,
         json_number(&out, "lateFrames"),
