@@ -41,8 +41,10 @@ test: test-deps
 	$(CARGO) test --workspace
 
 bench: deps
+	@tests/peers/obs_like/setup.sh
 	$(CARGO) bench -p whipcast-tests --bench av1_depay
 	$(CARGO) bench -p whipcast-tests --bench whip_post
+	$(CARGO) bench -p whipcast-tests --bench whip_concurrency
 	$(CARGO) bench -p gst-plugin-facemark --bench facemark
 
 clean:

@@ -445,6 +445,99 @@ pub fn parse_sdpfrag(text: &str) -> Result<SdpFragment, OfferError> {
     Ok(frag)
 }
 
+/// ICE credentials (RFC 8839: a ufrag of at least 4 and a password of at least 22 ice-chars).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceCredentials {
+    pub ufrag: String,
+    pub pwd: String,
+}
+
+impl IceCredentials {
+    /// Fresh random credentials (hex: 32 bits of ufrag, 128 bits of password).
+    pub fn random() -> Self {
+        Self { ufrag: crate::whip::random_id()[..8].to_owned(), pwd: crate::whip::random_id() }
+    }
+}
+
+fn is_ice_chars(value: &str) -> bool {
+    value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+/// The ICE credentials an ICE-restart PATCH carries, checked (RFC 8839 lengths and characters).
+pub fn restart_credentials(frag: &SdpFragment) -> Result<IceCredentials, OfferError> {
+    let (Some(ufrag), Some(pwd)) = (&frag.ice_ufrag, &frag.ice_pwd) else {
+        return Err(OfferError::Malformed("an ICE restart needs both a=ice-ufrag and a=ice-pwd".into()));
+    };
+    let valid = |value: &str, min: usize| (min..=256).contains(&value.len()) && is_ice_chars(value);
+    if !valid(ufrag, 4) || !valid(pwd, 22) {
+        return Err(OfferError::Malformed("ice-ufrag must be 4-256 and ice-pwd 22-256 ice-chars (RFC 8839)".into()));
+    }
+    Ok(IceCredentials { ufrag: ufrag.clone(), pwd: pwd.clone() })
+}
+
+/// Replaces the values of `a=ice-ufrag` and `a=ice-pwd` wherever they stand.
+fn set_credentials(lines: &mut [String], credentials: &IceCredentials) {
+    for line in lines {
+        if line.starts_with("a=ice-ufrag:") {
+            *line = format!("a=ice-ufrag:{}", credentials.ufrag);
+        } else if line.starts_with("a=ice-pwd:") {
+            *line = format!("a=ice-pwd:{}", credentials.pwd);
+        }
+    }
+}
+
+/// The offer an ICE restart amounts to (RFC 9725 4.4.2): the session's offer with the
+/// publisher's new credentials, its old candidates replaced by the PATCH's (each in the section
+/// its `a=mid` names, the first one when none is named) and the origin's version increased.
+pub fn restart_offer(offer: &Sdp, frag: &SdpFragment) -> Result<Sdp, OfferError> {
+    let credentials = restart_credentials(frag)?;
+    let mut sdp = offer.clone();
+    set_credentials(&mut sdp.session, &credentials);
+    for line in sdp.session.iter_mut().filter(|l| l.starts_with("o=")) {
+        let mut fields: Vec<String> = line[2..].split(' ').map(str::to_owned).collect();
+        if let Some(version) = fields.get(2).and_then(|v| v.parse::<u64>().ok()) {
+            fields[2] = (version + 1).to_string();
+            *line = format!("o={}", fields.join(" "));
+        }
+    }
+    for media in &mut sdp.media {
+        set_credentials(&mut media.lines, &credentials);
+        media.lines.retain(|l| !l.starts_with("a=candidate:") && l != "a=end-of-candidates");
+    }
+    for (mid, candidate) in &frag.candidates {
+        let index = mid.as_deref().and_then(|mid| sdp.media.iter().position(|m| m.mid() == Some(mid))).unwrap_or(0);
+        sdp.media[index].lines.push(format!("a=candidate:{candidate}"));
+    }
+    Ok(sdp)
+}
+
+/// An answer with our new ICE credentials in place of the ones webrtcbin wrote (it keeps its
+/// first answer's credentials on every later answer).
+pub fn with_credentials(answer: &str, credentials: &IceCredentials) -> Result<String, OfferError> {
+    let mut sdp = Sdp::parse(answer)?;
+    set_credentials(&mut sdp.session, credentials);
+    for media in &mut sdp.media {
+        set_credentials(&mut media.lines, credentials);
+    }
+    Ok(sdp.to_string())
+}
+
+/// The body of the 200 to an ICE restart (RFC 9725 4.4.2, RFC 8840): our new credentials and our
+/// candidates (those of the session's answer) for the first, bundle-carrying media section.
+pub fn restart_sdpfrag(answer: &Sdp, credentials: &IceCredentials) -> String {
+    let mut lines: Vec<String> = answer.session.iter().filter(|l| l.starts_with("a=group:BUNDLE")).cloned().collect();
+    let first = &answer.media[0];
+    lines.push(first.lines[0].clone());
+    if let Some(mid) = first.mid() {
+        lines.push(format!("a=mid:{mid}"));
+    }
+    lines.push(format!("a=ice-ufrag:{}", credentials.ufrag));
+    lines.push(format!("a=ice-pwd:{}", credentials.pwd));
+    lines.extend(first.attributes("candidate").map(|c| format!("a=candidate:{c}")));
+    lines.push("a=end-of-candidates".into());
+    lines.iter().map(|l| format!("{l}\r\n")).collect()
+}
+
 #[cfg(test)]
 #[path = "sdp_tests.rs"]
 mod tests;

@@ -150,3 +150,63 @@ a=end-of-candidates\r\n";
     assert!(parsed.end_of_candidates);
     assert!(parse_sdpfrag("garbage").is_err());
 }
+
+const RESTART: &str = "a=ice-ufrag:N3wU\r\na=ice-pwd:n3wpassw0rdn3wpassw0rd\r\na=mid:1\r\n\
+a=candidate:1 1 udp 2122260223 192.0.2.7 50000 typ host\r\na=end-of-candidates\r\n";
+
+#[test]
+fn restart_offer_has_the_new_credentials_and_only_the_new_candidates() {
+    let prepared = prepare_offer(OBS_OFFER, &prefs()).unwrap();
+    let mut offer = prepared.sdp.clone();
+    offer.media[0].lines.push("a=candidate:9 1 udp 1 192.0.2.9 9 typ host".into());
+    let restarted = restart_offer(&offer, &parse_sdpfrag(RESTART).unwrap()).unwrap();
+    let text = restarted.to_string();
+    assert_eq!(text.matches("a=ice-ufrag:N3wU\r\n").count(), 3, "session level and both sections: {text}");
+    assert_eq!(text.matches("a=ice-pwd:n3wpassw0rdn3wpassw0rd\r\n").count(), 3, "{text}");
+    assert!(!text.contains("Kf1v") && !text.contains("192.0.2.9"), "old credentials, candidates: {text}");
+    assert_eq!(restarted.media[1].attribute("candidate"), Some("1 1 udp 2122260223 192.0.2.7 50000 typ host"));
+    assert_eq!(restarted.media[0].attribute("candidate"), None);
+    assert!(text.contains("o=rtc 3262923187 1 IN IP4"), "origin version increased: {text}");
+    // Everything else is the offer as it was.
+    assert_eq!(restarted.media[1].formats(), prepared.sdp.media[1].formats());
+    assert_eq!(restarted.media[0].lines.len(), prepared.sdp.media[0].lines.len());
+}
+
+#[test]
+fn restart_needs_valid_credentials() {
+    let offer = prepare_offer(OBS_OFFER, &prefs()).unwrap().sdp;
+    for frag in [
+        "a=ice-ufrag:N3wU\r\n",
+        "a=ice-pwd:n3wpassw0rdn3wpassw0rd\r\n",
+        "a=ice-ufrag:N3w\r\na=ice-pwd:n3wpassw0rdn3wpassw0rd\r\n",
+        "a=ice-ufrag:N3wU\r\na=ice-pwd:short\r\n",
+        "a=ice-ufrag:N3w;\r\na=ice-pwd:n3wpassw0rdn3wpassw0rd\r\n",
+    ] {
+        let parsed = parse_sdpfrag(frag).unwrap();
+        assert!(matches!(restart_offer(&offer, &parsed), Err(OfferError::Malformed(_))), "{frag:?}");
+    }
+}
+
+#[test]
+fn restart_answer_and_its_sdpfrag_carry_our_new_credentials_and_candidates() {
+    let ours = IceCredentials::random();
+    assert!(ours.ufrag.len() >= 4 && ours.pwd.len() >= 22);
+    assert_ne!(ours, IceCredentials::random());
+    let old = "a=ice-ufrag:old1\r\na=ice-pwd:oldpasswordoldpassword1\r\n";
+    let webrtcbin_answer = ANSWER.replace("a=recvonly\r\n", &format!("a=recvonly\r\n{old}"));
+    let answer = Sdp::parse(&with_credentials(&webrtcbin_answer, &ours).unwrap()).unwrap();
+    for media in &answer.media {
+        assert_eq!((media.attribute("ice-ufrag"), media.attribute("ice-pwd")), (Some(&*ours.ufrag), Some(&*ours.pwd)));
+        assert_eq!(media.attributes("ice-ufrag").count(), 1);
+    }
+
+    let candidate = "candidate:1 1 UDP 2015363327 127.0.0.1 40000 typ host".to_string();
+    let candidates = [LocalCandidate { mline: 0, candidate }];
+    let answered = Sdp::parse(&finish_answer(ANSWER, &candidates, &[], 0).unwrap()).unwrap();
+    let frag = restart_sdpfrag(&answered, &ours);
+    assert!(frag.starts_with("a=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"), "{frag}");
+    let parsed = parse_sdpfrag(&frag).unwrap();
+    assert_eq!((parsed.ice_ufrag, parsed.ice_pwd), (Some(ours.ufrag), Some(ours.pwd)));
+    assert_eq!(parsed.candidates, vec![(Some("0".to_string()), "1 1 UDP 2015363327 127.0.0.1 40000 typ host".to_string())]);
+    assert!(parsed.end_of_candidates);
+}

@@ -39,6 +39,15 @@ pub struct Created {
     pub links: Vec<String>,
 }
 
+/// What a PATCH did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patched {
+    /// Trickled candidates were added (204).
+    Trickle,
+    /// ICE restarted (200): our new credentials and candidates, and the session's new ETag.
+    Restarted { sdpfrag: String, etag: String },
+}
+
 /// What a request carries besides its body.
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -56,8 +65,9 @@ pub trait Endpoint: Send + Sync + 'static {
     fn replaces(&self) -> bool;
     fn create(&self, offer: String, peer: Peer) -> oneshot::Receiver<Result<Created, Rejection>>;
     fn delete(&self, resource: &str) -> Result<(), Rejection>;
-    /// Trickle candidates for a session (204); an ICE restart is refused (405).
-    fn patch(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<(), Rejection>;
+    /// Trickle candidates (204) or an ICE restart (200) for a session. It may block for as long
+    /// as webrtcbin takes to renegotiate; the server calls it off its async threads.
+    fn patch(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<Patched, Rejection>;
     /// Whether the browser publish page served at `/` offers this stream.
     fn publish_page(&self) -> bool {
         false
@@ -300,9 +310,15 @@ impl Server {
                     Ok(body) => body,
                     Err(rejection) => return reject(rejection),
                 };
-                match endpoint.patch(&resource, &body, if_match.as_deref()) {
-                    Ok(()) => response(204, "text/plain").body(Full::new(Bytes::new())).unwrap(),
-                    Err(rejection) => reject(rejection),
+                let patched =
+                    tokio::task::spawn_blocking(move || endpoint.patch(&resource, &body, if_match.as_deref())).await;
+                match patched {
+                    Ok(Ok(Patched::Trickle)) => response(204, "text/plain").body(Full::new(Bytes::new())).unwrap(),
+                    Ok(Ok(Patched::Restarted { sdpfrag, etag })) => {
+                        response(200, whip::SDPFRAG).header("etag", etag).body(Full::new(Bytes::from(sdpfrag))).unwrap()
+                    }
+                    Ok(Err(rejection)) => reject(rejection),
+                    Err(_) => reject(Rejection::new(500, "the PATCH could not be handled")),
                 }
             }
         }

@@ -144,6 +144,10 @@ fn publisher_gone_without_delete_ends_in_eos_and_a_finalized_file() {
 }
 
 fn chromium(port: u16, codec: &str, audio: bool) -> Child {
+    chromium_with(port, codec, audio, &[])
+}
+
+fn chromium_with(port: u16, codec: &str, audio: bool, extra: &[&str]) -> Child {
     let script = peers().join("chromium/publish.mjs");
     assert!(peers().join("chromium/node_modules").exists(), "run tests/peers/chromium/setup.sh (make test does)");
     let (url, seconds) = (format!("http://127.0.0.1:{port}/whip/live"), SECONDS.to_string());
@@ -152,13 +156,48 @@ fn chromium(port: u16, codec: &str, audio: bool) -> Child {
     if audio {
         command.arg("--audio");
     }
-    spawn(&mut command)
+    spawn(command.args(extra))
+}
+
+/// The string value (still JSON-escaped) of `"key"` in a publisher's one-line JSON report.
+fn json_str<'a>(text: &'a str, key: &str) -> &'a str {
+    let after = text.split(&format!("\"{key}\":\"")).nth(1).unwrap_or_else(|| panic!("{key} missing in {text}"));
+    let mut escaped = false;
+    let end = after
+        .char_indices()
+        .find(|&(_, c)| {
+            let close = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            close
+        })
+        .map_or(after.len(), |(i, _)| i);
+    &after[..end]
 }
 
 #[test]
 fn chromium_av1_with_opus_to_webm() {
     let tail = format!("{AV1_WEBM} w.audio_0 ! rtpopusdepay ! opusparse ! mux.");
     check_publisher("chromium-av1.webm", &tail, |port| chromium(port, "AV1", true), "framesSent");
+}
+
+#[test]
+fn chromium_ice_restart_by_patch_keeps_the_media_flowing() {
+    // Four seconds in, the page calls restartIce() and PATCHes its new credentials (RFC 9725
+    // 4.4.2); it goes on only once its selected candidate pair uses the new credentials of both
+    // sides, i.e. connectivity checks with them succeeded against our new ones.
+    let start = |port| chromium_with(port, "AV1", false, &["--ice-restart-at", "4"]);
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rec = record("chromium-ice-restart.webm", AV1_WEBM);
+    let text = report(start(rec.port));
+    assert_eq!(json_u64(&text, "patchStatus"), 200, "{text}");
+    for (new, old) in [("localUfrag", "localUfragBefore"), ("remoteUfrag", "remoteUfragBefore"), ("etag", "etagBefore")]
+    {
+        assert_ne!(json_str(&text, new), json_str(&text, old), "{new}: {text}");
+    }
+    let sent = json_u64(&text, "framesSent");
+    wait_eos(&rec, Duration::from_secs(10));
+    // The frames of the 6 s after the restart are in the file too.
+    assert_recorded(&rec, sent);
 }
 
 #[test]

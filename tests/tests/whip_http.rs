@@ -162,6 +162,9 @@ fn patch_trickle_and_ice_restart_rules() {
     let server = serve(&["live"], &[]);
     let r = post(&server, "/whip/live", &[], CHROME_OFFER);
     let (location, etag) = (r.header("location").unwrap().to_owned(), r.header("etag").unwrap().to_owned());
+    let value =
+        |text: &str, name: &str| text.lines().find_map(|l| l.strip_prefix(&format!("a={name}:"))).map(str::to_owned);
+    let answered = (value(&r.body, "ice-ufrag").unwrap(), value(&r.body, "ice-pwd").unwrap());
     let sdpfrag = [("Content-Type", "application/trickle-ice-sdpfrag")];
     let trickle = "a=ice-ufrag:i4J9\r\na=ice-pwd:8sqsRASbd85VzZvL1dW6DPVZ\r\na=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 50001 typ host\r\na=end-of-candidates\r\n";
     assert_eq!(http(server.port, "PATCH", &location, &sdpfrag, trickle.as_bytes()).status, 204);
@@ -171,11 +174,34 @@ fn patch_trickle_and_ice_restart_rules() {
     assert_error(&http(server.port, "PATCH", &location, &sdpfrag, restart.as_bytes()), 428);
     let stale = [sdpfrag[0], ("If-Match", "\"stale\"")];
     assert_error(&http(server.port, "PATCH", &location, &stale, restart.as_bytes()), 412);
-    // With the right ETag the restart is understood, and refused: publish again instead.
+    let bad = "a=ice-ufrag:NEW1\r\na=ice-pwd:short\r\n";
     let current = [sdpfrag[0], ("If-Match", etag.as_str())];
+    assert_error(&http(server.port, "PATCH", &location, &current, bad.as_bytes()), 400);
+
+    // With the right ETag: 200, our new credentials and candidates, a new ETag.
     let r = http(server.port, "PATCH", &location, &current, restart.as_bytes());
-    assert_error(&r, 405);
-    assert!(r.body.contains("ICE restart"), "{}", r.body);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/trickle-ice-sdpfrag"));
+    let (ufrag, pwd) = (value(&r.body, "ice-ufrag").unwrap(), value(&r.body, "ice-pwd").unwrap());
+    assert!(ufrag.len() >= 4 && pwd.len() >= 22, "{}", r.body);
+    assert_ne!((ufrag.clone(), pwd.clone()), answered, "new credentials: {}", r.body);
+    assert!(r.body.contains("\r\nm=video 9 UDP/TLS/RTP/SAVPF 45") && r.body.contains("\r\na=mid:0\r\n"), "{}", r.body);
+    assert!(r.body.lines().any(|l| l.starts_with("a=candidate:") && l.contains(" 127.0.0.1 ")), "{}", r.body);
+    assert!(r.body.ends_with("a=end-of-candidates\r\n"), "{}", r.body);
+    let new_etag = r.header("etag").unwrap().to_owned();
+    assert!(new_etag.starts_with('"') && new_etag != etag, "{new_etag} after {etag}");
+
+    // The old ETag is stale now; trickle with the new credentials is trickle again (204).
+    let again = "a=ice-ufrag:NEW2\r\na=ice-pwd:newpasswordnewpassword2\r\n";
+    assert_error(&http(server.port, "PATCH", &location, &current, again.as_bytes()), 412);
+    let trickle = trickle.replace("i4J9", "NEW1").replace("8sqsRASbd85VzZvL1dW6DPVZ", "newpasswordnewpassword1");
+    let fresh = [sdpfrag[0], ("If-Match", new_etag.as_str())];
+    assert_eq!(http(server.port, "PATCH", &location, &fresh, trickle.as_bytes()).status, 204);
+    // If-Match: * restarts whatever the current ETag, and again with new credentials.
+    let r = http(server.port, "PATCH", &location, &[sdpfrag[0], ("If-Match", "*")], again.as_bytes());
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_ne!(value(&r.body, "ice-ufrag"), Some(ufrag));
+    assert_ne!(r.header("etag"), Some(new_etag.as_str()));
     assert_error(&http(server.port, "PATCH", "/whip/live/ffffffffffffffffffffffffffffffff", &sdpfrag, trickle.as_bytes()), 404);
 }
 

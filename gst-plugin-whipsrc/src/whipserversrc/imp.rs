@@ -11,8 +11,8 @@ use tokio::sync::oneshot;
 
 use super::{OnDisconnect, Output};
 use crate::rtptime::RtpTimeline;
-use crate::sdp::{self, CodecPreferences, LocalCandidate, MediaKind, MediaPlan, OfferError};
-use crate::server::{self, Created, Endpoint, Peer, Registration, RUNTIME, TlsFiles};
+use crate::sdp::{self, CodecPreferences, IceCredentials, LocalCandidate, MediaKind, MediaPlan, OfferError, Sdp};
+use crate::server::{self, Created, Endpoint, Patched, Peer, Registration, RUNTIME, TlsFiles};
 use crate::whip::{self, Rejection, StreamAuth};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -166,6 +166,10 @@ struct Session {
     webrtcbin: gst::Element,
     peer: Peer,
     etag: String,
+    /// The offer as webrtcbin took it, for ICE restarts.
+    offer: Sdp,
+    /// The answer the publisher got (our candidates), once sent.
+    answer: Arc<Mutex<Option<Sdp>>>,
     media: Vec<MediaPlan>,
     /// The publisher's ICE username fragment, to tell trickle from restart in a PATCH.
     remote_ufrag: Option<String>,
@@ -258,7 +262,7 @@ impl Endpoint for Handle {
         self.with(|imp| imp.delete_session(resource)).unwrap_or_else(|| Err(gone()))
     }
 
-    fn patch(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<(), Rejection> {
+    fn patch(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<Patched, Rejection> {
         self.with(|imp| imp.patch_session(resource, sdpfrag, if_match)).unwrap_or_else(|| Err(gone()))
     }
 }
@@ -343,7 +347,9 @@ impl WhipServerSrc {
 
         let id = whip::random_id();
         let remote_ufrag = prepared.sdp.media[0].attribute("ice-ufrag").map(str::to_owned);
-        let session = match self.build_session(&id, &settings, prepared.media, remote_ufrag, peer) {
+        let sent_answer = Arc::new(Mutex::new(None));
+        let offer = (prepared.sdp, sent_answer.clone());
+        let session = match self.build_session(&id, &settings, prepared.media, offer, remote_ufrag, peer) {
             Ok(session) => session,
             Err(e) => {
                 gst::error!(CAT, imp = self, "Cannot start a session: {e}");
@@ -366,6 +372,9 @@ impl WhipServerSrc {
                 let Some(reply) = reply.lock().unwrap().take() else { return };
                 let Some(element) = element.upgrade() else { return };
                 let result = element.imp().compose_answer(webrtcbin, &candidates.lock().unwrap(), &settings);
+                if let Ok(answer) = &result {
+                    *sent_answer.lock().unwrap() = Sdp::parse(answer).ok();
+                }
                 let result = result.map(|answer| Created {
                     answer,
                     resource: id.clone(),
@@ -473,6 +482,7 @@ impl WhipServerSrc {
         id: &str,
         settings: &Settings,
         media: Vec<MediaPlan>,
+        (offer, answer): (Sdp, Arc<Mutex<Option<Sdp>>>),
         remote_ufrag: Option<String>,
         peer: Peer,
     ) -> Result<Session, String> {
@@ -560,6 +570,8 @@ impl WhipServerSrc {
             webrtcbin,
             peer,
             etag: whip::new_etag(),
+            offer,
+            answer,
             media,
             remote_ufrag,
             started,
@@ -817,7 +829,7 @@ impl WhipServerSrc {
         Ok(())
     }
 
-    fn patch_session(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<(), Rejection> {
+    fn patch_session(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<Patched, Rejection> {
         let (webrtcbin, etag, media, remote_ufrag) = {
             let state = self.state.lock().unwrap();
             let session = state.session.as_ref().filter(|s| s.id == resource).ok_or_else(|| Rejection::new(404, "no such session"))?;
@@ -834,8 +846,7 @@ impl WhipServerSrc {
             _ => {}
         }
         if restart {
-            return Err(Rejection::new(405, "ICE restart is not supported here: publish again with a new POST")
-                .with_header("allow", "OPTIONS, PATCH, DELETE"));
+            return self.restart_ice(resource, &webrtcbin, &frag);
         }
         for (mid, candidate) in &frag.candidates {
             let mline = mid
@@ -844,7 +855,76 @@ impl WhipServerSrc {
                 .unwrap_or(0) as u32;
             webrtcbin.emit_by_name::<()>("add-ice-candidate", &[&mline, &format!("candidate:{candidate}")]);
         }
-        Ok(())
+        Ok(Patched::Trickle)
+    }
+
+    /// An ICE restart as the answerer (RFC 9725 4.4.2). webrtcbin has no ICE restart of its own
+    /// (its answers keep the first answer's credentials), but it takes a renegotiation: the
+    /// session's offer with the publisher's new credentials and candidates goes in as a new
+    /// remote offer, and webrtcbin's answer, with new credentials of ours written into it, as the
+    /// local description; it hands both pairs of credentials to its ICE agent, whose
+    /// connectivity checks then use them.
+    fn restart_ice(
+        &self,
+        resource: &str,
+        webrtcbin: &gst::Element,
+        frag: &sdp::SdpFragment,
+    ) -> Result<Patched, Rejection> {
+        let (offer, sent_answer) = {
+            let state = self.state.lock().unwrap();
+            let session = state.session.as_ref().filter(|s| s.id == resource);
+            let session = session.ok_or_else(|| Rejection::new(404, "no such session"))?;
+            (session.offer.clone(), session.answer.lock().unwrap().clone())
+        };
+        let sent_answer = sent_answer.ok_or_else(|| Rejection::new(409, "the session has not been answered yet"))?;
+        let offer = sdp::restart_offer(&offer, frag).map_err(|e| Rejection::new(400, e.to_string()))?;
+        let failed = |what: &str, why: String| {
+            gst::warning!(CAT, imp = self, "ICE restart of session {resource}: {what}: {why}");
+            Rejection::new(500, format!("ICE restart failed: {what}: {why}"))
+        };
+        let message = gst_sdp::SDPMessage::parse_buffer(offer.to_string().as_bytes())
+            .map_err(|_| Rejection::new(400, "the restarted offer cannot be parsed"))?;
+        let description = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, message);
+        wait_promise(webrtcbin, "set-remote-description", &description).map_err(|e| failed("new remote offer", e))?;
+        if webrtcbin.property::<gst_webrtc::WebRTCSignalingState>("signaling-state")
+            != gst_webrtc::WebRTCSignalingState::HaveRemoteOffer
+        {
+            return Err(failed("new remote offer", "webrtcbin did not take it".into()));
+        }
+        let promise = gst::Promise::new();
+        webrtcbin.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+        promise.wait();
+        let answer = promise_reply(Ok(promise.get_reply()))
+            .and_then(|s| {
+                let answer = s.and_then(|s| s.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok());
+                answer.ok_or_else(|| "no answer".to_string())
+            })
+            .map_err(|e| failed("answer", e))?;
+        let ours = IceCredentials::random();
+        let text = answer.sdp().as_text().map_err(|e| failed("answer", e.to_string()))?;
+        let text = sdp::with_credentials(&text, &ours).map_err(|e| failed("answer", e.to_string()))?;
+        let message =
+            gst_sdp::SDPMessage::parse_buffer(text.as_bytes()).map_err(|_| failed("answer", "unparsable".into()))?;
+        let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message);
+        wait_promise(webrtcbin, "set-local-description", &answer).map_err(|e| failed("new local answer", e))?;
+        if webrtcbin.property::<gst_webrtc::WebRTCSignalingState>("signaling-state")
+            != gst_webrtc::WebRTCSignalingState::Stable
+        {
+            return Err(failed("new local answer", "webrtcbin did not take it".into()));
+        }
+
+        let etag = whip::new_etag();
+        {
+            let mut state = self.state.lock().unwrap();
+            let session = state.session.as_mut().filter(|s| s.id == resource);
+            let session = session.ok_or_else(|| Rejection::new(404, "the session ended"))?;
+            session.etag = etag.clone();
+            session.remote_ufrag = frag.ice_ufrag.clone();
+            session.offer = offer;
+        }
+        let theirs = frag.ice_ufrag.as_deref().unwrap_or_default();
+        gst::info!(CAT, imp = self, "Session {resource}: ICE restarted (ufrag {theirs}, ours {})", ours.ufrag);
+        Ok(Patched::Restarted { sdpfrag: sdp::restart_sdpfrag(&sent_answer, &ours), etag })
     }
 
     /// Ends the session `id` if it is still the current one (from any thread).
@@ -1037,6 +1117,20 @@ impl WhipServerSrc {
             let _ = obj.remove_pad(&out.ghost);
             let _ = obj.remove(&out.appsrc);
         }
+    }
+}
+
+/// Emits `signal` (set-remote-description, set-local-description) and waits for its promise.
+fn wait_promise(
+    webrtcbin: &gst::Element,
+    signal: &str,
+    description: &gst_webrtc::WebRTCSessionDescription,
+) -> Result<(), String> {
+    let promise = gst::Promise::new();
+    webrtcbin.emit_by_name::<()>(signal, &[description, &promise]);
+    match promise.wait() {
+        gst::PromiseResult::Replied => promise_reply(Ok(promise.get_reply())).map(|_| ()),
+        other => Err(format!("{other:?}")),
     }
 }
 

@@ -3,6 +3,7 @@
 //
 //   node publish.mjs --url http://127.0.0.1:PORT/whip/STREAM --codec AV1|H264|VP8|VP9 \
 //        --seconds N [--token T] [--audio] [--fps 30] [--timeout S] [--chromium PATH]
+//        [--ice-restart-at S]   (restartIce() S seconds into publishing: PATCH, RFC 9725 4.4.2)
 //   node publish.mjs --page-url URL --codec C --seconds N [--token T] [--stream S] [--audio]
 //        (open a whipserversrc publish page and use its form as a person would)
 //
@@ -21,7 +22,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 function usage(msg) {
   if (msg) console.error('error: ' + msg);
-  console.error('usage: node publish.mjs --url URL --codec AV1|H264|VP8|VP9 --seconds N [--token T] [--audio] [--fps F] [--timeout S]');
+  console.error('usage: node publish.mjs --url URL --codec AV1|H264|VP8|VP9 --seconds N [--token T] [--audio] [--fps F] [--timeout S] [--ice-restart-at S]');
   console.error('       node publish.mjs --page-url URL --codec C --seconds N [--token T] [--stream S] [--audio]');
   process.stdout.write(JSON.stringify({ ok: false, error: 'usage: ' + (msg || '') }) + '\n');
   process.exit(2);
@@ -41,6 +42,7 @@ function parseArgs(argv) {
       case '--token': o.token = val(); break;
       case '--audio': o.audio = true; break;
       case '--fps': o.fps = Number(val()); break;
+      case '--ice-restart-at': o.iceRestartAt = Number(val()); break;
       case '--timeout': o.timeout = Number(val()); break;
       case '--chromium': o.chromium = val(); break;
       case '-h': case '--help': usage();
@@ -51,6 +53,7 @@ function parseArgs(argv) {
   if (!['AV1', 'H264', 'VP8', 'VP9'].includes(o.codec)) usage('bad --codec ' + o.codec);
   if (!(o.seconds >= 0)) usage('bad --seconds');
   if (!(o.fps > 0)) usage('bad --fps');
+  if (o.iceRestartAt !== undefined && !(o.iceRestartAt > 0 && o.iceRestartAt < o.seconds)) usage('--ice-restart-at must be within --seconds');
   if (!o.timeout) o.timeout = o.seconds + 60;
   return o;
 }
@@ -156,7 +159,7 @@ async function main() {
   await page.goto(pageUrl, { timeout: 15000 });
   const result = await page.evaluate(o => window.whipPublish(o), {
     url: opts.url, codec: opts.codec, seconds: opts.seconds, token: opts.token || null,
-    audio: opts.audio, fps: opts.fps, width: 1280, height: 720,
+    audio: opts.audio, fps: opts.fps, width: 1280, height: 720, iceRestartAt: opts.iceRestartAt || 0,
   });
   // Put the summary fields first in the JSON line.
   const { ok, codec, framesSent, framesEncoded, packetsSent, bytesSent, keyFramesEncoded, audioPacketsSent,

@@ -17,7 +17,7 @@ else
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements.txt"
   echo "obs_like: venv created ($venv)" >&2
 fi
-# encode the clips once (about 2 s)
+# encode the clips once (about 10 s)
 "$venv/bin/python" -c "
 import sys; sys.path.insert(0, '$here')
 import media
@@ -26,4 +26,5 @@ for p in media.PATTERNS:
     for k in ('H264', 'AV1'):
         media.ensure(k, d, lambda m: print(m, file=sys.stderr), p)
 media.ensure('OPUS', d, lambda m: print(m, file=sys.stderr))
+media.ensure('AV1-2500k', d, lambda m: print(m, file=sys.stderr))
 "
