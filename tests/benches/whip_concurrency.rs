@@ -156,17 +156,9 @@ fn json_number(text: &str, key: &str) -> f64 {
 
 /// Frames (blocks) in a WebM file's video track.
 fn demuxed_frames(path: &std::path::Path) -> usize {
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location={} ! matroskademux ! video/x-av1 ! fakesink name=sink sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let (frames, _) = count_frames(&pipeline);
-    let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(60));
-    assert!(report.errors.is_empty(), "{}: {:?}", path.display(), report.errors);
-    frames.load(Ordering::SeqCst)
+    let read = read_file(path, "matroskademux ! video/x-av1");
+    assert!(read.report.errors.is_empty(), "{}: {:?}", path.display(), read.report.errors);
+    read.frames
 }
 
 /// Stops the server pipeline however `run` ends (a panic included).

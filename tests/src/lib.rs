@@ -217,14 +217,17 @@ pub struct Decoded {
 
 /// Demuxes and decodes a recorded file with decodebin and counts the video frames.
 pub fn decode_file(path: &Path) -> Decoded {
+    read_file(path, "decodebin ! video/x-raw")
+}
+
+/// Runs `filesrc location=<path> ! <chain> ! fakesink` and counts the buffers reaching the sink.
+pub fn read_file(path: &Path, chain: &str) -> Decoded {
     init();
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location={} ! decodebin ! video/x-raw ! fakesink name=sink sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    let pipeline =
+        gst::parse::launch(&format!("filesrc location={} ! {chain} ! fakesink name=sink sync=false", path.display()))
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
     let (frames, caps) = count_frames(&pipeline);
     let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(120));
     Decoded {

@@ -182,8 +182,8 @@ fn chromium_av1_with_opus_to_webm() {
 
 #[test]
 fn chromium_ice_restart_by_patch_keeps_the_media_flowing() {
-    // Four seconds in, the page calls restartIce() and PATCHes its new credentials (RFC 9725
-    // 4.4.2); it goes on only once its selected candidate pair uses the new credentials of both
+    // Four seconds in, the page calls restartIce() and PATCHes its new credentials with
+    // `If-Match: *` (RFC 9725 4.4.2); it goes on only once its selected candidate pair uses the new credentials of both
     // sides, i.e. connectivity checks with them succeeded against our new ones.
     let start = |port| chromium_with(port, "AV1", false, &["--ice-restart-at", "4"]);
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -23,15 +23,13 @@ import json
 import os
 import random
 import string
-import sys
-import threading
 import time
 import urllib.parse
 
 import libdatachannel as rtc
 
 import media
-from publish import (MAX_VIDEO_FRAGMENT_SIZE, MID_EXT_ID, RID_EXT_ID, VIDEO_MID, VIDEO_PT, emit,
+from publish import (MAX_VIDEO_FRAGMENT_SIZE, MID_EXT_ID, RID_EXT_ID, VIDEO_MID, VIDEO_PT, close_and_exit,
                      http, log, obs_shape, watchdog)
 
 LATE_S = 0.020
@@ -170,13 +168,7 @@ def main():
             except Exception as e2:  # noqa: BLE001
                 log(f"DELETE after error failed: {e2}")
     finally:
-        for p in publishers:
-            closer = threading.Thread(target=p.pc.close, daemon=True)
-            closer.start()
-            closer.join(2)
-    emit(res)
-    sys.stderr.flush()
-    os._exit(0 if res["ok"] else 1)
+        close_and_exit(res, [p.pc for p in publishers], 2)
 
 
 if __name__ == "__main__":

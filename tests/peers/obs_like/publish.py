@@ -76,6 +76,18 @@ def watchdog(seconds):
     return t
 
 
+def close_and_exit(res, pcs, wait):
+    """Close the peer connections (at most `wait` s each), print the JSON line and exit."""
+    for pc in pcs:
+        closer = threading.Thread(target=pc.close, daemon=True)
+        closer.start()
+        closer.join(wait)
+    emit(res)
+    sys.stderr.flush()
+    # libdatachannel's threads can keep the interpreter alive: leave now.
+    os._exit(0 if res["ok"] else 1)
+
+
 def obs_shape(sdp: str) -> str:
     """Patch libdatachannel 0.24's offer text into the shape OBS POSTs (see README):
     libdatachannel 0.24 writes `a=ice-options:ice2 trickle` (space separated, the
@@ -325,14 +337,7 @@ def main():
             except Exception as e2:  # noqa: BLE001
                 log(f"DELETE after error failed: {e2}")
     finally:
-        if pc is not None:
-            closer = threading.Thread(target=pc.close, daemon=True)
-            closer.start()
-            closer.join(5)
-    emit(res)
-    sys.stderr.flush()
-    # libdatachannel's threads can keep the interpreter alive: leave now.
-    os._exit(0 if res["ok"] else 1)
+        close_and_exit(res, [pc] if pc is not None else [], 5)
 
 
 if __name__ == "__main__":
