@@ -81,12 +81,12 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
 fn profile() {
     use gstfacemark::core::model::{DETECTOR_FILE, IRIS_FILE, LANDMARK_FILE, Net};
     let dir = model_dir();
-    for (file, size, outs) in [
-        (DETECTOR_FILE, 128, &[896 * 16, 896][..]),
-        (LANDMARK_FILE, 192, &[1404, 1][..]),
-        (IRIS_FILE, 64, &[213, 15][..]),
+    for (file, size, keep, outs) in [
+        (DETECTOR_FILE, 128, &[][..], &[896 * 16, 896][..]),
+        (LANDMARK_FILE, 192, &[][..], &[1404, 1][..]),
+        (IRIS_FILE, 64, &["output_iris"][..], &[15][..]),
     ] {
-        let mut net = Net::load(&dir.join(file), size, outs).unwrap();
+        let mut net = Net::load_selected(&dir.join(file), size, keep, outs).unwrap();
         let ops = net.profile(100).unwrap();
         let total: f64 = ops.iter().map(|o| o.1).sum();
         println!("{file}: {total:.2} ms per run");

@@ -5,7 +5,7 @@ mod common;
 use common::{Rgb, model_dir, reference};
 use gst::glib;
 use gst::prelude::*;
-use gstfacemark::core::image::PixelLayout;
+use gstfacemark::core::image::{PixelLayout, YuvColor};
 
 fn init() {
     use std::sync::Once;
@@ -33,16 +33,35 @@ fn odd_canvas() -> (Rgb, (f32, f32)) {
     (canvas, (65.0, 0.0))
 }
 
+/// A harness whose every frame waits for its own inference (`mode=inline`).
 fn harness(format: &str, width: usize, height: usize) -> gst_check::Harness {
+    harness_with(format, width, height, "inline", "30/1")
+}
+
+fn harness_with(
+    format: &str,
+    width: usize,
+    height: usize,
+    mode: &str,
+    framerate: &str,
+) -> gst_check::Harness {
     init();
     let mut h = gst_check::Harness::new("facemark");
-    h.element()
-        .unwrap()
-        .set_property("model-dir", model_dir().to_str().unwrap());
+    let e = h.element().unwrap();
+    e.set_property("model-dir", model_dir().to_str().unwrap());
+    e.set_property_from_str("mode", mode);
     h.set_src_caps_str(&format!(
-        "video/x-raw,format={format},width={width},height={height},framerate=30/1"
+        "video/x-raw,format={format},width={width},height={height},framerate={framerate}"
     ));
     h
+}
+
+fn check_landmarks(lm: &[f64], (ox, oy): (f32, f32), what: &str) {
+    for &(i, rx, ry) in &reference("astronaut.png") {
+        let (px, py) = (lm[3 * i] as f32, lm[3 * i + 1] as f32);
+        let d = ((px - rx - ox).powi(2) + (py - ry - oy).powi(2)).sqrt();
+        assert!(d <= 3.0, "{what}: landmark {i} {d:.2} px off");
+    }
 }
 
 /// A buffer holding `img` in `layout` with rows `stride` bytes apart, with a VideoMeta saying so.
@@ -75,8 +94,7 @@ fn landmarks_of(meta: &gst_video::VideoRegionOfInterestMeta) -> Vec<f64> {
 /// reference (shifted by the paste offset), drawing on the eye corners, padding untouched.
 #[test]
 fn every_format_odd_size_and_padding() {
-    let (img, (ox, oy)) = odd_canvas();
-    let refs = reference("astronaut.png");
+    let (img, offset) = odd_canvas();
     for (format, layout) in FORMATS {
         for pad in [0usize, 36] {
             let bpp = layout.bytes_per_pixel();
@@ -100,11 +118,7 @@ fn every_format_odd_size_and_padding() {
             );
             let lm = landmarks_of(meta);
             assert_eq!(lm.len(), 478 * 3);
-            for &(i, rx, ry) in &refs {
-                let (px, py) = (lm[3 * i] as f32, lm[3 * i + 1] as f32);
-                let d = ((px - rx - ox).powi(2) + (py - ry - oy).powi(2)).sqrt();
-                assert!(d <= 3.0, "{format} pad {pad}: landmark {i} {d:.2} px off");
-            }
+            check_landmarks(&lm, offset, &format!("{format} pad {pad}"));
             let map = out.map_readable().unwrap();
             let [ro, go, bo] = layout.rgb_offsets();
             let at = |x: usize, y: usize| {
@@ -129,6 +143,139 @@ fn every_format_odd_size_and_padding() {
                         .iter()
                         .all(|b| *b == 0xAB),
                     "{format}: padding"
+                );
+            }
+        }
+    }
+}
+
+/// `img` as 8-bit 4:2:0 (BT.601 limited range, what caps without colorimetry mean at this
+/// size): planes Y, then U and V (I420) or interleaved UV (NV12), each row padded by `pad`
+/// bytes of 0xAB. Returns the buffer's bytes, plane offsets and strides.
+fn yuv420(img: &Rgb, nv12: bool, pad: usize) -> (Vec<u8>, Vec<usize>, Vec<usize>) {
+    let color = YuvColor::bt601();
+    let (w, h) = (img.width, img.height);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let ys = w.div_ceil(4) * 4 + pad;
+    let cs = if nv12 { ys } else { cw.div_ceil(4) * 4 + pad };
+    let yuv = |x: usize, y: usize| color.yuv(img.pixel(x.min(w - 1), y.min(h - 1)));
+    let mut luma = vec![0xAB; ys * h];
+    for y in 0..h {
+        for x in 0..w {
+            luma[y * ys + x] = yuv(x, y)[0];
+        }
+    }
+    // Chroma: the mean of each 2 x 2 block.
+    let chroma = |x: usize, y: usize, c: usize| {
+        let sum: u32 = [(0, 0), (1, 0), (0, 1), (1, 1)]
+            .iter()
+            .map(|(dx, dy)| yuv(2 * x + dx, 2 * y + dy)[c] as u32)
+            .sum();
+        (sum / 4) as u8
+    };
+    let mut bytes = luma;
+    if nv12 {
+        let mut uv = vec![0xAB; cs * ch];
+        for y in 0..ch {
+            for x in 0..cw {
+                uv[y * cs + 2 * x] = chroma(x, y, 1);
+                uv[y * cs + 2 * x + 1] = chroma(x, y, 2);
+            }
+        }
+        bytes.extend(uv);
+        (bytes, vec![0, ys * h], vec![ys, cs])
+    } else {
+        for c in [1, 2] {
+            let mut plane = vec![0xAB; cs * ch];
+            for y in 0..ch {
+                for x in 0..cw {
+                    plane[y * cs + x] = chroma(x, y, c);
+                }
+            }
+            bytes.extend(plane);
+        }
+        (bytes, vec![0, ys * h, ys * h + cs * ch], vec![ys, cs, cs])
+    }
+}
+
+/// I420 and NV12 are read and drawn on without conversion: an odd size, padded strides, the
+/// landmarks on the reference, the eye corner drawn in luma and chroma, the far corners and
+/// every padding byte untouched.
+#[test]
+fn yuv_formats_odd_size_and_padding() {
+    let (img, offset) = odd_canvas();
+    let contour = YuvColor::bt601().yuv([255, 48, 48]);
+    for (format, nv12) in [("I420", false), ("NV12", true)] {
+        for pad in [0usize, 20] {
+            let (bytes, offsets, strides) = yuv420(&img, nv12, pad);
+            let mut buf = gst::Buffer::from_mut_slice(bytes.clone());
+            gst_video::VideoMeta::add_full(
+                buf.get_mut().unwrap(),
+                gst_video::VideoFrameFlags::empty(),
+                format.parse::<gst_video::VideoFormat>().unwrap(),
+                img.width as u32,
+                img.height as u32,
+                &offsets,
+                &strides.iter().map(|s| *s as i32).collect::<Vec<_>>(),
+            )
+            .unwrap();
+            let mut h = harness(format, img.width, img.height);
+            let out = h.push_and_pull(buf).unwrap();
+            let metas: Vec<_> = out
+                .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+                .collect();
+            assert_eq!(metas.len(), 1, "{format} pad {pad}");
+            let lm = landmarks_of(&metas[0]);
+            check_landmarks(&lm, offset, &format!("{format} pad {pad}"));
+            let map = out.map_readable().unwrap();
+            let luma = |x: usize, y: usize| map[y * strides[0] + x];
+            let chroma = |x: usize, y: usize| -> [u8; 2] {
+                let (x, y) = (x / 2, y / 2);
+                if nv12 {
+                    let p = offsets[1] + y * strides[1] + 2 * x;
+                    [map[p], map[p + 1]]
+                } else {
+                    [
+                        map[offsets[1] + y * strides[1] + x],
+                        map[offsets[2] + y * strides[2] + x],
+                    ]
+                }
+            };
+            let original = |x: usize, y: usize| {
+                let p = y * strides[0] + x;
+                bytes[p]
+            };
+            let (ex, ey) = (lm[3 * 33] as usize, lm[3 * 33 + 1] as usize);
+            assert_eq!(luma(ex, ey), contour[0], "{format}: eye corner luma");
+            assert_ne!(
+                luma(ex, ey),
+                original(ex, ey),
+                "{format}: eye corner changed"
+            );
+            assert_eq!(
+                chroma(ex, ey),
+                [contour[1], contour[2]],
+                "{format}: eye chroma"
+            );
+            // Far from the face nothing changes: every byte in the frame's left 60 columns
+            // (the face starts 150 px in) and bottom 40 rows, and all padding.
+            for (i, (a, b)) in map.iter().zip(&bytes).enumerate() {
+                if a == b {
+                    continue;
+                }
+                let (plane, p) = match offsets.iter().rposition(|o| *o <= i) {
+                    Some(k) => (k, i - offsets[k]),
+                    None => unreachable!(),
+                };
+                let (row, col) = (p / strides[plane], p % strides[plane]);
+                let (x, y) = match (plane, nv12) {
+                    (0, _) => (col, row),
+                    (_, true) => (col / 2 * 2, row * 2),
+                    (_, false) => (col * 2, row * 2),
+                };
+                assert!(
+                    x >= 60 && x < img.width && y < img.height - 40,
+                    "{format} pad {pad}: plane {plane} byte at ({col}, {row}) changed"
                 );
             }
         }
@@ -200,21 +347,77 @@ fn properties_and_stats() {
     assert_eq!(stats.get::<u64>("frames-in").unwrap(), 0);
     assert_eq!(stats.get::<u64>("dropped-inferences").unwrap(), 0);
     assert_eq!(stats.get::<f64>("mean-inference-ms").unwrap(), 0.0);
+    assert_eq!(stats.get::<u64>("iris-runs").unwrap(), 0);
+    let mode = e.property_value("mode");
+    let (_, mode) = glib::EnumValue::from_value(&mode).unwrap();
+    assert_eq!(mode.nick(), "auto");
 }
 
-/// `emit-messages`: one `facemark` element message per frame with the documented fields.
+/// `mode=latest`: the first frame goes to the idle worker and, with no frame duration to wait
+/// for, leaves unannotated; a frame arriving while the worker is busy counts as dropped; later
+/// frames carry the newest finished result, which matches the reference.
 #[test]
-fn element_messages() {
+fn latest_mode_never_waits_for_inference() {
+    let (img, offset) = odd_canvas();
+    let mut h = harness_with("RGBx", img.width, img.height, "latest", "0/1");
+    let stride = img.width * 4;
+    let frame = |k: u64| buffer(&img, "RGBx", PixelLayout::Rgbx, stride, k);
+    let rois = |b: &gst::Buffer| {
+        b.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .map(|m| landmarks_of(&m))
+            .collect::<Vec<_>>()
+    };
+    assert!(rois(&h.push_and_pull(frame(0)).unwrap()).is_empty());
+    // Inference takes milliseconds; this frame comes right after the first one.
+    h.push_and_pull(frame(1)).unwrap();
+    let stats = h.element().unwrap().property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("dropped-inferences").unwrap(), 1);
+    let mut found = None;
+    for k in 2..1000 {
+        if let Some(lm) = rois(&h.push_and_pull(frame(k)).unwrap()).pop() {
+            found = Some((k, lm));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (frames, lm) = found.expect("a result reaches the frames");
+    check_landmarks(&lm, offset, "latest");
+    let stats = h.element().unwrap().property::<gst::Structure>("stats");
+    let get = |f: &str| stats.get::<u64>(f).unwrap();
+    assert_eq!(get("frames-in"), frames + 1);
+    assert_eq!(
+        get("frames-in"),
+        get("inferences") + get("dropped-inferences")
+    );
+    assert!(get("inferences") >= 1);
+}
+
+/// `mode=auto` follows upstream: a live source gets `latest` (the first frame leaves before its
+/// inference is done: no frame duration to wait for), a non-live one `inline` (every frame
+/// carries its own result).
+#[test]
+fn auto_mode_follows_liveness() {
+    for live in [false, true] {
+        let first = facemark_messages("0/1", live, 1).remove(0);
+        let faces = first.get::<gst::Array>("faces").unwrap().len();
+        assert_eq!(faces, if live { 0 } else { 1 }, "live={live}");
+    }
+}
+
+/// The `facemark` messages of `frames` frames (33.3 ms apart) of the astronaut canvas pushed
+/// through appsrc (`live` or not, caps with `framerate`) ! facemark emit-messages=true ! fakesink.
+fn facemark_messages(framerate: &str, live: bool, frames: u64) -> Vec<gst::Structure> {
     init();
     let (img, _) = odd_canvas();
     let pipeline = gst::Pipeline::new();
     let src = gst_app::AppSrc::builder()
         .caps(
-            &"video/x-raw,format=RGB,width=642,height=361,framerate=30/1"
+            &format!("video/x-raw,format=RGB,width=642,height=361,framerate={framerate}")
                 .parse::<gst::Caps>()
                 .unwrap(),
         )
         .format(gst::Format::Time)
+        .is_live(live)
         .build();
     let fm = gst::ElementFactory::make("facemark")
         .property("model-dir", model_dir().to_str().unwrap())
@@ -229,15 +432,10 @@ fn element_messages() {
     gst::Element::link_many([src.upcast_ref(), &fm, &sink]).unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let stride = (642 * 3usize).div_ceil(4) * 4;
-    for k in 0..3u64 {
-        src.push_buffer(buffer(
-            &img,
-            "RGB",
-            PixelLayout::Rgb,
-            stride,
-            k * 33_333_333,
-        ))
-        .unwrap();
+    for k in 0..frames {
+        let pts = k * 33_333_333;
+        src.push_buffer(buffer(&img, "RGB", PixelLayout::Rgb, stride, pts))
+            .unwrap();
     }
     src.end_of_stream().unwrap();
     let bus = pipeline.bus().unwrap();
@@ -255,9 +453,21 @@ fn element_messages() {
         }
     }
     pipeline.set_state(gst::State::Null).unwrap();
+    seen
+}
+
+/// `emit-messages`: one `facemark` element message per frame with the documented fields.
+#[test]
+fn element_messages() {
+    let seen = facemark_messages("30/1", false, 3);
     assert_eq!(seen.len(), 3);
     for (k, s) in seen.iter().enumerate() {
         assert_eq!(s.get::<u64>("timestamp").unwrap(), k as u64 * 33_333_333);
+        // Non-live upstream: each frame carries its own result.
+        assert_eq!(
+            s.get::<u64>("faces-timestamp").unwrap(),
+            k as u64 * 33_333_333
+        );
         assert_eq!(s.get::<i32>("frame-width").unwrap(), 642);
         assert_eq!(s.get::<i32>("frame-height").unwrap(), 361);
         let faces = s.get::<gst::Array>("faces").unwrap();

@@ -373,3 +373,39 @@ fn two_faces() {
     }
     assert_eq!(m.stats().detector_runs, 1);
 }
+
+/// Damaged copies of a real model (cut short, bytes overwritten) give errors that name the file
+/// and the fix, never a panic; the undamaged bytes load.
+#[test]
+fn damaged_model_bytes_are_errors() {
+    use gstfacemark::core::model::{DETECTOR_FILE, Net};
+    let bytes = std::fs::read(model_dir().join(DETECTOR_FILE)).unwrap();
+    let name = std::path::Path::new("damaged.onnx");
+    let outputs = [896 * 16, 896];
+    let check = |data: &[u8], what: &str| {
+        if let Err(e) = Net::from_bytes(name, data, 128, &outputs) {
+            let text = e.to_string();
+            assert!(
+                text.contains("damaged.onnx") && text.contains("fetch-models.sh"),
+                "{what}: {text}"
+            );
+            false
+        } else {
+            true
+        }
+    };
+    for cut in [0, 1, 7, 100, 1000, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            !check(&bytes[..cut], &format!("cut at {cut}")),
+            "cut at {cut} loads"
+        );
+    }
+    // Overwritten bytes may still make a loadable model (weights are bytes too); what matters
+    // is that loading returns.
+    for (at, value) in [(10, 0xff), (50, 0x00), (200, 0x7f), (4000, 0x12)] {
+        let mut damaged = bytes.clone();
+        damaged[at] = value;
+        check(&damaged, &format!("byte {at} = {value:#x}"));
+    }
+    assert!(check(&bytes, "undamaged"));
+}

@@ -1,4 +1,4 @@
-//! Drawing faces onto packed RGB-family frames.
+//! Drawing faces onto frames (any [`super::image::PixelFormat`]).
 
 use super::image::FrameMut;
 use super::mesh;
@@ -22,24 +22,13 @@ pub const RIGHT_IRIS_COLOR: [u8; 3] = [255, 48, 48];
 pub const LEFT_IRIS_COLOR: [u8; 3] = [48, 255, 48];
 
 impl FrameMut<'_> {
-    #[inline]
-    fn put(&mut self, x: i32, y: i32, rgb: [u8; 3]) {
-        if x < 0 || y < 0 || x as usize >= self.width || y as usize >= self.height {
-            return;
-        }
-        let p = y as usize * self.stride + x as usize * self.layout.bytes_per_pixel();
-        let [ro, go, bo] = self.layout.rgb_offsets();
-        self.data[p + ro] = rgb[0];
-        self.data[p + go] = rgb[1];
-        self.data[p + bo] = rgb[2];
-    }
-
-    fn brush(&mut self, x: i32, y: i32, thickness: u32, rgb: [u8; 3]) {
+    /// A square of `thickness` px around (x, y) set to `value` (see [`FrameMut::encode`]).
+    fn brush(&mut self, x: i32, y: i32, thickness: u32, value: [u8; 3]) {
         let t = thickness.max(1) as i32;
         let lo = -(t - 1) / 2;
         for dy in lo..lo + t {
             for dx in lo..lo + t {
-                self.put(x + dx, y + dy, rgb);
+                self.put(x + dx, y + dy, value);
             }
         }
     }
@@ -56,18 +45,19 @@ impl FrameMut<'_> {
         {
             return;
         }
+        let value = self.encode(rgb);
         let (dx, dy) = (p1[0] - p0[0], p1[1] - p0[1]);
         // Bounded so that wild coordinates cannot make the loop long.
         let steps = dx.abs().max(dy.abs()).ceil().min(4.0 * (w + h)) as i32;
         if steps == 0 {
-            self.brush(p0[0].floor() as i32, p0[1].floor() as i32, thickness, rgb);
+            self.brush(p0[0].floor() as i32, p0[1].floor() as i32, thickness, value);
             return;
         }
         let (sx, sy) = (dx / steps as f32, dy / steps as f32);
         for i in 0..=steps {
             let x = p0[0] + sx * i as f32;
             let y = p0[1] + sy * i as f32;
-            self.brush(x.floor() as i32, y.floor() as i32, thickness, rgb);
+            self.brush(x.floor() as i32, y.floor() as i32, thickness, value);
         }
     }
 
@@ -76,6 +66,7 @@ impl FrameMut<'_> {
         if !c[0].is_finite() || !c[1].is_finite() {
             return;
         }
+        let value = self.encode(rgb);
         let r = radius.max(0.5);
         let (x0, x1) = ((c[0] - r).floor() as i32, (c[0] + r).ceil() as i32);
         let (y0, y1) = ((c[1] - r).floor() as i32, (c[1] + r).ceil() as i32);
@@ -83,7 +74,7 @@ impl FrameMut<'_> {
             for x in x0..=x1 {
                 let (fx, fy) = (x as f32 + 0.5 - c[0], y as f32 + 0.5 - c[1]);
                 if fx * fx + fy * fy <= r * r {
-                    self.put(x, y, rgb);
+                    self.put(x, y, value);
                 }
             }
         }

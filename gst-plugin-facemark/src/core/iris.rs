@@ -14,6 +14,8 @@ use super::geometry::{Roi, rotation};
 
 pub const INPUT_SIZE: usize = 64;
 pub const IRIS_POINTS: usize = 5;
+/// The model output holding the iris points.
+pub const IRIS_OUTPUT: &str = "output_iris";
 pub const ROI_SCALE: f32 = 2.3;
 /// (start, end) mesh corners and whether the crop is mirrored.
 pub const RIGHT_EYE: (usize, usize, bool) = (33, 133, false);

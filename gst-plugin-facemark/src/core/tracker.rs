@@ -66,10 +66,40 @@ impl Face {
         self.landmarks.iter().chain(irises.into_iter().flatten())
     }
 
+    /// Makes `self` equal to `other`, reusing `self`'s landmark storage.
+    pub fn copy_from(&mut self, other: &Face) {
+        let Face {
+            score,
+            bbox,
+            landmarks,
+            right_iris,
+            left_iris,
+            detection,
+            roi,
+        } = other;
+        self.landmarks.clone_from(landmarks);
+        self.score = *score;
+        self.bbox = *bbox;
+        self.right_iris = *right_iris;
+        self.left_iris = *left_iris;
+        self.detection = *detection;
+        self.roi = *roi;
+    }
+
     /// Point `i` in the order of [`Face::points`].
     pub fn point(&self, i: usize) -> Option<[f32; 3]> {
         self.points().nth(i).copied()
     }
+}
+
+/// Makes `dst` a copy of `src`, reusing the faces (and their landmark storage) already in `dst`.
+pub fn copy_faces(dst: &mut Vec<Face>, src: &[Face]) {
+    dst.truncate(src.len());
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.copy_from(s);
+    }
+    let kept = dst.len();
+    dst.extend(src[kept..].iter().cloned());
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -321,5 +351,40 @@ impl FaceMarker {
             }
         }
         Ok(score)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(score: f32, points: usize) -> Face {
+        Face {
+            score,
+            landmarks: vec![[score; 3]; points],
+            right_iris: Some([[score; 3]; 5]),
+            ..Face::default()
+        }
+    }
+
+    #[test]
+    fn copy_faces_reuses_storage_and_copies_everything() {
+        let mut dst = vec![face(1.0, 468), face(2.0, 468), face(3.0, 468)];
+        let storage = dst[0].landmarks.as_ptr();
+        let src = [face(4.0, 468), face(5.0, 10)];
+        copy_faces(&mut dst, &src);
+        assert_eq!(dst.len(), 2);
+        assert_eq!(dst[0].landmarks.as_ptr(), storage, "landmarks reused");
+        for (d, s) in dst.iter().zip(&src) {
+            assert_eq!(
+                (d.score, &d.landmarks, d.right_iris),
+                (s.score, &s.landmarks, s.right_iris)
+            );
+        }
+        copy_faces(&mut dst, &[face(6.0, 468), face(7.0, 468), face(8.0, 468)]);
+        assert_eq!(
+            dst.iter().map(|f| f.score).collect::<Vec<_>>(),
+            [6.0, 7.0, 8.0]
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The GStreamer shell around [`crate::core::tracker::FaceMarker`].
 
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
+use std::thread::JoinHandle;
 
 use gst::glib;
 use gst::prelude::*;
@@ -10,11 +11,11 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use super::DrawFlags;
+use super::{DrawFlags, Mode};
 use crate::core::draw::draw_face;
-use crate::core::image::{Frame, FrameMut, PixelLayout};
+use crate::core::image::{Chroma, Frame, FrameMut, OwnedFrame, PixelFormat, PixelLayout, YuvColor};
 use crate::core::model::default_model_dir;
-use crate::core::tracker::{Config, Face, FaceMarker, Stats};
+use crate::core::tracker::{Config, Face, FaceMarker, Stats, copy_faces};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -24,15 +25,52 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// Formats drawn on directly. Planar YUV would need its own drawing code; convert upstream.
-const FORMATS: [gst_video::VideoFormat; 6] = [
+/// Formats read and drawn on directly, without a conversion.
+const FORMATS: [gst_video::VideoFormat; 8] = [
     gst_video::VideoFormat::Rgba,
     gst_video::VideoFormat::Bgra,
     gst_video::VideoFormat::Rgbx,
     gst_video::VideoFormat::Bgrx,
     gst_video::VideoFormat::Rgb,
     gst_video::VideoFormat::Bgr,
+    gst_video::VideoFormat::I420,
+    gst_video::VideoFormat::Nv12,
 ];
+
+/// How the core reads a negotiated format; `None` for formats outside [`FORMATS`].
+fn pixel_format(info: &gst_video::VideoInfo) -> Option<PixelFormat> {
+    use gst_video::VideoFormat as F;
+    let packed = |layout| Some(PixelFormat::Packed(layout));
+    match info.format() {
+        F::Rgba => packed(PixelLayout::Rgba),
+        F::Bgra => packed(PixelLayout::Bgra),
+        F::Rgbx => packed(PixelLayout::Rgbx),
+        F::Bgrx => packed(PixelLayout::Bgrx),
+        F::Rgb => packed(PixelLayout::Rgb),
+        F::Bgr => packed(PixelLayout::Bgr),
+        F::I420 => Some(PixelFormat::Yuv420(Chroma::Planar, yuv_color(info))),
+        F::Nv12 => Some(PixelFormat::Yuv420(Chroma::Interleaved, yuv_color(info))),
+        _ => None,
+    }
+}
+
+/// The caps' YUV matrix and range; unknown matrices as GStreamer guesses them (BT.601 up to
+/// 576 lines, BT.709 above).
+fn yuv_color(info: &gst_video::VideoInfo) -> YuvColor {
+    use gst_video::VideoColorMatrix as M;
+    let colorimetry = info.colorimetry();
+    let (kr, kb) = match colorimetry.matrix() {
+        M::Bt601 => (0.299, 0.114),
+        M::Bt709 => (0.2126, 0.0722),
+        M::Bt2020 => (0.2627, 0.0593),
+        M::Fcc => (0.30, 0.11),
+        M::Smpte240m => (0.212, 0.087),
+        _ if info.height() > 576 => (0.2126, 0.0722),
+        _ => (0.299, 0.114),
+    };
+    let full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
+    YuvColor::new(kr, kb, full_range)
+}
 
 const DEFAULT_DETECT_INTERVAL: u32 = 30;
 
@@ -47,6 +85,7 @@ struct Settings {
     detect_interval: u32,
     emit_messages: bool,
     irises: bool,
+    mode: Mode,
 }
 
 impl Default for Settings {
@@ -61,6 +100,7 @@ impl Default for Settings {
             detect_interval: DEFAULT_DETECT_INTERVAL,
             emit_messages: false,
             irises: true,
+            mode: Mode::Auto,
         }
     }
 }
@@ -86,12 +126,167 @@ impl Settings {
     }
 }
 
+/// The counters behind the `stats` property.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    frames_in: u64,
+    /// Frames handed to inference (inline, or to the worker).
+    inferences: u64,
+    /// Frames that found the worker busy and went on with the newest finished result.
+    dropped: u64,
+    marker: Stats,
+}
+
+type SharedMarker = Arc<Mutex<Option<FaceMarker>>>;
+
+/// A frame for the worker thread.
+struct Job {
+    frame: OwnedFrame,
+    /// Storage for the result, handed back in [`Done`].
+    faces: Vec<Face>,
+    config: Config,
+    reset: bool,
+    pts: Option<gst::ClockTime>,
+}
+
+/// The worker's answer to a [`Job`], handing its storage back.
+struct Done {
+    frame: OwnedFrame,
+    faces: Vec<Face>,
+    pts: Option<gst::ClockTime>,
+    stats: Stats,
+    error: Option<String>,
+}
+
+/// The inference thread of `mode=latest`: one job at a time, the newest frame's.
+struct Worker {
+    jobs: Option<mpsc::Sender<Job>>,
+    done: mpsc::Receiver<Done>,
+    thread: Option<JoinHandle<()>>,
+    /// A job was sent and its answer not yet received.
+    busy: bool,
+}
+
+impl Worker {
+    fn spawn(marker: SharedMarker) -> std::io::Result<Worker> {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("facemark-infer".into())
+            .spawn(move || {
+                for mut job in job_rx {
+                    let (stats, error) = match marker.lock().unwrap().as_mut() {
+                        None => (Stats::default(), Some("the models are not loaded".into())),
+                        Some(m) => {
+                            if job.reset {
+                                m.reset();
+                            }
+                            m.set_config(job.config);
+                            let result = match job.frame.as_frame() {
+                                Some(frame) => m
+                                    .process(&frame)
+                                    .map(|faces| copy_faces(&mut job.faces, faces)),
+                                None => Ok(()),
+                            };
+                            (m.stats(), result.err().map(|e| format!("{e:#}")))
+                        }
+                    };
+                    let done = Done {
+                        frame: job.frame,
+                        faces: job.faces,
+                        pts: job.pts,
+                        stats,
+                        error,
+                    };
+                    if done_tx.send(done).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Worker {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+            busy: false,
+        })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread after its current job.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Streaming state, reset at every start.
+#[derive(Default)]
+struct State {
+    format: Option<PixelFormat>,
+    /// From the caps' framerate, when it has one.
+    frame_duration: Option<gst::ClockTime>,
+    /// Whether upstream is live (asked once per caps, for `mode=auto`).
+    live: Option<bool>,
+    worker: Option<Worker>,
+    /// The next job's frame copy and face storage (kept between jobs to reuse them).
+    spare_frame: Option<OwnedFrame>,
+    spare_faces: Vec<Face>,
+    /// `mode=latest`: the newest finished result and the PTS of the frame it was found in.
+    latest: Vec<Face>,
+    latest_pts: Option<gst::ClockTime>,
+    /// Forget tracked faces before the next inference (after a flush or a new stream).
+    reset_pending: bool,
+    counters: Counters,
+}
+
+impl State {
+    /// Takes in a finished job's result.
+    fn accept(&mut self, done: Done) -> Result<(), String> {
+        if let Some(w) = self.worker.as_mut() {
+            w.busy = false;
+        }
+        self.spare_frame = Some(done.frame);
+        self.spare_faces = std::mem::replace(&mut self.latest, done.faces);
+        self.latest_pts = done.pts;
+        self.counters.marker = done.stats;
+        done.error.map_or(Ok(()), Err)
+    }
+
+    /// Takes in the worker's answer if there is one, waiting for it up to `wait`.
+    fn poll(&mut self, wait: Option<std::time::Duration>) -> Result<(), String> {
+        let Some(w) = self.worker.as_ref().filter(|w| w.busy) else {
+            return Ok(());
+        };
+        let answer = match wait {
+            Some(wait) => w.done.recv_timeout(wait).ok(),
+            None => w.done.try_recv().ok(),
+        };
+        answer.map_or(Ok(()), |done| self.accept(done))
+    }
+
+    /// Waits for the job in flight, if any.
+    fn finish(&mut self) -> Result<(), String> {
+        match self.worker.as_ref().filter(|w| w.busy) {
+            Some(w) => match w.done.recv() {
+                Ok(done) => self.accept(done),
+                Err(_) => Err("the inference thread stopped".into()),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct FaceMark {
     settings: Mutex<Settings>,
-    marker: Mutex<Option<FaceMarker>>,
-    /// A copy of the marker's statistics, so that reading `stats` never waits for inference.
-    stats: Mutex<Stats>,
+    /// Shared with the worker thread in `mode=latest`.
+    marker: SharedMarker,
+    state: Mutex<State>,
+    /// A copy of the counters, so that reading `stats` never waits for inference.
+    stats: Mutex<Counters>,
 }
 
 #[glib::object_subclass]
@@ -168,9 +363,15 @@ impl ObjectImpl for FaceMark {
                     .default_value(false)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder::<Mode>("mode")
+                    .nick("Mode")
+                    .blurb("Whether frames wait for their own inference (inline) or go on with the newest finished result while a worker thread runs the models (latest); auto: latest when upstream is live")
+                    .default_value(Mode::Auto)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames-in, inferences, dropped-inferences, mean-inference-ms, detector-runs, landmark-runs")
+                    .blurb("frames-in, inferences, dropped-inferences, mean-inference-ms, detector-runs, landmark-runs, iris-runs")
                     .read_only()
                     .build(),
             ]
@@ -194,6 +395,7 @@ impl ObjectImpl for FaceMark {
             "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
             "emit-messages" => s.emit_messages = value.get().expect("type checked upstream"),
             "irises" => s.irises = value.get().expect("type checked upstream"),
+            "mode" => s.mode = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -210,6 +412,7 @@ impl ObjectImpl for FaceMark {
             "detect-interval" => s.detect_interval.to_value(),
             "emit-messages" => s.emit_messages.to_value(),
             "irises" => s.irises.to_value(),
+            "mode" => s.mode.to_value(),
             "stats" => {
                 drop(s);
                 self.stats().to_value()
@@ -273,7 +476,7 @@ impl ElementImpl for FaceMark {
                 Ok(marker) => {
                     gst::info!(CAT, imp = self, "loaded models from {}", dir.display());
                     *self.marker.lock().unwrap() = Some(marker);
-                    *self.stats.lock().unwrap() = Stats::default();
+                    *self.stats.lock().unwrap() = Counters::default();
                 }
                 Err(e) => {
                     gst::element_imp_error!(
@@ -301,56 +504,104 @@ impl BaseTransformImpl for FaceMark {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::FlushStop(_) | gst::EventView::StreamStart(_) = event.view()
-            && let Some(m) = self.marker.lock().unwrap().as_mut()
-        {
-            m.reset();
+        if let gst::EventView::FlushStop(_) | gst::EventView::StreamStart(_) = event.view() {
+            let mut state = self.state.lock().unwrap();
+            state.reset_pending = true;
+            state.latest.clear();
         }
         self.parent_sink_event(event)
+    }
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        *self.state.lock().unwrap() = State::default();
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // Joined outside the lock: the worker finishes its current job first.
+        let worker = self.state.lock().unwrap().worker.take();
+        drop(worker);
+        *self.state.lock().unwrap() = State::default();
+        Ok(())
     }
 }
 
 impl VideoFilterImpl for FaceMark {
+    fn set_info(
+        &self,
+        incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        outcaps: &gst::Caps,
+        out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        let format = pixel_format(in_info).ok_or_else(|| {
+            gst::loggable_error!(CAT, "unsupported format {:?}", in_info.format())
+        })?;
+        let fps = in_info.fps();
+        {
+            let mut state = self.state.lock().unwrap();
+            state.format = Some(format);
+            state.frame_duration = (fps.numer() > 0 && fps.denom() > 0).then(|| {
+                gst::ClockTime::SECOND
+                    .mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+                    .unwrap_or(gst::ClockTime::ZERO)
+            });
+            state.live = None;
+        }
+        self.parent_set_info(incaps, in_info, outcaps, out_info)
+    }
+
     fn transform_frame_ip(
         &self,
         frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = self.settings.lock().unwrap().clone();
-        let layout = match frame.format() {
-            gst_video::VideoFormat::Rgba => PixelLayout::Rgba,
-            gst_video::VideoFormat::Bgra => PixelLayout::Bgra,
-            gst_video::VideoFormat::Rgbx => PixelLayout::Rgbx,
-            gst_video::VideoFormat::Bgrx => PixelLayout::Bgrx,
-            gst_video::VideoFormat::Rgb => PixelLayout::Rgb,
-            gst_video::VideoFormat::Bgr => PixelLayout::Bgr,
-            _ => return Err(gst::FlowError::NotNegotiated),
-        };
+        let mut state = self.state.lock().unwrap();
+        let format = state.format.ok_or(gst::FlowError::NotNegotiated)?;
         let (width, height) = (frame.width() as usize, frame.height() as usize);
-        let stride = frame.plane_stride()[0] as usize;
         let pts = frame.buffer().pts();
-
-        let mut guard = self.marker.lock().unwrap();
-        let Some(marker) = guard.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::StateChange, ("Models not loaded"));
-            return Err(gst::FlowError::Error);
+        let strides = {
+            let s = frame.plane_stride();
+            [0, 1, 2].map(|p| s.get(p).map_or(0, |v| *v as usize))
         };
-        marker.set_config(settings.config());
+        let latest_mode = match settings.mode {
+            Mode::Inline => false,
+            Mode::Latest => true,
+            Mode::Auto => *state.live.get_or_insert_with(|| self.upstream_is_live()),
+        };
+        state.counters.frames_in += 1;
 
-        let data = frame.plane_data_mut(0).map_err(|_| gst::FlowError::Error)?;
-        if let Err(e) = marker.process(&Frame::new(data, width, height, stride, layout)) {
-            gst::element_imp_error!(
-                self,
-                gst::LibraryError::Failed,
-                ("Inference failed"),
-                ["{e:#}"]
-            );
-            return Err(gst::FlowError::Error);
-        }
-        *self.stats.lock().unwrap() = marker.stats();
-        let faces = marker.faces();
+        let [p0, p1, p2, _] = frame.planes_data_mut();
+        let mut canvas = FrameMut::with_planes(width, height, format, [p0, p1, p2], strides);
+        let mut marker_guard = None;
+        let (faces, faces_pts): (&[Face], _) = if latest_mode {
+            if let Err(e) = self.hand_to_worker(&mut state, &canvas.as_frame(), &settings, pts) {
+                return Err(self.inference_failed(&e));
+            }
+            (&state.latest, state.latest_pts)
+        } else {
+            if let Err(e) = state.finish() {
+                return Err(self.inference_failed(&e));
+            }
+            let guard = marker_guard.insert(self.marker.lock().unwrap());
+            let Some(marker) = guard.as_mut() else {
+                gst::element_imp_error!(self, gst::CoreError::StateChange, ("Models not loaded"));
+                return Err(gst::FlowError::Error);
+            };
+            if std::mem::take(&mut state.reset_pending) {
+                marker.reset();
+            }
+            marker.set_config(settings.config());
+            state.counters.inferences += 1;
+            if let Err(e) = marker.process(&canvas.as_frame()) {
+                return Err(self.inference_failed(&format!("{e:#}")));
+            }
+            state.counters.marker = marker.stats();
+            (marker.faces(), pts)
+        };
+        *self.stats.lock().unwrap() = state.counters;
         gst::trace!(CAT, imp = self, "{} face(s) at {:?}", faces.len(), pts);
         if !settings.draw.is_empty() {
-            let mut canvas = FrameMut::new(data, width, height, stride, layout);
             for face in faces {
                 draw_face(&mut canvas, face, settings.draw.bits());
             }
@@ -377,15 +628,20 @@ impl VideoFilterImpl for FaceMark {
             );
         }
 
-        if settings.emit_messages {
+        let message = settings.emit_messages.then(|| {
             let list = gst::Array::new(faces.iter().map(|f| face_structure(f).to_send_value()));
-            let s = gst::Structure::builder("facemark")
-                .field("timestamp", pts.map(|t| t.nseconds()).unwrap_or(u64::MAX))
+            let timestamp = |t: Option<gst::ClockTime>| t.map(|t| t.nseconds()).unwrap_or(u64::MAX);
+            gst::Structure::builder("facemark")
+                .field("timestamp", timestamp(pts))
+                .field("faces-timestamp", timestamp(faces_pts))
                 .field("frame-width", width as i32)
                 .field("frame-height", height as i32)
                 .field("faces", list)
-                .build();
-            drop(guard);
+                .build()
+        });
+        drop(marker_guard);
+        drop(state);
+        if let Some(s) = message {
             let _ = self
                 .obj()
                 .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
@@ -417,20 +673,85 @@ fn face_structure(face: &Face) -> gst::Structure {
 
 impl FaceMark {
     fn stats(&self) -> gst::Structure {
-        let stats = *self.stats.lock().unwrap();
-        let mean_ms = if stats.frames > 0 {
-            stats.inference_seconds * 1000.0 / stats.frames as f64
+        let c = *self.stats.lock().unwrap();
+        let runs = c.marker.frames;
+        let mean_ms = if runs > 0 {
+            c.marker.inference_seconds * 1000.0 / runs as f64
         } else {
             0.0
         };
         gst::Structure::builder("stats")
-            .field("frames-in", stats.frames)
-            .field("inferences", stats.frames)
-            // Inference runs inline on the streaming thread: no frame is ever skipped.
-            .field("dropped-inferences", 0u64)
+            .field("frames-in", c.frames_in)
+            .field("inferences", c.inferences)
+            .field("dropped-inferences", c.dropped)
             .field("mean-inference-ms", mean_ms)
-            .field("detector-runs", stats.detector_runs)
-            .field("landmark-runs", stats.landmark_runs)
+            .field("detector-runs", c.marker.detector_runs)
+            .field("landmark-runs", c.marker.landmark_runs)
+            .field("iris-runs", c.marker.iris_runs)
             .build()
+    }
+
+    /// Whether the element upstream says it is live (a camera, a network source).
+    fn upstream_is_live(&self) -> bool {
+        let mut query = gst::query::Latency::new();
+        let live = self.obj().sink_pad().peer_query(&mut query) && query.result().0;
+        gst::debug!(CAT, imp = self, "upstream is live: {live}");
+        live
+    }
+
+    /// `mode=latest`: takes in the worker's newest result; gives it this frame if it is idle
+    /// (and waits for the answer up to half a frame duration, so that a fast enough worker
+    /// still annotates every frame with its own result); counts the frame as dropped if busy.
+    fn hand_to_worker(
+        &self,
+        state: &mut State,
+        frame: &Frame,
+        settings: &Settings,
+        pts: Option<gst::ClockTime>,
+    ) -> Result<(), String> {
+        state.poll(None)?;
+        if state.worker.as_ref().is_some_and(|w| w.busy) {
+            state.counters.dropped += 1;
+            return Ok(());
+        }
+        if state.worker.is_none() {
+            let worker = Worker::spawn(self.marker.clone())
+                .map_err(|e| format!("cannot start the inference thread: {e}"))?;
+            state.worker = Some(worker);
+        }
+        let mut copy = state.spare_frame.take().unwrap_or_default();
+        copy.fill_from(frame);
+        let job = Job {
+            frame: copy,
+            faces: std::mem::take(&mut state.spare_faces),
+            config: settings.config(),
+            reset: std::mem::take(&mut state.reset_pending),
+            pts,
+        };
+        let worker = state.worker.as_mut().expect("started above");
+        worker
+            .jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(job).ok())
+            .ok_or("the inference thread stopped")?;
+        worker.busy = true;
+        state.counters.inferences += 1;
+        let wait = state
+            .frame_duration
+            .map(|d| std::time::Duration::from(d / 2));
+        match wait {
+            Some(wait) if !wait.is_zero() => state.poll(Some(wait)),
+            _ => Ok(()),
+        }
+    }
+
+    fn inference_failed(&self, detail: &str) -> gst::FlowError {
+        gst::element_imp_error!(
+            self,
+            gst::LibraryError::Failed,
+            ("Inference failed"),
+            ["{detail}"]
+        );
+        gst::FlowError::Error
     }
 }

@@ -26,6 +26,29 @@ pub enum DrawFlags {
     IRISES = crate::core::draw::flags::IRISES,
 }
 
+/// Whether frames wait for their own inference (property `mode`).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFacemarkMode")]
+pub enum Mode {
+    #[default]
+    #[enum_value(
+        name = "inline when upstream is not live, latest when it is",
+        nick = "auto"
+    )]
+    Auto,
+    #[enum_value(
+        name = "every frame waits for its own inference (exact, may slow the stream)",
+        nick = "inline"
+    )]
+    Inline,
+    #[enum_value(
+        name = "inference on a worker thread: frames never wait long, they carry the newest result",
+        nick = "latest"
+    )]
+    Latest,
+}
+
 impl Default for DrawFlags {
     fn default() -> Self {
         DrawFlags::from_bits_truncate(crate::core::draw::flags::DEFAULT)
@@ -34,6 +57,7 @@ impl Default for DrawFlags {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     DrawFlags::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Mode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "facemark",
