@@ -206,6 +206,25 @@ fn patch_trickle_and_ice_restart_rules() {
 }
 
 #[test]
+fn two_restarts_with_one_etag_give_one_200_and_one_412() {
+    let server = serve(&["live"], &[]);
+    let r = post(&server, "/whip/live", &[], CHROME_OFFER);
+    let (location, etag) = (r.header("location").unwrap().to_owned(), r.header("etag").unwrap().to_owned());
+    let restart = |n: usize| {
+        let (location, etag, port) = (location.clone(), etag.clone(), server.port);
+        std::thread::spawn(move || {
+            let frag = format!("a=ice-ufrag:NEW{n}\r\na=ice-pwd:newpasswordnewpassword{n}\r\n");
+            let headers = [("Content-Type", "application/trickle-ice-sdpfrag"), ("If-Match", etag.as_str())];
+            http(port, "PATCH", &location, &headers, frag.as_bytes()).status
+        })
+    };
+    let (a, b) = (restart(1), restart(2));
+    let mut statuses = [a.join().unwrap(), b.join().unwrap()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 412], "the second restart must see the ETag the first one changed");
+}
+
+#[test]
 fn busy_stream_is_replaced_or_refused() {
     let server = serve(&["live"], &[]);
     let first = post(&server, "/whip/live", &[], CHROME_OFFER);

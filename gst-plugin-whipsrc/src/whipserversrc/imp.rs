@@ -173,6 +173,9 @@ struct Session {
     media: Vec<MediaPlan>,
     /// The publisher's ICE username fragment, to tell trickle from restart in a PATCH.
     remote_ufrag: Option<String>,
+    /// Held by the PATCH being handled: an ICE restart changes the ETag and the credentials the
+    /// next PATCH is checked against.
+    patching: Arc<Mutex<()>>,
     started: Instant,
     /// Milliseconds since `started` of the last media buffer.
     last_media_ms: Arc<AtomicU64>,
@@ -574,6 +577,7 @@ impl WhipServerSrc {
             answer,
             media,
             remote_ufrag,
+            patching: Arc::default(),
             started,
             last_media_ms,
             keyframes,
@@ -830,6 +834,12 @@ impl WhipServerSrc {
     }
 
     fn patch_session(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<Patched, Rejection> {
+        let patching = {
+            let state = self.state.lock().unwrap();
+            let session = state.session.as_ref().filter(|s| s.id == resource);
+            session.ok_or_else(|| Rejection::new(404, "no such session"))?.patching.clone()
+        };
+        let _one_at_a_time = patching.lock().unwrap();
         let (webrtcbin, etag, media, remote_ufrag) = {
             let state = self.state.lock().unwrap();
             let session = state.session.as_ref().filter(|s| s.id == resource).ok_or_else(|| Rejection::new(404, "no such session"))?;
