@@ -110,6 +110,13 @@ fn whipsink_h264_to_mp4() {
 }
 
 #[test]
+fn whipsink_h265_to_mp4() {
+    // No browser sends H.265 over WebRTC here; gst-plugins-rs whipsink with x265enc does.
+    let tail = "video-codecs=H265 w.video_0 ! rtph265depay ! h265parse ! mp4mux ! filesink location=FILE";
+    publish_and_check("whipsink-h265.mp4", tail, &["--sink", "whipsink", "--codec", "h265"]);
+}
+
+#[test]
 fn whipsink_vp8_to_webm() {
     publish_and_check(
         "whipsink-vp8.webm",

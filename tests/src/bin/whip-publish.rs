@@ -1,7 +1,7 @@
 //! A WHIP publisher made of gst-plugins-rs elements (`whipsink`, `whipclientsink`), run by the
 //! tests as a separate process, as a user's publisher would be.
 //!
-//! usage: whip-publish URL [--sink whipsink|whipclientsink] [--codec av1|h264|vp8]
+//! usage: whip-publish URL [--sink whipsink|whipclientsink] [--codec av1|h264|h265|vp8]
 //!        [--audio] [--seconds N] [--token T] [--image FILE]
 //! `--image` sends a picture (e.g. a face) sliding across a 640x360 frame instead of a test pattern.
 //! Prints one JSON line: {"ok":true,"frames_sent":N,"audio_packets":M}.
@@ -61,6 +61,7 @@ fn main() {
         "av1" => ("av1enc min-quantizer=20 max-quantizer=40 cpu-used=8 usage-profile=realtime keyframe-max-dist=60 threads=2 ! av1parse ! rtpav1pay", "video/x-av1"),
         "h264" => ("x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 ! video/x-h264,profile=constrained-baseline ! h264parse ! rtph264pay config-interval=-1 aggregate-mode=zero-latency", "video/x-h264"),
         "vp8" => ("vp8enc deadline=1 keyframe-max-dist=60 ! rtpvp8pay", "video/x-vp8"),
+        "h265" => ("x265enc tune=zerolatency speed-preset=ultrafast key-int-max=60 option-string=bframes=0 ! h265parse ! rtph265pay config-interval=-1 aggregate-mode=zero-latency", "video/x-h265"),
         other => panic!("unknown codec {other}"),
     };
     let launch = match a.sink.as_str() {
