@@ -49,3 +49,11 @@ bench: deps
 
 clean:
 	$(CARGO) clean
+
+# GStreamer's dav1ddec: gst-plugin-dav1d (the published crate, pinned in scripts/build-dav1d.sh)
+# built against the system libdav1d, put next to the plugins in target/release. When it cannot be
+# built, AV1 is decoded with av1dec (libaom) instead, and `make release` still succeeds.
+.PHONY: dav1d
+dav1d: deps
+	@CARGO="$(CARGO)" scripts/build-dav1d.sh || echo "make dav1d: dav1ddec could not be built (see above); AV1 will be decoded with av1dec (libaom) instead"
+release: dav1d
