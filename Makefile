@@ -22,7 +22,7 @@ models: deps
 
 # What only the tests need: the real publishers in tests/peers (headless Chromium with
 # playwright-core, libdatachannel-py in a Python 3.13 venv).
-test-deps: deps models
+test-deps: deps models dav1d relay-plugins
 	@scripts/install-deps.sh chromium openssl curl
 	@tests/peers/chromium/setup.sh
 	@tests/peers/obs_like/setup.sh
@@ -50,10 +50,12 @@ bench: deps
 clean:
 	$(CARGO) clean
 
-# GStreamer's dav1ddec: gst-plugin-dav1d (the published crate, pinned in scripts/build-dav1d.sh)
-# built against the system libdav1d, put next to the plugins in target/release. When it cannot be
-# built, AV1 is decoded with av1dec (libaom) instead, and `make release` still succeeds.
-.PHONY: dav1d
+# gst-plugins-rs plugins Debian 12 lacks, built from their published crates (pinned) into
+# target/gst-plugins-rs/: dav1ddec (against the system libdav1d; without it AV1 is decoded with
+# av1dec, libaom, and `make release` still succeeds) and whipsink (pipelines/whip-relay.sh).
+.PHONY: dav1d relay-plugins
 dav1d: deps
-	@CARGO="$(CARGO)" scripts/build-dav1d.sh || echo "make dav1d: dav1ddec could not be built (see above); AV1 will be decoded with av1dec (libaom) instead"
+	@CARGO="$(CARGO)" scripts/build-gst-plugins-rs.sh dav1d || echo "make dav1d: dav1ddec could not be built (see above); AV1 will be decoded with av1dec (libaom) instead"
+relay-plugins: deps
+	@CARGO="$(CARGO)" scripts/build-gst-plugins-rs.sh webrtchttp
 release: dav1d

@@ -9,6 +9,10 @@ for dir in "${WHIPCAST_PLUGIN_DIR:-}" "$root/target/release" "$root/target/debug
     break
   fi
 done
+# gst-plugins-rs plugins built beside ours (dav1ddec, whipsink): scripts/build-gst-plugins-rs.sh.
+if [[ -d $root/target/gst-plugins-rs ]]; then
+  export GST_PLUGIN_PATH="$root/target/gst-plugins-rs${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+fi
 if ! gst-inspect-1.0 "${1:-rtpav1depay-rs}" >/dev/null 2>&1; then
   echo "element ${1:-rtpav1depay-rs} not found: run 'make release' first" >&2
   exit 1

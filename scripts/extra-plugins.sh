@@ -1,6 +1,6 @@
-# Sourced by scripts: makes GStreamer plugins built beside ours (dav1ddec) findable by whipcast,
-# which has its own plugins built in. Prints which AV1 decoder facemark will get.
+# Sourced by scripts that run whipcast (which has our plugins built in): makes the gst-plugins-rs
+# plugins built by scripts/build-gst-plugins-rs.sh (dav1ddec) findable.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [[ -e $root/target/extra-plugins/libgstdav1d.so ]]; then
-  export GST_PLUGIN_PATH="$root/target/extra-plugins${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+if [[ -d $root/target/gst-plugins-rs ]]; then
+  export GST_PLUGIN_PATH="$root/target/gst-plugins-rs${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 fi

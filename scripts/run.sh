@@ -14,6 +14,8 @@ step "building whipcast and the plugins (release; the first build takes a while)
 cargo build --release -p whipcast -p gst-plugin-av1rtp -p gst-plugin-whipsrc -p gst-plugin-facemark
 step "face models"
 scripts/fetch-models.sh
+step "dav1ddec (fast AV1 decoding for facemark)"
+scripts/build-gst-plugins-rs.sh dav1d || echo "dav1ddec could not be built: facemark decodes AV1 with av1dec (libaom)"
 . scripts/extra-plugins.sh
 step "starting the server"
 exec target/release/whipcast serve "$@"

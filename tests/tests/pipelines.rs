@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use gst::prelude::*;
 use whipcast_tests::*;
 
 fn script(name: &str) -> PathBuf {
@@ -253,4 +254,42 @@ fn gpu_variants_run_here_and_say_which_decoder_ran() {
         assert!(said.contains("decoder: CPU") && said.contains("encoder: x264enc (CPU"), "{said}");
     }
     assert_eq!(decode_file(&out).frames, 30);
+}
+
+#[test]
+fn whip_relay_marks_faces_and_publishes_onward() {
+    let _serial = WHIP_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    init();
+    // The far end: another WHIP server recording what the relay sends.
+    let far_port = free_port();
+    let out = output_path("relayed.mp4");
+    let far = gst::parse::launch(&format!(
+        "whipserversrc name=w address=127.0.0.1 port={far_port} token=far-token timeout=5 \
+         w.video_0 ! rtph264depay ! h264parse ! mp4mux name=mux ! filesink location={} \
+         w.audio_0 ! rtpopusdepay ! opusparse ! mux.",
+        out.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    far.set_state(gst::State::Playing).unwrap();
+
+    let target = format!("http://127.0.0.1:{far_port}/whip/live");
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gst-plugin-facemark/tests/data/astronaut.png");
+    let (relay, port) = start_whip_script("whip-relay.sh", &[Path::new(&target)], &[("RELAY_TOKEN", "far-token")]);
+    let sent = whip_publish(port, &["--codec", "av1", "--audio", "--seconds", "6", "--image", image.to_str().unwrap()]);
+    // The relay serves until Ctrl-C; stopping ends its outgoing session (DELETE), and so the far
+    // end's stream (EOS).
+    unsafe { libc::kill(relay.id() as i32, libc::SIGINT) };
+    wait_script(relay, Duration::from_secs(10));
+    let report = run_to_eos(&far, gst::ClockTime::from_seconds(15));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+
+    let decoded = decode_file(&out);
+    assert!(decoded.report.errors.is_empty(), "{:?}", decoded.report.errors);
+    // Re-encoded at the relay: the frames that reached it, less the first ones before its encoder
+    // and the far session were up.
+    assert!(decoded.frames as u64 * 100 >= sent * 80, "{} of {sent} frames relayed", decoded.frames);
+    let discovered = discover(&out);
+    assert!(discovered.contains("H.264") && discovered.contains("Opus"), "{discovered}");
 }

@@ -54,7 +54,7 @@ fn main() {
         None => format!("videotestsrc is-live=true num-buffers={frames} pattern=ball ! {frame}"),
         Some(image) => format!(
             "filesrc location=\"{image}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,width=360,height=360 \
-             ! imagefreeze is-live=true num-buffers={frames} ! video/x-raw,framerate=30/1 ! compositor name=slide background=black ! {frame}"
+             ! imagefreeze is-live=true num-buffers={frames} ! video/x-raw,framerate=30/1 ! videobox name=slide fill=black left=-140 right=-140 ! videoconvert ! {frame}"
         ),
     };
     let (encode, caps) = match a.codec.as_str() {
@@ -89,10 +89,14 @@ fn main() {
     let pipeline = gst::parse::launch(&launch).unwrap().downcast::<gst::Pipeline>().unwrap();
     if let Some(slide) = pipeline.by_name("slide") {
         // The picture goes left and right across the frame, once every 4 s.
-        slide.static_pad("sink_0").unwrap().add_probe(gst::PadProbeType::BUFFER, |pad, info| {
+        let element = slide.clone();
+        slide.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                // Negative borders: the 360x360 picture placed `left` pixels into a 640 frame.
                 let phase = (pts.nseconds() as f64 / 4e9) * std::f64::consts::TAU;
-                pad.set_property("xpos", (140.0 + 140.0 * phase.sin()) as i32);
+                let left = (140.0 + 140.0 * phase.sin()) as i32;
+                element.set_property("left", -left);
+                element.set_property("right", -(280 - left));
             }
             gst::PadProbeReturn::Ok
         });
