@@ -1,6 +1,8 @@
 //! `cargo bench -p gst-plugin-facemark`: per-frame time of detection + landmarks + drawing on one
 //! core (tract runs single-threaded), with tracking on and off, on the astronaut (512x512) and on
-//! a 1280x720 frame with the astronaut's head pasted in.
+//! a 1280x720 frame with the astronaut's head pasted in. Medians of the thread's CPU time (what a
+//! frame costs, however busy the machine is) and of wall time (what it costs on a loaded machine;
+//! the two agree on an idle one).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -13,6 +15,19 @@ use gstfacemark::core::image::{Frame, FrameMut, PixelLayout};
 use gstfacemark::{Config, FaceMarker};
 
 const FRAMES: usize = 200;
+
+/// CPU time this thread has used, in ms: unlike wall time, not inflated when other processes
+/// take the cores.
+fn thread_cpu_ms() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 * 1e-6
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -34,8 +49,10 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
     )
     .unwrap();
     let (mut total, mut infer) = (Vec::with_capacity(FRAMES), Vec::with_capacity(FRAMES));
+    let mut cpu = Vec::with_capacity(FRAMES);
     for k in 0..FRAMES + 10 {
         buf.copy_from_slice(&src);
+        let c0 = thread_cpu_ms();
         let t0 = Instant::now();
         let n = {
             let faces = m
@@ -49,10 +66,12 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
             draw_face(&mut canvas, f, flags::DEFAULT);
         }
         let t2 = Instant::now();
+        let c2 = thread_cpu_ms();
         assert_eq!(n, 1, "{name}: one face");
         if k >= 10 {
             infer.push((t1 - t0).as_secs_f64() * 1e3);
             total.push((t2 - t0).as_secs_f64() * 1e3);
+            cpu.push(c2 - c0);
         }
     }
     let s = m.stats();
@@ -64,8 +83,9 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
         }
     };
     println!(
-        "{name:<24} tracking={:<5} irises={irises:<5} median {:6.2} ms/frame (models {:6.2} ms, drawing {:5.2} ms); detector ran {}x in {} frames; mean run: detector {:.2} ms, mesh {:.2} ms, iris {:.2} ms",
+        "{name:<24} tracking={:<5} irises={irises:<5} median {:6.2} ms/frame CPU, {:6.2} ms wall (models {:6.2} ms, drawing {:5.2} ms); detector ran {}x in {} frames; mean run: detector {:.2} ms, mesh {:.2} ms, iris {:.2} ms",
         tracking,
+        median(cpu),
         median(total.clone()),
         median(infer.clone()),
         median(total) - median(infer),
