@@ -260,7 +260,11 @@ fn signals_stats_and_keyframe_requests_reach_the_publisher() {
     for signal in ["session-started", "session-ended"] {
         let events = events.clone();
         src.connect(signal, false, move |values| {
-            let fields: Vec<String> = values[1..].iter().map(|v| v.get::<String>().unwrap()).collect();
+            // Strings, and session-started's structure of the pads to come and their codecs.
+            let fields: Vec<String> = values[1..]
+                .iter()
+                .map(|v| v.get::<String>().or_else(|_| v.get::<gst::Structure>().map(|s| s.to_string())).unwrap())
+                .collect();
             events.lock().unwrap().push(format!("{signal}: {}", fields.join(" | ")));
             None
         });
@@ -283,6 +287,7 @@ fn signals_stats_and_keyframe_requests_reach_the_publisher() {
     let events = events.lock().unwrap().clone();
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(events[0].starts_with("session-started: ") && events[0].contains("127.0.0.1:"), "{events:?}");
+    assert!(events[0].ends_with("streams, video_0=(string)AV1;"), "the pads to come: {events:?}");
     assert!(events[1].starts_with("session-ended: ") && events[1].ends_with("publisher sent DELETE"), "{events:?}");
     let stats = src.property::<gst::Structure>("stats");
     assert_eq!((stats.get::<u64>("sessions-started"), stats.get::<u64>("sessions-ended")), (Ok(1), Ok(1)));
