@@ -294,6 +294,22 @@ fn signals_stats_and_keyframe_requests_reach_the_publisher() {
 }
 
 #[test]
+fn eos_sent_to_the_pipeline_ends_a_live_session_and_finalizes_the_file() {
+    // What gst-launch-1.0 -e does on Ctrl-C while a publisher is live.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rec = record("eos-while-live.webm", AV1_WEBM);
+    let child = publisher(rec.port, &["--seconds", "10", "--codec", "av1"]);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(rec.pipeline.send_event(gst::event::Eos::new()));
+    let took = wait_eos(&rec, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(3), "EOS after {took:?}");
+    let _ = child.wait_with_output();
+    let decoded = decode_file(&rec.file);
+    assert!(decoded.report.errors.is_empty(), "{:?}", decoded.report.errors);
+    assert!(decoded.frames >= 30, "{} frames before the EOS", decoded.frames);
+}
+
+#[test]
 fn output_encoded_records_without_a_depayloader() {
     // output=encoded: AV1 leaves as rtpav1depay-rs ! av1obufix made it, ready for a muxer.
     publish_and_check(

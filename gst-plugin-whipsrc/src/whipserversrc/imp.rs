@@ -1280,6 +1280,20 @@ impl ElementImpl for WhipServerSrc {
         TEMPLATES.as_ref()
     }
 
+    /// EOS sent to the element (gst-launch-1.0 -e on Ctrl-C, an application stopping): the live
+    /// session ends and every pad's stream ends, so files are finalized and the pipeline's EOS
+    /// comes (the session's internal sinks would never see one).
+    fn send_event(&self, event: gst::Event) -> bool {
+        if event.type_() == gst::EventType::Eos {
+            let session = self.state.lock().unwrap().session.take();
+            if let Some(session) = session {
+                self.finish_session(session, "EOS sent to the element", true);
+            }
+            self.state.lock().unwrap().ended = true;
+        }
+        self.parent_send_event(event)
+    }
+
     fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::ReadyToPaused
             && let Err(message) = self.start() {
