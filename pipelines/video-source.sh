@@ -28,7 +28,11 @@ pick_decoder() {
 announce_decoder() {
   case $1 in
     nv*) echo "decoder: $1 (NVIDIA GPU)" >&2 ;;
-    *) echo "decoder: $1 (CPU${GPU:+; no NVIDIA decoder for this codec here})" >&2 ;;
+    *) if [[ ${GPU:-0} == 1 ]]; then
+         echo "decoder: $1 (CPU; no NVIDIA decoder for this codec here)" >&2
+       else
+         echo "decoder: $1 (CPU)" >&2
+       fi ;;
   esac
 }
 
