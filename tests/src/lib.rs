@@ -363,3 +363,87 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
         .collect();
     HttpResponse { status, headers, body: body.to_owned() }
 }
+
+/// Starts a publisher process (`tests/src/bin/whip-publish.rs`, a peer in `tests/peers`, ...)
+/// with its one-line JSON report on a pipe.
+pub fn spawn(command: &mut std::process::Command) -> std::process::Child {
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("publisher starts")
+}
+
+/// The number after `"key":` in a publisher's one-line JSON report.
+pub fn json_u64(text: &str, key: &str) -> u64 {
+    let after = text
+        .split(&format!("\"{key}\":"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{key} missing in {text}"));
+    after
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Waits for a publisher started with [`spawn`] and returns its report, which must say `ok`.
+pub fn report(child: std::process::Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ok = text.contains("\"ok\":true") || text.contains("\"ok\": true");
+    assert!(out.status.success() && ok, "publisher failed: {text}");
+    text
+}
+
+/// `target/<profile>` of the running test binary (which is `target/<profile>/deps/NAME-HASH`):
+/// where cargo puts the plugins' .so files and the workspace's binaries.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
+}
+
+/// Builds the workspace's binaries and plugin .so files into [`profile_dir`] with the running
+/// test's profile, for tests that run them as users do: `cargo build --workspace`, the same as
+/// `make test` runs first (then this finds nothing to do). Once per test binary.
+pub fn build_workspace() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let profile = profile_dir();
+        let mut command = std::process::Command::new(env!("CARGO"));
+        // What cargo set for this test's own crate would count as a changed environment for
+        // build scripts (ring's reads CARGO_MANIFEST_DIR) and rebuild half the workspace.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ]
+                .contains(&name.as_ref())
+            {
+                command.env_remove(name.as_ref());
+            }
+        }
+        command
+            .args(["build", "--workspace", "--target-dir"])
+            .arg(profile.parent().unwrap());
+        if profile.file_name().is_some_and(|n| n == "release") {
+            command.arg("--release");
+        }
+        let status = command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build --workspace failed");
+    });
+}

@@ -3,7 +3,7 @@
 //! and decoded and must hold at least 95% of the frames the publisher reports sending; EOS must
 //! follow the publisher's DELETE, or its disappearance, within the timeout.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -38,28 +38,9 @@ fn publisher(port: u16, args: &[&str]) -> Child {
     spawn(Command::new(env!("CARGO_BIN_EXE_whip-publish")).arg(format!("http://127.0.0.1:{port}/whip/live")).args(args))
 }
 
-fn spawn(command: &mut Command) -> Child {
-    command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("publisher starts")
-}
-
 /// The folder of the peers in tests/peers (installed by `make test` through their setup.sh).
 fn peers() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
-}
-
-/// The number after `"key":` in a publisher's one-line JSON report.
-fn json_u64(text: &str, key: &str) -> u64 {
-    let after = text.split(&format!("\"{key}\":")).nth(1).unwrap_or_else(|| panic!("{key} missing in {text}"));
-    after.trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-}
-
-/// Waits for the publisher and returns its report.
-fn report(child: Child) -> String {
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let ok = text.contains("\"ok\":true") || text.contains("\"ok\": true");
-    assert!(out.status.success() && ok, "publisher failed: {text}");
-    text
 }
 
 /// Waits for EOS (the session ended) and stops the pipeline; returns how long EOS took.
