@@ -46,3 +46,12 @@ clean:
 dav1d: deps
 	@CARGO="$(CARGO)" scripts/build-dav1d.sh || echo "make dav1d: dav1ddec could not be built (see above); AV1 will be decoded with av1dec (libaom) instead"
 release: dav1d
+
+# The plugins (and dav1ddec, when built) in GStreamer's system plugin directory, so every GStreamer
+# program finds them without GST_PLUGIN_PATH; sudo when needed. PLUGINDIR=DIR replaces the
+# directory, DESTDIR=STAGE is put before it (scripts/install-plugins.sh).
+.PHONY: install uninstall
+install: release
+	@DESTDIR="$(DESTDIR)" PLUGINDIR="$(PLUGINDIR)" scripts/install-plugins.sh install
+uninstall:
+	@DESTDIR="$(DESTDIR)" PLUGINDIR="$(PLUGINDIR)" scripts/install-plugins.sh uninstall
