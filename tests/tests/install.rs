@@ -13,6 +13,18 @@ fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
+/// Runs `command`, which must succeed; returns what it printed.
+fn succeeds(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    printed
+}
+
 #[test]
 fn staged_install_lands_in_the_pkg_config_plugin_dir_and_uninstall_removes_it() {
     build_workspace();
@@ -29,17 +41,11 @@ fn staged_install_lands_in_the_pkg_config_plugin_dir_and_uninstall_removes_it() 
     );
     let dir = stage.join(pluginsdir.trim_start_matches('/'));
 
-    let install = Command::new(repo().join("scripts/install-plugins.sh"))
-        .arg("install")
-        .env("DESTDIR", &stage)
-        .env("WHIPCAST_BUILD_DIR", &build)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&install.stdout);
-    assert!(
-        install.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&install.stderr)
+    let printed = succeeds(
+        Command::new(repo().join("scripts/install-plugins.sh"))
+            .arg("install")
+            .env("DESTDIR", &stage)
+            .env("WHIPCAST_BUILD_DIR", &build),
     );
     for so in PLUGINS {
         let installed = std::fs::read(dir.join(so))
@@ -78,17 +84,11 @@ fn staged_install_lands_in_the_pkg_config_plugin_dir_and_uninstall_removes_it() 
     }
 
     // Through make, as users run it: DESTDIR reaches the script.
-    let uninstall = Command::new("make")
-        .args(["--no-print-directory", "uninstall"])
-        .arg(format!("DESTDIR={}", stage.display()))
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&uninstall.stdout);
-    assert!(
-        uninstall.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&uninstall.stderr)
+    let printed = succeeds(
+        Command::new("make")
+            .args(["--no-print-directory", "uninstall"])
+            .arg(format!("DESTDIR={}", stage.display()))
+            .current_dir(repo()),
     );
     for so in PLUGINS {
         assert!(!dir.join(so).exists(), "{so} still installed");
