@@ -59,3 +59,12 @@ dav1d: deps
 relay-plugins: deps
 	@CARGO="$(CARGO)" scripts/build-gst-plugins-rs.sh webrtchttp
 release: dav1d
+
+# The plugins (and dav1ddec, when built) in GStreamer's system plugin directory, so every GStreamer
+# program finds them without GST_PLUGIN_PATH; sudo when needed. PLUGINDIR=DIR replaces the
+# directory, DESTDIR=STAGE is put before it (scripts/install-plugins.sh).
+.PHONY: install uninstall
+install: release
+	@DESTDIR="$(DESTDIR)" PLUGINDIR="$(PLUGINDIR)" scripts/install-plugins.sh install
+uninstall:
+	@DESTDIR="$(DESTDIR)" PLUGINDIR="$(PLUGINDIR)" scripts/install-plugins.sh uninstall

@@ -372,13 +372,19 @@ pub fn peers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
 }
 
+/// Starts a publisher process (`tests/src/bin/whip-publish.rs`, a peer in `tests/peers`, ...)
+/// with its one-line JSON report on a pipe.
+pub fn spawn(command: &mut std::process::Command) -> std::process::Child {
+    command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().expect("publisher starts")
+}
+
 /// The number after `"key":` in a one-line JSON report.
 pub fn json_u64(text: &str, key: &str) -> u64 {
     let after = text.split(&format!("\"{key}\":")).nth(1).unwrap_or_else(|| panic!("{key} missing in {text}"));
     after.trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
 }
 
-/// Waits for a publisher process and returns its one-line JSON report, which must say ok.
+/// Waits for a publisher started with [`spawn`] and returns its one-line JSON report, which must say `ok`.
 pub fn report(child: std::process::Child) -> String {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -387,12 +393,18 @@ pub fn report(child: std::process::Child) -> String {
     text
 }
 
+/// `target/debug`, where `cargo build --workspace` (which `make test` runs before the tests) puts
+/// the workspace's binaries and the plugins' .so files.
+pub fn build_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("debug")
+}
+
 /// A binary of this workspace built by `cargo build --workspace` (e.g. `whipcast`).
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("debug").join(name);
+    let path = build_dir().join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
     path
 }

@@ -3,7 +3,7 @@
 //! and decoded and must hold at least 95% of the frames the publisher reports sending; EOS must
 //! follow the publisher's DELETE, or its disappearance, within the timeout.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -36,10 +36,6 @@ fn record(name: &str, tail: &str) -> Recording {
 
 fn publisher(port: u16, args: &[&str]) -> Child {
     spawn(Command::new(env!("CARGO_BIN_EXE_whip-publish")).arg(format!("http://127.0.0.1:{port}/whip/live")).args(args))
-}
-
-fn spawn(command: &mut Command) -> Child {
-    command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("publisher starts")
 }
 
 /// Waits for EOS (the session ended) and stops the pipeline; returns how long EOS took.
