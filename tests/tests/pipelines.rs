@@ -257,9 +257,6 @@ fn gpu_variants_run_here_and_say_which_decoder_ran() {
 }
 
 #[test]
-#[ignore = "flaky: the relay's outgoing H.264 sometimes carries runs of frames sharing one RTP timestamp, \
-            so the far end's h264parse loses PTS and mp4mux stops; being investigated (issue 5 notes). \
-            Run with `cargo test -p whipcast-tests --test pipelines -- --ignored whip_relay`"]
 fn whip_relay_marks_faces_and_publishes_onward() {
     let _serial = WHIP_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     init();

@@ -631,11 +631,12 @@ impl WhipServerSrc {
 
         let clock_rate = s.get::<i32>("clock-rate").map_err(|_| format!("caps without clock-rate: {caps}"))?;
         let timeline = Mutex::new(RtpTimeline::new(clock_rate as u32));
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             if let Some(buffer) = info.buffer_mut() {
                 let rtp = buffer.map_readable().ok().and_then(|m| m.get(4..8).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])));
                 if let (Some(rtp), Some(arrival)) = (rtp, buffer.pts()) {
                     let pts = gst::ClockTime::from_nseconds(timeline.lock().unwrap().pts(rtp, arrival.nseconds()));
+                    gst::trace!(CAT, obj = pad, "rtp {rtp} arrival {arrival} pts {pts}");
                     let b = buffer.make_mut();
                     b.set_pts(pts);
                     b.set_dts(pts);
