@@ -97,21 +97,25 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
     );
 }
 
-/// FACEMARK_PROFILE=1: time per op kind inside each model.
+/// FACEMARK_PROFILE=1: where each model's time goes, with each runtime.
 fn profile() {
-    use gstfacemark::core::model::{DETECTOR_FILE, IRIS_FILE, LANDMARK_FILE, Net};
+    use gstfacemark::core::model::{DETECTOR_FILE, IRIS_FILE, LANDMARK_FILE, Net, Runtime};
     let dir = model_dir();
-    for (file, size, keep, outs) in [
-        (DETECTOR_FILE, 128, &[][..], &[896 * 16, 896][..]),
-        (LANDMARK_FILE, 192, &[][..], &[1404, 1][..]),
-        (IRIS_FILE, 64, &["output_iris"][..], &[15][..]),
-    ] {
-        let mut net = Net::load_selected(&dir.join(file), size, keep, outs).unwrap();
-        let ops = net.profile(100).unwrap();
-        let total: f64 = ops.iter().map(|o| o.1).sum();
-        println!("{file}: {total:.2} ms per run");
-        for (op, ms) in ops.iter().take(8) {
-            println!("  {op:<24} {ms:6.3} ms");
+    for runtime in [Runtime::Auto, Runtime::Tract] {
+        for (file, size, keep, outs) in [
+            (DETECTOR_FILE, 128, &[][..], &[896 * 16, 896][..]),
+            (LANDMARK_FILE, 192, &[][..], &[1404, 1][..]),
+            (IRIS_FILE, 64, &["output_iris"][..], &[15][..]),
+        ] {
+            let mut net = Net::load_selected(&dir.join(file), size, keep, outs, runtime).unwrap();
+            let steps = net.profile(100).unwrap();
+            let total: f64 = steps.iter().map(|o| o.1).sum();
+            println!("{file} ({}): {total:.2} ms per run", net.runtime());
+            let mut slowest = steps.clone();
+            slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+            for (op, ms) in slowest.iter().take(12) {
+                println!("  {op:<40} {ms:6.3} ms");
+            }
         }
     }
 }

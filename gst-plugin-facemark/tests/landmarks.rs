@@ -312,37 +312,64 @@ fn irises_on_and_off() {
     assert_eq!(m.stats().iris_runs, 0);
 }
 
-/// The PRelu rewrite done at load time (for speed) does not change the models' outputs.
+/// Every runtime gives the same outputs as tract on the model as it is: the fused engine
+/// (which must be the one `auto` picks for these models) and tract with PRelu rewritten, on a
+/// pseudo-random input and on the astronaut's face crop, for all three models.
 #[test]
-fn prelu_rewrite_keeps_outputs() {
-    use gstfacemark::core::model::{IRIS_FILE, LANDMARK_FILE, Net};
+fn runtimes_agree_with_tract_on_the_model_as_it_is() {
+    use gstfacemark::core::model::{DETECTOR_FILE, IRIS_FILE, LANDMARK_FILE, Net, Runtime};
     let dir = model_dir();
+    let img = Rgb::load("astronaut.png");
     for (file, size, outs) in [
-        (LANDMARK_FILE, 192, [1404usize, 1]),
-        (IRIS_FILE, 64, [213, 15]),
+        (DETECTOR_FILE, 128, &[896 * 16, 896][..]),
+        (LANDMARK_FILE, 192, &[1404, 1][..]),
+        (IRIS_FILE, 64, &[213, 15][..]),
     ] {
-        let mut nets: Vec<Net> = [false, true]
+        let mut nets: Vec<Net> = [Runtime::TractAsIs, Runtime::Tract, Runtime::Auto]
             .iter()
-            .map(|&r| Net::load_with(&dir.join(file), size, &outs, r).unwrap())
+            .map(|&r| Net::load_with(&dir.join(file), size, outs, r).unwrap())
             .collect();
-        for net in nets.iter_mut() {
-            // a deterministic pseudo-random input in [0, 1]
-            let mut x = 12345u32;
-            for v in net.input_mut() {
-                x = x.wrapping_mul(1664525).wrapping_add(1013904223);
-                *v = (x >> 8) as f32 / (1u32 << 24) as f32;
+        assert!(nets[2].runtime().starts_with("fused"), "{file}: {}", nets[2].runtime());
+        for input in 0..2 {
+            for net in nets.iter_mut() {
+                let x = net.input_mut();
+                if input == 0 {
+                    // a deterministic pseudo-random input in [0, 1]
+                    let mut s = 12345u32;
+                    for v in x.iter_mut() {
+                        s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                        *v = (s >> 8) as f32 / (1u32 << 24) as f32;
+                    }
+                } else {
+                    // the image's top-left square, scaled to the input, in [0, 1]
+                    let plane = size * size;
+                    for y in 0..size {
+                        for xx in 0..size {
+                            let p = img.pixel(xx * img.width / size, y * img.height / size);
+                            for c in 0..3 {
+                                x[c * plane + y * size + xx] = p[c] as f32 / 255.0;
+                            }
+                        }
+                    }
+                }
+                net.run().unwrap();
             }
-            net.run().unwrap();
-        }
-        for len in outs {
-            let (a, b) = (nets[0].output(len), nets[1].output(len));
-            assert_eq!(a.len(), len);
-            let worst = a
-                .iter()
-                .zip(b)
-                .map(|(p, q)| (p - q).abs() / (1.0 + p.abs()))
-                .fold(0.0f32, f32::max);
-            assert!(worst < 1e-4, "{file}: output {len} differs by {worst}");
+            for &len in outs {
+                let reference = nets[0].output(len);
+                assert_eq!(reference.len(), len);
+                for net in &nets[1..] {
+                    let worst = reference
+                        .iter()
+                        .zip(net.output(len))
+                        .map(|(p, q)| (p - q).abs() / (1.0 + p.abs()))
+                        .fold(0.0f32, f32::max);
+                    assert!(
+                        worst < 1e-4,
+                        "{file} ({}), input {input}: output {len} differs by {worst}",
+                        net.runtime()
+                    );
+                }
+            }
         }
     }
 }

@@ -475,6 +475,17 @@ fn sample_packed(
             data[o + bo] as f32,
         ]
     };
+    // SAFETY (callers): `o` is a pixel of the frame, whose plane holds all its rows.
+    let px_inside = |o: usize| -> [f32; 3] {
+        debug_assert!(o + ro.max(go).max(bo) < data.len());
+        unsafe {
+            [
+                *data.get_unchecked(o + ro) as f32,
+                *data.get_unchecked(o + go) as f32,
+                *data.get_unchecked(o + bo) as f32,
+            ]
+        }
+    };
     let fetch = |xi: isize, yi: isize| -> [f32; 3] {
         if xi < 0 || yi < 0 || xi >= w || yi >= h {
             return [0.0; 3];
@@ -482,18 +493,17 @@ fn sample_packed(
         px(yi as usize * stride + xi as usize * bpp)
     };
     grid.for_each(|k, x, y| {
-        let xf = x.floor();
-        let yf = y.floor();
-        let (fx, fy) = (x - xf, y - yf);
-        let (xi, yi) = (xf as isize, yf as isize);
+        let (xi, yi) = (floor_index(x), floor_index(y));
+        let (fx, fy) = (x - xi as f32, y - yi as f32);
         let (a, b, cc, d);
         if xi >= 0 && yi >= 0 && xi + 1 < w && yi + 1 < h {
+            // The 2 x 2 pixels are inside the frame (assert_fits checked its rows).
             let p = yi as usize * stride + xi as usize * bpp;
             let q = p + stride;
-            a = px(p);
-            b = px(p + bpp);
-            cc = px(q);
-            d = px(q + bpp);
+            a = px_inside(p);
+            b = px_inside(p + bpp);
+            cc = px_inside(q);
+            d = px_inside(q + bpp);
         } else {
             a = fetch(xi, yi);
             b = fetch(xi + 1, yi);
@@ -508,6 +518,14 @@ fn sample_packed(
         g_plane[k] = (a[1] * w00 + b[1] * w10 + cc[1] * w01 + d[1] * w11) * scale + offset;
         b_plane[k] = (a[2] * w00 + b[2] * w10 + cc[2] * w01 + d[2] * w11) * scale + offset;
     });
+}
+
+/// `x.floor()` as an index, without the libm call `floor` is on x86-64's baseline (no SSE4.1);
+/// NaN gives 0, values past isize's range saturate.
+#[inline(always)]
+fn floor_index(x: f32) -> isize {
+    let t = x as isize;
+    t - ((t as f32) > x) as isize
 }
 
 /// One 8-bit channel of a plane: sample (x, y) is at `y * stride + x * step`.
@@ -533,9 +551,8 @@ impl Channel<'_> {
     /// Bilinear value at (x, y) in sample-index space.
     #[inline(always)]
     fn bilinear(&self, x: f32, y: f32) -> f32 {
-        let (xf, yf) = (x.floor(), y.floor());
-        let (fx, fy) = (x - xf, y - yf);
-        let (xi, yi) = (xf as isize, yf as isize);
+        let (xi, yi) = (floor_index(x), floor_index(y));
+        let (fx, fy) = (x - xi as f32, y - yi as f32);
         let top = self.at(xi, yi) * (1.0 - fx) + self.at(xi + 1, yi) * fx;
         let bottom = self.at(xi, yi + 1) * (1.0 - fx) + self.at(xi + 1, yi + 1) * fx;
         top * (1.0 - fy) + bottom * fy
@@ -593,6 +610,14 @@ fn sample_yuv420(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floor_index_is_floor() {
+        for x in [-2.5f32, -1.0, -0.5, -0.0, 0.0, 0.25, 1.0, 2.75, 1e6, -1e6 - 0.5] {
+            assert_eq!(floor_index(x), x.floor() as isize, "{x}");
+        }
+        assert_eq!(floor_index(f32::NAN), 0);
+    }
 
     /// `frame` sampled unrotated, unscaled into `n` x `n` around (cx, cy), `side` pixels wide.
     fn sample_square(frame: &Frame, (cx, cy): (f32, f32), side: f32, n: usize) -> Vec<f32> {

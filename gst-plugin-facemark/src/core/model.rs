@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
+use super::cnn;
+
 pub const DETECTOR_FILE: &str = "face_detection_short_range.onnx";
 pub const LANDMARK_FILE: &str = "face_landmark.onnx";
 /// Optional: irises are added when this file is present.
@@ -57,42 +59,80 @@ impl fmt::Display for ModelError {
 impl std::error::Error for ModelError {}
 
 type Plan = Arc<TypedRunnableModel>;
-type State = TypedSimpleState;
 
-/// One optimised model with its own input tensor, reused frame after frame.
-pub struct Net {
+/// Which inference engine runs the models.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Runtime {
+    /// This crate's fused NHWC engine ([`super::cnn`]) when it supports every op of the model,
+    /// else tract.
+    #[default]
+    Auto,
+    /// tract's optimised plan (with PRelu rewritten, see [`rewrite_prelu`]).
+    Tract,
+    /// tract on the model as it is (no PRelu rewrite): the reference the others are tested
+    /// against.
+    TractAsIs,
+}
+
+/// tract's optimised plan with its own input tensor, reused frame after frame.
+struct TractNet {
     #[allow(dead_code)]
     plan: Plan,
-    state: State,
+    state: TypedSimpleState,
     /// Kept shared with tract only for the duration of a run, so it can be refilled in place.
     input: Arc<Tensor>,
     /// Output slots in model order, kept until the next run.
     outputs: TVec<TValue>,
 }
 
+enum Backend {
+    Fused(cnn::Engine),
+    Tract(TractNet),
+}
+
+/// One model ready to run on a fixed `[1, 3, size, size]` input.
+pub struct Net {
+    backend: Backend,
+    /// Why the fused engine does not run this model, when it does not.
+    fallback: Option<String>,
+}
+
 impl fmt::Debug for Net {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Net")
-            .field("input", &self.input.shape())
-            .finish()
+        f.debug_struct("Net").field("runtime", &self.runtime()).finish()
+    }
+}
+
+/// Where a model's bytes come from.
+enum Source<'a> {
+    Path(&'a Path),
+    /// The bytes, with the path that names them in errors.
+    Bytes(&'a Path, &'a [u8]),
+}
+
+impl Source<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            Source::Path(p) | Source::Bytes(p, _) => p,
+        }
     }
 }
 
 impl Net {
-    /// Loads `path` for a fixed `[1, 3, size, size]` f32 input, optimises it and checks that it
-    /// runs and produces outputs with the element counts in `expect_outputs` (in some order).
+    /// Loads `path` for a fixed `[1, 3, size, size]` f32 input and checks that it runs and
+    /// produces outputs with the element counts in `expect_outputs` (in some order).
     pub fn load(path: &Path, size: usize, expect_outputs: &[usize]) -> Result<Net, ModelError> {
-        Self::load_with(path, size, expect_outputs, true)
+        Self::build(Source::Path(path), size, &[], expect_outputs, Runtime::Auto)
     }
 
-    /// [`Net::load`], choosing whether PRelu nodes are rewritten (see [`rewrite_prelu`]).
+    /// [`Net::load`] with the given runtime.
     pub fn load_with(
         path: &Path,
         size: usize,
         expect_outputs: &[usize],
-        rewrite: bool,
+        runtime: Runtime,
     ) -> Result<Net, ModelError> {
-        Self::build(path, None, size, &[], expect_outputs, rewrite)
+        Self::build(Source::Path(path), size, &[], expect_outputs, runtime)
     }
 
     /// [`Net::load`] from the bytes of a model file; `name` only names it in errors.
@@ -102,78 +142,101 @@ impl Net {
         size: usize,
         expect_outputs: &[usize],
     ) -> Result<Net, ModelError> {
-        Self::build(name, Some(bytes), size, &[], expect_outputs, true)
+        Self::build(Source::Bytes(name, bytes), size, &[], expect_outputs, Runtime::Auto)
     }
 
-    /// [`Net::load`] keeping only the outputs named in `keep`: tract then drops the layers
-    /// that only feed the others.
+    /// [`Net::load_with`] keeping only the outputs named in `keep`: the layers that only feed
+    /// the others are not run.
     pub fn load_selected(
         path: &Path,
         size: usize,
         keep: &[&str],
         expect_outputs: &[usize],
+        runtime: Runtime,
     ) -> Result<Net, ModelError> {
-        Self::build(path, None, size, keep, expect_outputs, true)
+        Self::build(Source::Path(path), size, keep, expect_outputs, runtime)
     }
 
-    /// Loads `path`, or `bytes` when given (then `path` only names the model in errors).
+    /// What runs this model: `fused (Avx512)`, or `tract` with the reason.
+    pub fn runtime(&self) -> String {
+        match (&self.backend, &self.fallback) {
+            (Backend::Fused(e), _) => format!("fused ({:?})", e.isa()),
+            (Backend::Tract(_), Some(why)) => format!("tract ({why})"),
+            (Backend::Tract(_), None) => "tract".into(),
+        }
+    }
+
     fn build(
-        path: &Path,
-        bytes: Option<&[u8]>,
+        source: Source,
         size: usize,
         keep: &[&str],
         expect_outputs: &[usize],
-        rewrite: bool,
+        runtime: Runtime,
     ) -> Result<Net, ModelError> {
+        let path = source.path().to_owned();
         let err = |reason: String| ModelError {
-            path: path.to_owned(),
+            path: path.clone(),
             reason,
         };
-        if bytes.is_none() && !path.exists() {
-            return Err(err(if path.parent().is_some_and(|p| !p.exists()) {
+        if let Source::Path(p) = source
+            && !p.exists()
+        {
+            return Err(err(if p.parent().is_some_and(|p| !p.exists()) {
                 "the model folder does not exist".into()
             } else {
                 "the file does not exist".into()
             }));
         }
-        // tract reports malformed files as errors; the catch_unwind is a last line of defence so
-        // that a hostile file can never take the pipeline down.
-        let built = std::panic::catch_unwind(|| -> TractResult<Plan> {
+        // Parsers report malformed files as errors; the catch_unwind is a last line of defence
+        // so that a hostile file can never take the pipeline down.
+        let built = std::panic::catch_unwind(|| -> TractResult<(Backend, Option<String>)> {
             let onnx = tract_onnx::onnx();
-            let mut proto = match bytes {
-                Some(mut b) => onnx.proto_model_for_read(&mut b)?,
-                None => onnx.proto_model_for_path(path)?,
+            let mut proto = match source {
+                Source::Bytes(_, mut b) => onnx.proto_model_for_read(&mut b)?,
+                Source::Path(p) => onnx.proto_model_for_path(p)?,
             };
-            if rewrite {
+            let mut fallback = None;
+            if runtime == Runtime::Auto {
+                match cnn::Engine::build(&proto, [1, 3, size, size], keep, cnn::Isa::detect()) {
+                    Ok(engine) => return Ok((Backend::Fused(engine), None)),
+                    Err(why) => fallback = Some(why),
+                }
+            }
+            if runtime != Runtime::TractAsIs {
                 rewrite_prelu(&mut proto);
             }
             keep_outputs(&mut proto, keep)?;
-            onnx.model_for_proto_model(&proto)?
+            let plan = onnx
+                .model_for_proto_model(&proto)?
                 .with_input_fact(0, f32::fact([1, 3, size, size]).into())?
                 .into_optimized()?
-                .into_runnable()
+                .into_runnable()?;
+            let state = TypedSimpleState::new(&plan)?;
+            let input = Arc::new(Tensor::zero::<f32>(&[1, 3, size, size])?);
+            let tract = TractNet {
+                plan,
+                state,
+                input,
+                outputs: tvec!(),
+            };
+            Ok((Backend::Tract(tract), fallback))
         });
-        let plan = match built {
-            Ok(Ok(plan)) => plan,
+        let (backend, fallback) = match built {
+            Ok(Ok(b)) => b,
             Ok(Err(e)) => return Err(err(format!("not a usable ONNX model ({e:#})"))),
             Err(_) => return Err(err("not a usable ONNX model (the parser failed)".into())),
         };
-        let state = TypedSimpleState::new(&plan).map_err(|e| err(format!("{e:#}")))?;
-        let input =
-            Arc::new(Tensor::zero::<f32>(&[1, 3, size, size]).map_err(|e| err(format!("{e:#}")))?);
-        let mut net = Net {
-            plan,
-            state,
-            input,
-            outputs: tvec!(),
-        };
-        // A parsable but corrupt model may still fail (or panic inside tract) when it runs.
+        let mut net = Net { backend, fallback };
+        // A parsable but corrupt model may still fail (or panic) when it runs.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.run())) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(err(format!("test run failed: {e:#}"))),
-            Err(_) => return Err(err("test run failed (tract panicked)".into())),
+            Err(_) => return Err(err("test run failed (the runtime panicked)".into())),
         }
-        let mut got: Vec<usize> = net.outputs.iter().map(|o| o.len()).collect();
+        let mut got: Vec<usize> = match &net.backend {
+            Backend::Fused(e) => e.outputs().map(|o| o.1).collect(),
+            Backend::Tract(t) => t.outputs.iter().map(|o| o.len()).collect(),
+        };
         let mut want = expect_outputs.to_vec();
         got.sort_unstable();
         want.sort_unstable();
@@ -187,33 +250,48 @@ impl Net {
 
     /// The input tensor's values (`[1, 3, n, n]`, row-major) to fill before [`Net::run`].
     pub fn input_mut(&mut self) -> &mut [f32] {
-        if Arc::get_mut(&mut self.input).is_none() {
-            // tract still holds a reference (should not happen): start a fresh tensor.
-            self.input = Arc::new((*self.input).clone());
+        match &mut self.backend {
+            Backend::Fused(e) => e.input_mut(),
+            Backend::Tract(t) => {
+                if Arc::get_mut(&mut t.input).is_none() {
+                    // tract still holds a reference (should not happen): start a fresh tensor.
+                    t.input = Arc::new((*t.input).clone());
+                }
+                let input = Arc::get_mut(&mut t.input).expect("unique input tensor");
+                assert_eq!(input.datum_type(), f32::datum_type());
+                // SAFETY: the tensor was created by Tensor::zero::<f32> with plain host storage
+                // and the datum type is checked just above.
+                unsafe { input.as_slice_mut_unchecked::<f32>() }
+            }
         }
-        let t = Arc::get_mut(&mut self.input).expect("unique input tensor");
-        assert_eq!(t.datum_type(), f32::datum_type());
-        // SAFETY: the tensor was created by Tensor::zero::<f32> with plain host storage and the
-        // datum type is checked just above.
-        unsafe { t.as_slice_mut_unchecked::<f32>() }
     }
 
     pub fn run(&mut self) -> TractResult<()> {
-        self.outputs.clear();
-        let input = self.input.clone().into_tvalue();
-        self.outputs = self.state.run(tvec!(input))?;
+        match &mut self.backend {
+            Backend::Fused(e) => e.run(),
+            Backend::Tract(t) => {
+                t.outputs.clear();
+                let input = t.input.clone().into_tvalue();
+                t.outputs = t.state.run(tvec!(input))?;
+            }
+        }
         Ok(())
     }
 
-    /// Runs the model `runs` times timing every node; returns (op name, total ms per run) by op
-    /// kind, slowest first. For profiling (the benchmark prints it with FACEMARK_PROFILE=1).
+    /// Runs the model `runs` times timing every step; returns (name, ms per run): for the fused
+    /// engine each step in order, for tract the totals by op kind, slowest first. For the
+    /// benchmark's FACEMARK_PROFILE=1.
     pub fn profile(&mut self, runs: usize) -> TractResult<Vec<(String, f64)>> {
         use std::collections::HashMap;
         use std::time::Instant;
+        let t = match &mut self.backend {
+            Backend::Fused(e) => return Ok(e.profile(runs)),
+            Backend::Tract(t) => t,
+        };
         let mut by_op: HashMap<String, f64> = HashMap::new();
         for _ in 0..runs {
-            let input = self.input.clone().into_tvalue();
-            self.state
+            let input = t.input.clone().into_tvalue();
+            t.state
                 .run_plan_with_eval(tvec!(input), |ctx, op_state, node, inputs| {
                     let t = Instant::now();
                     let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
@@ -232,11 +310,15 @@ impl Net {
 
     /// The output with `len` elements from the last run.
     pub fn output(&self, len: usize) -> &[f32] {
-        self.outputs
-            .iter()
-            .find(|o| o.len() == len)
-            .and_then(|o| o.as_plain_ram()?.as_slice::<f32>().ok())
-            .unwrap_or(&[])
+        match &self.backend {
+            Backend::Fused(e) => e.output(len).unwrap_or(&[]),
+            Backend::Tract(t) => t
+                .outputs
+                .iter()
+                .find(|o| o.len() == len)
+                .and_then(|o| o.as_plain_ram()?.as_slice::<f32>().ok())
+                .unwrap_or(&[]),
+        }
     }
 }
 
@@ -309,7 +391,10 @@ fn keep_outputs(proto: &mut tract_onnx::pb::ModelProto, keep: &[&str]) -> TractR
 }
 
 /// Loads the detector, the landmark model and (when its file exists) the iris model from `dir`.
-pub fn load_models(dir: &Path) -> Result<(Net, Net, Option<Net>), ModelError> {
+pub fn load_models(
+    dir: &Path,
+    runtime: Runtime,
+) -> Result<(Net, Net, Option<Net>), ModelError> {
     use super::{detector, iris, landmarks};
     if !dir.is_dir() {
         return Err(ModelError {
@@ -317,18 +402,20 @@ pub fn load_models(dir: &Path) -> Result<(Net, Net, Option<Net>), ModelError> {
             reason: "the model folder does not exist".into(),
         });
     }
-    let det = Net::load(
+    let det = Net::load_with(
         &dir.join(DETECTOR_FILE),
         detector::INPUT_SIZE,
         &[
             detector::NUM_ANCHORS * detector::NUM_VALUES,
             detector::NUM_ANCHORS,
         ],
+        runtime,
     )?;
-    let lm = Net::load(
+    let lm = Net::load_with(
         &dir.join(LANDMARK_FILE),
         landmarks::INPUT_SIZE,
         &[landmarks::NUM_LANDMARKS * 3, 1],
+        runtime,
     )?;
     let iris_path = dir.join(IRIS_FILE);
     let iris = if iris_path.exists() {
@@ -338,6 +425,7 @@ pub fn load_models(dir: &Path) -> Result<(Net, Net, Option<Net>), ModelError> {
             iris::INPUT_SIZE,
             &[iris::IRIS_OUTPUT],
             &[iris::IRIS_POINTS * 3],
+            runtime,
         )?)
     } else {
         None

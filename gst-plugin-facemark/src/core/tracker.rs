@@ -8,7 +8,7 @@ use super::geometry::{Roi, iou};
 use super::image::{Frame, sample_roi};
 use super::iris;
 use super::landmarks::{self, NUM_LANDMARKS};
-use super::model::{ModelError, Net, load_models};
+use super::model::{ModelError, Net, Runtime, load_models};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
@@ -22,6 +22,8 @@ pub struct Config {
     pub detect_interval: u32,
     /// Run the iris model (when it is installed) for the 10 iris points.
     pub irises: bool,
+    /// The inference engine.
+    pub runtime: Runtime,
 }
 
 impl Default for Config {
@@ -33,6 +35,7 @@ impl Default for Config {
             tracking: true,
             detect_interval: 30,
             irises: true,
+            runtime: Runtime::Auto,
         }
     }
 }
@@ -142,8 +145,21 @@ impl std::fmt::Debug for FaceMarker {
 }
 
 impl FaceMarker {
+    /// What runs each model, e.g. `detector: fused (Avx512), mesh: fused (Avx512), iris: ...`.
+    pub fn runtimes(&self) -> String {
+        let mut s = format!(
+            "detector: {}, mesh: {}",
+            self.detector.runtime(),
+            self.landmarker.runtime()
+        );
+        if let Some(iris) = &self.iris {
+            s += &format!(", iris: {}", iris.runtime());
+        }
+        s
+    }
+
     pub fn new(model_dir: &Path, config: Config) -> Result<FaceMarker, ModelError> {
-        let (detector, landmarker, iris) = load_models(model_dir)?;
+        let (detector, landmarker, iris) = load_models(model_dir, config.runtime)?;
         Ok(FaceMarker {
             config,
             detector,

@@ -11,7 +11,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use super::{DrawFlags, Mode};
+use super::{DrawFlags, Mode, Runtime};
 use crate::core::draw::draw_face;
 use crate::core::image::{Chroma, Frame, FrameMut, OwnedFrame, PixelFormat, PixelLayout, YuvColor};
 use crate::core::model::default_model_dir;
@@ -86,6 +86,7 @@ struct Settings {
     emit_messages: bool,
     irises: bool,
     mode: Mode,
+    runtime: Runtime,
 }
 
 impl Default for Settings {
@@ -101,6 +102,7 @@ impl Default for Settings {
             emit_messages: false,
             irises: true,
             mode: Mode::Auto,
+            runtime: Runtime::Auto,
         }
     }
 }
@@ -114,6 +116,7 @@ impl Settings {
             tracking: self.tracking,
             detect_interval: self.detect_interval,
             irises: self.irises,
+            runtime: self.runtime.into(),
         }
     }
 
@@ -287,6 +290,8 @@ pub struct FaceMark {
     state: Mutex<State>,
     /// A copy of the counters, so that reading `stats` never waits for inference.
     stats: Mutex<Counters>,
+    /// What runs each model (the `runtime` field of `stats`), set when the models load.
+    runtimes: Mutex<String>,
 }
 
 #[glib::object_subclass]
@@ -369,6 +374,11 @@ impl ObjectImpl for FaceMark {
                     .default_value(Mode::Auto)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder::<Runtime>("runtime")
+                    .nick("Runtime")
+                    .blurb("The inference engine, chosen when the models load (NULL -> READY): auto runs this plugin's fused NHWC engine (AVX-512, AVX2 or portable code, picked at run time) for every model whose ops it supports and tract for the others; tract runs tract's optimised plan. The stats property's runtime field says what runs")
+                    .default_value(Runtime::Auto)
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("frames-in, inferences, dropped-inferences, mean-inference-ms, detector-runs, landmark-runs, iris-runs")
@@ -396,6 +406,7 @@ impl ObjectImpl for FaceMark {
             "emit-messages" => s.emit_messages = value.get().expect("type checked upstream"),
             "irises" => s.irises = value.get().expect("type checked upstream"),
             "mode" => s.mode = value.get().expect("type checked upstream"),
+            "runtime" => s.runtime = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -413,6 +424,7 @@ impl ObjectImpl for FaceMark {
             "emit-messages" => s.emit_messages.to_value(),
             "irises" => s.irises.to_value(),
             "mode" => s.mode.to_value(),
+            "runtime" => s.runtime.to_value(),
             "stats" => {
                 drop(s);
                 self.stats().to_value()
@@ -474,7 +486,14 @@ impl ElementImpl for FaceMark {
             };
             match FaceMarker::new(&dir, config) {
                 Ok(marker) => {
-                    gst::info!(CAT, imp = self, "loaded models from {}", dir.display());
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "loaded models from {} ({})",
+                        dir.display(),
+                        marker.runtimes()
+                    );
+                    *self.runtimes.lock().unwrap() = marker.runtimes();
                     *self.marker.lock().unwrap() = Some(marker);
                     *self.stats.lock().unwrap() = Counters::default();
                 }
@@ -688,6 +707,7 @@ impl FaceMark {
             .field("detector-runs", c.marker.detector_runs)
             .field("landmark-runs", c.marker.landmark_runs)
             .field("iris-runs", c.marker.iris_runs)
+            .field("runtime", self.runtimes.lock().unwrap().as_str())
             .build()
     }
 

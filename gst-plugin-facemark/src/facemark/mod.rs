@@ -49,6 +49,30 @@ pub enum Mode {
     Latest,
 }
 
+/// Which inference engine runs the models (property `runtime`).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFacemarkRuntime")]
+pub enum Runtime {
+    #[default]
+    #[enum_value(
+        name = "the fused NHWC engine of this plugin where it supports the model, else tract",
+        nick = "auto"
+    )]
+    Auto,
+    #[enum_value(name = "tract's optimised plan", nick = "tract")]
+    Tract,
+}
+
+impl From<Runtime> for crate::core::model::Runtime {
+    fn from(r: Runtime) -> Self {
+        match r {
+            Runtime::Auto => crate::core::model::Runtime::Auto,
+            Runtime::Tract => crate::core::model::Runtime::Tract,
+        }
+    }
+}
+
 impl Default for DrawFlags {
     fn default() -> Self {
         DrawFlags::from_bits_truncate(crate::core::draw::flags::DEFAULT)
@@ -58,6 +82,7 @@ impl Default for DrawFlags {
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     DrawFlags::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Mode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Runtime::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "facemark",

@@ -1,0 +1,790 @@
+//! The compute kernels of the engine, on NHWC tensors whose pixels hold their channels padded
+//! with zeros to a multiple of [`CHANNEL_ALIGN`] (so every channel block is whole vectors).
+//!
+//! Each entry point checks its slices' bounds once, then runs a kernel compiled for the
+//! instruction set picked at run time ([`Isa::detect`]).
+
+use super::simd::{Portable, Simd};
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
+
+/// Channels of every tensor are padded with zeros to a multiple of this.
+pub const CHANNEL_ALIGN: usize = 16;
+/// Rows of slack every buffer has after its last pixel: GEMM tiles run past the last row.
+pub const ROW_SLACK: usize = 12;
+
+/// `c` rounded up to [`CHANNEL_ALIGN`].
+pub fn padded(c: usize) -> usize {
+    c.div_ceil(CHANNEL_ALIGN) * CHANNEL_ALIGN
+}
+
+/// The instruction set the kernels run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    /// The best this CPU has.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+
+    /// Every instruction set this CPU can run (for tests that compare them).
+    pub fn available() -> Vec<Isa> {
+        let best = Isa::detect();
+        let mut all = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if best == Isa::Avx512 || best == Isa::Avx2 {
+                all.push(Isa::Avx2);
+            }
+            if best == Isa::Avx512 {
+                all.push(Isa::Avx512);
+            }
+        }
+        let _ = best;
+        all
+    }
+
+    /// The GEMM tile: (rows, output channels) computed at once, for `n` (padded) output channels
+    /// and `rows` rows. The weights are packed in blocks of the second number.
+    pub fn gemm_tile(self, n: usize, rows: usize) -> (usize, usize) {
+        debug_assert!(n.is_multiple_of(CHANNEL_ALIGN));
+        let wide = n.is_multiple_of(32);
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => match (rows < 4, wide) {
+                (true, true) => (1, 32),
+                (true, false) => (1, 16),
+                (false, true) => (8, 32),
+                (false, false) => (12, 16),
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => (if rows < 4 { 1 } else { 6 }, 16),
+            Isa::Portable => (if rows < 4 { 1 } else { 4 }, 16),
+        }
+    }
+}
+
+/// What follows the sum.
+#[derive(Clone, Copy, Debug)]
+pub enum Act<'a> {
+    Linear,
+    Relu,
+    /// `max(x, 0) + slope * min(x, 0)`, one slope per (padded) channel.
+    PRelu(&'a [f32]),
+}
+
+/// An activation with its slopes loaded for one channel block.
+#[derive(Clone, Copy)]
+enum ActV<S: Simd> {
+    Linear,
+    Relu,
+    PRelu(S::V),
+}
+
+impl<S: Simd> ActV<S> {
+    /// # Safety
+    /// For PRelu, `c + S::W` slopes must exist (checked by the entry points).
+    #[inline(always)]
+    unsafe fn at(act: Act, c: usize) -> Self {
+        match act {
+            Act::Linear => ActV::Linear,
+            Act::Relu => ActV::Relu,
+            Act::PRelu(s) => ActV::PRelu(unsafe { S::load(s.as_ptr().add(c)) }),
+        }
+    }
+
+    #[inline(always)]
+    fn apply(self, x: S::V) -> S::V {
+        match self {
+            ActV::Linear => x,
+            ActV::Relu => S::max(x, S::zero()),
+            ActV::PRelu(slope) => S::mul_add(slope, S::min(x, S::zero()), S::max(x, S::zero())),
+        }
+    }
+}
+
+fn check_act(act: Act, channels: usize) {
+    if let Act::PRelu(s) = act {
+        assert!(s.len() >= channels, "PRelu slopes for {channels} channels");
+    }
+}
+
+/// Packs a `k x n` weight matrix (`w(k, n)`, `n` real output channels padded to `np`) in the
+/// layout [`gemm`] reads for `isa`: blocks of output channels, each `k` rows of the block width.
+pub fn pack_gemm_weights(
+    isa: Isa,
+    k: usize,
+    n: usize,
+    np: usize,
+    rows: usize,
+    w: impl Fn(usize, usize) -> f32,
+) -> Vec<f32> {
+    let (_, nb) = isa.gemm_tile(np, rows);
+    let mut out = vec![0.0; k * np];
+    for blk in 0..np / nb {
+        for kk in 0..k {
+            for j in 0..nb {
+                let col = blk * nb + j;
+                if col < n {
+                    out[(blk * k + kk) * nb + j] = w(kk, col);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `out[r, c] = act(sum_k a[r, k] * b[k, c] + bias[c] + residual[r, c])` for `rows` rows and `n`
+/// output channels (`n` a multiple of [`CHANNEL_ALIGN`]). Matrices are row-major with the given
+/// row strides; up to a tile of rows after `rows` is read and written (the buffers' slack).
+pub struct Gemm<'a> {
+    pub a: &'a [f32],
+    pub lda: usize,
+    pub rows: usize,
+    pub k: usize,
+    /// From [`pack_gemm_weights`] with the same isa, `n` and `rows`.
+    pub b: &'a [f32],
+    pub bias: &'a [f32],
+    pub act: Act<'a>,
+    /// Added before the activation: (values, row stride, channels it has; the rest count as 0).
+    pub residual: Option<(&'a [f32], usize, usize)>,
+    pub out: &'a mut [f32],
+    pub ldo: usize,
+    pub n: usize,
+}
+
+pub fn gemm(isa: Isa, g: &mut Gemm) {
+    let (mr, nb) = isa.gemm_tile(g.n, g.rows);
+    let rows = g.rows.div_ceil(mr) * mr;
+    assert!(g.n.is_multiple_of(nb) && g.k > 0 && rows > 0);
+    assert!(g.lda >= g.k && g.a.len() >= (rows - 1) * g.lda + g.k, "gemm: a too short");
+    assert!(g.b.len() >= g.k * g.n && g.bias.len() >= g.n, "gemm: weights too short");
+    assert!(g.ldo >= g.n && g.out.len() >= (rows - 1) * g.ldo + g.n, "gemm: out too short");
+    if let Some((r, ld, c)) = g.residual {
+        assert!(c.is_multiple_of(CHANNEL_ALIGN) && c <= g.n && ld >= c);
+        assert!(r.len() >= (rows - 1) * ld + c, "gemm: residual too short");
+    }
+    check_act(g.act, g.n);
+    // SAFETY: bounds checked above; each function is called only on a CPU with its features.
+    unsafe {
+        match (isa, mr, nb) {
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 8, 32) => gemm_avx512_8x32(g),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 12, 16) => gemm_avx512_12x16(g),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 1, 32) => gemm_avx512_1x32(g),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 1, 16) => gemm_avx512_1x16(g),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 6, 16) => gemm_avx2_6x16(g),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 1, 16) => gemm_avx2_1x16(g),
+            (Isa::Portable, 4, 16) => gemm_impl::<Portable, 4, 2>(g),
+            (Isa::Portable, 1, 16) => gemm_impl::<Portable, 1, 2>(g),
+            _ => unreachable!("no gemm kernel for {isa:?} {mr}x{nb}"),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gemm_avx512_8x32(g: &mut Gemm) {
+    unsafe { gemm_impl::<Avx512, 8, 2>(g) }
+}
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gemm_avx512_12x16(g: &mut Gemm) {
+    unsafe { gemm_impl::<Avx512, 12, 1>(g) }
+}
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gemm_avx512_1x32(g: &mut Gemm) {
+    unsafe { gemm_impl::<Avx512, 1, 2>(g) }
+}
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gemm_avx512_1x16(g: &mut Gemm) {
+    unsafe { gemm_impl::<Avx512, 1, 1>(g) }
+}
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_avx2_6x16(g: &mut Gemm) {
+    unsafe { gemm_impl::<Avx2, 6, 2>(g) }
+}
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_avx2_1x16(g: &mut Gemm) {
+    unsafe { gemm_impl::<Avx2, 1, 2>(g) }
+}
+
+/// # Safety
+/// The bounds [`gemm`] checks, for a tile of `MR` rows and `NV` vectors.
+#[inline(always)]
+unsafe fn gemm_impl<S: Simd, const MR: usize, const NV: usize>(g: &mut Gemm) {
+    let nb = NV * S::W;
+    let (k, lda, ldo) = (g.k, g.lda, g.ldo);
+    let a = g.a.as_ptr();
+    let out = g.out.as_mut_ptr();
+    let residual = g.residual.map(|(r, ld, c)| (r.as_ptr(), ld, c));
+    for blk in 0..g.n / nb {
+        let c0 = blk * nb;
+        // SAFETY (whole block): offsets stay within the lengths checked by `gemm`.
+        unsafe {
+            let b = g.b.as_ptr().add(blk * k * nb);
+            let mut bias = [S::zero(); NV];
+            let mut act = [ActV::<S>::Linear; NV];
+            for v in 0..NV {
+                bias[v] = S::load(g.bias.as_ptr().add(c0 + v * S::W));
+                act[v] = ActV::at(g.act, c0 + v * S::W);
+            }
+            let mut r0 = 0;
+            while r0 < g.rows {
+                let ar = a.add(r0 * lda);
+                let mut acc = [[S::zero(); NV]; MR];
+                for kk in 0..k {
+                    let mut bv = [S::zero(); NV];
+                    for v in 0..NV {
+                        bv[v] = S::load(b.add(kk * nb + v * S::W));
+                    }
+                    for m in 0..MR {
+                        let x = S::splat(*ar.add(m * lda + kk));
+                        for v in 0..NV {
+                            acc[m][v] = S::mul_add(x, bv[v], acc[m][v]);
+                        }
+                    }
+                }
+                for m in 0..MR {
+                    let row = r0 + m;
+                    for v in 0..NV {
+                        let c = c0 + v * S::W;
+                        let mut x = S::add(acc[m][v], bias[v]);
+                        if let Some((r, ld, rc)) = residual
+                            && c < rc
+                        {
+                            x = S::add(x, S::load(r.add(row * ld + c)));
+                        }
+                        S::store(out.add(row * ldo + c), act[v].apply(x));
+                    }
+                }
+                r0 += MR;
+            }
+        }
+    }
+}
+
+/// A depthwise convolution (one filter per channel) with a square `k x k` kernel.
+pub struct Depthwise<'a> {
+    pub input: &'a [f32],
+    pub h: usize,
+    pub w: usize,
+    /// Padded channels, the same for input and output.
+    pub cp: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    /// `[k * k][cp]`.
+    pub weights: &'a [f32],
+    pub bias: &'a [f32],
+    pub act: Act<'a>,
+    pub out: &'a mut [f32],
+    pub oh: usize,
+    pub ow: usize,
+}
+
+/// Kernel sizes [`depthwise`] runs.
+pub fn depthwise_supports(k: usize) -> bool {
+    k == 3 || k == 5
+}
+
+pub fn depthwise(isa: Isa, d: &mut Depthwise) {
+    assert!(depthwise_supports(d.k) && d.stride > 0);
+    assert!(d.cp.is_multiple_of(CHANNEL_ALIGN));
+    assert!(d.input.len() >= d.h * d.w * d.cp && d.out.len() >= d.oh * d.ow * d.cp);
+    assert!(d.weights.len() >= d.k * d.k * d.cp && d.bias.len() >= d.cp);
+    // Every output pixel's window must touch the input (no all-padding windows).
+    assert!((d.oh - 1) * d.stride < d.h + d.pad_top && (d.ow - 1) * d.stride < d.w + d.pad_left);
+    check_act(d.act, d.cp);
+    // SAFETY: bounds checked above; each function only on a CPU with its features.
+    unsafe {
+        match (isa, d.k) {
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 3) => dw_avx512::<3>(d),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, _) => dw_avx512::<5>(d),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 3) => dw_avx2::<3>(d),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, _) => dw_avx2::<5>(d),
+            (Isa::Portable, 3) => dw_impl::<Portable, 3>(d),
+            (Isa::Portable, _) => dw_impl::<Portable, 5>(d),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dw_avx512<const K: usize>(d: &mut Depthwise) {
+    unsafe { dw_impl::<Avx512, K>(d) }
+}
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw_avx2<const K: usize>(d: &mut Depthwise) {
+    unsafe { dw_impl::<Avx2, K>(d) }
+}
+
+/// # Safety
+/// The bounds [`depthwise`] checks.
+#[inline(always)]
+unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
+    let (h, w, cp, s) = (d.h as isize, d.w as isize, d.cp, d.stride);
+    let (pt, pl) = (d.pad_top as isize, d.pad_left as isize);
+    let inp = d.input.as_ptr();
+    let out = d.out.as_mut_ptr();
+    let row = w as usize * cp;
+    let mut c = 0;
+    while c < cp {
+        // SAFETY (whole block): every load is of a tap inside the input, checked by `depthwise`.
+        unsafe {
+            let mut wv = [[S::zero(); K]; K];
+            for (i, wr) in wv.iter_mut().enumerate() {
+                for (j, x) in wr.iter_mut().enumerate() {
+                    *x = S::load(d.weights.as_ptr().add((i * K + j) * cp + c));
+                }
+            }
+            let bias = S::load(d.bias.as_ptr().add(c));
+            let act = ActV::<S>::at(d.act, c);
+            for oy in 0..d.oh {
+                let iy0 = (oy * s) as isize - pt;
+                let rows_inside = iy0 >= 0 && iy0 + K as isize <= h;
+                let o = out.add(oy * d.ow * cp + c);
+                for ox in 0..d.ow {
+                    let ix0 = (ox * s) as isize - pl;
+                    let mut acc = bias;
+                    if rows_inside && ix0 >= 0 && ix0 + K as isize <= w {
+                        let p = inp.add(iy0 as usize * row + ix0 as usize * cp + c);
+                        for (i, wr) in wv.iter().enumerate() {
+                            for (j, &wij) in wr.iter().enumerate() {
+                                acc = S::mul_add(S::load(p.add(i * row + j * cp)), wij, acc);
+                            }
+                        }
+                    } else {
+                        for (i, wr) in wv.iter().enumerate() {
+                            let iy = iy0 + i as isize;
+                            if iy < 0 || iy >= h {
+                                continue;
+                            }
+                            for (j, &wij) in wr.iter().enumerate() {
+                                let ix = ix0 + j as isize;
+                                if ix < 0 || ix >= w {
+                                    continue;
+                                }
+                                let p = inp.add(iy as usize * row + ix as usize * cp + c);
+                                acc = S::mul_add(S::load(p), wij, acc);
+                            }
+                        }
+                    }
+                    S::store(o.add(ox * cp), act.apply(acc));
+                }
+            }
+        }
+        c += S::W;
+    }
+}
+
+/// Max pooling with a `k x k` window; padding never wins.
+pub struct MaxPool<'a> {
+    pub input: &'a [f32],
+    pub h: usize,
+    pub w: usize,
+    pub cp: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub out: &'a mut [f32],
+    pub oh: usize,
+    pub ow: usize,
+}
+
+pub fn max_pool(isa: Isa, p: &mut MaxPool) {
+    assert!(p.k > 0 && p.stride > 0 && p.cp.is_multiple_of(CHANNEL_ALIGN));
+    assert!(p.input.len() >= p.h * p.w * p.cp && p.out.len() >= p.oh * p.ow * p.cp);
+    assert!((p.oh - 1) * p.stride < p.h + p.pad_top && (p.ow - 1) * p.stride < p.w + p.pad_left);
+    // SAFETY: bounds checked above; each function only on a CPU with its features.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => max_pool_avx512(p),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => max_pool_avx2(p),
+            Isa::Portable => max_pool_impl::<Portable>(p),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn max_pool_avx512(p: &mut MaxPool) {
+    unsafe { max_pool_impl::<Avx512>(p) }
+}
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn max_pool_avx2(p: &mut MaxPool) {
+    unsafe { max_pool_impl::<Avx2>(p) }
+}
+
+/// # Safety
+/// The bounds [`max_pool`] checks.
+#[inline(always)]
+unsafe fn max_pool_impl<S: Simd>(p: &mut MaxPool) {
+    let cp = p.cp;
+    for oy in 0..p.oh {
+        let iy0 = (oy * p.stride) as isize - p.pad_top as isize;
+        let ys = iy0.max(0) as usize..((iy0 + p.k as isize) as usize).min(p.h);
+        for ox in 0..p.ow {
+            let ix0 = (ox * p.stride) as isize - p.pad_left as isize;
+            let xs = ix0.max(0) as usize..((ix0 + p.k as isize) as usize).min(p.w);
+            let mut c = 0;
+            while c < cp {
+                // SAFETY: the window ranges are clamped to the input.
+                unsafe {
+                    let mut m = S::splat(f32::NEG_INFINITY);
+                    for y in ys.clone() {
+                        for x in xs.clone() {
+                            m = S::max(m, S::load(p.input.as_ptr().add((y * p.w + x) * cp + c)));
+                        }
+                    }
+                    S::store(p.out.as_mut_ptr().add((oy * p.ow + ox) * cp + c), m);
+                }
+                c += S::W;
+            }
+        }
+    }
+}
+
+/// Where a tensor's values are: element (c, y, x) is at `c * c_stride + y * y_stride + x *
+/// x_stride`. NHWC padded tensors have `c_stride == 1`; the model input is NCHW.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strides {
+    pub c: usize,
+    pub y: usize,
+    pub x: usize,
+}
+
+/// Rows of a full convolution's patches: for each output pixel, the `kh x kw x cin` input values
+/// under its window in (ky, kx, c) order, 0 outside the input. The rows are `kh * kw * cin` long.
+pub struct Im2col<'a> {
+    pub input: &'a [f32],
+    pub strides: Strides,
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub out: &'a mut [f32],
+    pub oh: usize,
+    pub ow: usize,
+}
+
+pub fn im2col(p: &mut Im2col) {
+    let st = p.strides;
+    let last = (p.cin - 1) * st.c + (p.h - 1) * st.y + (p.w - 1) * st.x;
+    assert!(p.input.len() > last, "im2col: input too short");
+    let row = p.kh * p.kw * p.cin;
+    assert!(p.out.len() >= p.oh * p.ow * row, "im2col: out too short");
+    let (s, pl) = (p.stride, p.pad_left);
+    let inp = p.input.as_ptr();
+    for oy in 0..p.oh {
+        let out = &mut p.out[oy * p.ow * row..(oy + 1) * p.ow * row];
+        let o = out.as_mut_ptr();
+        for ky in 0..p.kh {
+            let iy = (oy * s + ky) as isize - p.pad_top as isize;
+            let y_inside = iy >= 0 && (iy as usize) < p.h;
+            for kx in 0..p.kw {
+                let col = (ky * p.kw + kx) * p.cin;
+                // Output columns whose input column `ox * s + kx - pl` is inside the input.
+                let (lo, hi) = if y_inside {
+                    let lo = pl.saturating_sub(kx).div_ceil(s).min(p.ow);
+                    let hi = (p.w + pl).saturating_sub(kx).div_ceil(s).clamp(lo, p.ow);
+                    (lo, hi)
+                } else {
+                    (p.ow, p.ow)
+                };
+                for ox in (0..lo).chain(hi..p.ow) {
+                    out[ox * row + col..][..p.cin].fill(0.0);
+                }
+                // SAFETY: for lo <= ox < hi the input column is in [0, w) and iy in [0, h), so
+                // every read is at most `last`; every write is inside this output row.
+                unsafe {
+                    let base = inp.add(iy.max(0) as usize * st.y);
+                    for ox in lo..hi {
+                        let ix = ox * s + kx - pl;
+                        let d = o.add(ox * row + col);
+                        if st.c == 1 {
+                            std::ptr::copy_nonoverlapping(base.add(ix * st.x), d, p.cin);
+                        } else {
+                            for c in 0..p.cin {
+                                *d.add(c) = *base.add(c * st.c + ix * st.x);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic pseudo-random sequence (no extra dependency).
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "at {i}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn gemm_matches_the_definition_on_every_isa_and_tile() {
+        for &isa in &Isa::available() {
+            for (rows, k, n_real) in [(1, 288, 1404), (2, 7, 16), (37, 16, 16), (50, 24, 28), (9, 64, 96)] {
+                let np = padded(n_real);
+                let (mr, _) = isa.gemm_tile(np, rows);
+                let rr = rows.div_ceil(mr) * mr + ROW_SLACK;
+                let lda = k + 3;
+                let a = values(rr * lda, 1);
+                let w = values(k * n_real, 2);
+                let bias: Vec<f32> = (0..np).map(|c| if c < n_real { c as f32 * 0.01 } else { 0.0 }).collect();
+                let slopes = values(np, 3);
+                let res_c = padded(n_real / 2).min(np);
+                let res = values(rr * res_c, 4);
+                let b = pack_gemm_weights(isa, k, n_real, np, rows, |kk, c| w[kk * n_real + c]);
+                let mut out = vec![f32::NAN; rr * np];
+                gemm(
+                    isa,
+                    &mut Gemm {
+                        a: &a,
+                        lda,
+                        rows,
+                        k,
+                        b: &b,
+                        bias: &bias,
+                        act: Act::PRelu(&slopes),
+                        residual: Some((&res, res_c, res_c)),
+                        out: &mut out,
+                        ldo: np,
+                        n: np,
+                    },
+                );
+                let mut want = vec![0.0; rows * np];
+                for r in 0..rows {
+                    for c in 0..np {
+                        let mut s = bias[c];
+                        if c < n_real {
+                            for kk in 0..k {
+                                s += a[r * lda + kk] * w[kk * n_real + c];
+                            }
+                        }
+                        if c < res_c {
+                            s += res[r * res_c + c];
+                        }
+                        want[r * np + c] = s.max(0.0) + slopes[c] * s.min(0.0);
+                    }
+                }
+                close(&out[..rows * np], &want);
+            }
+        }
+    }
+
+    fn naive_dw(d: &Depthwise, relu: bool) -> Vec<f32> {
+        let mut out = vec![0.0; d.oh * d.ow * d.cp];
+        for oy in 0..d.oh {
+            for ox in 0..d.ow {
+                for c in 0..d.cp {
+                    let mut s = d.bias[c];
+                    for i in 0..d.k {
+                        for j in 0..d.k {
+                            let iy = (oy * d.stride + i) as isize - d.pad_top as isize;
+                            let ix = (ox * d.stride + j) as isize - d.pad_left as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < d.h && (ix as usize) < d.w {
+                                s += d.input[(iy as usize * d.w + ix as usize) * d.cp + c]
+                                    * d.weights[(i * d.k + j) * d.cp + c];
+                            }
+                        }
+                    }
+                    out[(oy * d.ow + ox) * d.cp + c] = if relu { s.max(0.0) } else { s };
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn depthwise_matches_the_definition_with_strides_and_padding() {
+        for &isa in &Isa::available() {
+            // (h, w, cp, k, stride, pad_top, pad_left, pad_bottom, pad_right)
+            for (h, w, cp, k, s, pt, pl, pb, pr) in [
+                (9, 7, 16, 3, 1, 1, 1, 1, 1),
+                (8, 8, 32, 3, 2, 0, 0, 1, 1),
+                (11, 6, 48, 5, 1, 2, 2, 2, 2),
+                (10, 10, 16, 5, 2, 1, 2, 2, 1),
+            ] {
+                let oh = (h + pt + pb - k) / s + 1;
+                let ow = (w + pl + pr - k) / s + 1;
+                let input = values(h * w * cp, 5);
+                let weights = values(k * k * cp, 6);
+                let bias = values(cp, 7);
+                let mut out = vec![f32::NAN; oh * ow * cp];
+                let mut d = Depthwise {
+                    input: &input,
+                    h,
+                    w,
+                    cp,
+                    k,
+                    stride: s,
+                    pad_top: pt,
+                    pad_left: pl,
+                    weights: &weights,
+                    bias: &bias,
+                    act: Act::Relu,
+                    out: &mut out,
+                    oh,
+                    ow,
+                };
+                depthwise(isa, &mut d);
+                let want = naive_dw(&d, true);
+                close(&out, &want);
+            }
+        }
+    }
+
+    #[test]
+    fn max_pool_ignores_padding() {
+        for &isa in &Isa::available() {
+            let (h, w, cp) = (5, 5, 16);
+            let input: Vec<f32> = values(h * w * cp, 8).iter().map(|v| v - 5.0).collect();
+            let mut out = vec![0.0; 3 * 3 * cp];
+            max_pool(
+                isa,
+                &mut MaxPool {
+                    input: &input,
+                    h,
+                    w,
+                    cp,
+                    k: 2,
+                    stride: 2,
+                    pad_top: 0,
+                    pad_left: 0,
+                    out: &mut out,
+                    oh: 3,
+                    ow: 3,
+                },
+            );
+            for oy in 0..3 {
+                for ox in 0..3 {
+                    for c in 0..cp {
+                        let mut m = f32::NEG_INFINITY;
+                        for y in oy * 2..(oy * 2 + 2).min(h) {
+                            for x in ox * 2..(ox * 2 + 2).min(w) {
+                                m = m.max(input[(y * w + x) * cp + c]);
+                            }
+                        }
+                        assert_eq!(out[(oy * 3 + ox) * cp + c], m);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn im2col_reads_nchw_and_nhwc_alike() {
+        let (h, w, cin) = (4, 5, 3);
+        let nchw = values(cin * h * w, 9);
+        let cp = padded(cin);
+        let mut nhwc = vec![0.0; h * w * cp];
+        for c in 0..cin {
+            for y in 0..h {
+                for x in 0..w {
+                    nhwc[(y * w + x) * cp + c] = nchw[(c * h + y) * w + x];
+                }
+            }
+        }
+        let run = |input: &[f32], strides| {
+            let mut out = vec![f32::NAN; 2 * 3 * 27];
+            im2col(&mut Im2col {
+                input,
+                strides,
+                h,
+                w,
+                cin,
+                kh: 3,
+                kw: 3,
+                stride: 2,
+                pad_top: 0,
+                pad_left: 1,
+                out: &mut out,
+                oh: 2,
+                ow: 3,
+            });
+            out
+        };
+        let a = run(&nchw, Strides { c: h * w, y: w, x: 1 });
+        let b = run(&nhwc, Strides { c: 1, y: w * cp, x: cp });
+        assert_eq!(a, b);
+        let mut want = Vec::new();
+        for oy in 0..2 {
+            for ox in 0..3 {
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        for c in 0..cin {
+                            let (iy, ix) = (oy * 2 + ky, (ox * 2 + kx) as isize - 1);
+                            want.push(if iy < h && ix >= 0 && (ix as usize) < w {
+                                nchw[(c * h + iy) * w + ix as usize]
+                            } else {
+                                0.0
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(a, want);
+    }
+}
