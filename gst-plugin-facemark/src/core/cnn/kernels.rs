@@ -160,6 +160,9 @@ pub struct Gemm<'a> {
     pub lda: usize,
     pub rows: usize,
     pub k: usize,
+    /// Where column `kk` of a row is, relative to the row's start: `cols[kk]` (a convolution
+    /// reading its input in place), or `kk` when `None` (a plain matrix).
+    pub cols: Option<&'a [usize]>,
     /// From [`pack_gemm_weights`] with the same isa, `n` and `rows`.
     pub b: &'a [f32],
     pub bias: &'a [f32],
@@ -175,7 +178,14 @@ pub fn gemm(isa: Isa, g: &mut Gemm) {
     let (mr, nb) = isa.gemm_tile(g.n, g.rows);
     let rows = g.rows.div_ceil(mr) * mr;
     assert!(g.n.is_multiple_of(nb) && g.k > 0 && rows > 0);
-    assert!(g.lda >= g.k && g.a.len() >= (rows - 1) * g.lda + g.k, "gemm: a too short");
+    let row_extent = match g.cols {
+        Some(cols) => {
+            assert_eq!(cols.len(), g.k, "gemm: one offset per column");
+            cols.iter().max().map_or(0, |m| m + 1)
+        }
+        None => g.k,
+    };
+    assert!(g.a.len() >= (rows - 1) * g.lda + row_extent, "gemm: a too short");
     assert!(g.b.len() >= g.k * g.n && g.bias.len() >= g.n, "gemm: weights too short");
     assert!(g.ldo >= g.n && g.out.len() >= (rows - 1) * g.ldo + g.n, "gemm: out too short");
     if let Some((r, ld, c)) = g.residual {
@@ -185,21 +195,35 @@ pub fn gemm(isa: Isa, g: &mut Gemm) {
     check_act(g.act, g.n);
     // SAFETY: bounds checked above; each function is called only on a CPU with its features.
     unsafe {
-        match (isa, mr, nb) {
+        match (isa, mr, nb, g.cols.is_some()) {
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, 8, 32) => gemm_avx512_8x32(g),
+            (Isa::Avx512, 8, 32, false) => gemm_avx512::<8, 2, false>(g),
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, 12, 16) => gemm_avx512_12x16(g),
+            (Isa::Avx512, 8, 32, true) => gemm_avx512::<8, 2, true>(g),
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, 1, 32) => gemm_avx512_1x32(g),
+            (Isa::Avx512, 12, 16, false) => gemm_avx512::<12, 1, false>(g),
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, 1, 16) => gemm_avx512_1x16(g),
+            (Isa::Avx512, 12, 16, true) => gemm_avx512::<12, 1, true>(g),
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, 6, 16) => gemm_avx2_6x16(g),
+            (Isa::Avx512, 1, 32, false) => gemm_avx512::<1, 2, false>(g),
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, 1, 16) => gemm_avx2_1x16(g),
-            (Isa::Portable, 4, 16) => gemm_impl::<Portable, 4, 2>(g),
-            (Isa::Portable, 1, 16) => gemm_impl::<Portable, 1, 2>(g),
+            (Isa::Avx512, 1, 32, true) => gemm_avx512::<1, 2, true>(g),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 1, 16, false) => gemm_avx512::<1, 1, false>(g),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 1, 16, true) => gemm_avx512::<1, 1, true>(g),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 6, 16, false) => gemm_avx2::<6, 2, false>(g),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 6, 16, true) => gemm_avx2::<6, 2, true>(g),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 1, 16, false) => gemm_avx2::<1, 2, false>(g),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 1, 16, true) => gemm_avx2::<1, 2, true>(g),
+            (Isa::Portable, 4, 16, false) => gemm_impl::<Portable, 4, 2, false>(g),
+            (Isa::Portable, 4, 16, true) => gemm_impl::<Portable, 4, 2, true>(g),
+            (Isa::Portable, 1, 16, false) => gemm_impl::<Portable, 1, 2, false>(g),
+            (Isa::Portable, 1, 16, true) => gemm_impl::<Portable, 1, 2, true>(g),
             _ => unreachable!("no gemm kernel for {isa:?} {mr}x{nb}"),
         }
     }
@@ -207,42 +231,25 @@ pub fn gemm(isa: Isa, g: &mut Gemm) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn gemm_avx512_8x32(g: &mut Gemm) {
-    unsafe { gemm_impl::<Avx512, 8, 2>(g) }
+unsafe fn gemm_avx512<const MR: usize, const NV: usize, const COLS: bool>(g: &mut Gemm) {
+    unsafe { gemm_impl::<Avx512, MR, NV, COLS>(g) }
 }
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gemm_avx512_12x16(g: &mut Gemm) {
-    unsafe { gemm_impl::<Avx512, 12, 1>(g) }
-}
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gemm_avx512_1x32(g: &mut Gemm) {
-    unsafe { gemm_impl::<Avx512, 1, 2>(g) }
-}
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gemm_avx512_1x16(g: &mut Gemm) {
-    unsafe { gemm_impl::<Avx512, 1, 1>(g) }
-}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_avx2_6x16(g: &mut Gemm) {
-    unsafe { gemm_impl::<Avx2, 6, 2>(g) }
-}
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_avx2_1x16(g: &mut Gemm) {
-    unsafe { gemm_impl::<Avx2, 1, 2>(g) }
+unsafe fn gemm_avx2<const MR: usize, const NV: usize, const COLS: bool>(g: &mut Gemm) {
+    unsafe { gemm_impl::<Avx2, MR, NV, COLS>(g) }
 }
 
 /// # Safety
-/// The bounds [`gemm`] checks, for a tile of `MR` rows and `NV` vectors.
+/// The bounds [`gemm`] checks, for a tile of `MR` rows and `NV` vectors; `COLS` when `g.cols`
+/// is given.
 #[inline(always)]
-unsafe fn gemm_impl<S: Simd, const MR: usize, const NV: usize>(g: &mut Gemm) {
+unsafe fn gemm_impl<S: Simd, const MR: usize, const NV: usize, const COLS: bool>(g: &mut Gemm) {
     let nb = NV * S::W;
     let (k, lda, ldo) = (g.k, g.lda, g.ldo);
     let a = g.a.as_ptr();
+    let cols = g.cols.map_or(std::ptr::null(), <[usize]>::as_ptr);
     let out = g.out.as_mut_ptr();
     let residual = g.residual.map(|(r, ld, c)| (r.as_ptr(), ld, c));
     for blk in 0..g.n / nb {
@@ -261,12 +268,13 @@ unsafe fn gemm_impl<S: Simd, const MR: usize, const NV: usize>(g: &mut Gemm) {
                 let ar = a.add(r0 * lda);
                 let mut acc = [[S::zero(); NV]; MR];
                 for kk in 0..k {
+                    let col = if COLS { *cols.add(kk) } else { kk };
                     let mut bv = [S::zero(); NV];
                     for v in 0..NV {
                         bv[v] = S::load(b.add(kk * nb + v * S::W));
                     }
                     for m in 0..MR {
-                        let x = S::splat(*ar.add(m * lda + kk));
+                        let x = S::splat(*ar.add(m * lda + col));
                         for v in 0..NV {
                             acc[m][v] = S::mul_add(x, bv[v], acc[m][v]);
                         }
@@ -377,33 +385,64 @@ unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
                 let iy0 = (oy * s) as isize - pt;
                 let rows_inside = iy0 >= 0 && iy0 + K as isize <= h;
                 let o = out.add(oy * d.ow * cp + c);
-                for ox in 0..d.ow {
+                // Output columns whose window is inside the input: [x_lo, x_hi).
+                let x_lo = if rows_inside { (pl as usize).div_ceil(s).min(d.ow) } else { d.ow };
+                let x_hi = if rows_inside && w + pl >= K as isize {
+                    ((w + pl - K as isize) as usize / s + 1).clamp(x_lo, d.ow)
+                } else {
+                    x_lo
+                };
+                let edge = |ox: usize| {
                     let ix0 = (ox * s) as isize - pl;
                     let mut acc = bias;
-                    if rows_inside && ix0 >= 0 && ix0 + K as isize <= w {
-                        let p = inp.add(iy0 as usize * row + ix0 as usize * cp + c);
-                        for (i, wr) in wv.iter().enumerate() {
-                            for (j, &wij) in wr.iter().enumerate() {
-                                acc = S::mul_add(S::load(p.add(i * row + j * cp)), wij, acc);
-                            }
+                    for (i, wr) in wv.iter().enumerate() {
+                        let iy = iy0 + i as isize;
+                        if iy < 0 || iy >= h {
+                            continue;
                         }
-                    } else {
-                        for (i, wr) in wv.iter().enumerate() {
-                            let iy = iy0 + i as isize;
-                            if iy < 0 || iy >= h {
+                        for (j, &wij) in wr.iter().enumerate() {
+                            let ix = ix0 + j as isize;
+                            if ix < 0 || ix >= w {
                                 continue;
                             }
-                            for (j, &wij) in wr.iter().enumerate() {
-                                let ix = ix0 + j as isize;
-                                if ix < 0 || ix >= w {
-                                    continue;
-                                }
-                                let p = inp.add(iy as usize * row + ix as usize * cp + c);
-                                acc = S::mul_add(S::load(p), wij, acc);
-                            }
+                            let p = inp.add(iy as usize * row + ix as usize * cp + c);
+                            acc = S::mul_add(S::load(p), wij, acc);
                         }
                     }
                     S::store(o.add(ox * cp), act.apply(acc));
+                };
+                for ox in (0..x_lo).chain(x_hi..d.ow) {
+                    edge(ox);
+                }
+                // Four pixels at a time: four independent sums keep the FMA units busy.
+                const BLOCK: usize = 4;
+                let mut ox = x_lo;
+                while ox + BLOCK <= x_hi {
+                    let p = inp.add(iy0 as usize * row + (ox * s - pl as usize) * cp + c);
+                    let mut acc = [bias; BLOCK];
+                    for (i, wr) in wv.iter().enumerate() {
+                        for (j, &wij) in wr.iter().enumerate() {
+                            for (q, a) in acc.iter_mut().enumerate() {
+                                let x = S::load(p.add(i * row + (q * s + j) * cp));
+                                *a = S::mul_add(x, wij, *a);
+                            }
+                        }
+                    }
+                    for (q, a) in acc.iter().enumerate() {
+                        S::store(o.add((ox + q) * cp), act.apply(*a));
+                    }
+                    ox += BLOCK;
+                }
+                while ox < x_hi {
+                    let p = inp.add(iy0 as usize * row + (ox * s - pl as usize) * cp + c);
+                    let mut acc = bias;
+                    for (i, wr) in wv.iter().enumerate() {
+                        for (j, &wij) in wr.iter().enumerate() {
+                            acc = S::mul_add(S::load(p.add(i * row + j * cp)), wij, acc);
+                        }
+                    }
+                    S::store(o.add(ox * cp), act.apply(acc));
+                    ox += 1;
                 }
             }
         }
@@ -491,70 +530,58 @@ pub struct Strides {
     pub x: usize,
 }
 
-/// Rows of a full convolution's patches: for each output pixel, the `kh x kw x cin` input values
-/// under its window in (ky, kx, c) order, 0 outside the input. The rows are `kh * kw * cin` long.
-pub struct Im2col<'a> {
+/// Copies a feature map (any strides) into a zero-bordered NHWC buffer `wp` pixels wide with
+/// `cs` floats per pixel, at row `top`, column `left`: what a padded convolution reads in
+/// place. Only the map's pixels are written: the borders keep the zeros they were made with.
+pub struct Place<'a> {
     pub input: &'a [f32],
     pub strides: Strides,
     pub h: usize,
     pub w: usize,
-    pub cin: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
+    pub c: usize,
     pub out: &'a mut [f32],
-    pub oh: usize,
-    pub ow: usize,
+    pub wp: usize,
+    pub cs: usize,
+    pub top: usize,
+    pub left: usize,
 }
 
-pub fn im2col(p: &mut Im2col) {
+pub fn place(p: &mut Place) {
     let st = p.strides;
-    let last = (p.cin - 1) * st.c + (p.h - 1) * st.y + (p.w - 1) * st.x;
-    assert!(p.input.len() > last, "im2col: input too short");
-    let row = p.kh * p.kw * p.cin;
-    assert!(p.out.len() >= p.oh * p.ow * row, "im2col: out too short");
-    let (s, pl) = (p.stride, p.pad_left);
-    let inp = p.input.as_ptr();
-    for oy in 0..p.oh {
-        let out = &mut p.out[oy * p.ow * row..(oy + 1) * p.ow * row];
-        let o = out.as_mut_ptr();
-        for ky in 0..p.kh {
-            let iy = (oy * s + ky) as isize - p.pad_top as isize;
-            let y_inside = iy >= 0 && (iy as usize) < p.h;
-            for kx in 0..p.kw {
-                let col = (ky * p.kw + kx) * p.cin;
-                // Output columns whose input column `ox * s + kx - pl` is inside the input.
-                let (lo, hi) = if y_inside {
-                    let lo = pl.saturating_sub(kx).div_ceil(s).min(p.ow);
-                    let hi = (p.w + pl).saturating_sub(kx).div_ceil(s).clamp(lo, p.ow);
-                    (lo, hi)
-                } else {
-                    (p.ow, p.ow)
-                };
-                for ox in (0..lo).chain(hi..p.ow) {
-                    out[ox * row + col..][..p.cin].fill(0.0);
-                }
-                // SAFETY: for lo <= ox < hi the input column is in [0, w) and iy in [0, h), so
-                // every read is at most `last`; every write is inside this output row.
-                unsafe {
-                    let base = inp.add(iy.max(0) as usize * st.y);
-                    for ox in lo..hi {
-                        let ix = ox * s + kx - pl;
-                        let d = o.add(ox * row + col);
-                        if st.c == 1 {
-                            std::ptr::copy_nonoverlapping(base.add(ix * st.x), d, p.cin);
-                        } else {
-                            for c in 0..p.cin {
-                                *d.add(c) = *base.add(c * st.c + ix * st.x);
-                            }
-                        }
-                    }
+    assert!(p.c <= p.cs && p.left + p.w <= p.wp);
+    assert!(p.input.len() > (p.c - 1) * st.c + (p.h - 1) * st.y + (p.w - 1) * st.x);
+    assert!(p.out.len() >= ((p.top + p.h) * p.wp) * p.cs);
+    for y in 0..p.h {
+        let row = &mut p.out[((p.top + y) * p.wp + p.left) * p.cs..][..p.w * p.cs];
+        if st.c == 1 {
+            for (x, px) in row.chunks_exact_mut(p.cs).enumerate() {
+                let at = y * st.y + x * st.x;
+                px[..p.c].copy_from_slice(&p.input[at..at + p.c]);
+            }
+        } else {
+            for c in 0..p.c {
+                let src = &p.input[c * st.c + y * st.y..];
+                for (x, px) in row.chunks_exact_mut(p.cs).enumerate() {
+                    px[c] = src[x * st.x];
                 }
             }
         }
     }
+}
+
+/// The [`Gemm::cols`] of a `kh x kw` convolution over `c` channels reading an NHWC buffer `wp`
+/// pixels wide with `cs` floats per pixel: column (ky, kx, c) of an output pixel's row is that
+/// far from the window's top-left pixel.
+pub fn conv_cols(kh: usize, kw: usize, c: usize, wp: usize, cs: usize) -> Vec<usize> {
+    let mut cols = Vec::with_capacity(kh * kw * c);
+    for ky in 0..kh {
+        for kx in 0..kw {
+            for ch in 0..c {
+                cols.push((ky * wp + kx) * cs + ch);
+            }
+        }
+    }
+    cols
 }
 
 #[cfg(test)]
@@ -585,50 +612,56 @@ mod tests {
     fn gemm_matches_the_definition_on_every_isa_and_tile() {
         for &isa in &Isa::available() {
             for (rows, k, n_real) in [(1, 288, 1404), (2, 7, 16), (37, 16, 16), (50, 24, 28), (9, 64, 96)] {
-                let np = padded(n_real);
-                let (mr, _) = isa.gemm_tile(np, rows);
-                let rr = rows.div_ceil(mr) * mr + ROW_SLACK;
-                let lda = k + 3;
-                let a = values(rr * lda, 1);
-                let w = values(k * n_real, 2);
-                let bias: Vec<f32> = (0..np).map(|c| if c < n_real { c as f32 * 0.01 } else { 0.0 }).collect();
-                let slopes = values(np, 3);
-                let res_c = padded(n_real / 2).min(np);
-                let res = values(rr * res_c, 4);
-                let b = pack_gemm_weights(isa, k, n_real, np, rows, |kk, c| w[kk * n_real + c]);
-                let mut out = vec![f32::NAN; rr * np];
-                gemm(
-                    isa,
-                    &mut Gemm {
-                        a: &a,
-                        lda,
-                        rows,
-                        k,
-                        b: &b,
-                        bias: &bias,
-                        act: Act::PRelu(&slopes),
-                        residual: Some((&res, res_c, res_c)),
-                        out: &mut out,
-                        ldo: np,
-                        n: np,
-                    },
-                );
-                let mut want = vec![0.0; rows * np];
-                for r in 0..rows {
-                    for c in 0..np {
-                        let mut s = bias[c];
-                        if c < n_real {
-                            for kk in 0..k {
-                                s += a[r * lda + kk] * w[kk * n_real + c];
+                for gather in [false, true] {
+                    let np = padded(n_real);
+                    let (mr, _) = isa.gemm_tile(np, rows);
+                    let rr = rows.div_ceil(mr) * mr + ROW_SLACK;
+                    // Gathering reads every other value of a row, from the second on.
+                    let lda = 2 * k + 3;
+                    let cols: Vec<usize> = (0..k).map(|kk| if gather { 2 * kk + 1 } else { kk }).collect();
+                    let a = values(rr * lda, 1);
+                    let w = values(k * n_real, 2);
+                    let bias: Vec<f32> =
+                        (0..np).map(|c| if c < n_real { c as f32 * 0.01 } else { 0.0 }).collect();
+                    let slopes = values(np, 3);
+                    let res_c = padded(n_real / 2).min(np);
+                    let res = values(rr * res_c, 4);
+                    let b = pack_gemm_weights(isa, k, n_real, np, rows, |kk, c| w[kk * n_real + c]);
+                    let mut out = vec![f32::NAN; rr * np];
+                    gemm(
+                        isa,
+                        &mut Gemm {
+                            a: &a,
+                            lda,
+                            rows,
+                            k,
+                            cols: gather.then_some(&cols[..]),
+                            b: &b,
+                            bias: &bias,
+                            act: Act::PRelu(&slopes),
+                            residual: Some((&res, res_c, res_c)),
+                            out: &mut out,
+                            ldo: np,
+                            n: np,
+                        },
+                    );
+                    let mut want = vec![0.0; rows * np];
+                    for r in 0..rows {
+                        for c in 0..np {
+                            let mut s = bias[c];
+                            if c < n_real {
+                                for kk in 0..k {
+                                    s += a[r * lda + cols[kk]] * w[kk * n_real + c];
+                                }
                             }
+                            if c < res_c {
+                                s += res[r * res_c + c];
+                            }
+                            want[r * np + c] = s.max(0.0) + slopes[c] * s.min(0.0);
                         }
-                        if c < res_c {
-                            s += res[r * res_c + c];
-                        }
-                        want[r * np + c] = s.max(0.0) + slopes[c] * s.min(0.0);
                     }
+                    close(&out[..rows * np], &want);
                 }
-                close(&out[..rows * np], &want);
             }
         }
     }
@@ -734,57 +767,47 @@ mod tests {
     }
 
     #[test]
-    fn im2col_reads_nchw_and_nhwc_alike() {
-        let (h, w, cin) = (4, 5, 3);
-        let nchw = values(cin * h * w, 9);
-        let cp = padded(cin);
+    fn place_puts_nchw_and_nhwc_maps_at_the_same_spot() {
+        let (h, w, c) = (4, 5, 3);
+        let nchw = values(c * h * w, 9);
+        let cp = padded(c);
         let mut nhwc = vec![0.0; h * w * cp];
-        for c in 0..cin {
+        for ch in 0..c {
             for y in 0..h {
                 for x in 0..w {
-                    nhwc[(y * w + x) * cp + c] = nchw[(c * h + y) * w + x];
+                    nhwc[(y * w + x) * cp + ch] = nchw[(ch * h + y) * w + x];
                 }
             }
         }
+        let (wp, cs, top, left) = (8, 4, 1, 2);
         let run = |input: &[f32], strides| {
-            let mut out = vec![f32::NAN; 2 * 3 * 27];
-            im2col(&mut Im2col {
+            let mut out = vec![0.0; (h + 3) * wp * cs];
+            place(&mut Place {
                 input,
                 strides,
                 h,
                 w,
-                cin,
-                kh: 3,
-                kw: 3,
-                stride: 2,
-                pad_top: 0,
-                pad_left: 1,
+                c,
                 out: &mut out,
-                oh: 2,
-                ow: 3,
+                wp,
+                cs,
+                top,
+                left,
             });
             out
         };
         let a = run(&nchw, Strides { c: h * w, y: w, x: 1 });
         let b = run(&nhwc, Strides { c: 1, y: w * cp, x: cp });
         assert_eq!(a, b);
-        let mut want = Vec::new();
-        for oy in 0..2 {
-            for ox in 0..3 {
-                for ky in 0..3 {
-                    for kx in 0..3 {
-                        for c in 0..cin {
-                            let (iy, ix) = (oy * 2 + ky, (ox * 2 + kx) as isize - 1);
-                            want.push(if iy < h && ix >= 0 && (ix as usize) < w {
-                                nchw[(c * h + iy) * w + ix as usize]
-                            } else {
-                                0.0
-                            });
-                        }
-                    }
-                }
-            }
+        for (i, v) in a.iter().enumerate() {
+            let (ch, px) = (i % cs, i / cs);
+            let (y, x) = ((px / wp) as isize - top as isize, (px % wp) as isize - left as isize);
+            let want = if ch < c && (0..h as isize).contains(&y) && (0..w as isize).contains(&x) {
+                nchw[(ch * h + y as usize) * w + x as usize]
+            } else {
+                0.0
+            };
+            assert_eq!(*v, want, "at {i}");
         }
-        assert_eq!(a, want);
     }
 }

@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
 
 pub use kernels::Isa;
-use kernels::{Act, CHANNEL_ALIGN, ROW_SLACK, Strides, padded};
+use kernels::{Act, ROW_SLACK, Strides, padded};
 use onnx::{Attrs, Const};
 
 type ValueId = usize;
@@ -108,19 +108,30 @@ enum Step {
         act: ActSpec,
         residual: Option<Spatial>,
     },
-    /// Any other single-group convolution: patches (im2col), then one GEMM.
+    /// Any other single-group convolution: a GEMM per output row reading the (placed) input
+    /// in place, each output pixel's window through `cols`.
     Full {
-        src: Spatial,
-        dst: Spatial,
-        kh: usize,
-        kw: usize,
+        /// The buffer read: the source itself, or its zero-bordered copy (see `Place`).
+        input: ValueId,
+        /// Pixels per row of `input` and floats per pixel.
+        wp: usize,
+        cs: usize,
         stride: usize,
-        pad_top: usize,
-        pad_left: usize,
+        cols: Vec<usize>,
+        dst: Spatial,
         weights: Vec<f32>,
         bias: Vec<f32>,
         act: ActSpec,
         residual: Option<Spatial>,
+    },
+    /// A copy of a map into a zero-bordered buffer for a padded convolution.
+    Place {
+        src: Spatial,
+        dst: ValueId,
+        wp: usize,
+        cs: usize,
+        top: usize,
+        left: usize,
     },
     Depthwise {
         src: Spatial,
@@ -172,9 +183,10 @@ impl Step {
                 shape(dst),
                 if residual.is_some() { " +res" } else { "" }
             ),
-            Step::Full { kh, kw, stride, src, dst, .. } => {
-                format!("conv {kh}x{kw}/{stride} {}->{}", src.c, shape(dst))
+            Step::Full { cols, stride, dst, .. } => {
+                format!("conv {} taps/{stride} ->{}", cols.len(), shape(dst))
             }
+            Step::Place { src, .. } => format!("place {}", shape(src)),
             Step::Depthwise { k, stride, dst, .. } => format!("depthwise {k}x{k}/{stride} {}", shape(dst)),
             Step::MaxPool { k, stride, dst, .. } => format!("maxpool {k}x{k}/{stride} {}", shape(dst)),
             Step::Add { dst, .. } => format!("add {}", shape(dst)),
@@ -187,9 +199,13 @@ impl Step {
 
     fn reads(&self) -> Vec<ValueId> {
         match self {
-            Step::Pointwise { src, residual, .. } | Step::Full { src, residual, .. } => {
+            Step::Pointwise { src, residual, .. } => {
                 std::iter::once(src.v).chain(residual.map(|r| r.v)).collect()
             }
+            Step::Full {
+                input, residual, ..
+            } => std::iter::once(*input).chain(residual.map(|r| r.v)).collect(),
+            Step::Place { src, .. } => vec![src.v],
             Step::Depthwise { src, .. }
             | Step::MaxPool { src, .. }
             | Step::Activation { src, .. }
@@ -209,7 +225,7 @@ impl Step {
             | Step::Add { dst, .. }
             | Step::Activation { dst, .. }
             | Step::Widen { dst, .. } => dst.v,
-            Step::Flatten { dst, .. } | Step::Concat { dst, .. } => *dst,
+            Step::Flatten { dst, .. } | Step::Concat { dst, .. } | Step::Place { dst, .. } => *dst,
         }
     }
 }
@@ -244,8 +260,6 @@ pub struct Engine {
     buffers: Vec<Buffer>,
     /// The buffer holding each value.
     slot: Vec<usize>,
-    /// im2col patches.
-    scratch: Buffer,
     input: ValueId,
     input_len: usize,
     /// (name, value, element count) of each output, in the graph's order.
@@ -334,7 +348,7 @@ impl Engine {
             };
             // SAFETY: `w` is a valid index; no other reference to that buffer exists.
             let out = unsafe { (*buffers.add(w)).get_mut() };
-            exec(isa, step, out, read, &mut self.scratch);
+            exec(isa, step, out, read);
             if let (Some(t), Some(started)) = (times.as_deref_mut(), started) {
                 t[i] += started.elapsed().as_secs_f64() * 1e3;
             }
@@ -342,13 +356,7 @@ impl Engine {
     }
 }
 
-fn exec<'a>(
-    isa: Isa,
-    step: &Step,
-    out: &mut [f32],
-    read: impl Fn(ValueId) -> &'a [f32],
-    scratch: &mut Buffer,
-) {
+fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'a [f32]) {
     match step {
         Step::Pointwise {
             src,
@@ -364,6 +372,7 @@ fn exec<'a>(
                 lda: src.cp,
                 rows: dst.h * dst.w,
                 k: src.c,
+                cols: None,
                 b: weights,
                 bias,
                 act: act.get(),
@@ -374,52 +383,58 @@ fn exec<'a>(
             },
         ),
         Step::Full {
-            src,
-            dst,
-            kh,
-            kw,
+            input,
+            wp,
+            cs,
             stride,
-            pad_top,
-            pad_left,
+            cols,
+            dst,
             weights,
             bias,
             act,
             residual,
         } => {
-            let k = kh * kw * src.c;
-            let patches = scratch.get_mut();
-            kernels::im2col(&mut kernels::Im2col {
-                input: read(src.v),
-                strides: src.strides(),
-                h: src.h,
-                w: src.w,
-                cin: src.c,
-                kh: *kh,
-                kw: *kw,
-                stride: *stride,
-                pad_top: *pad_top,
-                pad_left: *pad_left,
-                out: patches,
-                oh: dst.h,
-                ow: dst.w,
-            });
-            kernels::gemm(
-                isa,
-                &mut kernels::Gemm {
-                    a: patches,
-                    lda: k,
-                    rows: dst.h * dst.w,
-                    k,
-                    b: weights,
-                    bias,
-                    act: act.get(),
-                    residual: residual.map(|r| (read(r.v), r.cp, r.cp)),
-                    out,
-                    ldo: dst.cp,
-                    n: dst.cp,
-                },
-            )
+            let a = read(*input);
+            let res = residual.map(|r| (read(r.v), r.cp));
+            for oy in 0..dst.h {
+                kernels::gemm(
+                    isa,
+                    &mut kernels::Gemm {
+                        a: &a[oy * stride * wp * cs..],
+                        lda: stride * cs,
+                        rows: dst.w,
+                        k: cols.len(),
+                        cols: Some(cols),
+                        b: weights,
+                        bias,
+                        act: act.get(),
+                        residual: res.map(|(r, cp)| (&r[oy * dst.w * cp..], cp, cp)),
+                        out: &mut out[oy * dst.w * dst.cp..],
+                        ldo: dst.cp,
+                        n: dst.cp,
+                    },
+                );
+            }
         }
+        Step::Place {
+            src,
+            wp,
+            cs,
+            top,
+            left,
+            ..
+        } => kernels::place(&mut kernels::Place {
+            input: read(src.v),
+            strides: src.strides(),
+            h: src.h,
+            w: src.w,
+            c: src.c,
+            out,
+            wp: *wp,
+            cs: *cs,
+            top: *top,
+            left: *left,
+        }),
         Step::Depthwise {
             src,
             dst,
@@ -563,7 +578,8 @@ struct Builder<'g> {
     /// Size in floats of each value's buffer.
     sizes: Vec<usize>,
     steps: Vec<Step>,
-    scratch: usize,
+    /// Values that get a buffer of their own, zeroed, never reused (zero borders).
+    bordered: HashSet<ValueId>,
 }
 
 fn unsupported<T>(node: &NodeProto, what: impl std::fmt::Display) -> Result<T, String> {
@@ -579,7 +595,7 @@ impl<'g> Builder<'g> {
             vals: HashMap::new(),
             sizes: Vec::new(),
             steps: Vec::new(),
-            scratch: 0,
+            bordered: HashSet::new(),
         })
     }
 
@@ -893,21 +909,48 @@ impl<'g> Builder<'g> {
                 }
             } else {
                 let src = if src.nchw { src } else { self.plain(src) };
+                let (oh, ow) = (dst.h, dst.w);
+                // Each output row is one GEMM whose last tile runs past the row: the buffer read
+                // must hold what those extra rows read too.
+                let (mr, _) = self.isa.gemm_tile(cp, ow);
+                let extent = |wp: usize, cs: usize| {
+                    ((oh - 1) * stride * wp + (ow.div_ceil(mr) * mr - 1) * stride + (kh - 1) * wp + kw)
+                        * cs
+                };
+                let inside = (oh - 1) * stride + kh <= src.h && (ow - 1) * stride + kw <= src.w;
+                let (input, wp, cs) = if inside && !src.nchw && ay.pad_begin == 0 && ax.pad_begin == 0 {
+                    self.sizes[src.v] = self.sizes[src.v].max(extent(src.w, src.cp));
+                    (src.v, src.w, src.cp)
+                } else {
+                    // A copy with zero borders where windows reach past the map.
+                    let wp = (ax.pad_begin + src.w).max((ow - 1) * stride + kw);
+                    let hp = (ay.pad_begin + src.h).max((oh - 1) * stride + kh);
+                    let cs = if src.nchw { src.c } else { src.cp };
+                    let placed = self.value((hp * wp * cs).max(extent(wp, cs)));
+                    self.bordered.insert(placed);
+                    self.steps.push(Step::Place {
+                        src,
+                        dst: placed,
+                        wp,
+                        cs,
+                        top: ay.pad_begin,
+                        left: ax.pad_begin,
+                    });
+                    (placed, wp, cs)
+                };
                 let k = kh * kw * ci;
-                self.scratch = self.scratch.max((rows + ROW_SLACK) * k);
-                let weights = kernels::pack_gemm_weights(self.isa, k, co, cp, rows, |kk, n| {
+                let weights = kernels::pack_gemm_weights(self.isa, k, co, cp, ow, |kk, n| {
                     let (tap, c) = (kk / ci, kk % ci);
                     let (y, x) = (tap / kw, tap % kw);
                     wt[((n * ci + c) * kh + y) * kw + x]
                 });
                 Step::Full {
-                    src,
-                    dst,
-                    kh,
-                    kw,
+                    input,
+                    wp,
+                    cs,
                     stride,
-                    pad_top: ay.pad_begin,
-                    pad_left: ax.pad_begin,
+                    cols: kernels::conv_cols(kh, kw, ci, wp, cs),
+                    dst,
                     weights,
                     bias,
                     act,
@@ -1139,10 +1182,16 @@ impl<'g> Builder<'g> {
         for (i, s) in self.steps.iter().enumerate() {
             let w = s.writes();
             if slot[w] == usize::MAX {
-                slot[w] = take(self.sizes[w], &mut free, &mut sizes);
+                slot[w] = if self.bordered.contains(&w) {
+                    sizes.push(self.sizes[w]);
+                    sizes.len() - 1
+                } else {
+                    take(self.sizes[w], &mut free, &mut sizes)
+                };
             }
             for r in s.reads() {
-                if last_read[r] == i && !keep.contains(&r) && !free.contains(&slot[r]) {
+                let kept = keep.contains(&r) || self.bordered.contains(&r);
+                if last_read[r] == i && !kept && !free.contains(&slot[r]) {
                     free.push(slot[r]);
                 }
             }
@@ -1155,7 +1204,6 @@ impl<'g> Builder<'g> {
             steps: self.steps,
             buffers,
             slot,
-            scratch: Buffer::new(self.scratch.max(CHANNEL_ALIGN)),
             input,
             input_len,
             outputs,
