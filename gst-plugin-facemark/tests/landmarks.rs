@@ -332,23 +332,20 @@ fn runtimes_agree_with_tract_on_the_model_as_it_is() {
         assert!(nets[2].runtime().starts_with("fused"), "{file}: {}", nets[2].runtime());
         for input in 0..2 {
             for net in nets.iter_mut() {
-                let x = net.input_mut();
-                if input == 0 {
-                    // a deterministic pseudo-random input in [0, 1]
-                    let mut s = 12345u32;
-                    for v in x.iter_mut() {
-                        s = s.wrapping_mul(1664525).wrapping_add(1013904223);
-                        *v = (s >> 8) as f32 / (1u32 << 24) as f32;
-                    }
-                } else {
-                    // the image's top-left square, scaled to the input, in [0, 1]
-                    let plane = size * size;
+                let x = net.input();
+                // a deterministic pseudo-random input in [0, 1], or the image scaled to the
+                // input, in [0, 1]
+                let mut s = 12345u32;
+                for c in 0..3 {
                     for y in 0..size {
                         for xx in 0..size {
-                            let p = img.pixel(xx * img.width / size, y * img.height / size);
-                            for c in 0..3 {
-                                x[c * plane + y * size + xx] = p[c] as f32 / 255.0;
-                            }
+                            s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                            x.data[c * x.plane + y * x.row + xx] = if input == 0 {
+                                (s >> 8) as f32 / (1u32 << 24) as f32
+                            } else {
+                                let p = img.pixel(xx * img.width / size, y * img.height / size);
+                                p[c] as f32 / 255.0
+                            };
                         }
                     }
                 }

@@ -32,13 +32,6 @@ pub fn eye_roi(points: &[[f32; 3]], (a, b, _): (usize, usize, bool)) -> Roi {
     }
 }
 
-/// Mirrors a planar `[3, n, n]` tensor horizontally in place.
-pub fn mirror(tensor: &mut [f32], n: usize) {
-    for row in tensor.chunks_exact_mut(n) {
-        row.reverse();
-    }
-}
-
 /// Maps the iris output (crop pixels) to frame pixels.
 pub fn decode(raw: &[f32], roi: &Roi, mirrored: bool, out: &mut [[f32; 3]; IRIS_POINTS]) {
     let size = INPUT_SIZE as f32;
@@ -69,9 +62,6 @@ mod tests {
         assert_eq!(out[0][0], 18.0);
         decode(&raw, &roi, true, &mut out);
         assert_eq!(out[0][0], 2.0);
-        let mut t = vec![1.0, 2.0, 3.0, 4.0];
-        mirror(&mut t, 2);
-        assert_eq!(t, [2.0, 1.0, 4.0, 3.0]);
     }
 
     #[test]

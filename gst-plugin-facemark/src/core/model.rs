@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 use super::cnn;
+use super::image::Planes;
 
 pub const DETECTOR_FILE: &str = "face_detection_short_range.onnx";
 pub const LANDMARK_FILE: &str = "face_landmark.onnx";
@@ -248,10 +249,10 @@ impl Net {
         Ok(net)
     }
 
-    /// The input tensor's values (`[1, 3, n, n]`, row-major) to fill before [`Net::run`].
-    pub fn input_mut(&mut self) -> &mut [f32] {
+    /// The input image (`[1, 3, n, n]`) to fill before [`Net::run`], and where each value goes.
+    pub fn input(&mut self) -> Planes<'_> {
         match &mut self.backend {
-            Backend::Fused(e) => e.input_mut(),
+            Backend::Fused(e) => e.input(),
             Backend::Tract(t) => {
                 if Arc::get_mut(&mut t.input).is_none() {
                     // tract still holds a reference (should not happen): start a fresh tensor.
@@ -259,9 +260,10 @@ impl Net {
                 }
                 let input = Arc::get_mut(&mut t.input).expect("unique input tensor");
                 assert_eq!(input.datum_type(), f32::datum_type());
+                let n = input.shape()[3];
                 // SAFETY: the tensor was created by Tensor::zero::<f32> with plain host storage
                 // and the datum type is checked just above.
-                unsafe { input.as_slice_mut_unchecked::<f32>() }
+                Planes::nchw(unsafe { input.as_slice_mut_unchecked::<f32>() }, n)
             }
         }
     }

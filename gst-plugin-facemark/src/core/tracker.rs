@@ -287,9 +287,10 @@ impl FaceMarker {
             frame,
             &lb,
             detector::INPUT_SIZE,
+            false,
             1.0 / 127.5,
             -1.0,
-            self.detector.input_mut(),
+            self.detector.input(),
         );
         let t = Instant::now();
         self.detector.run()?;
@@ -322,9 +323,10 @@ impl FaceMarker {
             frame,
             roi,
             landmarks::INPUT_SIZE,
+            false,
             1.0 / 255.0,
             0.0,
-            self.landmarker.input_mut(),
+            self.landmarker.input(),
         );
         let t = Instant::now();
         self.landmarker.run()?;
@@ -348,11 +350,9 @@ impl FaceMarker {
         {
             for eye in [iris::RIGHT_EYE, iris::LEFT_EYE] {
                 let roi = iris::eye_roi(&face.landmarks, eye);
-                let input = net.input_mut();
-                sample_roi(frame, &roi, iris::INPUT_SIZE, 1.0 / 255.0, 0.0, input);
-                if eye.2 {
-                    iris::mirror(input, iris::INPUT_SIZE);
-                }
+                // The model knows right eyes: the left one is sampled mirrored.
+                let input = net.input();
+                sample_roi(frame, &roi, iris::INPUT_SIZE, eye.2, 1.0 / 255.0, 0.0, input);
                 let t = Instant::now();
                 net.run()?;
                 self.stats.iris_seconds += t.elapsed().as_secs_f64();

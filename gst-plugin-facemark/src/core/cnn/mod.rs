@@ -24,6 +24,8 @@ use std::collections::{HashMap, HashSet};
 
 use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
 
+use super::image::Planes;
+
 pub use kernels::Isa;
 use kernels::{Act, ROW_SLACK, Strides, padded};
 use onnx::{Attrs, Const};
@@ -261,7 +263,7 @@ pub struct Engine {
     /// The buffer holding each value.
     slot: Vec<usize>,
     input: ValueId,
-    input_len: usize,
+    input_hw: (usize, usize),
     /// (name, value, element count) of each output, in the graph's order.
     outputs: Vec<(String, ValueId, usize)>,
 }
@@ -293,10 +295,15 @@ impl Engine {
         self.isa
     }
 
-    /// The input tensor (NCHW, row-major) to fill before [`Engine::run`].
-    pub fn input_mut(&mut self) -> &mut [f32] {
-        let n = self.input_len;
-        &mut self.buffers[self.slot[self.input]].get_mut()[..n]
+    /// The input image to fill before [`Engine::run`] (NCHW).
+    pub fn input(&mut self) -> Planes<'_> {
+        let (h, w) = self.input_hw;
+        let data = &mut self.buffers[self.slot[self.input]].get_mut()[..3 * h * w];
+        Planes {
+            data,
+            plane: h * w,
+            row: w,
+        }
     }
 
     /// The outputs' names and element counts.
@@ -703,8 +710,8 @@ impl<'g> Builder<'g> {
             .ok_or("the model has no input")?
             .clone();
         let [n, c, h, w] = input;
-        if n != 1 || c == 0 || h == 0 || w == 0 {
-            return Err(format!("input shape {input:?}: one image expected"));
+        if n != 1 || c != 3 || h == 0 || w == 0 {
+            return Err(format!("input shape {input:?}: one RGB image expected"));
         }
         let input_v = self.value(c * h * w);
         self.vals.insert(
@@ -759,7 +766,7 @@ impl<'g> Builder<'g> {
             let (v, shape) = self.flat(v);
             outs.push((name.clone(), v, shape.iter().product()));
         }
-        Ok(self.allocate(input_v, c * h * w, outs))
+        Ok(self.allocate(input_v, (h, w), outs))
     }
 
     /// Finds each Conv's following Add (whose other input becomes the residual) and
@@ -1144,7 +1151,7 @@ impl<'g> Builder<'g> {
     }
 
     /// Gives each value a buffer: a buffer is reused once the last step reading its value ran.
-    fn allocate(self, input: ValueId, input_len: usize, outputs: Vec<(String, ValueId, usize)>) -> Engine {
+    fn allocate(self, input: ValueId, input_hw: (usize, usize), outputs: Vec<(String, ValueId, usize)>) -> Engine {
         let n = self.sizes.len();
         let mut last_read = vec![0usize; n];
         for (i, s) in self.steps.iter().enumerate() {
@@ -1205,7 +1212,7 @@ impl<'g> Builder<'g> {
             buffers,
             slot,
             input,
-            input_len,
+            input_hw,
             outputs,
         }
     }
