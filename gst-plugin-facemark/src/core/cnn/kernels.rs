@@ -530,9 +530,9 @@ pub struct Strides {
     pub x: usize,
 }
 
-/// Copies a feature map (any strides) into a zero-bordered NHWC buffer `wp` pixels wide with
-/// `cs` floats per pixel, at row `top`, column `left`: what a padded convolution reads in
-/// place. Only the map's pixels are written: the borders keep the zeros they were made with.
+/// Copies a feature map (any strides) into a buffer with other strides, its value (0, 0, 0)
+/// at `origin`: the zero-bordered buffer a padded convolution reads in place. Only the map's
+/// values are written: the borders keep the zeros they were made with.
 pub struct Place<'a> {
     pub input: &'a [f32],
     pub strides: Strides,
@@ -540,44 +540,46 @@ pub struct Place<'a> {
     pub w: usize,
     pub c: usize,
     pub out: &'a mut [f32],
-    pub wp: usize,
-    pub cs: usize,
-    pub top: usize,
-    pub left: usize,
+    pub out_strides: Strides,
+    pub origin: usize,
 }
 
 pub fn place(p: &mut Place) {
-    let st = p.strides;
-    assert!(p.c <= p.cs && p.left + p.w <= p.wp);
-    assert!(p.input.len() > (p.c - 1) * st.c + (p.h - 1) * st.y + (p.w - 1) * st.x);
-    assert!(p.out.len() >= ((p.top + p.h) * p.wp) * p.cs);
+    let (st, os) = (p.strides, p.out_strides);
+    let last = |s: Strides| (p.c - 1) * s.c + (p.h - 1) * s.y + (p.w - 1) * s.x;
+    assert!(p.input.len() > last(st));
+    assert!(p.out.len() > p.origin + last(os));
     for y in 0..p.h {
-        let row = &mut p.out[((p.top + y) * p.wp + p.left) * p.cs..][..p.w * p.cs];
-        if st.c == 1 {
-            for (x, px) in row.chunks_exact_mut(p.cs).enumerate() {
-                let at = y * st.y + x * st.x;
-                px[..p.c].copy_from_slice(&p.input[at..at + p.c]);
+        if st.c == 1 && os.c == 1 {
+            for x in 0..p.w {
+                let (i, o) = (y * st.y + x * st.x, p.origin + y * os.y + x * os.x);
+                p.out[o..o + p.c].copy_from_slice(&p.input[i..i + p.c]);
+            }
+        } else if st.x == 1 && os.x == 1 {
+            for c in 0..p.c {
+                let (i, o) = (c * st.c + y * st.y, p.origin + c * os.c + y * os.y);
+                p.out[o..o + p.w].copy_from_slice(&p.input[i..i + p.w]);
             }
         } else {
             for c in 0..p.c {
-                let src = &p.input[c * st.c + y * st.y..];
-                for (x, px) in row.chunks_exact_mut(p.cs).enumerate() {
-                    px[c] = src[x * st.x];
+                for x in 0..p.w {
+                    p.out[p.origin + c * os.c + y * os.y + x * os.x] =
+                        p.input[c * st.c + y * st.y + x * st.x];
                 }
             }
         }
     }
 }
 
-/// The [`Gemm::cols`] of a `kh x kw` convolution over `c` channels reading an NHWC buffer `wp`
-/// pixels wide with `cs` floats per pixel: column (ky, kx, c) of an output pixel's row is that
-/// far from the window's top-left pixel.
-pub fn conv_cols(kh: usize, kw: usize, c: usize, wp: usize, cs: usize) -> Vec<usize> {
+/// The [`Gemm::cols`] of a `kh x kw` convolution over `c` channels reading a buffer with
+/// `strides`: column (ky, kx, c) of an output pixel's row is that far from the window's
+/// top-left value.
+pub fn conv_cols(kh: usize, kw: usize, c: usize, strides: Strides) -> Vec<usize> {
     let mut cols = Vec::with_capacity(kh * kw * c);
     for ky in 0..kh {
         for kx in 0..kw {
             for ch in 0..c {
-                cols.push((ky * wp + kx) * cs + ch);
+                cols.push(ky * strides.y + kx * strides.x + ch * strides.c);
             }
         }
     }
@@ -780,7 +782,8 @@ mod tests {
             }
         }
         let (wp, cs, top, left) = (8, 4, 1, 2);
-        let run = |input: &[f32], strides| {
+        let nhwc_out = Strides { c: 1, y: wp * cs, x: cs };
+        let run = |input: &[f32], strides, out_strides: Strides| {
             let mut out = vec![0.0; (h + 3) * wp * cs];
             place(&mut Place {
                 input,
@@ -789,16 +792,25 @@ mod tests {
                 w,
                 c,
                 out: &mut out,
-                wp,
-                cs,
-                top,
-                left,
+                out_strides,
+                origin: top * out_strides.y + left * out_strides.x,
             });
             out
         };
-        let a = run(&nchw, Strides { c: h * w, y: w, x: 1 });
-        let b = run(&nhwc, Strides { c: 1, y: w * cp, x: cp });
+        let nchw_in = Strides { c: h * w, y: w, x: 1 };
+        let a = run(&nchw, nchw_in, nhwc_out);
+        let b = run(&nhwc, Strides { c: 1, y: w * cp, x: cp }, nhwc_out);
         assert_eq!(a, b);
+        // Planar out: the same values, plane after plane.
+        let planar = run(&nchw, nchw_in, Strides { c: (h + 3) * wp, y: wp, x: 1 });
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    let at = ((top + y) * wp + left + x) * cs + ch;
+                    assert_eq!(planar[ch * (h + 3) * wp + (top + y) * wp + left + x], a[at]);
+                }
+            }
+        }
         for (i, v) in a.iter().enumerate() {
             let (ch, px) = (i % cs, i / cs);
             let (y, x) = ((px / wp) as isize - top as isize, (px % wp) as isize - left as isize);

@@ -115,9 +115,8 @@ enum Step {
     Full {
         /// The buffer read: the source itself, or its zero-bordered copy (see `Place`).
         input: ValueId,
-        /// Pixels per row of `input` and floats per pixel.
-        wp: usize,
-        cs: usize,
+        /// Where value (c, y, x) of a window at the buffer's origin is.
+        strides: Strides,
         stride: usize,
         cols: Vec<usize>,
         dst: Spatial,
@@ -130,10 +129,9 @@ enum Step {
     Place {
         src: Spatial,
         dst: ValueId,
-        wp: usize,
-        cs: usize,
-        top: usize,
-        left: usize,
+        strides: Strides,
+        /// Where the map's value (0, 0, 0) goes.
+        origin: usize,
     },
     Depthwise {
         src: Spatial,
@@ -263,7 +261,8 @@ pub struct Engine {
     /// The buffer holding each value.
     slot: Vec<usize>,
     input: ValueId,
-    input_hw: (usize, usize),
+    /// The input's strides (x is 1) and where its value (0, 0, 0) is.
+    input_view: (Strides, usize),
     /// (name, value, element count) of each output, in the graph's order.
     outputs: Vec<(String, ValueId, usize)>,
 }
@@ -295,14 +294,14 @@ impl Engine {
         self.isa
     }
 
-    /// The input image to fill before [`Engine::run`] (NCHW).
+    /// The input image to fill before [`Engine::run`]: planar, NCHW or with the borders the
+    /// first convolution reads.
     pub fn input(&mut self) -> Planes<'_> {
-        let (h, w) = self.input_hw;
-        let data = &mut self.buffers[self.slot[self.input]].get_mut()[..3 * h * w];
+        let (st, origin) = self.input_view;
         Planes {
-            data,
-            plane: h * w,
-            row: w,
+            data: &mut self.buffers[self.slot[self.input]].get_mut()[origin..],
+            plane: st.c,
+            row: st.y,
         }
     }
 
@@ -391,8 +390,7 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
         ),
         Step::Full {
             input,
-            wp,
-            cs,
+            strides: st,
             stride,
             cols,
             dst,
@@ -407,8 +405,8 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
                 kernels::gemm(
                     isa,
                     &mut kernels::Gemm {
-                        a: &a[oy * stride * wp * cs..],
-                        lda: stride * cs,
+                        a: &a[oy * stride * st.y..],
+                        lda: stride * st.x,
                         rows: dst.w,
                         k: cols.len(),
                         cols: Some(cols),
@@ -425,10 +423,8 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
         }
         Step::Place {
             src,
-            wp,
-            cs,
-            top,
-            left,
+            strides,
+            origin,
             ..
         } => kernels::place(&mut kernels::Place {
             input: read(src.v),
@@ -437,10 +433,8 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
             w: src.w,
             c: src.c,
             out,
-            wp: *wp,
-            cs: *cs,
-            top: *top,
-            left: *left,
+            out_strides: *strides,
+            origin: *origin,
         }),
         Step::Depthwise {
             src,
@@ -766,7 +760,25 @@ impl<'g> Builder<'g> {
             let (v, shape) = self.flat(v);
             outs.push((name.clone(), v, shape.iter().product()));
         }
-        Ok(self.allocate(input_v, (h, w), outs))
+        // When a bordered copy of the input is all that reads it, the caller writes the input
+        // straight into that copy.
+        let mut input = (input_v, Strides { c: h * w, y: w, x: 1 }, 0);
+        let readers: Vec<usize> = (0..self.steps.len())
+            .filter(|&i| self.steps[i].reads().contains(&input_v))
+            .collect();
+        if let [only] = readers[..]
+            && let Step::Place {
+                dst,
+                strides,
+                origin,
+                ..
+            } = self.steps[only]
+            && strides.x == 1
+        {
+            input = (dst, strides, origin);
+            self.steps.remove(only);
+        }
+        Ok(self.allocate(input, outs))
     }
 
     /// Finds each Conv's following Add (whose other input becomes the residual) and
@@ -920,30 +932,38 @@ impl<'g> Builder<'g> {
                 // Each output row is one GEMM whose last tile runs past the row: the buffer read
                 // must hold what those extra rows read too.
                 let (mr, _) = self.isa.gemm_tile(cp, ow);
-                let extent = |wp: usize, cs: usize| {
-                    ((oh - 1) * stride * wp + (ow.div_ceil(mr) * mr - 1) * stride + (kh - 1) * wp + kw)
-                        * cs
+                let cols = |st: Strides| kernels::conv_cols(kh, kw, ci, st);
+                let extent = |st: Strides| {
+                    (oh - 1) * stride * st.y
+                        + (ow.div_ceil(mr) * mr - 1) * stride * st.x
+                        + cols(st).iter().max().map_or(0, |m| m + 1)
                 };
                 let inside = (oh - 1) * stride + kh <= src.h && (ow - 1) * stride + kw <= src.w;
-                let (input, wp, cs) = if inside && !src.nchw && ay.pad_begin == 0 && ax.pad_begin == 0 {
-                    self.sizes[src.v] = self.sizes[src.v].max(extent(src.w, src.cp));
-                    (src.v, src.w, src.cp)
+                let (input, strides) = if inside && !src.nchw && ay.pad_begin == 0 && ax.pad_begin == 0 {
+                    let st = src.strides();
+                    self.sizes[src.v] = self.sizes[src.v].max(extent(st));
+                    (src.v, st)
                 } else {
-                    // A copy with zero borders where windows reach past the map.
+                    // A copy with zero borders where windows reach past the map: planar for
+                    // the model's input (which can then be written there directly), NHWC for
+                    // feature maps.
                     let wp = (ax.pad_begin + src.w).max((ow - 1) * stride + kw);
                     let hp = (ay.pad_begin + src.h).max((oh - 1) * stride + kh);
-                    let cs = if src.nchw { src.c } else { src.cp };
-                    let placed = self.value((hp * wp * cs).max(extent(wp, cs)));
+                    let st = if src.nchw {
+                        Strides { c: hp * wp, y: wp, x: 1 }
+                    } else {
+                        Strides { c: 1, y: wp * src.cp, x: src.cp }
+                    };
+                    let placed = self.value((src.c * hp * wp).max(hp * st.y).max(extent(st)));
                     self.bordered.insert(placed);
                     self.steps.push(Step::Place {
                         src,
                         dst: placed,
-                        wp,
-                        cs,
-                        top: ay.pad_begin,
-                        left: ax.pad_begin,
+                        strides: st,
+                        origin: ay.pad_begin * st.y + ax.pad_begin * st.x,
                     });
-                    (placed, wp, cs)
+                    // The window of output (0, 0) starts at the buffer's (0, 0).
+                    (placed, st)
                 };
                 let k = kh * kw * ci;
                 let weights = kernels::pack_gemm_weights(self.isa, k, co, cp, ow, |kk, n| {
@@ -953,10 +973,9 @@ impl<'g> Builder<'g> {
                 });
                 Step::Full {
                     input,
-                    wp,
-                    cs,
+                    strides,
                     stride,
-                    cols: kernels::conv_cols(kh, kw, ci, wp, cs),
+                    cols: cols(strides),
                     dst,
                     weights,
                     bias,
@@ -1151,7 +1170,11 @@ impl<'g> Builder<'g> {
     }
 
     /// Gives each value a buffer: a buffer is reused once the last step reading its value ran.
-    fn allocate(self, input: ValueId, input_hw: (usize, usize), outputs: Vec<(String, ValueId, usize)>) -> Engine {
+    fn allocate(
+        self,
+        (input, strides, origin): (ValueId, Strides, usize),
+        outputs: Vec<(String, ValueId, usize)>,
+    ) -> Engine {
         let n = self.sizes.len();
         let mut last_read = vec![0usize; n];
         for (i, s) in self.steps.iter().enumerate() {
@@ -1185,7 +1208,12 @@ impl<'g> Builder<'g> {
                 }
             }
         };
-        slot[input] = take(self.sizes[input], &mut free, &mut sizes);
+        if self.bordered.contains(&input) {
+            sizes.push(self.sizes[input]);
+            slot[input] = sizes.len() - 1;
+        } else {
+            slot[input] = take(self.sizes[input], &mut free, &mut sizes);
+        }
         for (i, s) in self.steps.iter().enumerate() {
             let w = s.writes();
             if slot[w] == usize::MAX {
@@ -1212,7 +1240,7 @@ impl<'g> Builder<'g> {
             buffers,
             slot,
             input,
-            input_hw,
+            input_view: (strides, origin),
             outputs,
         }
     }
