@@ -1,17 +1,24 @@
 //! `cargo bench -p gst-plugin-facemark`: per-frame time of detection + landmarks + drawing on one
-//! core (tract runs single-threaded), with tracking on and off, on the astronaut (512x512) and on
-//! a 1280x720 frame with the astronaut's head pasted in. Medians of the thread's CPU time (what a
-//! frame costs, however busy the machine is) and of wall time (what it costs on a loaded machine;
-//! the two agree on an idle one).
+//! core, with tracking on and off, on the astronaut (512x512) and on a 1280x720 frame with the
+//! astronaut's head pasted in. Medians of the thread's CPU time (what a frame costs, however busy
+//! the machine is) and of wall time (what it costs on a loaded machine; the two agree on an idle
+//! one).
+//!
+//! Side by side in the same run, on the same core: tract's plan (`runtime=tract`) and, when
+//! FACEMARK_MEDIAPIPE_PYTHON names a Python with mediapipe 0.10.14 (`scripts/mediapipe-venv.sh`
+//! makes one), MediaPipe's own FaceMesh on the same frames (benches/mediapipe_facemesh.py), with
+//! the ratios.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::path::Path;
 use std::time::Instant;
 
 use common::{Rgb, model_dir};
 use gstfacemark::core::draw::{draw_face, flags};
 use gstfacemark::core::image::{Frame, FrameMut, PixelLayout};
+use gstfacemark::core::model::Runtime;
 use gstfacemark::{Config, FaceMarker};
 
 const FRAMES: usize = 200;
@@ -34,7 +41,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
+/// Runs facemark on `img` and prints its figures; returns the median wall ms per frame.
+fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool, runtime: Runtime) -> f64 {
     let layout = PixelLayout::Rgbx;
     let stride = img.width * 4;
     let src = img.to_layout(layout, stride);
@@ -44,6 +52,7 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
         Config {
             tracking,
             irises,
+            runtime,
             ..Config::default()
         },
     )
@@ -83,18 +92,20 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool) {
         }
     };
     println!(
-        "{name:<24} tracking={:<5} irises={irises:<5} median {:6.2} ms/frame CPU, {:6.2} ms wall (models {:6.2} ms, drawing {:5.2} ms); detector ran {}x in {} frames; mean run: detector {:.2} ms, mesh {:.2} ms, iris {:.2} ms",
+        "{name:<24} tracking={:<5} irises={irises:<5} {:<6} median {:6.2} ms/frame CPU, {:6.2} ms wall (models {:6.2} ms, drawing {:5.2} ms); detector ran {}x in {} frames; mean run: detector {:.2} ms, mesh {:.2} ms, iris {:.2} ms",
         tracking,
+        if runtime == Runtime::Tract { "tract" } else { "fused" },
         median(cpu),
         median(total.clone()),
         median(infer.clone()),
-        median(total) - median(infer),
+        median(total.clone()) - median(infer),
         s.detector_runs,
         s.frames,
         per(s.detector_seconds, s.detector_runs),
         per(s.landmark_seconds, s.landmark_runs),
         per(s.iris_seconds, s.iris_runs),
     );
+    median(total)
 }
 
 /// FACEMARK_PROFILE=1: where each model's time goes, with each runtime.
@@ -120,7 +131,61 @@ fn profile() {
     }
 }
 
+/// Keeps this process (and the MediaPipe process it starts) on the core it is on.
+fn pin_to_one_core() -> Option<i32> {
+    // SAFETY: plain libc calls on a zeroed cpu_set_t of the right size.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return None;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        (libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0)
+            .then_some(cpu)
+    }
+}
+
+/// MediaPipe on the image at `png`; the median wall ms per frame, or why not.
+fn mediapipe(python: &std::ffi::OsStr, png: &Path, tracking: bool, irises: bool) -> Result<f64, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/mediapipe_facemesh.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(png)
+        .arg(FRAMES.to_string())
+        .arg(if tracking { "track" } else { "detect" })
+        .arg(if irises { "478" } else { "468" })
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("{}: {line}", out.status));
+    }
+    // {"median_ms": 5.45, ...}: the one number needed, without a JSON dependency.
+    let field = |name: &str| -> Option<f64> {
+        let rest = &line[line.find(&format!("\"{name}\": "))? + name.len() + 4..];
+        rest[..rest.find([',', '}'])?].trim().parse().ok()
+    };
+    if field("faces") != Some(1.0) {
+        return Err(format!("MediaPipe did not find one face: {line}"));
+    }
+    field("median_ms").ok_or_else(|| format!("no median in {line}"))
+}
+
+fn save_png(img: &Rgb, path: &Path) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut enc = png::Encoder::new(file, img.width as u32, img.height as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header().unwrap().write_image_data(&img.data).unwrap();
+}
+
 fn main() {
+    match pin_to_one_core() {
+        Some(cpu) => println!("pinned to CPU {cpu} (MediaPipe too)"),
+        None => println!("could not pin to one CPU"),
+    }
     if std::env::var_os("FACEMARK_PROFILE").is_some() {
         profile();
     }
@@ -132,10 +197,40 @@ fn main() {
     let mut head = Rgb::filled(600, 600, [0; 3]);
     head.paste(&big, -250, -30);
     hd.paste(&head, 560, 60);
+    let hd_png = std::env::temp_dir().join(format!("facemark-bench-{}.png", std::process::id()));
+    save_png(&hd, &hd_png);
+    // Relative paths are taken from the workspace (cargo runs benchmarks in the crate's folder).
+    let python = std::env::var_os("FACEMARK_MEDIAPIPE_PYTHON")
+        .filter(|p| !p.is_empty())
+        .map(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p).into_os_string());
+    if python.is_none() {
+        println!("(FACEMARK_MEDIAPIPE_PYTHON unset: no MediaPipe figures; scripts/mediapipe-venv.sh)");
+    }
+    let frames = [
+        ("astronaut 512x512", &astronaut, common::data("astronaut.png")),
+        ("1280x720, head pasted", &hd, hd_png.clone()),
+    ];
     for irises in [false, true] {
         for tracking in [false, true] {
-            bench("astronaut 512x512", &astronaut, tracking, irises);
-            bench("1280x720, head pasted", &hd, tracking, irises);
+            for (name, img, png) in &frames {
+                let ours = bench(name, img, tracking, irises, Runtime::Auto);
+                if !irises {
+                    let tract = bench(name, img, tracking, irises, Runtime::Tract);
+                    println!("{:<24} fused / tract = {:.2}", "", ours / tract);
+                }
+                if let Some(python) = &python {
+                    match mediapipe(python, png, tracking, irises) {
+                        Ok(mp) => println!(
+                            "{:<24} MediaPipe 0.10.14 FaceMesh ({} points): median {mp:6.2} ms/frame wall; fused / MediaPipe = {:.2}",
+                            "",
+                            if irises { 478 } else { 468 },
+                            ours / mp
+                        ),
+                        Err(e) => println!("{:<24} MediaPipe failed: {e}", ""),
+                    }
+                }
+            }
         }
     }
+    let _ = std::fs::remove_file(&hd_png);
 }
