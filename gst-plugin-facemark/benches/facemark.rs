@@ -94,7 +94,11 @@ fn bench(name: &str, img: &Rgb, tracking: bool, irises: bool, runtime: Runtime) 
     println!(
         "{name:<24} tracking={:<5} irises={irises:<5} {:<6} median {:6.2} ms/frame CPU, {:6.2} ms wall (models {:6.2} ms, drawing {:5.2} ms); detector ran {}x in {} frames; mean run: detector {:.2} ms, mesh {:.2} ms, iris {:.2} ms",
         tracking,
-        if runtime == Runtime::Tract { "tract" } else { "fused" },
+        if runtime == Runtime::Tract {
+            "tract"
+        } else {
+            "fused"
+        },
         median(cpu),
         median(total.clone()),
         median(infer.clone()),
@@ -147,7 +151,12 @@ fn pin_to_one_core() -> Option<i32> {
 }
 
 /// MediaPipe on the image at `png`; the median wall ms per frame, or why not.
-fn mediapipe(python: &std::ffi::OsStr, png: &Path, tracking: bool, irises: bool) -> Result<f64, String> {
+fn mediapipe(
+    python: &std::ffi::OsStr,
+    png: &Path,
+    tracking: bool,
+    irises: bool,
+) -> Result<f64, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/mediapipe_facemesh.py");
     let out = std::process::Command::new(python)
         .arg(script)
@@ -178,7 +187,10 @@ fn save_png(img: &Rgb, path: &Path) {
     let mut enc = png::Encoder::new(file, img.width as u32, img.height as u32);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
-    enc.write_header().unwrap().write_image_data(&img.data).unwrap();
+    enc.write_header()
+        .unwrap()
+        .write_image_data(&img.data)
+        .unwrap();
 }
 
 fn main() {
@@ -202,12 +214,23 @@ fn main() {
     // Relative paths are taken from the workspace (cargo runs benchmarks in the crate's folder).
     let python = std::env::var_os("FACEMARK_MEDIAPIPE_PYTHON")
         .filter(|p| !p.is_empty())
-        .map(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p).into_os_string());
+        .map(|p| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(p)
+                .into_os_string()
+        });
     if python.is_none() {
-        println!("(FACEMARK_MEDIAPIPE_PYTHON unset: no MediaPipe figures; scripts/mediapipe-venv.sh)");
+        println!(
+            "(FACEMARK_MEDIAPIPE_PYTHON unset: no MediaPipe figures; scripts/mediapipe-venv.sh)"
+        );
     }
     let frames = [
-        ("astronaut 512x512", &astronaut, common::data("astronaut.png")),
+        (
+            "astronaut 512x512",
+            &astronaut,
+            common::data("astronaut.png"),
+        ),
         ("1280x720, head pasted", &hd, hd_png.clone()),
     ];
     for irises in [false, true] {

@@ -329,7 +329,11 @@ fn runtimes_agree_with_tract_on_the_model_as_it_is() {
             .iter()
             .map(|&r| Net::load_with(&dir.join(file), size, outs, r).unwrap())
             .collect();
-        assert!(nets[2].runtime().starts_with("fused"), "{file}: {}", nets[2].runtime());
+        assert!(
+            nets[2].runtime().starts_with("fused"),
+            "{file}: {}",
+            nets[2].runtime()
+        );
         for input in 0..2 {
             for net in nets.iter_mut() {
                 let x = net.input();

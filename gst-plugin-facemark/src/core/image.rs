@@ -462,7 +462,10 @@ fn sample_roi_with(
     vectors: bool,
 ) {
     assert!(n > 0 && out.row >= n && out.plane >= (n - 1) * out.row + n);
-    assert!(out.data.len() >= 2 * out.plane + (n - 1) * out.row + n, "planes too short");
+    assert!(
+        out.data.len() >= 2 * out.plane + (n - 1) * out.row + n,
+        "planes too short"
+    );
     let (s, c) = roi.angle.sin_cos();
     let step = roi.side / n as f32;
     // Frame position (in pixel-index space, i.e. minus the 0.5 centre offset) of output (0, 0)
@@ -490,9 +493,9 @@ fn sample_roi_with(
         PixelFormat::Packed(layout) => {
             sample_packed(frame, layout, &grid, scale, offset, &mut out, vectors)
         }
-        PixelFormat::Yuv420(chroma, color) => {
-            sample_yuv420(frame, chroma, &color, &grid, scale, offset, &mut out, vectors)
-        }
+        PixelFormat::Yuv420(chroma, color) => sample_yuv420(
+            frame, chroma, &color, &grid, scale, offset, &mut out, vectors,
+        ),
     }
 }
 
@@ -620,7 +623,11 @@ fn sample_packed(
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = vectors;
-        grid.fill(out, pixel, None::<fn(f32, f32, f32, f32) -> Option<[[f32; 8]; 3]>>);
+        grid.fill(
+            out,
+            pixel,
+            None::<fn(f32, f32, f32, f32) -> Option<[[f32; 8]; 3]>>,
+        );
     }
 }
 
@@ -734,7 +741,11 @@ fn sample_yuv420(
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = vectors;
-        grid.fill(out, pixel, None::<fn(f32, f32, f32, f32) -> Option<[[f32; 8]; 3]>>);
+        grid.fill(
+            out,
+            pixel,
+            None::<fn(f32, f32, f32, f32) -> Option<[[f32; 8]; 3]>>,
+        );
     }
 }
 
@@ -744,7 +755,18 @@ mod tests {
 
     #[test]
     fn floor_index_is_floor() {
-        for x in [-2.5f32, -1.0, -0.5, -0.0, 0.0, 0.25, 1.0, 2.75, 1e6, -1e6 - 0.5] {
+        for x in [
+            -2.5f32,
+            -1.0,
+            -0.5,
+            -0.0,
+            0.0,
+            0.25,
+            1.0,
+            2.75,
+            1e6,
+            -1e6 - 0.5,
+        ] {
             assert_eq!(floor_index(x), x.floor() as isize, "{x}");
         }
         assert_eq!(floor_index(f32::NAN), 0);
@@ -811,7 +833,15 @@ mod tests {
             angle: 0.0,
         };
         let mut out = vec![0.0; 3 * 16];
-        sample_roi(&frame, &roi, 4, false, 1.0 / 127.5, -1.0, Planes::nchw(&mut out, 4));
+        sample_roi(
+            &frame,
+            &roi,
+            4,
+            false,
+            1.0 / 127.5,
+            -1.0,
+            Planes::nchw(&mut out, 4),
+        );
         assert!(out.iter().all(|v| (*v + 1.0).abs() < 1e-6));
     }
 
@@ -967,27 +997,47 @@ mod tests {
         let check = |frame: &Frame, what: &str| {
             for (k, &(cx, cy, side, angle)) in rois.iter().enumerate() {
                 for mirrored in [false, true] {
-                    let roi = Roi { cx, cy, side, angle };
+                    let roi = Roi {
+                        cx,
+                        cy,
+                        side,
+                        angle,
+                    };
                     let n = 24;
                     let (row, plane) = (n + 5, (n + 5) * (n + 3));
                     let run = |vectors| {
                         let mut v = vec![-7.0f32; 3 * plane];
-                        let out = Planes { data: &mut v, plane, row };
+                        let out = Planes {
+                            data: &mut v,
+                            plane,
+                            row,
+                        };
                         sample_roi_with(frame, &roi, n, mirrored, (1.0 / 255.0, 0.5), out, vectors);
                         v
                     };
                     let (a, b) = (run(true), run(false));
                     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                        assert!((x - y).abs() < 1e-4, "{what} roi {k} mirrored {mirrored} at {i}: {x} vs {y}");
+                        assert!(
+                            (x - y).abs() < 1e-4,
+                            "{what} roi {k} mirrored {mirrored} at {i}: {x} vs {y}"
+                        );
                     }
                 }
             }
         };
-        for layout in [PixelLayout::Rgba, PixelLayout::Bgrx, PixelLayout::Rgb, PixelLayout::Bgr] {
+        for layout in [
+            PixelLayout::Rgba,
+            PixelLayout::Bgrx,
+            PixelLayout::Rgb,
+            PixelLayout::Bgr,
+        ] {
             for pad in [0, 3] {
                 let stride = w * layout.bytes_per_pixel() + pad;
                 let data = noise(stride * h, 5);
-                check(&Frame::new(&data, w, h, stride, layout), &format!("{layout:?} pad {pad}"));
+                check(
+                    &Frame::new(&data, w, h, stride, layout),
+                    &format!("{layout:?} pad {pad}"),
+                );
             }
         }
         for chroma in [Chroma::Planar, Chroma::Interleaved] {
@@ -1015,8 +1065,24 @@ mod tests {
         };
         let mut plain = vec![0.0; 3 * 64];
         let mut mirrored = vec![0.0; 3 * 64];
-        sample_roi(&frame, &roi, 8, false, 1.0, 0.0, Planes::nchw(&mut plain, 8));
-        sample_roi(&frame, &roi, 8, true, 1.0, 0.0, Planes::nchw(&mut mirrored, 8));
+        sample_roi(
+            &frame,
+            &roi,
+            8,
+            false,
+            1.0,
+            0.0,
+            Planes::nchw(&mut plain, 8),
+        );
+        sample_roi(
+            &frame,
+            &roi,
+            8,
+            true,
+            1.0,
+            0.0,
+            Planes::nchw(&mut mirrored, 8),
+        );
         for row in 0..24 {
             for x in 0..8 {
                 let (a, b) = (plain[row * 8 + x], mirrored[row * 8 + 7 - x]);

@@ -100,7 +100,9 @@ pub struct Net {
 
 impl fmt::Debug for Net {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Net").field("runtime", &self.runtime()).finish()
+        f.debug_struct("Net")
+            .field("runtime", &self.runtime())
+            .finish()
     }
 }
 
@@ -143,7 +145,13 @@ impl Net {
         size: usize,
         expect_outputs: &[usize],
     ) -> Result<Net, ModelError> {
-        Self::build(Source::Bytes(name, bytes), size, &[], expect_outputs, Runtime::Auto)
+        Self::build(
+            Source::Bytes(name, bytes),
+            size,
+            &[],
+            expect_outputs,
+            Runtime::Auto,
+        )
     }
 
     /// [`Net::load_with`] keeping only the outputs named in `keep`: the layers that only feed
@@ -393,10 +401,7 @@ fn keep_outputs(proto: &mut tract_onnx::pb::ModelProto, keep: &[&str]) -> TractR
 }
 
 /// Loads the detector, the landmark model and (when its file exists) the iris model from `dir`.
-pub fn load_models(
-    dir: &Path,
-    runtime: Runtime,
-) -> Result<(Net, Net, Option<Net>), ModelError> {
+pub fn load_models(dir: &Path, runtime: Runtime) -> Result<(Net, Net, Option<Net>), ModelError> {
     use super::{detector, iris, landmarks};
     if !dir.is_dir() {
         return Err(ModelError {

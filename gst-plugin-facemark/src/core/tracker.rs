@@ -352,7 +352,15 @@ impl FaceMarker {
                 let roi = iris::eye_roi(&face.landmarks, eye);
                 // The model knows right eyes: the left one is sampled mirrored.
                 let input = net.input();
-                sample_roi(frame, &roi, iris::INPUT_SIZE, eye.2, 1.0 / 255.0, 0.0, input);
+                sample_roi(
+                    frame,
+                    &roi,
+                    iris::INPUT_SIZE,
+                    eye.2,
+                    1.0 / 255.0,
+                    0.0,
+                    input,
+                );
                 let t = Instant::now();
                 net.run()?;
                 self.stats.iris_seconds += t.elapsed().as_secs_f64();

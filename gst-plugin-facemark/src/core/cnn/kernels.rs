@@ -4,9 +4,9 @@
 //! Each entry point checks its slices' bounds once, then runs a kernel compiled for the
 //! instruction set picked at run time ([`Isa::detect`]).
 
-use super::simd::{Portable, Simd};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Avx2, Avx512};
+use super::simd::{Portable, Simd};
 
 /// Channels of every tensor are padded with zeros to a multiple of this.
 pub const CHANNEL_ALIGN: usize = 16;
@@ -185,9 +185,18 @@ pub fn gemm(isa: Isa, g: &mut Gemm) {
         }
         None => g.k,
     };
-    assert!(g.a.len() >= (rows - 1) * g.lda + row_extent, "gemm: a too short");
-    assert!(g.b.len() >= g.k * g.n && g.bias.len() >= g.n, "gemm: weights too short");
-    assert!(g.ldo >= g.n && g.out.len() >= (rows - 1) * g.ldo + g.n, "gemm: out too short");
+    assert!(
+        g.a.len() >= (rows - 1) * g.lda + row_extent,
+        "gemm: a too short"
+    );
+    assert!(
+        g.b.len() >= g.k * g.n && g.bias.len() >= g.n,
+        "gemm: weights too short"
+    );
+    assert!(
+        g.ldo >= g.n && g.out.len() >= (rows - 1) * g.ldo + g.n,
+        "gemm: out too short"
+    );
     if let Some((r, ld, c)) = g.residual {
         assert!(c.is_multiple_of(CHANNEL_ALIGN) && c <= g.n && ld >= c);
         assert!(r.len() >= (rows - 1) * ld + c, "gemm: residual too short");
@@ -244,6 +253,8 @@ unsafe fn gemm_avx2<const MR: usize, const NV: usize, const COLS: bool>(g: &mut 
 /// # Safety
 /// The bounds [`gemm`] checks, for a tile of `MR` rows and `NV` vectors; `COLS` when `g.cols`
 /// is given.
+// The tile loops index several arrays (accumulators, weights, bias) with the same counters.
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 unsafe fn gemm_impl<S: Simd, const MR: usize, const NV: usize, const COLS: bool>(g: &mut Gemm) {
     let nb = NV * S::W;
@@ -386,7 +397,11 @@ unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
                 let rows_inside = iy0 >= 0 && iy0 + K as isize <= h;
                 let o = out.add(oy * d.ow * cp + c);
                 // Output columns whose window is inside the input: [x_lo, x_hi).
-                let x_lo = if rows_inside { (pl as usize).div_ceil(s).min(d.ow) } else { d.ow };
+                let x_lo = if rows_inside {
+                    (pl as usize).div_ceil(s).min(d.ow)
+                } else {
+                    d.ow
+                };
                 let x_hi = if rows_inside && w + pl >= K as isize {
                     ((w + pl - K as isize) as usize / s + 1).clamp(x_lo, d.ow)
                 } else {
@@ -606,25 +621,37 @@ mod tests {
     fn close(a: &[f32], b: &[f32]) {
         assert_eq!(a.len(), b.len());
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "at {i}: {x} vs {y}");
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "at {i}: {x} vs {y}"
+            );
         }
     }
 
     #[test]
     fn gemm_matches_the_definition_on_every_isa_and_tile() {
         for &isa in &Isa::available() {
-            for (rows, k, n_real) in [(1, 288, 1404), (2, 7, 16), (37, 16, 16), (50, 24, 28), (9, 64, 96)] {
+            for (rows, k, n_real) in [
+                (1, 288, 1404),
+                (2, 7, 16),
+                (37, 16, 16),
+                (50, 24, 28),
+                (9, 64, 96),
+            ] {
                 for gather in [false, true] {
                     let np = padded(n_real);
                     let (mr, _) = isa.gemm_tile(np, rows);
                     let rr = rows.div_ceil(mr) * mr + ROW_SLACK;
                     // Gathering reads every other value of a row, from the second on.
                     let lda = 2 * k + 3;
-                    let cols: Vec<usize> = (0..k).map(|kk| if gather { 2 * kk + 1 } else { kk }).collect();
+                    let cols: Vec<usize> = (0..k)
+                        .map(|kk| if gather { 2 * kk + 1 } else { kk })
+                        .collect();
                     let a = values(rr * lda, 1);
                     let w = values(k * n_real, 2);
-                    let bias: Vec<f32> =
-                        (0..np).map(|c| if c < n_real { c as f32 * 0.01 } else { 0.0 }).collect();
+                    let bias: Vec<f32> = (0..np)
+                        .map(|c| if c < n_real { c as f32 * 0.01 } else { 0.0 })
+                        .collect();
                     let slopes = values(np, 3);
                     let res_c = padded(n_real / 2).min(np);
                     let res = values(rr * res_c, 4);
@@ -782,7 +809,11 @@ mod tests {
             }
         }
         let (wp, cs, top, left) = (8, 4, 1, 2);
-        let nhwc_out = Strides { c: 1, y: wp * cs, x: cs };
+        let nhwc_out = Strides {
+            c: 1,
+            y: wp * cs,
+            x: cs,
+        };
         let run = |input: &[f32], strides, out_strides: Strides| {
             let mut out = vec![0.0; (h + 3) * wp * cs];
             place(&mut Place {
@@ -797,12 +828,32 @@ mod tests {
             });
             out
         };
-        let nchw_in = Strides { c: h * w, y: w, x: 1 };
+        let nchw_in = Strides {
+            c: h * w,
+            y: w,
+            x: 1,
+        };
         let a = run(&nchw, nchw_in, nhwc_out);
-        let b = run(&nhwc, Strides { c: 1, y: w * cp, x: cp }, nhwc_out);
+        let b = run(
+            &nhwc,
+            Strides {
+                c: 1,
+                y: w * cp,
+                x: cp,
+            },
+            nhwc_out,
+        );
         assert_eq!(a, b);
         // Planar out: the same values, plane after plane.
-        let planar = run(&nchw, nchw_in, Strides { c: (h + 3) * wp, y: wp, x: 1 });
+        let planar = run(
+            &nchw,
+            nchw_in,
+            Strides {
+                c: (h + 3) * wp,
+                y: wp,
+                x: 1,
+            },
+        );
         for ch in 0..c {
             for y in 0..h {
                 for x in 0..w {
@@ -813,7 +864,10 @@ mod tests {
         }
         for (i, v) in a.iter().enumerate() {
             let (ch, px) = (i % cs, i / cs);
-            let (y, x) = ((px / wp) as isize - top as isize, (px % wp) as isize - left as isize);
+            let (y, x) = (
+                (px / wp) as isize - top as isize,
+                (px % wp) as isize - left as isize,
+            );
             let want = if ch < c && (0..h as isize).contains(&y) && (0..w as isize).contains(&x) {
                 nchw[(ch * h + y as usize) * w + x as usize]
             } else {

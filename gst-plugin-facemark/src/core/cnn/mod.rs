@@ -78,7 +78,10 @@ impl Spatial {
 enum Val {
     Spatial(Spatial),
     /// Row-major values with an ONNX shape.
-    Flat { v: ValueId, shape: Vec<usize> },
+    Flat {
+        v: ValueId,
+        shape: Vec<usize>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -153,7 +156,11 @@ enum Step {
         pad_left: usize,
     },
     /// An `Add` of two feature maps that no convolution took in.
-    Add { a: Spatial, b: Spatial, dst: Spatial },
+    Add {
+        a: Spatial,
+        b: Spatial,
+        dst: Spatial,
+    },
     /// A `Relu` or `PRelu` that no convolution took in.
     Activation {
         src: Spatial,
@@ -163,7 +170,11 @@ enum Step {
     /// A copy into plain NHWC (all channels stored).
     Widen { src: Spatial, dst: Spatial },
     /// A copy into row-major NCHW (`nhwc: false`) or NHWC (`nhwc: true`, a Transpose).
-    Flatten { src: Spatial, dst: ValueId, nhwc: bool },
+    Flatten {
+        src: Spatial,
+        dst: ValueId,
+        nhwc: bool,
+    },
     /// Row-major concatenation: for each of `outer` slices, each input's chunk in turn.
     Concat {
         srcs: Vec<(ValueId, usize)>,
@@ -177,34 +188,46 @@ impl Step {
     fn describe(&self) -> String {
         let shape = |s: &Spatial| format!("{}x{}x{}", s.h, s.w, s.c);
         match self {
-            Step::Pointwise { src, dst, residual, .. } => format!(
+            Step::Pointwise {
+                src, dst, residual, ..
+            } => format!(
                 "pointwise {}->{}{}",
                 src.c,
                 shape(dst),
                 if residual.is_some() { " +res" } else { "" }
             ),
-            Step::Full { cols, stride, dst, .. } => {
+            Step::Full {
+                cols, stride, dst, ..
+            } => {
                 format!("conv {} taps/{stride} ->{}", cols.len(), shape(dst))
             }
             Step::Place { src, .. } => format!("place {}", shape(src)),
-            Step::Depthwise { k, stride, dst, .. } => format!("depthwise {k}x{k}/{stride} {}", shape(dst)),
-            Step::MaxPool { k, stride, dst, .. } => format!("maxpool {k}x{k}/{stride} {}", shape(dst)),
+            Step::Depthwise { k, stride, dst, .. } => {
+                format!("depthwise {k}x{k}/{stride} {}", shape(dst))
+            }
+            Step::MaxPool { k, stride, dst, .. } => {
+                format!("maxpool {k}x{k}/{stride} {}", shape(dst))
+            }
             Step::Add { dst, .. } => format!("add {}", shape(dst)),
             Step::Activation { dst, .. } => format!("activation {}", shape(dst)),
             Step::Widen { dst, .. } => format!("widen {}", shape(dst)),
-            Step::Flatten { src, nhwc, .. } => format!("flatten{} {}", if *nhwc { " nhwc" } else { "" }, shape(src)),
+            Step::Flatten { src, nhwc, .. } => {
+                format!("flatten{} {}", if *nhwc { " nhwc" } else { "" }, shape(src))
+            }
             Step::Concat { srcs, .. } => format!("concat {}", srcs.len()),
         }
     }
 
     fn reads(&self) -> Vec<ValueId> {
         match self {
-            Step::Pointwise { src, residual, .. } => {
-                std::iter::once(src.v).chain(residual.map(|r| r.v)).collect()
-            }
+            Step::Pointwise { src, residual, .. } => std::iter::once(src.v)
+                .chain(residual.map(|r| r.v))
+                .collect(),
             Step::Full {
                 input, residual, ..
-            } => std::iter::once(*input).chain(residual.map(|r| r.v)).collect(),
+            } => std::iter::once(*input)
+                .chain(residual.map(|r| r.v))
+                .collect(),
             Step::Place { src, .. } => vec![src.v],
             Step::Depthwise { src, .. }
             | Step::MaxPool { src, .. }
@@ -506,7 +529,10 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
                     }
                 }
                 ActSpec::PRelu(s) => {
-                    for (o, x) in out[..n].chunks_exact_mut(dst.cp).zip(x.chunks_exact(dst.cp)) {
+                    for (o, x) in out[..n]
+                        .chunks_exact_mut(dst.cp)
+                        .zip(x.chunks_exact(dst.cp))
+                    {
                         for ((o, x), s) in o.iter_mut().zip(x).zip(s) {
                             *o = x.max(0.0) + s * x.min(0.0);
                         }
@@ -618,11 +644,16 @@ impl<'g> Builder<'g> {
     }
 
     fn val(&self, node: &NodeProto, i: usize) -> Result<Val, String> {
-        let name = node.input.get(i).ok_or_else(|| format!("{} lacks input {i}", node.name))?;
-        self.vals
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("{} node {:?}: input {name} is not a computed value", node.op_type, node.name))
+        let name = node
+            .input
+            .get(i)
+            .ok_or_else(|| format!("{} lacks input {i}", node.name))?;
+        self.vals.get(name).cloned().ok_or_else(|| {
+            format!(
+                "{} node {:?}: input {name} is not a computed value",
+                node.op_type, node.name
+            )
+        })
     }
 
     fn spatial_in(&self, node: &NodeProto, i: usize) -> Result<Spatial, String> {
@@ -762,7 +793,15 @@ impl<'g> Builder<'g> {
         }
         // When a bordered copy of the input is all that reads it, the caller writes the input
         // straight into that copy.
-        let mut input = (input_v, Strides { c: h * w, y: w, x: 1 }, 0);
+        let mut input = (
+            input_v,
+            Strides {
+                c: h * w,
+                y: w,
+                x: 1,
+            },
+            0,
+        );
         let readers: Vec<usize> = (0..self.steps.len())
             .filter(|&i| self.steps[i].reads().contains(&input_v))
             .collect();
@@ -845,12 +884,22 @@ impl<'g> Builder<'g> {
         let node = &graph.node[g.conv];
         let a = Attrs(node);
         for name in a.names() {
-            if !["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"].contains(&name)
+            if ![
+                "auto_pad",
+                "dilations",
+                "group",
+                "kernel_shape",
+                "pads",
+                "strides",
+            ]
+            .contains(&name)
             {
                 return unsupported(node, format!("attribute {name}"));
             }
         }
-        if a.ints("dilations").is_some_and(|d| d.iter().any(|&d| d != 1)) {
+        if a.ints("dilations")
+            .is_some_and(|d| d.iter().any(|&d| d != 1))
+        {
             return unsupported(node, "dilation");
         }
         let src = self.spatial_in(node, 0)?;
@@ -869,7 +918,9 @@ impl<'g> Builder<'g> {
             None
         };
         let group = a.int("group", 1) as usize;
-        if a.ints("kernel_shape").is_some_and(|k| k != [kh as i64, kw as i64]) {
+        if a.ints("kernel_shape")
+            .is_some_and(|k| k != [kh as i64, kw as i64])
+        {
             return unsupported(node, "kernel_shape differs from the weights");
         }
         let strides = a.ints("strides").unwrap_or(vec![1, 1]);
@@ -939,32 +990,41 @@ impl<'g> Builder<'g> {
                         + cols(st).iter().max().map_or(0, |m| m + 1)
                 };
                 let inside = (oh - 1) * stride + kh <= src.h && (ow - 1) * stride + kw <= src.w;
-                let (input, strides) = if inside && !src.nchw && ay.pad_begin == 0 && ax.pad_begin == 0 {
-                    let st = src.strides();
-                    self.sizes[src.v] = self.sizes[src.v].max(extent(st));
-                    (src.v, st)
-                } else {
-                    // A copy with zero borders where windows reach past the map: planar for
-                    // the model's input (which can then be written there directly), NHWC for
-                    // feature maps.
-                    let wp = (ax.pad_begin + src.w).max((ow - 1) * stride + kw);
-                    let hp = (ay.pad_begin + src.h).max((oh - 1) * stride + kh);
-                    let st = if src.nchw {
-                        Strides { c: hp * wp, y: wp, x: 1 }
+                let (input, strides) =
+                    if inside && !src.nchw && ay.pad_begin == 0 && ax.pad_begin == 0 {
+                        let st = src.strides();
+                        self.sizes[src.v] = self.sizes[src.v].max(extent(st));
+                        (src.v, st)
                     } else {
-                        Strides { c: 1, y: wp * src.cp, x: src.cp }
+                        // A copy with zero borders where windows reach past the map: planar for
+                        // the model's input (which can then be written there directly), NHWC for
+                        // feature maps.
+                        let wp = (ax.pad_begin + src.w).max((ow - 1) * stride + kw);
+                        let hp = (ay.pad_begin + src.h).max((oh - 1) * stride + kh);
+                        let st = if src.nchw {
+                            Strides {
+                                c: hp * wp,
+                                y: wp,
+                                x: 1,
+                            }
+                        } else {
+                            Strides {
+                                c: 1,
+                                y: wp * src.cp,
+                                x: src.cp,
+                            }
+                        };
+                        let placed = self.value((src.c * hp * wp).max(hp * st.y).max(extent(st)));
+                        self.bordered.insert(placed);
+                        self.steps.push(Step::Place {
+                            src,
+                            dst: placed,
+                            strides: st,
+                            origin: ay.pad_begin * st.y + ax.pad_begin * st.x,
+                        });
+                        // The window of output (0, 0) starts at the buffer's (0, 0).
+                        (placed, st)
                     };
-                    let placed = self.value((src.c * hp * wp).max(hp * st.y).max(extent(st)));
-                    self.bordered.insert(placed);
-                    self.steps.push(Step::Place {
-                        src,
-                        dst: placed,
-                        strides: st,
-                        origin: ay.pad_begin * st.y + ax.pad_begin * st.x,
-                    });
-                    // The window of output (0, 0) starts at the buffer's (0, 0).
-                    (placed, st)
-                };
                 let k = kh * kw * ci;
                 let weights = kernels::pack_gemm_weights(self.isa, k, co, cp, ow, |kk, n| {
                     let (tap, c) = (kk / ci, kk % ci);
@@ -1042,14 +1102,23 @@ impl<'g> Builder<'g> {
             }
             "MaxPool" => {
                 for name in a.names() {
-                    if !["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides", "storage_order"]
-                        .contains(&name)
+                    if ![
+                        "auto_pad",
+                        "ceil_mode",
+                        "dilations",
+                        "kernel_shape",
+                        "pads",
+                        "strides",
+                        "storage_order",
+                    ]
+                    .contains(&name)
                     {
                         return unsupported(node, format!("attribute {name}"));
                     }
                 }
                 if a.int("ceil_mode", 0) != 0
-                    || a.ints("dilations").is_some_and(|d| d.iter().any(|&d| d != 1))
+                    || a.ints("dilations")
+                        .is_some_and(|d| d.iter().any(|&d| d != 1))
                 {
                     return unsupported(node, "ceil_mode or dilation");
                 }
@@ -1063,7 +1132,12 @@ impl<'g> Builder<'g> {
                 else {
                     return unsupported(node, "kernel, strides or pads are not 2-D");
                 };
-                if ky != kx || sy != sx || ky <= 0 || sy <= 0 || [pt, pl, pb, pr].iter().any(|&p| p < 0) {
+                if ky != kx
+                    || sy != sx
+                    || ky <= 0
+                    || sy <= 0
+                    || [pt, pl, pb, pr].iter().any(|&p| p < 0)
+                {
                     return unsupported(node, "non-square window");
                 }
                 let (k, s) = (ky as usize, sy as usize);
@@ -1148,7 +1222,10 @@ impl<'g> Builder<'g> {
                 shape[axis] = 0;
                 for (_, s) in &parts {
                     if s.len() != shape.len()
-                        || s.iter().zip(&shape).enumerate().any(|(d, (x, y))| d != axis && x != y)
+                        || s.iter()
+                            .zip(&shape)
+                            .enumerate()
+                            .any(|(d, (x, y))| d != axis && x != y)
                     {
                         return unsupported(node, "inputs of different shapes");
                     }
@@ -1274,3 +1351,6 @@ fn reshape(shape: &[usize], spec: &[i64]) -> Result<Vec<usize>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;
