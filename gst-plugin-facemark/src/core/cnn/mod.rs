@@ -32,6 +32,9 @@ use onnx::{Attrs, Const};
 
 type ValueId = usize;
 
+/// The largest tensor the engine makes (1 GiB of floats): a model asking for more is refused.
+const MAX_FLOATS: usize = 1 << 28;
+
 /// A feature map: NHWC with `cp` floats per pixel (the first `min(c, cp)` channels stored, the
 /// rest of the stored lanes zero, channels past `cp` zero by definition), or the model's NCHW
 /// input.
@@ -790,6 +793,9 @@ impl<'g> Builder<'g> {
                 .ok_or_else(|| format!("output {name} is not computed"))?;
             let (v, shape) = self.flat(v);
             outs.push((name.clone(), v, shape.iter().product()));
+        }
+        if self.sizes.iter().any(|&s| s > MAX_FLOATS) {
+            return Err(format!("a tensor larger than {MAX_FLOATS} values"));
         }
         // When a bordered copy of the input is all that reads it, the caller writes the input
         // straight into that copy.

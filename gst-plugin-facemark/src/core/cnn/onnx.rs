@@ -150,6 +150,10 @@ pub struct Axis {
     pub pad_begin: usize,
 }
 
+/// Larger strides are refused (they only make sense on inputs this engine never sees, and
+/// keep the buffer arithmetic far from overflowing).
+pub const MAX_STRIDE: usize = 64;
+
 /// Output size and leading padding from ONNX's `auto_pad` / `pads` rules (no dilation).
 pub fn window(
     auto_pad: &str,
@@ -161,9 +165,18 @@ pub fn window(
     if k == 0 || stride == 0 {
         return Err("zero kernel or stride".into());
     }
+    if stride > MAX_STRIDE {
+        return Err(format!("stride {stride} (at most {MAX_STRIDE})"));
+    }
+    if pads.0 >= k || pads.1 >= k {
+        return Err("padding as wide as the window".into());
+    }
     let axis = match auto_pad {
         "" | "NOTSET" => {
-            let padded = input + pads.0 + pads.1;
+            let padded = input
+                .checked_add(pads.0)
+                .and_then(|p| p.checked_add(pads.1))
+                .ok_or("padding too large")?;
             if padded < k {
                 return Err("window larger than the padded input".into());
             }
