@@ -168,6 +168,11 @@ fn check_facemark(args: &ServeArgs) -> Option<String> {
         probe.set_property("model-dir", dir.to_string_lossy().as_ref());
     }
     let ready = probe.set_state(gst::State::Ready);
+    // What runs the models (this plugin's fused engine, or tract), known once they loaded.
+    let runtime = probe
+        .property::<gst::Structure>("stats")
+        .get::<String>("runtime")
+        .unwrap_or_default();
     let _ = probe.set_state(gst::State::Null);
     if ready.is_err() {
         println!("facemark: off (its models do not load: run `make models`, or pass --model-dir)");
@@ -177,7 +182,7 @@ fn check_facemark(args: &ServeArgs) -> Option<String> {
         .iter()
         .map(|(codec, _)| format!("{codec} with {}", decoder_for(codec).unwrap_or("(no decoder: not marked)")))
         .collect();
-    Some(format!("on the decoded video ({})", decoders.join(", ")))
+    Some(format!("on the decoded video ({}; models: {runtime})", decoders.join(", ")))
 }
 
 impl Inner {

@@ -499,6 +499,10 @@ fn sample_roi_with(
     }
 }
 
+/// No vector code on this CPU architecture: no [`Grid::fill`] block sampler.
+#[cfg(not(target_arch = "x86_64"))]
+const NO_BLOCKS: Option<fn(f32, f32, f32, f32) -> Option<[[f32; 8]; 3]>> = None;
+
 /// The frame positions an `n` x `n` output samples: output (i, j) is at
 /// `(x00, y00) + i * du + j * dv`, in pixel-index space.
 struct Grid {
@@ -623,11 +627,7 @@ fn sample_packed(
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = vectors;
-        grid.fill(
-            out,
-            pixel,
-            None::<fn(f32, f32, f32, f32) -> Option<[[f32; 8]; 3]>>,
-        );
+        grid.fill(out, pixel, NO_BLOCKS);
     }
 }
 
@@ -741,11 +741,7 @@ fn sample_yuv420(
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = vectors;
-        grid.fill(
-            out,
-            pixel,
-            None::<fn(f32, f32, f32, f32) -> Option<[[f32; 8]; 3]>>,
-        );
+        grid.fill(out, pixel, NO_BLOCKS);
     }
 }
 

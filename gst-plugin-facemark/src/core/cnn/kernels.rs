@@ -310,24 +310,43 @@ unsafe fn gemm_impl<S: Simd, const MR: usize, const NV: usize, const COLS: bool>
     }
 }
 
-/// A depthwise convolution (one filter per channel) with a square `k x k` kernel.
-pub struct Depthwise<'a> {
-    pub input: &'a [f32],
+/// The sliding `k x k` window of a depthwise convolution or a max pool over an NHWC map whose
+/// pixels hold `cp` (padded) channels, in and out alike: `h x w` in, `oh x ow` out, with the
+/// padding before the first row and column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
     pub h: usize,
     pub w: usize,
-    /// Padded channels, the same for input and output.
     pub cp: usize,
     pub k: usize,
     pub stride: usize,
     pub pad_top: usize,
     pub pad_left: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl Window {
+    /// The bounds the kernels rely on: whole channel blocks, maps that fit, and every output
+    /// window touching the input (none wholly in the padding).
+    fn check(&self, input: &[f32], out: &[f32]) {
+        assert!(self.k > 0 && self.stride > 0 && self.cp.is_multiple_of(CHANNEL_ALIGN));
+        assert!(input.len() >= self.h * self.w * self.cp);
+        assert!(out.len() >= self.oh * self.ow * self.cp);
+        assert!(self.oh > 0 && (self.oh - 1) * self.stride < self.h + self.pad_top);
+        assert!(self.ow > 0 && (self.ow - 1) * self.stride < self.w + self.pad_left);
+    }
+}
+
+/// A depthwise convolution (one filter per channel).
+pub struct Depthwise<'a> {
+    pub input: &'a [f32],
+    pub win: Window,
     /// `[k * k][cp]`.
     pub weights: &'a [f32],
     pub bias: &'a [f32],
     pub act: Act<'a>,
     pub out: &'a mut [f32],
-    pub oh: usize,
-    pub ow: usize,
 }
 
 /// Kernel sizes [`depthwise`] runs.
@@ -336,16 +355,14 @@ pub fn depthwise_supports(k: usize) -> bool {
 }
 
 pub fn depthwise(isa: Isa, d: &mut Depthwise) {
-    assert!(depthwise_supports(d.k) && d.stride > 0);
-    assert!(d.cp.is_multiple_of(CHANNEL_ALIGN));
-    assert!(d.input.len() >= d.h * d.w * d.cp && d.out.len() >= d.oh * d.ow * d.cp);
-    assert!(d.weights.len() >= d.k * d.k * d.cp && d.bias.len() >= d.cp);
-    // Every output pixel's window must touch the input (no all-padding windows).
-    assert!((d.oh - 1) * d.stride < d.h + d.pad_top && (d.ow - 1) * d.stride < d.w + d.pad_left);
-    check_act(d.act, d.cp);
+    let win = d.win;
+    assert!(depthwise_supports(win.k));
+    win.check(d.input, d.out);
+    assert!(d.weights.len() >= win.k * win.k * win.cp && d.bias.len() >= win.cp);
+    check_act(d.act, win.cp);
     // SAFETY: bounds checked above; each function only on a CPU with its features.
     unsafe {
-        match (isa, d.k) {
+        match (isa, win.k) {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, 3) => dw_avx512::<3>(d),
             #[cfg(target_arch = "x86_64")]
@@ -375,8 +392,15 @@ unsafe fn dw_avx2<const K: usize>(d: &mut Depthwise) {
 /// The bounds [`depthwise`] checks.
 #[inline(always)]
 unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
-    let (h, w, cp, s) = (d.h as isize, d.w as isize, d.cp, d.stride);
-    let (pt, pl) = (d.pad_top as isize, d.pad_left as isize);
+    let Window {
+        cp,
+        oh,
+        ow,
+        stride: s,
+        ..
+    } = d.win;
+    let (h, w) = (d.win.h as isize, d.win.w as isize);
+    let (pt, pl) = (d.win.pad_top as isize, d.win.pad_left as isize);
     let inp = d.input.as_ptr();
     let out = d.out.as_mut_ptr();
     let row = w as usize * cp;
@@ -392,18 +416,18 @@ unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
             }
             let bias = S::load(d.bias.as_ptr().add(c));
             let act = ActV::<S>::at(d.act, c);
-            for oy in 0..d.oh {
+            for oy in 0..oh {
                 let iy0 = (oy * s) as isize - pt;
                 let rows_inside = iy0 >= 0 && iy0 + K as isize <= h;
-                let o = out.add(oy * d.ow * cp + c);
+                let o = out.add(oy * ow * cp + c);
                 // Output columns whose window is inside the input: [x_lo, x_hi).
                 let x_lo = if rows_inside {
-                    (pl as usize).div_ceil(s).min(d.ow)
+                    (pl as usize).div_ceil(s).min(ow)
                 } else {
-                    d.ow
+                    ow
                 };
                 let x_hi = if rows_inside && w + pl >= K as isize {
-                    ((w + pl - K as isize) as usize / s + 1).clamp(x_lo, d.ow)
+                    ((w + pl - K as isize) as usize / s + 1).clamp(x_lo, ow)
                 } else {
                     x_lo
                 };
@@ -426,7 +450,7 @@ unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
                     }
                     S::store(o.add(ox * cp), act.apply(acc));
                 };
-                for ox in (0..x_lo).chain(x_hi..d.ow) {
+                for ox in (0..x_lo).chain(x_hi..ow) {
                     edge(ox);
                 }
                 // Four pixels at a time: four independent sums keep the FMA units busy.
@@ -465,25 +489,15 @@ unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
     }
 }
 
-/// Max pooling with a `k x k` window; padding never wins.
+/// Max pooling; padding never wins.
 pub struct MaxPool<'a> {
     pub input: &'a [f32],
-    pub h: usize,
-    pub w: usize,
-    pub cp: usize,
-    pub k: usize,
-    pub stride: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
+    pub win: Window,
     pub out: &'a mut [f32],
-    pub oh: usize,
-    pub ow: usize,
 }
 
 pub fn max_pool(isa: Isa, p: &mut MaxPool) {
-    assert!(p.k > 0 && p.stride > 0 && p.cp.is_multiple_of(CHANNEL_ALIGN));
-    assert!(p.input.len() >= p.h * p.w * p.cp && p.out.len() >= p.oh * p.ow * p.cp);
-    assert!((p.oh - 1) * p.stride < p.h + p.pad_top && (p.ow - 1) * p.stride < p.w + p.pad_left);
+    p.win.check(p.input, p.out);
     // SAFETY: bounds checked above; each function only on a CPU with its features.
     unsafe {
         match isa {
@@ -511,13 +525,23 @@ unsafe fn max_pool_avx2(p: &mut MaxPool) {
 /// The bounds [`max_pool`] checks.
 #[inline(always)]
 unsafe fn max_pool_impl<S: Simd>(p: &mut MaxPool) {
-    let cp = p.cp;
-    for oy in 0..p.oh {
-        let iy0 = (oy * p.stride) as isize - p.pad_top as isize;
-        let ys = iy0.max(0) as usize..((iy0 + p.k as isize) as usize).min(p.h);
-        for ox in 0..p.ow {
-            let ix0 = (ox * p.stride) as isize - p.pad_left as isize;
-            let xs = ix0.max(0) as usize..((ix0 + p.k as isize) as usize).min(p.w);
+    let Window {
+        h,
+        w,
+        cp,
+        k,
+        stride,
+        pad_top,
+        pad_left,
+        oh,
+        ow,
+    } = p.win;
+    for oy in 0..oh {
+        let iy0 = (oy * stride) as isize - pad_top as isize;
+        let ys = iy0.max(0) as usize..((iy0 + k as isize) as usize).min(h);
+        for ox in 0..ow {
+            let ix0 = (ox * stride) as isize - pad_left as isize;
+            let xs = ix0.max(0) as usize..((ix0 + k as isize) as usize).min(w);
             let mut c = 0;
             while c < cp {
                 // SAFETY: the window ranges are clamped to the input.
@@ -525,10 +549,10 @@ unsafe fn max_pool_impl<S: Simd>(p: &mut MaxPool) {
                     let mut m = S::splat(f32::NEG_INFINITY);
                     for y in ys.clone() {
                         for x in xs.clone() {
-                            m = S::max(m, S::load(p.input.as_ptr().add((y * p.w + x) * cp + c)));
+                            m = S::max(m, S::load(p.input.as_ptr().add((y * w + x) * cp + c)));
                         }
                     }
-                    S::store(p.out.as_mut_ptr().add((oy * p.ow + ox) * cp + c), m);
+                    S::store(p.out.as_mut_ptr().add((oy * ow + ox) * cp + c), m);
                 }
                 c += S::W;
             }
@@ -602,11 +626,11 @@ pub fn conv_cols(kh: usize, kw: usize, c: usize, strides: Strides) -> Vec<usize>
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// A small deterministic pseudo-random sequence (no extra dependency).
-    fn values(n: usize, seed: u32) -> Vec<f32> {
+    /// A small deterministic pseudo-random sequence in [-1, 1] (no extra dependency).
+    pub(in crate::core::cnn) fn values(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
         (0..n)
             .map(|_| {
@@ -695,23 +719,35 @@ mod tests {
         }
     }
 
-    fn naive_dw(d: &Depthwise, relu: bool) -> Vec<f32> {
-        let mut out = vec![0.0; d.oh * d.ow * d.cp];
-        for oy in 0..d.oh {
-            for ox in 0..d.ow {
-                for c in 0..d.cp {
-                    let mut s = d.bias[c];
-                    for i in 0..d.k {
-                        for j in 0..d.k {
-                            let iy = (oy * d.stride + i) as isize - d.pad_top as isize;
-                            let ix = (ox * d.stride + j) as isize - d.pad_left as isize;
-                            if iy >= 0 && ix >= 0 && (iy as usize) < d.h && (ix as usize) < d.w {
-                                s += d.input[(iy as usize * d.w + ix as usize) * d.cp + c]
-                                    * d.weights[(i * d.k + j) * d.cp + c];
+    /// The definition, with Relu.
+    fn naive_dw(win: &Window, input: &[f32], weights: &[f32], bias: &[f32]) -> Vec<f32> {
+        let Window {
+            h,
+            w,
+            cp,
+            k,
+            stride,
+            pad_top,
+            pad_left,
+            oh,
+            ow,
+        } = *win;
+        let mut out = vec![0.0; oh * ow * cp];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for c in 0..cp {
+                    let mut s = bias[c];
+                    for i in 0..k {
+                        for j in 0..k {
+                            let iy = (oy * stride + i) as isize - pad_top as isize;
+                            let ix = (ox * stride + j) as isize - pad_left as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                s += input[(iy as usize * w + ix as usize) * cp + c]
+                                    * weights[(i * k + j) * cp + c];
                             }
                         }
                     }
-                    out[(oy * d.ow + ox) * d.cp + c] = if relu { s.max(0.0) } else { s };
+                    out[(oy * ow + ox) * cp + c] = s.max(0.0);
                 }
             }
         }
@@ -734,8 +770,7 @@ mod tests {
                 let weights = values(k * k * cp, 6);
                 let bias = values(cp, 7);
                 let mut out = vec![f32::NAN; oh * ow * cp];
-                let mut d = Depthwise {
-                    input: &input,
+                let win = Window {
                     h,
                     w,
                     cp,
@@ -743,16 +778,21 @@ mod tests {
                     stride: s,
                     pad_top: pt,
                     pad_left: pl,
-                    weights: &weights,
-                    bias: &bias,
-                    act: Act::Relu,
-                    out: &mut out,
                     oh,
                     ow,
                 };
-                depthwise(isa, &mut d);
-                let want = naive_dw(&d, true);
-                close(&out, &want);
+                depthwise(
+                    isa,
+                    &mut Depthwise {
+                        input: &input,
+                        win,
+                        weights: &weights,
+                        bias: &bias,
+                        act: Act::Relu,
+                        out: &mut out,
+                    },
+                );
+                close(&out, &naive_dw(&win, &input, &weights, &bias));
             }
         }
     }
@@ -767,16 +807,18 @@ mod tests {
                 isa,
                 &mut MaxPool {
                     input: &input,
-                    h,
-                    w,
-                    cp,
-                    k: 2,
-                    stride: 2,
-                    pad_top: 0,
-                    pad_left: 0,
+                    win: Window {
+                        h,
+                        w,
+                        cp,
+                        k: 2,
+                        stride: 2,
+                        pad_top: 0,
+                        pad_left: 0,
+                        oh: 3,
+                        ow: 3,
+                    },
                     out: &mut out,
-                    oh: 3,
-                    ow: 3,
                 },
             );
             for oy in 0..3 {

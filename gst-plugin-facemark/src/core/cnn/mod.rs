@@ -27,7 +27,7 @@ use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
 use super::image::Planes;
 
 pub use kernels::Isa;
-use kernels::{Act, ROW_SLACK, Strides, padded};
+use kernels::{Act, ROW_SLACK, Strides, Window, padded};
 use onnx::{Attrs, Const};
 
 type ValueId = usize;
@@ -142,10 +142,7 @@ enum Step {
     Depthwise {
         src: Spatial,
         dst: Spatial,
-        k: usize,
-        stride: usize,
-        pad_top: usize,
-        pad_left: usize,
+        win: Window,
         weights: Vec<f32>,
         bias: Vec<f32>,
         act: ActSpec,
@@ -153,10 +150,7 @@ enum Step {
     MaxPool {
         src: Spatial,
         dst: Spatial,
-        k: usize,
-        stride: usize,
-        pad_top: usize,
-        pad_left: usize,
+        win: Window,
     },
     /// An `Add` of two feature maps that no convolution took in.
     Add {
@@ -205,11 +199,11 @@ impl Step {
                 format!("conv {} taps/{stride} ->{}", cols.len(), shape(dst))
             }
             Step::Place { src, .. } => format!("place {}", shape(src)),
-            Step::Depthwise { k, stride, dst, .. } => {
-                format!("depthwise {k}x{k}/{stride} {}", shape(dst))
+            Step::Depthwise { win, dst, .. } => {
+                format!("depthwise {0}x{0}/{1} {2}", win.k, win.stride, shape(dst))
             }
-            Step::MaxPool { k, stride, dst, .. } => {
-                format!("maxpool {k}x{k}/{stride} {}", shape(dst))
+            Step::MaxPool { win, dst, .. } => {
+                format!("maxpool {0}x{0}/{1} {2}", win.k, win.stride, shape(dst))
             }
             Step::Add { dst, .. } => format!("add {}", shape(dst)),
             Step::Activation { dst, .. } => format!("activation {}", shape(dst)),
@@ -464,54 +458,28 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
         }),
         Step::Depthwise {
             src,
-            dst,
-            k,
-            stride,
-            pad_top,
-            pad_left,
+            win,
             weights,
             bias,
             act,
+            ..
         } => kernels::depthwise(
             isa,
             &mut kernels::Depthwise {
                 input: read(src.v),
-                h: src.h,
-                w: src.w,
-                cp: src.cp,
-                k: *k,
-                stride: *stride,
-                pad_top: *pad_top,
-                pad_left: *pad_left,
+                win: *win,
                 weights,
                 bias,
                 act: act.get(),
                 out,
-                oh: dst.h,
-                ow: dst.w,
             },
         ),
-        Step::MaxPool {
-            src,
-            dst,
-            k,
-            stride,
-            pad_top,
-            pad_left,
-        } => kernels::max_pool(
+        Step::MaxPool { src, win, .. } => kernels::max_pool(
             isa,
             &mut kernels::MaxPool {
                 input: read(src.v),
-                h: src.h,
-                w: src.w,
-                cp: src.cp,
-                k: *k,
-                stride: *stride,
-                pad_top: *pad_top,
-                pad_left: *pad_left,
+                win: *win,
                 out,
-                oh: dst.h,
-                ow: dst.w,
             },
         ),
         Step::Add { a, b, dst } => {
@@ -1066,10 +1034,7 @@ impl<'g> Builder<'g> {
             Step::Depthwise {
                 src,
                 dst,
-                k: kh,
-                stride,
-                pad_top: ay.pad_begin,
-                pad_left: ax.pad_begin,
+                win: sliding(&src, &dst, kh, stride, (ay, ax)),
                 weights,
                 bias,
                 act,
@@ -1156,10 +1121,7 @@ impl<'g> Builder<'g> {
                 self.steps.push(Step::MaxPool {
                     src,
                     dst,
-                    k,
-                    stride: s,
-                    pad_top: ay.pad_begin,
-                    pad_left: ax.pad_begin,
+                    win: sliding(&src, &dst, k, s, (ay, ax)),
                 });
                 Val::Spatial(dst)
             }
@@ -1326,6 +1288,28 @@ impl<'g> Builder<'g> {
             input_view: (strides, origin),
             outputs,
         }
+    }
+}
+
+/// The window of a depthwise convolution or max pool from `src` to `dst` (same channels).
+fn sliding(
+    src: &Spatial,
+    dst: &Spatial,
+    k: usize,
+    stride: usize,
+    (y, x): (onnx::Axis, onnx::Axis),
+) -> Window {
+    debug_assert_eq!(src.cp, dst.cp);
+    Window {
+        h: src.h,
+        w: src.w,
+        cp: src.cp,
+        k,
+        stride,
+        pad_top: y.pad_begin,
+        pad_left: x.pad_begin,
+        oh: dst.h,
+        ow: dst.w,
     }
 }
 

@@ -7,19 +7,8 @@ use tract_onnx::pb::{
 };
 use tract_onnx::prelude::*;
 
+use super::kernels::tests::values;
 use super::{Engine, Isa};
-
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2654435761) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
 
 fn floats(name: &str, dims: &[i64], seed: u32) -> TensorProto {
     let n = dims.iter().product::<i64>() as usize;
