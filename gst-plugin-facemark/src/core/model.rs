@@ -215,6 +215,7 @@ impl Net {
                 rewrite_prelu(&mut proto);
             }
             keep_outputs(&mut proto, keep)?;
+            refuse_negative_pads(&proto)?;
             let plan = onnx
                 .model_for_proto_model(&proto)?
                 .with_input_fact(0, f32::fact([1, 3, size, size]).into())?
@@ -384,6 +385,42 @@ pub fn rewrite_prelu(proto: &mut tract_onnx::pb::ModelProto) {
     graph.node = nodes;
 }
 
+/// Refuses `Pad` nodes with negative pads (cropping). tract 0.23 asserts, rather than
+/// returns an error, when one crops a tensor to a negative size (found by the
+/// `facemark_model` fuzz target); none of the face models crops.
+fn refuse_negative_pads(proto: &tract_onnx::pb::ModelProto) -> TractResult<()> {
+    let Some(graph) = proto.graph.as_ref() else {
+        return Ok(());
+    };
+    for node in graph.node.iter().filter(|n| n.op_type == "Pad") {
+        let from_attribute = node
+            .attribute
+            .iter()
+            .filter(|a| a.name == "pads")
+            .flat_map(|a| a.ints.iter().copied());
+        let from_input = node.input.get(1).into_iter().flat_map(|name| {
+            graph
+                .initializer
+                .iter()
+                .filter(move |t| &t.name == name)
+                .flat_map(|t| {
+                    let raw = t
+                        .raw_data
+                        .chunks_exact(8)
+                        .map(|b| i64::from_le_bytes(b.try_into().unwrap()));
+                    t.int64_data.iter().copied().chain(raw)
+                })
+        });
+        if from_attribute.chain(from_input).any(|p| p < 0) {
+            return Err(TractError::msg(format!(
+                "Pad node {:?} has negative pads",
+                node.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Makes the outputs named in `keep` (all when empty) the model's only outputs.
 fn keep_outputs(proto: &mut tract_onnx::pb::ModelProto, keep: &[&str]) -> TractResult<()> {
     let Some(graph) = proto.graph.as_mut().filter(|_| !keep.is_empty()) else {
@@ -438,4 +475,59 @@ pub fn load_models(dir: &Path, runtime: Runtime) -> Result<(Net, Net, Option<Net
         None
     };
     Ok((det, lm, iris))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
+
+    fn pad_model(pads: &[i64], as_attribute: bool) -> ModelProto {
+        let mut node = NodeProto {
+            op_type: "Pad".into(),
+            name: "crop".into(),
+            input: vec!["x".into()],
+            output: vec!["y".into()],
+            ..Default::default()
+        };
+        let mut initializer = vec![];
+        if as_attribute {
+            node.attribute.push(AttributeProto {
+                name: "pads".into(),
+                r#type: 7,
+                ints: pads.to_vec(),
+                ..Default::default()
+            });
+        } else {
+            node.input.push("pads".into());
+            initializer.push(TensorProto {
+                name: "pads".into(),
+                dims: vec![pads.len() as i64],
+                data_type: 7,
+                raw_data: pads.iter().flat_map(|p| p.to_le_bytes()).collect(),
+                ..Default::default()
+            });
+        }
+        ModelProto {
+            graph: Some(GraphProto {
+                node: vec![node],
+                initializer,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The input the fuzzer found: tract asserts on a crop to a negative size, so such models
+    /// are refused before tract sees them.
+    #[test]
+    fn negative_pads_are_refused() {
+        for as_attribute in [false, true] {
+            let err = refuse_negative_pads(&pad_model(&[0, 0, -200, 0, 0, 0, 0, 0], as_attribute));
+            assert!(err.unwrap_err().to_string().contains("negative pads"));
+            assert!(
+                refuse_negative_pads(&pad_model(&[0, 0, 1, 1, 0, 4, 1, 1], as_attribute)).is_ok()
+            );
+        }
+    }
 }
