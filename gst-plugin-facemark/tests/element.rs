@@ -353,6 +353,41 @@ fn properties_and_stats() {
     assert_eq!(mode.nick(), "auto");
 }
 
+/// `runtime`: auto runs the three models on the fused engine, tract on tract, both mark the
+/// face where the reference has it, and `stats` says which ran.
+#[test]
+fn runtime_property_picks_the_engine() {
+    let (canvas, offset) = odd_canvas();
+    init();
+    for (runtime, expect) in [("auto", "fused"), ("tract", "tract")] {
+        // Set before the harness takes the element: the models load at NULL -> READY.
+        let e = gst::ElementFactory::make("facemark").build().unwrap();
+        let default = e.property_value("runtime");
+        let (_, nick) = glib::EnumValue::from_value(&default).unwrap();
+        assert_eq!(nick.nick(), "auto");
+        e.set_property("model-dir", model_dir().to_str().unwrap());
+        e.set_property_from_str("mode", "inline");
+        e.set_property_from_str("runtime", runtime);
+        let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
+        h.set_src_caps_str(&format!(
+            "video/x-raw,format=RGB,width={},height={},framerate=30/1",
+            canvas.width, canvas.height
+        ));
+        h.play();
+        let out = h
+            .push_and_pull(buffer(&canvas, "RGB", PixelLayout::Rgb, canvas.width * 3, 0))
+            .unwrap();
+        let metas: Vec<_> = out
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .collect();
+        assert_eq!(metas.len(), 1, "{runtime}");
+        check_landmarks(&landmarks_of(&metas[0]), offset, runtime);
+        let stats = h.element().unwrap().property::<gst::Structure>("stats");
+        let used = stats.get::<String>("runtime").unwrap();
+        assert_eq!(used.matches(expect).count(), 3, "{runtime}: {used}");
+    }
+}
+
 /// `mode=latest`: the first frame goes to the idle worker and, with no frame duration to wait
 /// for, leaves unannotated; a frame arriving while the worker is busy counts as dropped; later
 /// frames carry the newest finished result, which matches the reference.
