@@ -45,7 +45,12 @@ bench: deps
 	$(CARGO) bench -p whipcast-tests --bench av1_depay
 	$(CARGO) bench -p whipcast-tests --bench whip_post
 	$(CARGO) bench -p whipcast-tests --bench whip_concurrency
-	$(CARGO) bench -p gst-plugin-facemark --bench facemark
+	@# facemark side by side with MediaPipe's own runtime when its venv can be made (PyPI).
+	@if scripts/mediapipe-venv.sh; then \
+	  FACEMARK_MEDIAPIPE_PYTHON=$(CURDIR)/target/mediapipe-venv/bin/python $(CARGO) bench -p gst-plugin-facemark --bench facemark; \
+	else \
+	  $(CARGO) bench -p gst-plugin-facemark --bench facemark; \
+	fi
 
 clean:
 	$(CARGO) clean
