@@ -381,7 +381,7 @@ impl ObjectImpl for FaceMark {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames-in, inferences, dropped-inferences, mean-inference-ms, detector-runs, landmark-runs, iris-runs")
+                    .blurb("frames-in, inferences, dropped-inferences, mean-inference-ms, detector-runs, landmark-runs, iris-runs, runtime (what runs each model)")
                     .read_only()
                     .build(),
             ]
