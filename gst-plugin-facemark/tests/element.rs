@@ -375,7 +375,13 @@ fn runtime_property_picks_the_engine() {
         ));
         h.play();
         let out = h
-            .push_and_pull(buffer(&canvas, "RGB", PixelLayout::Rgb, canvas.width * 3, 0))
+            .push_and_pull(buffer(
+                &canvas,
+                "RGB",
+                PixelLayout::Rgb,
+                canvas.width * 3,
+                0,
+            ))
             .unwrap();
         let metas: Vec<_> = out
             .iter_meta::<gst_video::VideoRegionOfInterestMeta>()

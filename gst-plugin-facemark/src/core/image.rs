@@ -487,8 +487,6 @@ fn sample_roi_with(
     let vectors = vectors
         && std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    let vectors = vectors && false;
     match frame.format {
         PixelFormat::Packed(layout) => {
             sample_packed(frame, layout, &grid, scale, offset, &mut out, vectors)
@@ -572,17 +570,6 @@ fn sample_packed(
             data[o + bo] as f32,
         ]
     };
-    // SAFETY (callers): `o` is a pixel of the frame, whose plane holds all its rows.
-    let px_inside = |o: usize| -> [f32; 3] {
-        debug_assert!(o + ro.max(go).max(bo) < data.len());
-        unsafe {
-            [
-                *data.get_unchecked(o + ro) as f32,
-                *data.get_unchecked(o + go) as f32,
-                *data.get_unchecked(o + bo) as f32,
-            ]
-        }
-    };
     let fetch = |xi: isize, yi: isize| -> [f32; 3] {
         if xi < 0 || yi < 0 || xi >= w || yi >= h {
             return [0.0; 3];
@@ -594,13 +581,12 @@ fn sample_packed(
         let (fx, fy) = (x - xi as f32, y - yi as f32);
         let (a, b, cc, d);
         if xi >= 0 && yi >= 0 && xi + 1 < w && yi + 1 < h {
-            // The 2 x 2 pixels are inside the frame (assert_fits checked its rows).
             let p = yi as usize * stride + xi as usize * bpp;
             let q = p + stride;
-            a = px_inside(p);
-            b = px_inside(p + bpp);
-            cc = px_inside(q);
-            d = px_inside(q + bpp);
+            a = px(p);
+            b = px(p + bpp);
+            cc = px(q);
+            d = px(q + bpp);
         } else {
             a = fetch(xi, yi);
             b = fetch(xi + 1, yi);

@@ -486,14 +486,14 @@ impl ElementImpl for FaceMark {
             };
             match FaceMarker::new(&dir, config) {
                 Ok(marker) => {
+                    let runtimes = marker.runtimes();
                     gst::info!(
                         CAT,
                         imp = self,
-                        "loaded models from {} ({})",
-                        dir.display(),
-                        marker.runtimes()
+                        "loaded models from {} ({runtimes})",
+                        dir.display()
                     );
-                    *self.runtimes.lock().unwrap() = marker.runtimes();
+                    *self.runtimes.lock().unwrap() = runtimes;
                     *self.marker.lock().unwrap() = Some(marker);
                     *self.stats.lock().unwrap() = Counters::default();
                 }

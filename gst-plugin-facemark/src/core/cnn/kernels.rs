@@ -47,19 +47,13 @@ impl Isa {
 
     /// Every instruction set this CPU can run (for tests that compare them).
     pub fn available() -> Vec<Isa> {
-        let best = Isa::detect();
-        let mut all = vec![Isa::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if best == Isa::Avx512 || best == Isa::Avx2 {
-                all.push(Isa::Avx2);
-            }
-            if best == Isa::Avx512 {
-                all.push(Isa::Avx512);
-            }
+        match Isa::detect() {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => vec![Isa::Portable, Isa::Avx2, Isa::Avx512],
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => vec![Isa::Portable, Isa::Avx2],
+            Isa::Portable => vec![Isa::Portable],
         }
-        let _ = best;
-        all
     }
 
     /// The GEMM tile: (rows, output channels) computed at once, for `n` (padded) output channels
@@ -127,81 +121,97 @@ fn check_act(act: Act, channels: usize) {
     }
 }
 
-/// Packs a `k x n` weight matrix (`w(k, n)`, `n` real output channels padded to `np`) in the
-/// layout [`gemm`] reads for `isa`: blocks of output channels, each `k` rows of the block width.
-pub fn pack_gemm_weights(
-    isa: Isa,
+/// A `k x n` weight matrix in the layout [`gemm`] reads: blocks of `block` output channels,
+/// each `k` rows of the block width.
+#[derive(Debug)]
+pub struct Packed {
+    data: Vec<f32>,
+    /// Rows (the sum's length).
     k: usize,
+    /// Output channels, padded to [`CHANNEL_ALIGN`].
     n: usize,
-    np: usize,
-    rows: usize,
-    w: impl Fn(usize, usize) -> f32,
-) -> Vec<f32> {
-    let (_, nb) = isa.gemm_tile(np, rows);
-    let mut out = vec![0.0; k * np];
-    for blk in 0..np / nb {
-        for kk in 0..k {
-            for j in 0..nb {
-                let col = blk * nb + j;
-                if col < n {
-                    out[(blk * k + kk) * nb + j] = w(kk, col);
+    block: usize,
+}
+
+impl Packed {
+    /// Packs `w(k, n)` for `isa` and GEMMs of `rows` rows: `n` real output channels, padded with
+    /// zeros to `np`.
+    pub fn new(
+        isa: Isa,
+        k: usize,
+        n: usize,
+        np: usize,
+        rows: usize,
+        w: impl Fn(usize, usize) -> f32,
+    ) -> Packed {
+        let (_, block) = isa.gemm_tile(np, rows);
+        let mut data = vec![0.0; k * np];
+        for blk in 0..np / block {
+            for kk in 0..k {
+                for j in 0..block {
+                    let col = blk * block + j;
+                    if col < n {
+                        data[(blk * k + kk) * block + j] = w(kk, col);
+                    }
                 }
             }
         }
+        Packed {
+            data,
+            k,
+            n: np,
+            block,
+        }
     }
-    out
 }
 
-/// `out[r, c] = act(sum_k a[r, k] * b[k, c] + bias[c] + residual[r, c])` for `rows` rows and `n`
-/// output channels (`n` a multiple of [`CHANNEL_ALIGN`]). Matrices are row-major with the given
-/// row strides; up to a tile of rows after `rows` is read and written (the buffers' slack).
+/// `out[r, c] = act(sum_k a[r, k] * b[k, c] + bias[c] + residual[r, c])` for `rows` rows and
+/// the weights' `n` output channels. Matrices are row-major with the given row strides; up to
+/// a tile of rows after `rows` is read and written (the buffers' slack).
 pub struct Gemm<'a> {
     pub a: &'a [f32],
     pub lda: usize,
     pub rows: usize,
-    pub k: usize,
     /// Where column `kk` of a row is, relative to the row's start: `cols[kk]` (a convolution
     /// reading its input in place), or `kk` when `None` (a plain matrix).
     pub cols: Option<&'a [usize]>,
-    /// From [`pack_gemm_weights`] with the same isa, `n` and `rows`.
-    pub b: &'a [f32],
+    /// Packed for the same isa and number of rows.
+    pub b: &'a Packed,
     pub bias: &'a [f32],
     pub act: Act<'a>,
     /// Added before the activation: (values, row stride, channels it has; the rest count as 0).
     pub residual: Option<(&'a [f32], usize, usize)>,
     pub out: &'a mut [f32],
     pub ldo: usize,
-    pub n: usize,
 }
 
 pub fn gemm(isa: Isa, g: &mut Gemm) {
-    let (mr, nb) = isa.gemm_tile(g.n, g.rows);
+    let (k, n) = (g.b.k, g.b.n);
+    let (mr, nb) = isa.gemm_tile(n, g.rows);
+    assert_eq!(nb, g.b.block, "gemm: weights packed for another tile");
     let rows = g.rows.div_ceil(mr) * mr;
-    assert!(g.n.is_multiple_of(nb) && g.k > 0 && rows > 0);
+    assert!(k > 0 && rows > 0);
     let row_extent = match g.cols {
         Some(cols) => {
-            assert_eq!(cols.len(), g.k, "gemm: one offset per column");
+            assert_eq!(cols.len(), k, "gemm: one offset per column");
             cols.iter().max().map_or(0, |m| m + 1)
         }
-        None => g.k,
+        None => k,
     };
     assert!(
         g.a.len() >= (rows - 1) * g.lda + row_extent,
         "gemm: a too short"
     );
+    assert!(g.bias.len() >= n, "gemm: bias too short");
     assert!(
-        g.b.len() >= g.k * g.n && g.bias.len() >= g.n,
-        "gemm: weights too short"
-    );
-    assert!(
-        g.ldo >= g.n && g.out.len() >= (rows - 1) * g.ldo + g.n,
+        g.ldo >= n && g.out.len() >= (rows - 1) * g.ldo + n,
         "gemm: out too short"
     );
     if let Some((r, ld, c)) = g.residual {
-        assert!(c.is_multiple_of(CHANNEL_ALIGN) && c <= g.n && ld >= c);
+        assert!(c.is_multiple_of(CHANNEL_ALIGN) && c <= n && ld >= c);
         assert!(r.len() >= (rows - 1) * ld + c, "gemm: residual too short");
     }
-    check_act(g.act, g.n);
+    check_act(g.act, n);
     // SAFETY: bounds checked above; each function is called only on a CPU with its features.
     unsafe {
         match (isa, mr, nb, g.cols.is_some()) {
@@ -258,16 +268,16 @@ unsafe fn gemm_avx2<const MR: usize, const NV: usize, const COLS: bool>(g: &mut 
 #[inline(always)]
 unsafe fn gemm_impl<S: Simd, const MR: usize, const NV: usize, const COLS: bool>(g: &mut Gemm) {
     let nb = NV * S::W;
-    let (k, lda, ldo) = (g.k, g.lda, g.ldo);
+    let (k, lda, ldo) = (g.b.k, g.lda, g.ldo);
     let a = g.a.as_ptr();
     let cols = g.cols.map_or(std::ptr::null(), <[usize]>::as_ptr);
     let out = g.out.as_mut_ptr();
     let residual = g.residual.map(|(r, ld, c)| (r.as_ptr(), ld, c));
-    for blk in 0..g.n / nb {
+    for blk in 0..g.b.n / nb {
         let c0 = blk * nb;
         // SAFETY (whole block): offsets stay within the lengths checked by `gemm`.
         unsafe {
-            let b = g.b.as_ptr().add(blk * k * nb);
+            let b = g.b.data.as_ptr().add(blk * k * nb);
             let mut bias = [S::zero(); NV];
             let mut act = [ActV::<S>::Linear; NV];
             for v in 0..NV {
@@ -679,7 +689,7 @@ pub(super) mod tests {
                     let slopes = values(np, 3);
                     let res_c = padded(n_real / 2).min(np);
                     let res = values(rr * res_c, 4);
-                    let b = pack_gemm_weights(isa, k, n_real, np, rows, |kk, c| w[kk * n_real + c]);
+                    let b = Packed::new(isa, k, n_real, np, rows, |kk, c| w[kk * n_real + c]);
                     let mut out = vec![f32::NAN; rr * np];
                     gemm(
                         isa,
@@ -687,7 +697,6 @@ pub(super) mod tests {
                             a: &a,
                             lda,
                             rows,
-                            k,
                             cols: gather.then_some(&cols[..]),
                             b: &b,
                             bias: &bias,
@@ -695,7 +704,6 @@ pub(super) mod tests {
                             residual: Some((&res, res_c, res_c)),
                             out: &mut out,
                             ldo: np,
-                            n: np,
                         },
                     );
                     let mut want = vec![0.0; rows * np];

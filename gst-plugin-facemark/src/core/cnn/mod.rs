@@ -27,7 +27,7 @@ use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
 use super::image::Planes;
 
 pub use kernels::Isa;
-use kernels::{Act, ROW_SLACK, Strides, Window, padded};
+use kernels::{Act, Packed, ROW_SLACK, Strides, Window, padded};
 use onnx::{Attrs, Const};
 
 type ValueId = usize;
@@ -111,7 +111,7 @@ enum Step {
     Pointwise {
         src: Spatial,
         dst: Spatial,
-        weights: Vec<f32>,
+        weights: Packed,
         bias: Vec<f32>,
         act: ActSpec,
         residual: Option<Spatial>,
@@ -126,7 +126,7 @@ enum Step {
         stride: usize,
         cols: Vec<usize>,
         dst: Spatial,
-        weights: Vec<f32>,
+        weights: Packed,
         bias: Vec<f32>,
         act: ActSpec,
         residual: Option<Spatial>,
@@ -397,7 +397,6 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
                 a: read(src.v),
                 lda: src.cp,
                 rows: dst.h * dst.w,
-                k: src.c,
                 cols: None,
                 b: weights,
                 bias,
@@ -405,7 +404,6 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
                 residual: residual.map(|r| (read(r.v), r.cp, r.cp)),
                 out,
                 ldo: dst.cp,
-                n: dst.cp,
             },
         ),
         Step::Full {
@@ -428,7 +426,6 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
                         a: &a[oy * stride * st.y..],
                         lda: stride * st.x,
                         rows: dst.w,
-                        k: cols.len(),
                         cols: Some(cols),
                         b: weights,
                         bias,
@@ -436,7 +433,6 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
                         residual: res.map(|(r, cp)| (&r[oy * dst.w * cp..], cp, cp)),
                         out: &mut out[oy * dst.w * dst.cp..],
                         ldo: dst.cp,
-                        n: dst.cp,
                     },
                 );
             }
@@ -674,19 +670,24 @@ impl<'g> Builder<'g> {
         }
     }
 
-    fn activation(&self, node: &NodeProto, cp: usize) -> Result<ActSpec, String> {
+    /// The `Relu` or `PRelu` node's activation for a map of `c` channels padded to `cp`.
+    fn activation(&self, node: &NodeProto, c: usize, cp: usize) -> Result<ActSpec, String> {
         match node.op_type.as_str() {
             "Relu" => Ok(ActSpec::Relu),
             "PRelu" => {
-                let (_, s) = self.f32_const(node, 1)?;
-                if s.len() != 1 && s.len() > cp {
-                    return unsupported(node, "slopes do not match the channels");
+                let (dims, s) = self.f32_const(node, 1)?;
+                // One slope, or one per channel ([C, 1, 1] after leading 1s, as NCHW
+                // broadcasting puts it): anything else broadcasts along other axes.
+                let leading = dims.iter().take_while(|&&d| d == 1).count();
+                let per_channel = dims[leading.min(dims.len())..] == [c, 1, 1];
+                if s.len() != 1 && !per_channel {
+                    return unsupported(node, format!("slopes of shape {dims:?} for {c} channels"));
                 }
                 Ok(ActSpec::PRelu(
                     (0..cp)
-                        .map(|c| match s.len() {
+                        .map(|ch| match s.len() {
                             1 => s[0],
-                            n if c < n => s[c],
+                            _ if ch < c => s[ch],
                             _ => 0.0,
                         })
                         .collect(),
@@ -930,7 +931,7 @@ impl<'g> Builder<'g> {
             None => None,
         };
         let act = match g.act {
-            Some(i) => self.activation(&graph.node[i], cp)?,
+            Some(i) => self.activation(&graph.node[i], co, cp)?,
             None => ActSpec::Linear,
         };
         let last = g.act.or(g.add).unwrap_or(g.conv);
@@ -941,8 +942,7 @@ impl<'g> Builder<'g> {
             }
             if kh == 1 && kw == 1 && stride == 1 && ay.pad_begin == 0 && ax.pad_begin == 0 {
                 let src = self.plain(src);
-                let weights =
-                    kernels::pack_gemm_weights(self.isa, ci, co, cp, rows, |k, n| wt[n * ci + k]);
+                let weights = Packed::new(self.isa, ci, co, cp, rows, |k, n| wt[n * ci + k]);
                 Step::Pointwise {
                     src,
                     dst,
@@ -1000,7 +1000,7 @@ impl<'g> Builder<'g> {
                         (placed, st)
                     };
                 let k = kh * kw * ci;
-                let weights = kernels::pack_gemm_weights(self.isa, k, co, cp, ow, |kk, n| {
+                let weights = Packed::new(self.isa, k, co, cp, ow, |kk, n| {
                     let (tap, c) = (kk / ci, kk % ci);
                     let (y, x) = (tap / kw, tap % kw);
                     wt[((n * ci + c) * kh + y) * kw + x]
@@ -1057,7 +1057,7 @@ impl<'g> Builder<'g> {
                 let src = self.spatial_in(node, 0)?;
                 let src = self.plain(src);
                 let dst = self.spatial(src.c, src.h, src.w);
-                let act = self.activation(node, src.cp)?;
+                let act = self.activation(node, src.c, src.cp)?;
                 self.steps.push(Step::Activation { src, dst, act });
                 Val::Spatial(dst)
             }

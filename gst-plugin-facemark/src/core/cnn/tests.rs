@@ -287,6 +287,15 @@ fn unsupported_graphs_are_refused_with_the_reason() {
         vec![floats("w", &[6, 1, 3, 3], 1)],
         "group 3",
     );
+    // Slopes of shape [C] broadcast along the width, not per channel.
+    refused(
+        vec![
+            node("Conv", &["x", "w"], "c", vec![]),
+            node("PRelu", &["c", "s"], "y", vec![]),
+        ],
+        vec![floats("w", &[8, 3, 1, 1], 1), floats("s", &[8], 2)],
+        "slopes of shape [8] for 8 channels",
+    );
     refused(
         vec![node("Pad", &["x", "pads"], "y", vec![])],
         vec![ints("pads", &[0, 0, 1, 1, 0, 0, 1, 1])],
