@@ -171,15 +171,16 @@ fn mediapipe(
     if !out.status.success() {
         return Err(format!("{}: {line}", out.status));
     }
-    // {"median_ms": 5.45, ...}: the one number needed, without a JSON dependency.
-    let field = |name: &str| -> Option<f64> {
-        let rest = &line[line.find(&format!("\"{name}\": "))? + name.len() + 4..];
-        rest[..rest.find([',', '}'])?].trim().parse().ok()
-    };
-    if field("faces") != Some(1.0) {
-        return Err(format!("MediaPipe did not find one face: {line}"));
+    let report: serde_json::Value =
+        serde_json::from_str(&line).map_err(|e| format!("{e}: {line}"))?;
+    // The same job: one face, with the points asked for.
+    let points = if irises { 478 } else { 468 };
+    if report["faces"] != 1 || report["landmarks"] != points {
+        return Err(format!("MediaPipe did not find one face of {points} points: {line}"));
     }
-    field("median_ms").ok_or_else(|| format!("no median in {line}"))
+    report["median_ms"]
+        .as_f64()
+        .ok_or_else(|| format!("no median in {line}"))
 }
 
 fn save_png(img: &Rgb, path: &Path) {
