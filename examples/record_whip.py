@@ -100,11 +100,15 @@ def main():
     if args.token:
         src.set_property("token", args.token)
     mux = make("webmmux")
+    # Whole Matroska elements to the file, each written at once and fsynced: a crash leaves a
+    # file that plays up to its last half second.
+    whole = make("fragmentsync")
     sink = make("filesink")
     sink.set_property("location", args.output)
-    for e in (src, mux, sink):
+    for e in (src, mux, whole, sink):
         pipeline.add(e)
-    mux.link(sink)
+    mux.link(whole)
+    whole.link(sink)
 
     state = {"started": False, "finishing": False, "status": 0}
     loop = GLib.MainLoop()

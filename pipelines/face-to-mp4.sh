@@ -11,6 +11,7 @@ set -euo pipefail
 . "$(dirname "$0")/plugin-path.sh" facemark
 IN=${1:?usage: $0 INPUT [OUTPUT.mp4] [facemark properties...]}
 OUTFILE=${2:-facemark.mp4}
+. "$(dirname "$0")/recording-sink.sh" "$OUTFILE"
 shift $(( $# >= 2 ? 2 : 1 ))
 
 . "$(dirname "$0")/video-source.sh"
@@ -30,4 +31,4 @@ exec gst-launch-1.0 -e \
   ! videoconvert ! "video/x-raw,format={RGBx,BGRx,RGBA,BGRA,RGB,BGR}" \
   ! facemark "$@" \
   ! videoconvert ! video/x-raw,format=I420 ! "${encoder[@]}" \
-  ! video/x-h264,profile=high ! h264parse ! mp4mux ! filesink location="$OUTFILE"
+  ! video/x-h264,profile=high ! h264parse ! "${recording[@]}"

@@ -10,13 +10,7 @@ set -euo pipefail
 [[ $# == 2 ]] || { sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 2; }
 output=$1 source=$2
 . "$(dirname "$0")/plugin-path.sh" rtpav1depay-rs
-
-case $output in
-  *.webm) mux=webmmux ;;
-  *.mkv) mux=matroskamux ;;
-  *.mp4) mux=mp4mux ;;
-  *) echo "unknown output type: $output (use .webm, .mkv or .mp4)" >&2; exit 2 ;;
-esac
+. "$(dirname "$0")/recording-sink.sh" "$output"
 caps="media=video,clock-rate=90000,encoding-name=AV1,payload=${PT:-96}"
 case $source in
   udp://*)
@@ -25,5 +19,5 @@ case $source in
     [[ -r $source ]] || { echo "cannot read $source" >&2; exit 2; }
     src=(filesrc location="$source" ! "application/x-rtp-stream,$caps" ! rtpstreamdepay) ;;
 esac
-echo "recording $source -> $output with $mux (Ctrl-C to stop)" >&2
-exec gst-launch-1.0 -e "${src[@]}" ! rtpav1depay-rs ! av1obufix ! "$mux" ! filesink location="$output"
+echo "recording $source -> $output with ${mux[*]} (Ctrl-C to stop)" >&2
+exec gst-launch-1.0 -e "${src[@]}" ! rtpav1depay-rs ! av1obufix ! "${recording[@]}"

@@ -8,15 +8,10 @@
 set -euo pipefail
 [[ $# == 1 ]] || { sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 2; }
 output=$1
-case $output in
-  *.webm) mux=webmmux codecs=AV1,VP9,VP8 ;;
-  *.mp4) mux=mp4mux codecs=H264,H265,AV1 ;;
-  *.mkv) mux=matroskamux codecs=AV1,H264,H265,VP9,VP8 ;;
-  *) echo "unknown output type: $output (use .webm, .mp4 or .mkv)" >&2; exit 2 ;;
-esac
+. "$(dirname "$0")/recording-sink.sh" "$output"
 export WHIP_CODECS=${WHIP_CODECS:-$codecs}
 . "$(dirname "$0")/whip-source.sh"
-echo "recording the next publisher ($WHIP_CODECS) -> $output with $mux" >&2
-exec gst-launch-1.0 -e "${whip[@]}" output=encoded "$mux" name=mux ! filesink location="$output" \
+echo "recording the next publisher ($WHIP_CODECS) -> $output with ${mux[*]}" >&2
+exec gst-launch-1.0 -e "${whip[@]}" output=encoded "${recording[@]}" \
   w.video_0 ! queue ! mux.video_%u \
   w.audio_0 ! queue ! mux.audio_%u

@@ -23,6 +23,9 @@ const DECODERS: &[(&str, &[&str])] = &[
     ("VP9", &["nvvp9dec", "vp9dec"]),
 ];
 
+/// MP4 fragment length: what a crash can cost at most (MediaMTX writes 1 s parts too).
+const MP4_FRAGMENT_MS: u32 = 1000;
+
 /// A session left without its EOS reaching the files within this is torn down anyway.
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -58,6 +61,8 @@ struct Recording {
     inputs: Vec<String>,
     summary: String,
     frames: Arc<AtomicU64>,
+    /// Buffers (audio and video) that reached the muxer.
+    media: Arc<AtomicU64>,
     snapshots: Arc<AtomicU64>,
     started: Instant,
 }
@@ -299,16 +304,24 @@ impl Inner {
             // The server's running time goes on across sessions; each file starts at zero.
             mux.set_property("offset-to-zero", true);
         }
+        if mux.find_property("fragment-duration").is_some() {
+            // MP4 in fragments: a crash costs at most the fragment being written; a clean stop
+            // adds the duration and the fragment index (mfra).
+            mux.set_property("fragment-duration", MP4_FRAGMENT_MS);
+        }
+        // Whole fragments and Matroska elements, each written at once and fsynced.
+        let whole = make("fragmentsync")?;
         let sink = gst::ElementFactory::make("filesink")
             .property("location", file.to_string_lossy().as_ref())
             .property("async", false)
             .build()
             .map_err(|_| "filesink is missing")?;
-        bin.add_many([&mux, &sink]).map_err(|e| e.to_string())?;
-        mux.link(&sink).map_err(|e| e.to_string())?;
+        bin.add_many([&mux, &whole, &sink]).map_err(|e| e.to_string())?;
+        gst::Element::link_many([&mux, &whole, &sink]).map_err(|e| e.to_string())?;
         let mut sinks = vec![sink.clone()];
 
         let frames = Arc::new(AtomicU64::new(0));
+        let media = Arc::new(AtomicU64::new(0));
         let snapshots = Arc::new(AtomicU64::new(0));
         let mut inputs = Vec::new();
         let mut described = Vec::new();
@@ -342,10 +355,13 @@ impl Inner {
             } else {
                 queue.static_pad("src").unwrap().link(&mux_pad).map_err(|e| format!("{e:?}"))?;
             }
-            if video {
-                let frames = frames.clone();
+            {
+                let (frames, media) = (frames.clone(), media.clone());
                 mux_pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                    frames.fetch_add(1, Ordering::Relaxed);
+                    if video {
+                        frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    media.fetch_add(1, Ordering::Relaxed);
                     gst::PadProbeReturn::Ok
                 });
             }
@@ -391,6 +407,7 @@ impl Inner {
             inputs,
             summary: described.join(" + "),
             frames,
+            media,
             snapshots,
             started: Instant::now(),
         })
@@ -525,15 +542,16 @@ impl Inner {
         let _ = recording.bin.set_state(gst::State::Null);
         let _ = self.pipeline.remove(&recording.bin);
         let frames = recording.frames.load(Ordering::Relaxed);
-        let mut line = format!(
-            "recorded {} ({frames} video frames, {:.1} s",
-            recording.file.display(),
-            recording.started.elapsed().as_secs_f64()
-        );
-        if let Some(dir) = &recording.snapshot_dir {
-            line += &format!("; {} snapshots in {}", recording.snapshots.load(Ordering::Relaxed), dir.display());
-        }
-        line += ")";
+        let mut line = if recording.media.load(Ordering::Relaxed) == 0 {
+            // A publisher that never sent media (OBS giving up after the answer): no file.
+            let _ = std::fs::remove_file(&recording.file);
+            if let Some(dir) = &recording.snapshot_dir {
+                let _ = std::fs::remove_dir(dir);
+            }
+            format!("nothing recorded for {}: no media arrived", recording.name)
+        } else {
+            self.describe(&recording, frames)
+        };
         if let Some(problem) = problem {
             line += &format!(": {problem}");
         }
@@ -551,6 +569,19 @@ impl Inner {
         if done {
             self.main_loop.quit();
         }
+    }
+
+    /// `recorded FILE (N video frames, S s; K snapshots in DIR)`.
+    fn describe(&self, recording: &Recording, frames: u64) -> String {
+        let mut line = format!(
+            "recorded {} ({frames} video frames, {:.1} s",
+            recording.file.display(),
+            recording.started.elapsed().as_secs_f64()
+        );
+        if let Some(dir) = &recording.snapshot_dir {
+            line += &format!("; {} snapshots in {}", recording.snapshots.load(Ordering::Relaxed), dir.display());
+        }
+        line + ")"
     }
 
     /// Ctrl-C: finalize what is being recorded, then stop. A second Ctrl-C stops at once.

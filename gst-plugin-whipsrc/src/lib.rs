@@ -1,11 +1,16 @@
 //! GStreamer plugin `whipsrc`: `whipserversrc`, a WHIP (RFC 9725) endpoint inside a source
-//! element, built on webrtcbin.
+//! element, built on webrtcbin; `rtpframegate`, which passes only decodable video frames after a loss;
+//! and `fragmentsync`, which keeps recordings whole on disk through a crash.
 //!
 //! The WHIP HTTP rules ([`whip`]) and SDP decisions ([`sdp`]) are sans-IO; [`server`] runs them
 //! on a shared HTTP(S) server; the element shell turns sessions into webrtcbins and pads.
 
 use gst::glib;
 
+pub mod framegate;
+mod fragmentsync;
+pub mod fragments;
+mod rtpframegate;
 pub mod rtptime;
 pub mod sdp;
 pub mod server;
@@ -13,7 +18,9 @@ pub mod whip;
 mod whipserversrc;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    whipserversrc::register(plugin)
+    whipserversrc::register(plugin)?;
+    fragmentsync::register(plugin)?;
+    rtpframegate::register(plugin)
 }
 
 gst::plugin_define!(

@@ -408,3 +408,28 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
     path
 }
+
+/// What ffmpeg made of a file: video frames decoded and every message at error level.
+#[derive(Debug)]
+pub struct FfmpegDecode {
+    pub video_frames: u64,
+    pub errors: Vec<String>,
+}
+
+/// Decodes the first video stream (and every other stream) of `path` with ffmpeg, as a player
+/// would: any demuxer or decoder complaint is an error.
+pub fn ffmpeg_decode(path: &Path) -> FfmpegDecode {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-", "-progress", "pipe:1"])
+        .output()
+        .expect("ffmpeg runs (Debian package ffmpeg; make test-deps installs it)");
+    let progress = String::from_utf8_lossy(&out.stdout);
+    let video_frames = progress.lines().filter_map(|l| l.strip_prefix("frame=")).last().and_then(|n| n.trim().parse().ok());
+    let mut errors: Vec<String> = String::from_utf8_lossy(&out.stderr).lines().map(str::to_owned).collect();
+    if !out.status.success() {
+        errors.push(format!("ffmpeg exited with {}", out.status));
+    }
+    FfmpegDecode { video_frames: video_frames.unwrap_or(0), errors }
+}

@@ -86,6 +86,41 @@ impl Server {
     fn interrupt(&self) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
     }
+
+    /// SIGKILL, as the OOM killer or a crash would: nothing is finalized. Returns the folder.
+    fn kill(mut self) -> PathBuf {
+        self.child.kill().unwrap();
+        let _ = self.child.wait();
+        self.folder.clone()
+    }
+}
+
+/// The OBS-like publisher (libdatachannel, OBS's offer shape) sending `codec` with Opus.
+fn obs_like(url: &str, codec: &str, seconds: u32) -> Child {
+    let python = peers().join("obs_like/.venv/bin/python");
+    assert!(python.exists(), "run tests/peers/obs_like/setup.sh (make test does)");
+    Command::new(python)
+        .arg(peers().join("obs_like/publish.py"))
+        .args(["--url", url, "--token", TOKEN, "--codec", codec, "--audio", "--start-at-keyframe"])
+        .args(["--seconds", &seconds.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("publisher starts")
+}
+
+/// CLOCK_MONOTONIC in ms, the clock of the publisher's `frameTimesMs`.
+fn monotonic_ms() -> f64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as f64 * 1e3 + now.tv_nsec as f64 / 1e6
+}
+
+/// Video frames the publisher's report says it sent before `ms` (CLOCK_MONOTONIC).
+fn frames_sent_before(report: &str, ms: f64) -> u64 {
+    let list = report.split("\"frameTimesMs\": [").nth(1).and_then(|rest| rest.split(']').next());
+    let list = list.unwrap_or_else(|| panic!("no frameTimesMs in {report}"));
+    list.split(',').filter_map(|t| t.trim().parse::<f64>().ok()).filter(|&t| t <= ms).count() as u64
 }
 
 fn publish(url: &str, args: &[&str]) -> Child {
@@ -260,4 +295,41 @@ fn make_demo_script_records_and_reports() {
     }
     assert!(text.contains("snapshots in "), "{text}");
     assert!(!snapshots(&webm[0].with_extension("")).is_empty(), "the face snapshots: {text}");
+}
+
+/// whipcast killed with SIGKILL at a moment that changes from run to run: the file on disk decodes
+/// with no error (ffmpeg) and holds every frame sent up to 1.5 s before the kill.
+fn killed_mid_session(codec: &str, extension: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&format!("app-kill-{extension}"), &["--no-facemark"]);
+    let publisher = obs_like(&server.url(), codec, 14);
+    server.wait_for("session ", Duration::from_secs(20));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let delay = Duration::from_millis(3000 + u64::from(nanos) % 6000);
+    eprintln!("killing whipcast {delay:?} into the session");
+    std::thread::sleep(delay);
+    let killed_at = monotonic_ms();
+    let folder = server.kill();
+    let sent = String::from_utf8_lossy(&publisher.wait_with_output().unwrap().stdout).into_owned();
+    let due = frames_sent_before(&sent, killed_at - 1500.0);
+    assert!(due >= 30, "the publisher sent {due} frames 1.5 s before the kill: {sent}");
+    let files = files_with(&folder, extension);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let decoded = ffmpeg_decode(&files[0]);
+    assert!(decoded.errors.is_empty(), "killed after {delay:?}: {:?}", decoded.errors);
+    assert!(
+        decoded.video_frames >= due,
+        "killed after {delay:?}: {} frames decode, {due} were sent 1.5 s before the kill",
+        decoded.video_frames
+    );
+}
+
+#[test]
+fn sigkill_leaves_an_av1_webm_that_decodes() {
+    killed_mid_session("AV1", "webm");
+}
+
+#[test]
+fn sigkill_leaves_an_h264_mp4_that_decodes() {
+    killed_mid_session("H264", "mp4");
 }

@@ -101,12 +101,15 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         src.set_property("token", token);
     }
     let mux = gst::ElementFactory::make("webmmux").build()?;
+    // Whole Matroska elements to the file, each written at once and fsynced: a crash leaves a
+    // file that plays up to its last half second.
+    let whole = gst::ElementFactory::make("fragmentsync").build()?;
     let sink = gst::ElementFactory::make("filesink")
         .property("location", o.output.to_str().ok_or("--output: not UTF-8")?)
         .build()?;
     let pipeline = gst::Pipeline::new();
-    pipeline.add_many([&src, &mux, &sink])?;
-    mux.link(&sink)?;
+    pipeline.add_many([&src, &mux, &whole, &sink])?;
+    gst::Element::link_many([&mux, &whole, &sink])?;
 
     let started = Arc::new(AtomicBool::new(false));
     let seen = started.clone();

@@ -275,10 +275,12 @@ fn chain_for(output: Output, encoding: &str) -> Result<Vec<&'static str>, String
     let parse: &[&'static str] = match (output, encoding) {
         (Output::Rtp, _) => return Ok(Vec::new()),
         (_, "AV1") => &["rtpav1depay-rs", "av1obufix"],
-        (_, "H264") => &["rtph264depay", "h264parse"],
-        (_, "H265") => &["rtph265depay", "h265parse"],
-        (_, "VP8") => &["rtpvp8depay"],
-        (_, "VP9") => &["rtpvp9depay"],
+        // rtpframegate: only whole frames of a stream intact since its key frame reach the
+        // stock depayloaders (rtpav1depay-rs does that itself).
+        (_, "H264") => &["rtpframegate", "rtph264depay", "h264parse"],
+        (_, "H265") => &["rtpframegate", "rtph265depay", "h265parse"],
+        (_, "VP8") => &["rtpframegate", "rtpvp8depay"],
+        (_, "VP9") => &["rtpframegate", "rtpvp9depay"],
         (_, "OPUS") => &["rtpopusdepay", "opusparse"],
         (_, other) => return Err(format!("no depayloader for {other}")),
     };

@@ -157,7 +157,9 @@ def main():
     watchdog(args.timeout or args.seconds + 45)
 
     res = {"ok": False, "codec": args.codec, "framesSent": 0, "keyFramesSent": 0, "framesDropped": 0,
-           "audioPacketsSent": 0, "videoBytesSent": 0, "postStatus": None, "deleteStatus": None, "location": None}
+           "audioPacketsSent": 0, "videoBytesSent": 0, "postStatus": None, "deleteStatus": None, "location": None,
+           # CLOCK_MONOTONIC in ms when each video frame was sent (tests compare it with their own clock).
+           "frameTimesMs": []}
     pc = None
     try:
         # Encoded media first (cached): the "encoder" output.
@@ -307,6 +309,7 @@ def main():
                     first = False
                 video_track.send_frame(data, rtc.FrameInfo(datetime.timedelta(seconds=vi / media.FPS)))
                 res["framesSent"] += 1
+                res["frameTimesMs"].append(round(time.monotonic() * 1000, 1))
                 res["videoBytesSent"] += len(data)
                 res["keyFramesSent"] += int(key)
                 vi += 1

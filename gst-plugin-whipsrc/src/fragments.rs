@@ -1,0 +1,383 @@
+//! Where a muxer's byte stream can be cut: the sans-IO core of `fragmentsync`.
+//!
+//! A file killed mid-write ends wherever the last write stopped. Demuxers read a file that ends
+//! between two MP4 fragments (`moof` + `mdat`) or between two Matroska elements of a cluster
+//! cleanly, but one that ends inside them hands a truncated frame to the decoder (ffmpeg's mov
+//! demuxer does) or reports an error. [`Boundaries`] follows the container's own framing (box and
+//! element sizes) and says after which buffer the stream stands on such a boundary, so that the
+//! element can hand the sink whole units.
+//!
+//! Only what the muxer appends is followed. When it seeks back to patch a header (a cluster size,
+//! the `moov` at the end), the caller says so with [`Boundaries::seek`] and the patch is not
+//! parsed; parsing resumes when the muxer comes back to the end of the stream.
+
+/// The framing a stream is parsed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// ISO BMFF (mp4mux, qtmux): top-level boxes; a `moof` belongs with the `mdat` after it.
+    Mp4,
+    /// Matroska and WebM: EBML elements; the Segment and Clusters are entered, everything else
+    /// (blocks, cues, tags) is a unit of its own.
+    Matroska,
+}
+
+impl Container {
+    /// The container of a muxer's source caps (`video/quicktime`, `video/webm`, ...).
+    pub fn from_caps_name(name: &str) -> Option<Container> {
+        match name {
+            "video/quicktime" | "video/mp4" | "audio/x-m4a" => Some(Container::Mp4),
+            "video/x-matroska" | "video/webm" | "audio/x-matroska" | "audio/webm" => Some(Container::Matroska),
+            _ => None,
+        }
+    }
+}
+
+/// Matroska elements whose content is parsed as more elements (the rest are skipped whole).
+const EBML_SEGMENT: u32 = 0x1853_8067;
+const EBML_CLUSTER: u32 = 0x1F43_B675;
+/// A frame or two in a Matroska cluster: small and many, written in batches.
+const EBML_SIMPLE_BLOCK: u32 = 0xA3;
+const EBML_BLOCK_GROUP: u32 = 0xA0;
+
+/// Where the parser stands in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Position {
+    /// Between two units: the next byte starts a header.
+    Boundary,
+    /// Reading a header (its first bytes so far).
+    Header(Vec<u8>),
+    /// Inside the body of a unit, this many bytes left.
+    Body(u64),
+    /// The framing cannot be followed (an unknown size, a malformed header): no more boundaries.
+    Lost,
+}
+
+/// Follows a muxer's output and tells where it can be cut.
+#[derive(Debug, Clone)]
+pub struct Boundaries {
+    container: Container,
+    position: Position,
+    /// Bytes of the stream the muxer has appended so far (the end of the file).
+    end: u64,
+    /// Where the muxer writes now, when it went back to patch what it wrote before.
+    patching: Option<u64>,
+    /// An MP4 `moof` was read: the next boundary is after its `mdat`.
+    open_fragment: bool,
+    /// The last unit begun is a Matroska block.
+    in_block: bool,
+}
+
+/// What one buffer did to the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// After this buffer the stream ends on a boundary: everything so far can be written out.
+    Boundary,
+    /// The same after a Matroska block: one frame, written with the next ones to save writes.
+    Block,
+    /// This buffer leaves a unit open.
+    Inside,
+    /// The muxer is rewriting earlier bytes (a seek back): write this as it comes.
+    Patch,
+    /// The framing is lost (or was never known): write everything as it comes.
+    Unframed,
+}
+
+impl Boundaries {
+    pub fn new(container: Container) -> Boundaries {
+        Boundaries {
+            container,
+            position: Position::Boundary,
+            end: 0,
+            patching: None,
+            open_fragment: false,
+            in_block: false,
+        }
+    }
+
+    /// The muxer continues writing at byte `offset` (a byte segment or a buffer offset).
+    pub fn seek(&mut self, offset: u64) {
+        self.patching = (offset != self.end).then_some(offset);
+    }
+
+    /// Whether the last bytes pushed left the stream on a boundary.
+    pub fn at_boundary(&self) -> bool {
+        self.patching.is_none() && self.position == Position::Boundary && !self.open_fragment
+    }
+
+    /// The next buffer the muxer wrote.
+    pub fn push(&mut self, data: &[u8]) -> Cut {
+        if let Some(at) = self.patching.as_mut() {
+            *at += data.len() as u64;
+            if *at == self.end {
+                self.patching = None;
+            } else if *at > self.end {
+                // The patch ran past the end: it appended too, so the framing is unknown.
+                self.end = *at;
+                self.patching = None;
+                self.position = Position::Lost;
+                return Cut::Unframed;
+            }
+            return Cut::Patch;
+        }
+        self.end += data.len() as u64;
+        let mut rest = data;
+        while !rest.is_empty() {
+            match &mut self.position {
+                Position::Lost => return Cut::Unframed,
+                Position::Body(left) => {
+                    let take = (*left).min(rest.len() as u64);
+                    *left -= take;
+                    rest = &rest[take as usize..];
+                    if *left == 0 {
+                        self.position = Position::Boundary;
+                    }
+                }
+                Position::Boundary => self.position = Position::Header(Vec::with_capacity(16)),
+                Position::Header(bytes) => {
+                    // One byte at a time: a header says its own length as its first bytes come.
+                    bytes.push(rest[0]);
+                    rest = &rest[1..];
+                    let needed = match self.container {
+                        Container::Mp4 => mp4_header_len(bytes),
+                        Container::Matroska => ebml_header_len(bytes),
+                    };
+                    match needed {
+                        None => self.position = Position::Lost,
+                        Some(n) if n == bytes.len() => {
+                            let header = std::mem::take(bytes);
+                            self.position = self.enter(&header);
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        if self.position == Position::Lost {
+            Cut::Unframed
+        } else if self.at_boundary() {
+            if self.in_block { Cut::Block } else { Cut::Boundary }
+        } else {
+            Cut::Inside
+        }
+    }
+
+    /// The position after a complete header.
+    fn enter(&mut self, header: &[u8]) -> Position {
+        match self.container {
+            Container::Mp4 => {
+                let Some((kind, body)) = mp4_header(header) else { return Position::Lost };
+                match &kind {
+                    b"moof" => self.open_fragment = true,
+                    b"mdat" => self.open_fragment = false,
+                    _ => {}
+                }
+                match body {
+                    Some(0) => Position::Boundary,
+                    Some(n) => Position::Body(n),
+                    // A box that runs to the end of the file (a non-fragmented mdat): no cuts.
+                    None => Position::Lost,
+                }
+            }
+            Container::Matroska => {
+                let Some((id, size)) = ebml_header(header) else { return Position::Lost };
+                self.in_block = matches!(id, EBML_SIMPLE_BLOCK | EBML_BLOCK_GROUP);
+                match (id, size) {
+                    (EBML_SEGMENT | EBML_CLUSTER, _) => Position::Boundary,
+                    (_, Some(0)) => Position::Boundary,
+                    (_, Some(n)) => Position::Body(n),
+                    (_, None) => Position::Lost,
+                }
+            }
+        }
+    }
+}
+
+/// Bytes of the box header that starts with `bytes`: 8, or 16 with a 64-bit size.
+fn mp4_header_len(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < 4 {
+        return Some(8);
+    }
+    let size = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    match size {
+        1 => Some(16),
+        0 | 8.. => Some(8),
+        // A size smaller than its own header.
+        _ => None,
+    }
+}
+
+/// A box's type and body size (`None`: to the end of the file).
+fn mp4_header(header: &[u8]) -> Option<([u8; 4], Option<u64>)> {
+    let size = u32::from_be_bytes(header.get(..4)?.try_into().ok()?);
+    let kind: [u8; 4] = header.get(4..8)?.try_into().ok()?;
+    let body = match size {
+        0 => None,
+        1 => Some(u64::from_be_bytes(header.get(8..16)?.try_into().ok()?).checked_sub(16)?),
+        n => Some(u64::from(n).checked_sub(8)?),
+    };
+    Some((kind, body))
+}
+
+/// Length of an EBML variable-size integer from its first byte (1-8), `None` for 0x00.
+fn vint_len(first: u8) -> Option<usize> {
+    (first != 0).then(|| first.leading_zeros() as usize + 1)
+}
+
+/// Bytes of the element header that starts with `bytes` (ID of 1-4 bytes, size of 1-8).
+fn ebml_header_len(bytes: &[u8]) -> Option<usize> {
+    let Some(&first) = bytes.first() else { return Some(1) };
+    let id_len = vint_len(first).filter(|&n| n <= 4)?;
+    match bytes.get(id_len) {
+        None => Some(id_len + 1),
+        Some(&size_first) => Some(id_len + vint_len(size_first)?),
+    }
+}
+
+/// An element's ID (with its length marker, as Matroska writes IDs) and size (`None`: unknown).
+fn ebml_header(header: &[u8]) -> Option<(u32, Option<u64>)> {
+    let id_len = vint_len(*header.first()?)?;
+    let id = header.get(..id_len)?.iter().fold(0u32, |id, &b| (id << 8) | u32::from(b));
+    let size_bytes = header.get(id_len..)?;
+    let size_len = vint_len(*size_bytes.first()?)?;
+    let size_bytes = size_bytes.get(..size_len)?;
+    let marker = 0x80u8 >> (size_len - 1);
+    let mut value = u64::from(size_bytes[0] & (marker - 1));
+    let mut all_ones = size_bytes[0] & (marker - 1) == marker - 1;
+    for &b in &size_bytes[1..] {
+        value = (value << 8) | u64::from(b);
+        all_ones &= b == 0xFF;
+    }
+    Some((id, (!all_ones).then_some(value)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mp4_box(kind: &[u8; 4], body: usize) -> Vec<u8> {
+        let mut b = ((8 + body) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.resize(8 + body, 0xAB);
+        b
+    }
+
+    /// Pushes `chunks` and returns the cut after each.
+    fn cuts(container: Container, chunks: &[&[u8]]) -> Vec<Cut> {
+        let mut b = Boundaries::new(container);
+        chunks.iter().map(|c| b.push(c)).collect()
+    }
+
+    #[test]
+    fn mp4_fragments_end_after_their_mdat() {
+        let (ftyp, moov, moof, mdat) =
+            (mp4_box(b"ftyp", 24), mp4_box(b"moov", 800), mp4_box(b"moof", 400), mp4_box(b"mdat", 5000));
+        // qtmux pushes the moof, the mdat header, then each sample.
+        let got = cuts(Container::Mp4, &[&ftyp, &moov, &moof, &mdat[..8], &mdat[8..2000], &mdat[2000..], &moof, &mdat]);
+        use Cut::*;
+        assert_eq!(got, [Boundary, Boundary, Inside, Inside, Inside, Boundary, Inside, Boundary]);
+    }
+
+    #[test]
+    fn headers_split_across_buffers_and_64_bit_sizes() {
+        let mut large = 1u32.to_be_bytes().to_vec();
+        large.extend_from_slice(b"mdat");
+        large.extend_from_slice(&(16u64 + 10).to_be_bytes());
+        large.extend_from_slice(&[0; 10]);
+        let got = cuts(Container::Mp4, &[&large[..3], &large[3..12], &large[12..20], &large[20..]]);
+        assert_eq!(got, [Cut::Inside, Cut::Inside, Cut::Inside, Cut::Boundary]);
+    }
+
+    #[test]
+    fn an_mdat_of_unknown_size_gives_no_cuts() {
+        let mut open = 0u32.to_be_bytes().to_vec();
+        open.extend_from_slice(b"mdat");
+        assert_eq!(
+            cuts(Container::Mp4, &[&mp4_box(b"ftyp", 8), &open, &[1, 2, 3]]),
+            [Cut::Boundary, Cut::Unframed, Cut::Unframed]
+        );
+        assert_eq!(cuts(Container::Mp4, &[&[0, 0, 0, 3, b'x', b'x', b'x', b'x']]), [Cut::Unframed], "size < header");
+    }
+
+    #[test]
+    fn patches_are_not_parsed_and_parsing_resumes_at_the_end() {
+        let mut b = Boundaries::new(Container::Mp4);
+        assert_eq!(b.push(&mp4_box(b"ftyp", 8)), Cut::Boundary);
+        assert_eq!(b.push(&mp4_box(b"moov", 100)), Cut::Boundary);
+        b.seek(20);
+        assert_eq!(b.push(&[0; 8]), Cut::Patch);
+        b.seek(16 + 108);
+        assert!(b.at_boundary());
+        assert_eq!(b.push(&mp4_box(b"mfra", 30)), Cut::Boundary);
+        // A patch that reaches the end and goes on appending: no framing to trust.
+        b.seek(16 + 108 + 38 - 4);
+        assert_eq!(b.push(&[0; 4]), Cut::Patch);
+        b.seek(16 + 108 + 38 - 4);
+        assert_eq!(b.push(&[0; 8]), Cut::Unframed);
+    }
+
+    /// An EBML element: `id` as written, a 1-, 2- or 8-byte size, `len` bytes of content.
+    fn element(id: &[u8], len: usize, size_bytes: usize) -> Vec<u8> {
+        let mut e = id.to_vec();
+        match size_bytes {
+            1 => e.push(0x80 | len as u8),
+            2 => e.extend_from_slice(&(0x4000u16 | len as u16).to_be_bytes()),
+            _ => e.extend_from_slice(&(0x0100_0000_0000_0000u64 | len as u64).to_be_bytes()),
+        }
+        e.resize(e.len() + len, 0xA3);
+        e
+    }
+
+    #[test]
+    fn matroska_blocks_inside_open_clusters() {
+        let ebml = element(&[0x1A, 0x45, 0xDF, 0xA3], 20, 8);
+        let segment_unknown = [0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        let tracks = element(&[0x16, 0x54, 0xAE, 0x6B], 300, 2);
+        let cluster = [0x1F, 0x43, 0xB6, 0x75, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        let timecode = element(&[0xE7], 2, 1);
+        let block = element(&[0xA3], 5243, 2);
+        // matroskamux pushes a block's header (ID, size, track, time, flags) and its payload apart.
+        let got = cuts(
+            Container::Matroska,
+            &[
+                &ebml,
+                &segment_unknown,
+                &tracks,
+                &cluster,
+                &timecode,
+                &block[..7],
+                &block[7..],
+                &block[..3],
+                &block[3..],
+            ],
+        );
+        use Cut::*;
+        assert_eq!(got, [Boundary, Boundary, Boundary, Boundary, Boundary, Inside, Block, Inside, Block]);
+    }
+
+    #[test]
+    fn ebml_sizes() {
+        assert_eq!(ebml_header(&[0xA3, 0x54, 0x7B]), Some((0xA3, Some(0x147B))));
+        assert_eq!(ebml_header(&[0xE7, 0x82]), Some((0xE7, Some(2))));
+        assert_eq!(ebml_header(&[0xA3, 0xFF]), Some((0xA3, None)), "1-byte unknown size");
+        assert_eq!(ebml_header(&[0x1F, 0x43, 0xB6, 0x75, 0x10, 0, 0, 0x10]), Some((EBML_CLUSTER, Some(0x10))));
+        assert_eq!(ebml_header_len(&[0x00]), None, "no vint starts with 0x00");
+        assert_eq!(ebml_header_len(&[0x08]), None, "IDs are at most 4 bytes");
+        assert_eq!(ebml_header_len(&[0xA3]), Some(2));
+        assert_eq!(ebml_header_len(&[0xA3, 0x01]), Some(9));
+    }
+
+    #[test]
+    fn cuts_do_not_depend_on_how_the_stream_is_split() {
+        // The same stream pushed whole and byte by byte ends on the same boundaries.
+        let mut stream = Vec::new();
+        let mut ends = Vec::new();
+        for (kind, len) in [(b"ftyp", 16), (b"moov", 90), (b"moof", 40), (b"mdat", 300), (b"moof", 40), (b"mdat", 7)] {
+            stream.extend(mp4_box(kind, len));
+            ends.push(stream.len());
+        }
+        let mut b = Boundaries::new(Container::Mp4);
+        let boundaries: Vec<usize> =
+            (0..stream.len()).filter(|&i| b.push(&stream[i..i + 1]) == Cut::Boundary).map(|i| i + 1).collect();
+        assert_eq!(boundaries, [ends[0], ends[1], ends[3], ends[5]]);
+    }
+}

@@ -1,0 +1,447 @@
+//! Which RTP video frames may reach a depayloader: the sans-IO core of `rtpframegate`.
+//!
+//! After a loss that NACK could not repair, a decoder given what is left of a frame (or a frame
+//! that refers to a lost one) shows corrupt pictures, and a muxer records them. AV1's depayloader
+//! drops such frames itself; H.264, H.265, VP8 and VP9 get the same from this gate: it holds each
+//! frame's packets until the frame is complete (contiguous sequence numbers from a packet that
+//! begins the frame to the one with the marker bit) and lets it through only while the stream is
+//! intact since a key frame. After damage it drops everything up to the next complete key frame
+//! and asks for one (rate-limited; the caller turns that into a PLI).
+
+use std::time::Duration;
+
+/// The payload formats the gate reads (only their first bytes: where a frame starts, key frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    H264,
+    H265,
+    Vp8,
+    Vp9,
+}
+
+impl Codec {
+    /// The codec of an RTP `encoding-name` the gate knows.
+    pub fn from_encoding_name(name: &str) -> Option<Codec> {
+        match name.to_ascii_uppercase().as_str() {
+            "H264" => Some(Codec::H264),
+            "H265" => Some(Codec::H265),
+            "VP8" => Some(Codec::Vp8),
+            "VP9" => Some(Codec::Vp9),
+            _ => None,
+        }
+    }
+
+    /// Whether this packet, as the first of a frame, begins it (the frame's head was not lost).
+    fn begins_frame(self, payload: &[u8]) -> bool {
+        match self {
+            Codec::H264 => h264_begins(payload),
+            Codec::H265 => h265_begins(payload),
+            // S=1 and partition 0.
+            Codec::Vp8 => payload.first().is_some_and(|&b| b & 0x10 != 0 && b & 0x07 == 0),
+            // B (beginning of a frame).
+            Codec::Vp9 => payload.first().is_some_and(|&b| b & 0x08 != 0),
+        }
+    }
+
+    /// Whether this packet carries (the start of) a key frame.
+    fn carries_key(self, payload: &[u8]) -> bool {
+        match self {
+            Codec::H264 => h264_nal_types(payload).any(|t| t == 5),
+            Codec::H265 => h265_nal_types(payload).any(|t| (16..=23).contains(&t)),
+            Codec::Vp8 => vp8_key(payload),
+            // B=1 and P=0: the frame does not refer to earlier pictures.
+            Codec::Vp9 => payload.first().is_some_and(|&b| b & 0x08 != 0 && b & 0x40 == 0),
+        }
+    }
+}
+
+/// H.264 (RFC 6184): the NAL unit types a packet carries (single NAL, STAP-A, FU-A start).
+fn h264_nal_types(payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let first = payload.first().map(|b| b & 0x1F);
+    let types: Vec<u8> = match first {
+        Some(24) => aggregated(payload.get(1..).unwrap_or(&[])).map(|nal| nal[0] & 0x1F).collect(),
+        Some(28) => payload.get(1).filter(|fu| *fu & 0x80 != 0).map(|fu| fu & 0x1F).into_iter().collect(),
+        Some(t) => vec![t],
+        None => vec![],
+    };
+    types.into_iter()
+}
+
+/// The first NAL unit of a packet and where its slice header starts, for H.264.
+fn h264_begins(payload: &[u8]) -> bool {
+    let Some(&first) = payload.first() else { return false };
+    let (nal_type, slice) = match first & 0x1F {
+        24 => match aggregated(&payload[1..]).next() {
+            Some(nal) => (nal[0] & 0x1F, nal.get(1).copied()),
+            None => return false,
+        },
+        28 => match payload.get(1) {
+            Some(&fu) if fu & 0x80 != 0 => (fu & 0x1F, payload.get(2).copied()),
+            // A fragment that is not the first: the frame's head is missing.
+            _ => return false,
+        },
+        t => (t, payload.get(1).copied()),
+    };
+    match nal_type {
+        // A slice: first_mb_in_slice, ue(v), is 0 when its first bit is 1.
+        1..=5 => slice.is_some_and(|b| b & 0x80 != 0),
+        _ => true,
+    }
+}
+
+/// H.265 (RFC 7798): the NAL unit types a packet carries (single NAL, AP, FU start).
+fn h265_nal_types(payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let first = payload.first().map(|b| (b >> 1) & 0x3F);
+    let types: Vec<u8> = match first {
+        Some(48) => aggregated(payload.get(2..).unwrap_or(&[])).map(|nal| (nal[0] >> 1) & 0x3F).collect(),
+        Some(49) => payload.get(2).filter(|fu| *fu & 0x80 != 0).map(|fu| fu & 0x3F).into_iter().collect(),
+        Some(t) => vec![t],
+        None => vec![],
+    };
+    types.into_iter()
+}
+
+fn h265_begins(payload: &[u8]) -> bool {
+    if payload.len() < 2 {
+        return false;
+    }
+    let (nal_type, slice) = match (payload[0] >> 1) & 0x3F {
+        48 => match aggregated(&payload[2..]).next() {
+            Some(nal) => ((nal[0] >> 1) & 0x3F, nal.get(2).copied()),
+            None => return false,
+        },
+        49 => match payload.get(2) {
+            Some(&fu) if fu & 0x80 != 0 => (fu & 0x3F, payload.get(3).copied()),
+            _ => return false,
+        },
+        t => (t, payload.get(2).copied()),
+    };
+    match nal_type {
+        // A slice segment: first_slice_segment_in_pic_flag is its first bit.
+        0..=31 => slice.is_some_and(|b| b & 0x80 != 0),
+        _ => true,
+    }
+}
+
+/// The NAL units of an aggregation packet's body (16-bit size before each).
+fn aggregated(mut body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let size = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+        let nal = body.get(2..2 + size).filter(|n| !n.is_empty())?;
+        body = &body[2 + size..];
+        Some(nal)
+    })
+}
+
+/// VP8 (RFC 7741): a packet that begins partition 0 of a key frame (P bit of the payload header 0).
+fn vp8_key(payload: &[u8]) -> bool {
+    let Some(&first) = payload.first() else { return false };
+    if first & 0x10 == 0 || first & 0x07 != 0 {
+        return false;
+    }
+    let mut at = 1;
+    if first & 0x80 != 0 {
+        let Some(&ext) = payload.get(1) else { return false };
+        at = 2;
+        if ext & 0x80 != 0 {
+            // PictureID: 7 or 15 bits.
+            at += if payload.get(at).is_some_and(|b| b & 0x80 != 0) { 2 } else { 1 };
+        }
+        if ext & 0x40 != 0 {
+            at += 1;
+        }
+        if ext & 0x30 != 0 {
+            at += 1;
+        }
+    }
+    payload.get(at).is_some_and(|b| b & 0x01 == 0)
+}
+
+/// One RTP packet, as the gate reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    /// The payload without RTP header and padding; empty for padding-only packets.
+    pub payload: &'a [u8],
+}
+
+/// The frame being received.
+struct Frame<T> {
+    timestamp: u32,
+    items: Vec<T>,
+    intact: bool,
+    key: bool,
+}
+
+/// What a packet did.
+#[derive(Debug)]
+pub struct Outcome<T> {
+    /// Whole frames to pass on, in order.
+    pub release: Vec<T>,
+    /// Packets dropped (of damaged frames, or while waiting for a key frame).
+    pub dropped: Vec<T>,
+    /// A key frame should be requested now.
+    pub request_key_frame: bool,
+}
+
+impl<T> Default for Outcome<T> {
+    fn default() -> Self {
+        Outcome { release: Vec::new(), dropped: Vec::new(), request_key_frame: false }
+    }
+}
+
+/// Counters for the element's `stats`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GateStats {
+    pub frames_passed: u64,
+    pub frames_dropped: u64,
+    pub key_frame_requests: u64,
+    pub losses: u64,
+}
+
+/// Holds each frame until it is whole; passes frames only from a key frame on.
+pub struct FrameGate<T> {
+    codec: Codec,
+    request_interval: Duration,
+    last_seq: Option<u16>,
+    frame: Option<Frame<T>>,
+    /// Every frame since the last key frame passed whole.
+    synced: bool,
+    last_request: Option<Duration>,
+    stats: GateStats,
+}
+
+impl<T> FrameGate<T> {
+    pub fn new(codec: Codec, request_interval: Duration) -> FrameGate<T> {
+        FrameGate {
+            codec,
+            request_interval,
+            last_seq: None,
+            frame: None,
+            synced: false,
+            last_request: None,
+            stats: GateStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> GateStats {
+        self.stats
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The next packet (`item` is what is passed on or dropped with it), at time `now`.
+    pub fn push(&mut self, packet: Packet<'_>, item: T, now: Duration) -> Outcome<T> {
+        let mut out = Outcome::default();
+        let contiguous = match self.last_seq {
+            None => true,
+            Some(last) => {
+                let step = packet.seq.wrapping_sub(last);
+                if step == 0 || step > 0x8000 {
+                    // A duplicate or a late packet (the jitter buffer gave up on it): too late.
+                    out.dropped.push(item);
+                    return out;
+                }
+                step == 1
+            }
+        };
+        self.last_seq = Some(packet.seq);
+        if !contiguous {
+            self.stats.losses += 1;
+            self.synced = false;
+            if let Some(frame) = self.frame.as_mut() {
+                frame.intact = false;
+            }
+        }
+        if self.frame.as_ref().is_some_and(|f| f.timestamp != packet.timestamp) {
+            // The frame ended without its marker packet.
+            self.synced = false;
+            self.close_frame(&mut out);
+        }
+        if packet.payload.is_empty() {
+            // Padding only (browsers probe bandwidth so): nothing for the depayloader.
+            out.dropped.push(item);
+        } else {
+            let codec = self.codec;
+            let frame = self.frame.get_or_insert_with(|| Frame {
+                timestamp: packet.timestamp,
+                items: Vec::new(),
+                intact: codec.begins_frame(packet.payload),
+                key: false,
+            });
+            frame.key |= codec.carries_key(packet.payload);
+            frame.items.push(item);
+        }
+        if packet.marker {
+            self.close_frame(&mut out);
+        }
+        if !self.synced && !out.dropped.is_empty() {
+            out.request_key_frame = self.last_request.is_none_or(|t| now.saturating_sub(t) >= self.request_interval);
+            if out.request_key_frame {
+                self.last_request = Some(now);
+                self.stats.key_frame_requests += 1;
+            }
+        }
+        out
+    }
+
+    /// The current frame is over: released if whole and decodable, dropped otherwise.
+    fn close_frame(&mut self, out: &mut Outcome<T>) {
+        let Some(frame) = self.frame.take() else { return };
+        if !frame.intact {
+            self.synced = false;
+        } else if frame.key {
+            self.synced = true;
+        }
+        if self.synced {
+            self.stats.frames_passed += 1;
+            out.release.extend(frame.items);
+        } else {
+            self.stats.frames_dropped += 1;
+            out.dropped.extend(frame.items);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// H.264 packets of a frame: an IDR or a P slice in FU-A fragments (first_mb_in_slice = 0).
+    fn h264_frame(key: bool, fragments: usize) -> Vec<Vec<u8>> {
+        let nal_type = if key { 5 } else { 1 };
+        (0..fragments)
+            .map(|i| {
+                let start = if i == 0 { 0x80 } else { 0 };
+                let end = if i + 1 == fragments { 0x40 } else { 0 };
+                vec![0x60 | 28, start | end | nal_type, 0x88, 0x84, 0x00]
+            })
+            .collect()
+    }
+
+    /// Feeds frames of `fragments` packets, key every `gop`, skipping sequence numbers in `lost`.
+    /// Returns which frames were released (by index).
+    fn run(frames: usize, gop: usize, fragments: usize, lost: &[u16]) -> (Vec<usize>, GateStats) {
+        let mut gate = FrameGate::new(Codec::H264, SECOND);
+        let mut seq = 0u16;
+        let mut released = Vec::new();
+        for f in 0..frames {
+            let packets = h264_frame(f % gop == 0, fragments);
+            for (i, payload) in packets.iter().enumerate() {
+                let p = Packet {
+                    seq: seq.wrapping_add(65000),
+                    timestamp: f as u32 * 3000,
+                    marker: i + 1 == packets.len(),
+                    payload,
+                };
+                seq += 1;
+                if lost.contains(&(seq - 1)) {
+                    continue;
+                }
+                let out = gate.push(p, f, Duration::from_millis(f as u64 * 33));
+                released.extend(out.release);
+            }
+        }
+        released.dedup();
+        (released, gate.stats())
+    }
+
+    #[test]
+    fn intact_stream_passes_every_frame_from_the_first_key_frame() {
+        let (released, stats) = run(20, 5, 3, &[]);
+        assert_eq!(released, (0..20).collect::<Vec<_>>());
+        assert_eq!(stats.frames_passed, 20);
+        assert_eq!(stats.key_frame_requests, 0);
+    }
+
+    #[test]
+    fn a_loss_drops_frames_to_the_next_key_frame() {
+        // Frame 7's second packet (seq 22) is lost: frames 7, 8, 9 go; 10 is a key frame.
+        let (released, stats) = run(20, 5, 3, &[22]);
+        let expected: Vec<usize> = (0..7).chain(10..20).collect();
+        assert_eq!(released, expected);
+        assert_eq!(stats.frames_dropped, 3);
+        assert_eq!(stats.key_frame_requests, 1, "one request, then rate-limited");
+    }
+
+    #[test]
+    fn a_lost_marker_or_head_damages_the_frame() {
+        // Seq 2 is frame 0's marker packet; seq 15 is frame 5's (key) first packet.
+        let (released, _) = run(12, 5, 3, &[2, 15]);
+        assert_eq!(released, (10..12).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn starting_mid_gop_waits_for_a_key_frame_and_asks_for_one() {
+        let mut gate = FrameGate::new(Codec::H264, SECOND);
+        let p = h264_frame(false, 1);
+        let out = gate.push(Packet { seq: 9, timestamp: 1, marker: true, payload: &p[0] }, 1, Duration::ZERO);
+        assert!(out.release.is_empty() && out.dropped == [1] && out.request_key_frame);
+        let out = gate.push(Packet { seq: 10, timestamp: 2, marker: true, payload: &p[0] }, 2, SECOND / 2);
+        assert!(!out.request_key_frame, "rate-limited");
+        let out = gate.push(Packet { seq: 11, timestamp: 3, marker: true, payload: &p[0] }, 3, SECOND);
+        assert!(out.request_key_frame);
+        let k = h264_frame(true, 1);
+        let out = gate.push(Packet { seq: 12, timestamp: 4, marker: true, payload: &k[0] }, 4, SECOND);
+        assert_eq!(out.release, [4]);
+    }
+
+    #[test]
+    fn duplicates_and_padding_do_not_break_a_frame() {
+        let mut gate = FrameGate::new(Codec::H264, SECOND);
+        let k = h264_frame(true, 2);
+        assert!(
+            gate.push(Packet { seq: 1, timestamp: 7, marker: false, payload: &k[0] }, 1, Duration::ZERO)
+                .release
+                .is_empty()
+        );
+        let dup = gate.push(Packet { seq: 1, timestamp: 7, marker: false, payload: &k[0] }, 99, Duration::ZERO);
+        assert_eq!(dup.dropped, [99]);
+        let out = gate.push(Packet { seq: 2, timestamp: 7, marker: true, payload: &k[1] }, 2, Duration::ZERO);
+        assert_eq!(out.release, [1, 2]);
+        let pad = gate.push(Packet { seq: 3, timestamp: 7, marker: false, payload: &[] }, 3, Duration::ZERO);
+        assert_eq!(pad.dropped, [3]);
+        let p = h264_frame(false, 1);
+        let out = gate.push(Packet { seq: 4, timestamp: 8, marker: true, payload: &p[0] }, 4, Duration::ZERO);
+        assert_eq!(out.release, [4], "padding between frames is no loss");
+    }
+
+    #[test]
+    fn frame_starts_and_key_frames_per_codec() {
+        // H.264: STAP-A with SPS, PPS, then IDR in the next packet; a slice that is not the first.
+        let stap = [0x78, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xCE];
+        assert!(Codec::H264.begins_frame(&stap) && !Codec::H264.carries_key(&stap));
+        assert!(Codec::H264.carries_key(&[0x65, 0x88]));
+        assert!(!Codec::H264.begins_frame(&[0x41, 0x7A]), "first_mb_in_slice != 0");
+        assert!(!Codec::H264.begins_frame(&[0x7C, 0x05, 0x88]), "FU-A continuation");
+        // H.265: IDR_W_RADL (19) single NAL with first_slice_segment_in_pic_flag; FU of a CRA (21).
+        assert!(Codec::H265.begins_frame(&[19 << 1, 1, 0x80]) && Codec::H265.carries_key(&[19 << 1, 1, 0x80]));
+        assert!(Codec::H265.carries_key(&[49 << 1, 1, 0x80 | 21, 0x80]));
+        assert!(!Codec::H265.begins_frame(&[49 << 1, 1, 21, 0x80]), "FU continuation");
+        assert!(!Codec::H265.begins_frame(&[1 << 1, 1, 0x00]), "a later slice segment");
+        assert!(Codec::H265.begins_frame(&[48 << 1, 1, 0, 3, 32 << 1, 1, 0x0C]), "AP starting with a VPS");
+        // VP8: X=1, I=1 with a 15-bit picture id, then the payload header (P=0: key frame).
+        let vp8_key_packet = [0x90, 0x80, 0x81, 0x23, 0x10];
+        assert!(Codec::Vp8.begins_frame(&vp8_key_packet) && Codec::Vp8.carries_key(&vp8_key_packet));
+        assert!(!Codec::Vp8.carries_key(&[0x90, 0x80, 0x81, 0x23, 0x11]), "P=1");
+        assert!(!Codec::Vp8.begins_frame(&[0x80, 0x80, 0x12]), "S=0");
+        // VP9: B=1 P=0 key; B=1 P=1 inter; B=0 continuation.
+        assert!(Codec::Vp9.carries_key(&[0x88]) && !Codec::Vp9.carries_key(&[0xC8]));
+        assert!(!Codec::Vp9.begins_frame(&[0x84]));
+    }
+
+    #[test]
+    fn truncated_payloads_are_not_read_past_their_end() {
+        for codec in [Codec::H264, Codec::H265, Codec::Vp8, Codec::Vp9] {
+            for payload in [&[][..], &[0xFF], &[0x78, 0xFF], &[0x60, 0xFF, 0xFF], &[0x9C, 0xFF]] {
+                let _ = (codec.begins_frame(payload), codec.carries_key(payload));
+            }
+        }
+    }
+}

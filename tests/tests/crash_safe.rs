@@ -1,0 +1,182 @@
+//! Recordings that survive a crash: `mux ! fragmentsync ! filesink` writes whole MP4 fragments and
+//! Matroska elements, so the file a crash leaves behind (what is on disk between two writes)
+//! decodes with no error in ffmpeg and in GStreamer, up to its last second or so.
+//!
+//! The file is copied from a probe on filesink's pad, in the streaming thread, right before every
+//! write: every state the file goes through, exactly what a crash at that moment leaves.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use whipcast_tests::*;
+
+const FRAMES: u32 = 180;
+/// What a crash may cost: at most this much before it.
+const MAX_LOSS: Duration = Duration::from_millis(1500);
+
+struct Snapshot {
+    path: PathBuf,
+    taken: Instant,
+}
+
+/// Records 6 s of live video and Opus through `chain` (muxer named `mux`, then the sink
+/// elements); copies the file before some writes. Returns the snapshots, each frame's encode time,
+/// and the final file.
+fn record(name: &str, encoder: &str, chain: &str) -> (Vec<Snapshot>, Vec<Instant>, PathBuf) {
+    init();
+    let file = output_path(name);
+    let _ = std::fs::remove_file(&file);
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc is-live=true pattern=ball num-buffers={FRAMES} \
+           ! video/x-raw,format=I420,width=640,height=360,framerate=30/1 ! {encoder} name=enc \
+           ! {chain} location={file} \
+         audiotestsrc is-live=true wave=ticks samplesperbuffer=960 num-buffers=300 ! opusenc ! mux.",
+        file = file.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+
+    let encoded = Arc::new(Mutex::new(Vec::new()));
+    let times = encoded.clone();
+    pipeline.by_name("enc").unwrap().static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        times.lock().unwrap().push(Instant::now());
+        gst::PadProbeReturn::Ok
+    });
+    let snapshots = Arc::new(Mutex::new(Vec::new()));
+    let (taken, source, prefix) = (snapshots.clone(), file.clone(), name.to_owned());
+    let filesink = pipeline.by_name("sink").unwrap();
+    filesink.static_pad("sink").unwrap().add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, _| {
+            let mut snapshots = taken.lock().unwrap();
+            let path = output_path(&format!("{prefix}.cut{}", snapshots.len()));
+            if std::fs::copy(&source, &path).is_ok() {
+                snapshots.push(Snapshot { path, taken: Instant::now() });
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(60));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let snapshots = std::mem::take(&mut *snapshots.lock().unwrap());
+    let encoded = encoded.lock().unwrap().clone();
+    (snapshots, encoded, file)
+}
+
+/// Every snapshot decodes cleanly (ffmpeg and GStreamer) and holds the frames encoded up to
+/// MAX_LOSS before it; the finished file holds every frame.
+fn check(name: &str, encoder: &str, chain: &str) {
+    let (snapshots, encoded, file) = record(name, encoder, chain);
+    let mut checked = 0;
+    for snapshot in &snapshots {
+        let due = encoded.iter().filter(|&&t| t + MAX_LOSS <= snapshot.taken).count() as u64;
+        if due == 0 {
+            // Nothing was owed yet (the file may still be empty).
+            continue;
+        }
+        checked += 1;
+        let decoded = ffmpeg_decode(&snapshot.path);
+        assert!(decoded.errors.is_empty(), "{}: {:?}", snapshot.path.display(), decoded.errors);
+        assert!(
+            decoded.video_frames >= due,
+            "{}: {} frames decode, {due} were encoded {MAX_LOSS:?} before the cut",
+            snapshot.path.display(),
+            decoded.video_frames
+        );
+        let gst = decode_file(&snapshot.path);
+        assert!(gst.report.errors.is_empty(), "{}: {:?}", snapshot.path.display(), gst.report.errors);
+        assert!(gst.frames as u64 >= due, "{}: GStreamer decodes {} frames", snapshot.path.display(), gst.frames);
+    }
+    // 6 s of writes: MP4 fragments every second, Matroska elements every half second.
+    assert!(checked >= 3, "{checked} of {} cuts owed frames", snapshots.len());
+    let whole = ffmpeg_decode(&file);
+    assert!(whole.errors.is_empty(), "{:?}", whole.errors);
+    assert_eq!(whole.video_frames, u64::from(FRAMES));
+    for snapshot in snapshots {
+        let _ = std::fs::remove_file(snapshot.path);
+    }
+}
+
+#[test]
+fn fragmented_mp4_cut_at_any_write_decodes() {
+    check(
+        "cut-h264.mp4",
+        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=2000 ! h264parse",
+        "mp4mux name=mux fragment-duration=1000 ! fragmentsync ! filesink name=sink",
+    );
+}
+
+#[test]
+fn webm_cut_at_any_write_decodes() {
+    check(
+        "cut-vp8.webm",
+        "vp8enc deadline=1 keyframe-max-dist=60 target-bitrate=2000000",
+        "webmmux name=mux ! fragmentsync ! filesink name=sink",
+    );
+}
+
+#[test]
+fn mkv_with_one_key_frame_cut_at_any_write_decodes() {
+    // Chromium sends one key frame per session: a single cluster that grows for minutes.
+    check(
+        "cut-one-gop.mkv",
+        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=100000 bitrate=2000 ! h264parse",
+        "matroskamux name=mux ! fragmentsync ! filesink name=sink",
+    );
+}
+
+#[test]
+fn fragmentsync_writes_whole_units_and_asks_for_fsync() {
+    // Each list it pushes ends where the container allows a cut, and its last buffer carries
+    // SYNC_AFTER (filesink then fsyncs).
+    init();
+    let pipeline = gst::parse::launch(
+        "videotestsrc num-buffers=90 ! video/x-raw,width=320,height=240,framerate=30/1 \
+           ! x264enc speed-preset=ultrafast key-int-max=30 ! h264parse \
+           ! mp4mux fragment-duration=500 ! fragmentsync interval=0 ! fakesink name=out sync=false",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let writes = Arc::new(Mutex::new(Vec::<(Vec<u8>, bool)>::new()));
+    let seen = writes.clone();
+    let sink = pipeline.by_name("out").unwrap();
+    sink.static_pad("sink").unwrap().add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, info| {
+            let buffers: Vec<gst::Buffer> = match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => vec![b.clone()],
+                Some(gst::PadProbeData::BufferList(l)) => l.iter_owned().collect(),
+                _ => vec![],
+            };
+            let mut data = Vec::new();
+            for b in &buffers {
+                data.extend_from_slice(&b.map_readable().unwrap());
+            }
+            let synced = buffers.last().is_some_and(|b| b.flags().contains(gst::BufferFlags::SYNC_AFTER));
+            seen.lock().unwrap().push((data, synced));
+            gst::PadProbeReturn::Ok
+        },
+    );
+    let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(60));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let writes = writes.lock().unwrap();
+    // appsink is not seekable: no patches, the writes are the whole file in order.
+    let mut boxes = Vec::new();
+    for (data, synced) in writes.iter() {
+        assert!(synced, "every write is marked for fsync");
+        let mut at = 0;
+        while at < data.len() {
+            let size = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+            boxes.push(String::from_utf8_lossy(&data[at + 4..at + 8]).into_owned());
+            at += size;
+        }
+        assert_eq!(at, data.len(), "a write ends where a box ends: {boxes:?}");
+        assert_ne!(boxes.last().map(String::as_str), Some("moof"), "a moof is written with its mdat");
+    }
+    let fragments = boxes.iter().filter(|b| *b == "moof").count();
+    assert!(fragments >= 5, "{boxes:?}");
+}
