@@ -43,6 +43,22 @@ impl Codec {
         }
     }
 
+    /// Whether this packet, as the first of a frame right after a loss, surely begins it: what
+    /// was lost cannot have been the frame's own parameter sets (a new SPS after a resolution
+    /// change, say) when the packet starts with them, or with an access unit delimiter.
+    fn surely_begins_frame(self, payload: &[u8]) -> bool {
+        match self {
+            Codec::H264 => {
+                self.begins_frame(payload) && h264_nal_types(payload).next().is_some_and(|t| t == 7 || t == 9)
+            }
+            Codec::H265 => {
+                self.begins_frame(payload) && h265_nal_types(payload).next().is_some_and(|t| t == 32 || t == 35)
+            }
+            // The key frame header carries everything (no separate parameter sets).
+            Codec::Vp8 | Codec::Vp9 => self.begins_frame(payload),
+        }
+    }
+
     /// Whether this packet carries (the start of) a key frame.
     fn carries_key(self, payload: &[u8]) -> bool {
         match self {
@@ -237,8 +253,9 @@ impl<T> FrameGate<T> {
     /// The next packet (`item` is what is passed on or dropped with it), at time `now`.
     pub fn push(&mut self, packet: Packet<'_>, item: T, now: Duration) -> Outcome<T> {
         let mut out = Outcome::default();
+        // The first packet seen is treated as following a loss: what came before is unknown.
         let contiguous = match self.last_seq {
-            None => true,
+            None => false,
             Some(last) => {
                 let step = packet.seq.wrapping_sub(last);
                 if step == 0 || step > 0x8000 {
@@ -249,14 +266,14 @@ impl<T> FrameGate<T> {
                 step == 1
             }
         };
-        self.last_seq = Some(packet.seq);
-        if !contiguous {
+        if !contiguous && self.last_seq.is_some() {
             self.stats.losses += 1;
             self.synced = false;
             if let Some(frame) = self.frame.as_mut() {
                 frame.intact = false;
             }
         }
+        self.last_seq = Some(packet.seq);
         if self.frame.as_ref().is_some_and(|f| f.timestamp != packet.timestamp) {
             // The frame ended without its marker packet.
             self.synced = false;
@@ -270,7 +287,11 @@ impl<T> FrameGate<T> {
             let frame = self.frame.get_or_insert_with(|| Frame {
                 timestamp: packet.timestamp,
                 items: Vec::new(),
-                intact: codec.begins_frame(packet.payload),
+                intact: if contiguous {
+                    codec.begins_frame(packet.payload)
+                } else {
+                    codec.surely_begins_frame(packet.payload)
+                },
                 key: false,
             });
             frame.key |= codec.carries_key(packet.payload);
@@ -313,16 +334,28 @@ mod tests {
 
     const SECOND: Duration = Duration::from_secs(1);
 
-    /// H.264 packets of a frame: an IDR or a P slice in FU-A fragments (first_mb_in_slice = 0).
-    fn h264_frame(key: bool, fragments: usize) -> Vec<Vec<u8>> {
-        let nal_type = if key { 5 } else { 1 };
-        (0..fragments)
-            .map(|i| {
-                let start = if i == 0 { 0x80 } else { 0 };
-                let end = if i + 1 == fragments { 0x40 } else { 0 };
-                vec![0x60 | 28, start | end | nal_type, 0x88, 0x84, 0x00]
-            })
-            .collect()
+    /// H.264 packets of a frame (first_mb_in_slice = 0): a P slice in FU-A fragments, or a key
+    /// frame as a STAP-A with SPS and PPS (and the IDR when it is one packet), then IDR fragments.
+    fn h264_frame(key: bool, packets: usize) -> Vec<Vec<u8>> {
+        const PARAMETER_SETS: [u8; 13] = [0x78, 0, 4, 0x67, 0x42, 0xC0, 0x1E, 0, 4, 0x68, 0xCE, 0x3C, 0x80];
+        let fu = |nal_type: u8, n: usize| -> Vec<Vec<u8>> {
+            (0..n)
+                .map(|i| {
+                    let start = if i == 0 { 0x80 } else { 0 };
+                    let end = if i + 1 == n { 0x40 } else { 0 };
+                    vec![0x60 | 28, start | end | nal_type, 0x88, 0x84, 0x00]
+                })
+                .collect()
+        };
+        match (key, packets) {
+            (false, n) => fu(1, n),
+            (true, 1) => {
+                let mut stap = PARAMETER_SETS.to_vec();
+                stap.extend_from_slice(&[0, 2, 0x65, 0x88]);
+                vec![stap]
+            }
+            (true, n) => std::iter::once(PARAMETER_SETS.to_vec()).chain(fu(5, n - 1)).collect(),
+        }
     }
 
     /// Feeds frames of `fragments` packets, key every `gop`, skipping sequence numbers in `lost`.
@@ -375,6 +408,26 @@ mod tests {
         // Seq 2 is frame 0's marker packet; seq 15 is frame 5's (key) first packet.
         let (released, _) = run(12, 5, 3, &[2, 15]);
         assert_eq!(released, (10..12).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_key_frame_right_after_a_loss_counts_only_if_it_surely_begins() {
+        // Whole frames lost before a key frame: its IDR slice alone might lack a lost new SPS.
+        let key = h264_frame(true, 1);
+        let idr = [0x65u8, 0x88];
+        let (sps, pps) = ([0x67u8, 0x42, 0xC0, 0x1E], [0x68u8, 0xCE, 0x3C, 0x80]);
+        let mut gate = FrameGate::new(Codec::H264, SECOND);
+        let first = gate.push(Packet { seq: 1, timestamp: 1, marker: true, payload: &idr }, 0, Duration::ZERO);
+        assert!(first.release.is_empty(), "the first packet seen: what came before it is unknown");
+        let out = gate.push(Packet { seq: 2, timestamp: 2, marker: true, payload: &key[0] }, 1, Duration::ZERO);
+        assert_eq!(out.release, [1]);
+        let out = gate.push(Packet { seq: 5, timestamp: 9, marker: true, payload: &idr }, 2, Duration::ZERO);
+        assert!(out.release.is_empty(), "IDR after a gap, its parameter sets may be what was lost");
+        let out = gate.push(Packet { seq: 9, timestamp: 12, marker: false, payload: &sps }, 3, Duration::ZERO);
+        assert!(out.release.is_empty());
+        gate.push(Packet { seq: 10, timestamp: 12, marker: false, payload: &pps }, 4, Duration::ZERO);
+        let out = gate.push(Packet { seq: 11, timestamp: 12, marker: true, payload: &idr }, 5, Duration::ZERO);
+        assert_eq!(out.release, [3, 4, 5], "a key frame that starts with its SPS after a gap");
     }
 
     #[test]

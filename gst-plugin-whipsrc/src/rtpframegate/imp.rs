@@ -117,19 +117,21 @@ impl RtpFrameGate {
                     gst::debug!(CAT, imp = self, "Gating {codec:?}");
                 }
             }
-            gst::EventView::FlushStop(_) | gst::EventView::StreamStart(_) => {
-                // A new stream (a new publisher behind the same pad): start from a key frame again.
-                let interval = *self.request_interval.lock().unwrap();
-                let mut state = self.state.lock().unwrap();
-                if let Some(old) = state.gate.take() {
-                    let stats = old.stats();
-                    add_stats(&mut state.earlier, stats);
-                    state.gate = Some(FrameGate::new(old.codec(), interval));
-                }
-            }
+            // A new stream (a new publisher behind the same pad): from a key frame again.
+            gst::EventView::FlushStop(_) | gst::EventView::StreamStart(_) => self.restart(),
             _ => {}
         }
         gst::Pad::event_default(pad, Some(&*self.obj()), event)
+    }
+
+    /// The same codec from a key frame again; the counters go on.
+    fn restart(&self) {
+        let interval = *self.request_interval.lock().unwrap();
+        let mut state = self.state.lock().unwrap();
+        if let Some(old) = state.gate.take() {
+            add_stats(&mut state.earlier, old.stats());
+            state.gate = Some(FrameGate::new(old.codec(), interval));
+        }
     }
 
     fn stats(&self) -> gst::Structure {
@@ -266,9 +268,7 @@ impl ElementImpl for RtpFrameGate {
     fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         let result = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToReady {
-            let mut state = self.state.lock().unwrap();
-            let interval = *self.request_interval.lock().unwrap();
-            state.gate = state.gate.take().map(|g| FrameGate::new(g.codec(), interval));
+            self.restart();
         }
         Ok(result)
     }
