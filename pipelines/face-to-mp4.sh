@@ -17,7 +17,8 @@ shift $(( $# >= 2 ? 2 : 1 ))
 . "$(dirname "$0")/video-source.sh"
 video_source "$IN"
 
-encoder=(x264enc speed-preset=veryfast)
+# No B-frames: GStreamer 1.22's qtdemux drops the last ones of a fragmented MP4.
+encoder=(x264enc speed-preset=veryfast bframes=0)
 if [[ ${GPU:-0} == 1 ]]; then
   if gst-inspect-1.0 nvh264enc >/dev/null 2>&1; then
     encoder=(nvh264enc) && echo "encoder: nvh264enc (NVIDIA GPU)" >&2

@@ -10,7 +10,7 @@ set -euo pipefail
 [[ $# == 2 ]] || { sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 2; }
 output=$1 source=$2
 . "$(dirname "$0")/plugin-path.sh" rtpav1depay-rs
-. "$(dirname "$0")/recording-sink.sh" "$output"
+. "$(dirname "$0")/recording-sink.sh" "$output" AV1
 caps="media=video,clock-rate=90000,encoding-name=AV1,payload=${PT:-96}"
 case $source in
   udp://*)

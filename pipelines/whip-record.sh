@@ -10,6 +10,8 @@ set -euo pipefail
 output=$1
 . "$(dirname "$0")/recording-sink.sh" "$output"
 export WHIP_CODECS=${WHIP_CODECS:-$codecs}
+# AV1 preferred into MP4: not fragmented (see recording-sink.sh).
+[[ $WHIP_CODECS == AV1* ]] && . "$(dirname "$0")/recording-sink.sh" "$output" AV1
 . "$(dirname "$0")/whip-source.sh"
 echo "recording the next publisher ($WHIP_CODECS) -> $output with ${mux[*]}" >&2
 exec gst-launch-1.0 -e "${whip[@]}" output=encoded "${recording[@]}" \
