@@ -474,13 +474,16 @@ impl Inner {
         let count = AtomicU64::new(0);
         {
             let numbers = numbers.clone();
-            to_jpeg.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            to_jpeg.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 let n = count.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_multiple_of(every) && (limit == 0 || n <= limit) {
                     numbers.lock().unwrap().push_back(n);
                     gst::PadProbeReturn::Ok
                 } else {
-                    gst::PadProbeReturn::Drop
+                    // Taken and Handled, not Drop: on Drop GStreamer 1.22 unrefs the pointer
+                    // gstreamer-rs emptied (a GStreamer-CRITICAL for every frame not kept).
+                    info.data.take();
+                    gst::PadProbeReturn::Handled
                 }
             });
         }

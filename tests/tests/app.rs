@@ -34,6 +34,8 @@ impl Server {
             .arg(&folder)
             .args(extra)
             .env("WHIP_TOKEN", TOKEN)
+            // A GStreamer-CRITICAL aborts whipcast, and so fails the test.
+            .env("G_DEBUG", "fatal-criticals")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

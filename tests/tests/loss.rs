@@ -171,7 +171,9 @@ fn run(codec: &Codec, loss: Loss, seed: u64) {
             match &mut info.data {
                 Some(gst::PadProbeData::Buffer(b)) => {
                     if kept.is_empty() {
-                        return gst::PadProbeReturn::Drop;
+                        // Not Drop: GStreamer 1.22 would unref the data gstreamer-rs took out.
+                        info.data.take();
+                        return gst::PadProbeReturn::Handled;
                     }
                     *b = kept.pop().unwrap();
                 }

@@ -787,8 +787,14 @@ impl WhipServerSrc {
         }
         // Downstream may unlink this pad at any time (an app ending a recording): data already
         // queued in the appsrc is dropped instead of stopping it with not-linked.
-        ghost.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, |pad, _| {
-            if pad.is_linked() { gst::PadProbeReturn::Ok } else { gst::PadProbeReturn::Drop }
+        ghost.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, |pad, info| {
+            if pad.is_linked() {
+                return gst::PadProbeReturn::Ok;
+            }
+            // Taken and Handled, not Drop: gstreamer-rs takes the data out of the probe info, and
+            // on Drop GStreamer 1.22 unrefs the emptied pointer (a GStreamer-CRITICAL).
+            info.data.take();
+            gst::PadProbeReturn::Handled
         });
         let _ = appsrc.sync_state_with_parent();
         ghost.set_active(true).map_err(|e| e.to_string())?;
