@@ -522,6 +522,26 @@ pub fn with_credentials(answer: &str, credentials: &IceCredentials) -> Result<St
     Ok(sdp.to_string())
 }
 
+/// An answer in which we are the DTLS server (`a=setup:passive`) where the offer let us choose
+/// (`actpass`; webrtcbin answers `active`). As DTLS server our SRTP keys are ready before the
+/// publisher's last handshake flight reaches it, so its first packets (the first key frame) are
+/// never dropped for want of a key, which a DTLS client on a busy CPU does (webrtcbin's srtpdec:
+/// "no srtp key available yet").
+pub fn as_dtls_server(answer: &str, offer: &Sdp) -> Result<String, OfferError> {
+    let offered = |lines: &[String]| attributes(lines, "setup").next().map(str::to_owned);
+    let session_setup = offered(&offer.session);
+    let mut sdp = Sdp::parse(answer)?;
+    for (index, media) in sdp.media.iter_mut().enumerate() {
+        let setup = offer.media.get(index).and_then(|m| offered(&m.lines)).or_else(|| session_setup.clone());
+        if setup.as_deref() == Some("actpass") {
+            for line in media.lines.iter_mut().filter(|l| l.as_str() == "a=setup:active") {
+                *line = "a=setup:passive".into();
+            }
+        }
+    }
+    Ok(sdp.to_string())
+}
+
 /// The body of the 200 to an ICE restart (RFC 9725 4.4.2, RFC 8840): our new credentials and our
 /// candidates (those of the session's answer) for the first, bundle-carrying media section.
 pub fn restart_sdpfrag(answer: &Sdp, credentials: &IceCredentials) -> String {

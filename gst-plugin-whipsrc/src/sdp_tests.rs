@@ -210,3 +210,25 @@ fn restart_answer_and_its_sdpfrag_carry_our_new_credentials_and_candidates() {
     assert_eq!(parsed.candidates, vec![(Some("0".to_string()), "1 1 UDP 2015363327 127.0.0.1 40000 typ host".to_string())]);
     assert!(parsed.end_of_candidates);
 }
+
+#[test]
+fn we_are_the_dtls_server_where_the_offer_lets_us_choose() {
+    let answer = |setup: &str| {
+        format!(
+            "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=setup:{setup}\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=setup:{setup}\r\n"
+        )
+    };
+    // OBS writes a=setup:actpass at session level: we answer passive in every section.
+    let offer = Sdp::parse(OBS_OFFER).unwrap();
+    let ours = as_dtls_server(&answer("active"), &offer).unwrap();
+    assert_eq!(ours.matches("a=setup:passive").count(), 2, "{ours}");
+    assert!(!ours.contains("a=setup:active"));
+    // A publisher that wants to be the DTLS server (a=setup:passive) keeps us the client.
+    let passive = Sdp::parse(&OBS_OFFER.replace("a=setup:actpass", "a=setup:passive")).unwrap();
+    let ours = as_dtls_server(&answer("active"), &passive).unwrap();
+    assert_eq!(ours.matches("a=setup:active").count(), 2, "{ours}");
+    // Chromium writes it per section.
+    let chrome = Sdp::parse(CHROME_OFFER).unwrap();
+    assert!(as_dtls_server(&answer("active"), &chrome).unwrap().contains("a=setup:passive"));
+}

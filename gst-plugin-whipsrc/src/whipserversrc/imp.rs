@@ -300,6 +300,14 @@ fn pad_index(plans: &[MediaPlan], mline: usize, kind: MediaKind) -> usize {
     plans[..mline.min(plans.len())].iter().filter(|p| p.kind == kind && p.codec.is_some()).count()
 }
 
+/// webrtcbin's answer with us as the DTLS server where the offer lets us choose (sdp::as_dtls_server).
+fn as_dtls_server(answer: &gst_webrtc::WebRTCSessionDescription, offer: &Sdp) -> Result<gst_webrtc::WebRTCSessionDescription, String> {
+    let text = answer.sdp().as_text().map_err(|e| e.to_string())?;
+    let text = sdp::as_dtls_server(&text, offer).map_err(|e| e.to_string())?;
+    let message = gst_sdp::SDPMessage::parse_buffer(text.as_bytes()).map_err(|_| "unparsable after setting a=setup".to_string())?;
+    Ok(gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message))
+}
+
 /// `streams, video_0=(string)AV1, audio_0=(string)OPUS`: the pads a session will feed and their codecs.
 fn stream_codecs(plans: &[MediaPlan]) -> gst::Structure {
     let mut streams = gst::Structure::builder("streams");
@@ -353,6 +361,7 @@ impl WhipServerSrc {
         let id = whip::random_id();
         let remote_ufrag = prepared.sdp.media[0].attribute("ice-ufrag").map(str::to_owned);
         let sent_answer = Arc::new(Mutex::new(None));
+        let offered = prepared.sdp.clone();
         let offer = (prepared.sdp, sent_answer.clone());
         let session = match self.build_session(&id, &settings, prepared.media, offer, remote_ufrag, peer) {
             Ok(session) => session,
@@ -474,6 +483,10 @@ impl WhipServerSrc {
                 }) {
                     Ok(answer) => answer,
                     Err(e) => return fail(format!("webrtcbin could not answer the offer: {e}")),
+                };
+                let answer = match as_dtls_server(&answer, &offered) {
+                    Ok(answer) => answer,
+                    Err(e) => return fail(format!("webrtcbin's answer: {e}")),
                 };
                 webrtc2.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
             });
@@ -922,6 +935,9 @@ impl WhipServerSrc {
         let ours = IceCredentials::random();
         let text = answer.sdp().as_text().map_err(|e| failed("answer", e.to_string()))?;
         let text = sdp::with_credentials(&text, &ours).map_err(|e| failed("answer", e.to_string()))?;
+        // The DTLS role stays the one of the first answer.
+        let offered = Sdp::parse(&offer.to_string()).map_err(|e| failed("offer", e.to_string()))?;
+        let text = sdp::as_dtls_server(&text, &offered).map_err(|e| failed("answer", e.to_string()))?;
         let message =
             gst_sdp::SDPMessage::parse_buffer(text.as_bytes()).map_err(|_| failed("answer", "unparsable".into()))?;
         let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message);
