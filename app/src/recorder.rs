@@ -58,6 +58,8 @@ struct Recording {
     bin: gst::Bin,
     file: PathBuf,
     snapshot_dir: Option<PathBuf>,
+    /// The fragmentsync before the file: how much of the file is whole, should a write fail.
+    whole: gst::Element,
     inputs: Vec<String>,
     summary: String,
     frames: Arc<AtomicU64>,
@@ -404,6 +406,7 @@ impl Inner {
             bin,
             file,
             snapshot_dir,
+            whole,
             inputs,
             summary: described.join(" + "),
             frames,
@@ -542,7 +545,16 @@ impl Inner {
     /// The recording `name` is complete (or has failed): stop its elements and say what it holds.
     fn finalized(&self, name: &str, problem: Option<&str>) {
         let Some(recording) = self.state.lock().unwrap().finishing.remove(name) else { return };
+        // A recording that failed (a full disk) or was not finalized: the file is cut back to
+        // its last whole fragment, where it decodes as after a crash.
+        let whole_bytes = problem.map(|_| recording.whole.property::<u64>("committed"));
         let _ = recording.bin.set_state(gst::State::Null);
+        if let Some(length) = whole_bytes
+            && std::fs::metadata(&recording.file).is_ok_and(|m| m.len() > length)
+            && let Err(e) = std::fs::OpenOptions::new().write(true).open(&recording.file).and_then(|f| f.set_len(length))
+        {
+            println!("cannot cut {} back to its last whole fragment: {e}", recording.file.display());
+        }
         let _ = self.pipeline.remove(&recording.bin);
         let frames = recording.frames.load(Ordering::Relaxed);
         let mut line = if recording.media.load(Ordering::Relaxed) == 0 {
@@ -637,7 +649,13 @@ impl Inner {
                 let finishing = state.finishing.iter().find(|(_, r)| r.bin == bin).map(|(n, _)| n.clone());
                 (session, finishing)
             };
-            println!("\nrecording failed: {text}");
+            let file = {
+                let state = self.state.lock().unwrap();
+                state.live.values().chain(state.finishing.values()).find(|r| r.bin == bin).map(|r| r.file.clone())
+            };
+            // Errors that follow the first one come from a recording already ended: said once.
+            let Some(file) = file else { return };
+            println!("\nrecording {} failed: {text}", file.display());
             if let Some(id) = session {
                 let recording = self.state.lock().unwrap().live.remove(&id);
                 if let Some(recording) = recording {

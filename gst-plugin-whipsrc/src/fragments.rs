@@ -99,6 +99,11 @@ impl Boundaries {
         self.patching = (offset != self.end).then_some(offset);
     }
 
+    /// Bytes the muxer has appended so far (patches not counted): the end of the file.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
     /// Whether the last bytes pushed left the stream on a boundary.
     pub fn at_boundary(&self) -> bool {
         self.patching.is_none() && self.position == Position::Boundary && !self.open_fragment

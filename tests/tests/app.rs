@@ -22,12 +22,25 @@ struct Server {
     output: Arc<Mutex<String>>,
 }
 
+/// A test that fails leaves no server behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server {
     /// `whipcast serve` on 127.0.0.1 with stream `s`, recording into a fresh folder.
     fn start(name: &str, extra: &[&str]) -> Server {
-        let port = free_port();
         let folder = output_path(name);
         let _ = std::fs::remove_dir_all(&folder);
+        Server::start_in(folder, extra)
+    }
+
+    /// The same, recording into `folder`.
+    fn start_in(folder: PathBuf, extra: &[&str]) -> Server {
+        let port = free_port();
         let mut child = Command::new(workspace_binary("whipcast"))
             .args(["serve", "--address", "127.0.0.1", "--stream", "s", "--port", &port.to_string()])
             .arg("--recordings")
@@ -86,7 +99,11 @@ impl Server {
     }
 
     fn interrupt(&self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.signal(libc::SIGINT);
+    }
+
+    fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
     /// SIGKILL, as the OOM killer or a crash would: nothing is finalized. Returns the folder.
@@ -334,4 +351,105 @@ fn sigkill_leaves_an_av1_webm_that_decodes() {
 #[test]
 fn sigkill_leaves_an_h264_mp4_that_decodes() {
     killed_mid_session("H264", "mp4");
+}
+
+#[test]
+fn sigterm_finalizes_like_ctrl_c() {
+    // What systemd's stop sends.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-sigterm", &["--no-facemark"]);
+    let publisher = obs_like(&server.url(), "H264", 20);
+    server.wait_for("session ", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(4));
+    server.signal(libc::SIGTERM);
+    let folder = server.folder.clone();
+    let output = server.wait_exit(Duration::from_secs(20));
+    let _ = publisher.wait_with_output();
+    assert!(output.contains("stopping: finalizing 1 recording"), "{output}");
+    let mp4 = files_with(&folder, "mp4");
+    assert_eq!(mp4.len(), 1, "{output}");
+    let decoded = ffmpeg_decode(&mp4[0]);
+    assert!(decoded.errors.is_empty() && decoded.video_frames >= 60, "{decoded:?}");
+    // Finalized, not only fragments: the duration and the fragment index are there.
+    assert!(discovered_duration(&discover(&mp4[0])).is_some_and(|d| d > 2.0), "{}", discover(&mp4[0]));
+}
+
+#[test]
+fn a_session_without_media_leaves_no_file() {
+    // OBS giving up after the answer: a POST, then nothing.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-no-media", &["--no-facemark", "--timeout", "2", "--sessions", "1"]);
+    let offer = std::fs::read(data_path("obs_av1.offer.sdp")).unwrap();
+    let auth = format!("Bearer {TOKEN}");
+    let created = http(server.port, "POST", "/whip/s", &[("Content-Type", "application/sdp"), ("Authorization", &auth)], &offer);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let folder = server.folder.clone();
+    let output = server.wait_exit(Duration::from_secs(30));
+    assert!(output.contains("nothing recorded") && output.contains("no media arrived"), "{output}");
+    let left: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A filesystem of `bytes` mounted for the test, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(name: &str, bytes: u64) -> Result<SmallDisk, String> {
+        let dir = output_path(name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_ends_that_recording_only_and_the_file_stays_valid() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let disk = match SmallDisk::mount("app-full-disk", 512 * 1024) {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("skipped: cannot mount a small tmpfs here ({why})");
+            return;
+        }
+    };
+    let recordings = disk.0.join("recordings");
+    let server = Server::start_in(recordings.clone(), &["--no-facemark"]);
+    // The OBS-like publisher's H.264 is about 190 KB/s: the 512 KiB disk is full within seconds.
+    let first = obs_like(&server.url(), "H264", 8);
+    server.wait_for("failed: No space left", Duration::from_secs(20));
+    let output = server.output.lock().unwrap().clone();
+    let failed = files_with(&recordings, "mp4");
+    assert_eq!(failed.len(), 1, "{output}");
+    let name = failed[0].to_string_lossy().into_owned();
+    assert!(output.lines().any(|l| l.contains("failed: No space left") && l.contains(&*name)), "the error names the file: {output}");
+    assert_eq!(output.matches("failed: ").count(), 1, "said once: {output}");
+    // What was written stays valid.
+    let decoded = ffmpeg_decode(&failed[0]);
+    assert!(decoded.errors.is_empty() && decoded.video_frames > 0, "{decoded:?}");
+    let first = report(first);
+    assert!(json_u64(&first, "framesSent") > decoded.video_frames, "the disk filled up before the end");
+    // Space back: the next session records again, and the server never stopped.
+    std::fs::remove_file(&failed[0]).unwrap();
+    let second = report(obs_like(&server.url(), "H264", 2));
+    server.wait_for("recorded ", Duration::from_secs(20));
+    server.interrupt();
+    let output = server.wait_exit(Duration::from_secs(20));
+    let again = files_with(&recordings, "mp4");
+    assert_eq!(again.len(), 1, "{output}");
+    let decoded = ffmpeg_decode(&again[0]);
+    assert!(decoded.errors.is_empty(), "{decoded:?}");
+    assert_holds_frames(&format!("{{\"video_frames\":{}}}", decoded.video_frames), json_u64(&second, "framesSent"));
 }

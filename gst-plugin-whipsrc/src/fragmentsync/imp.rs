@@ -36,6 +36,10 @@ struct State {
     pending: Vec<gst::Buffer>,
     pending_bytes: usize,
     last_write: Option<Instant>,
+    /// Where the stream would end (bytes) once the list taken last is written.
+    taken_end: u64,
+    /// Where the stream ends on the sink's side: every byte before it was written whole.
+    committed: u64,
 }
 
 pub struct FragmentSync {
@@ -60,6 +64,7 @@ impl FragmentSync {
             last.make_mut().set_flags(gst::BufferFlags::SYNC_AFTER);
         }
         state.last_write = Some(now);
+        state.taken_end = state.boundaries.as_ref().map_or(0, Boundaries::end);
         let mut list = gst::BufferList::new_sized(buffers.len());
         {
             let list = list.get_mut().unwrap();
@@ -71,10 +76,21 @@ impl FragmentSync {
     }
 
     fn push(&self, list: Option<gst::BufferList>) -> Result<gst::FlowSuccess, gst::FlowError> {
-        match list {
-            Some(list) => self.srcpad.push_list(list),
-            None => Ok(gst::FlowSuccess::Ok),
+        let Some(list) = list else { return Ok(gst::FlowSuccess::Ok) };
+        let flow = self.srcpad.push_list(list);
+        if flow.is_ok() {
+            let mut state = self.state.lock().unwrap();
+            state.committed = state.taken_end;
+        } else {
+            // A full disk, say: the file is valid up to `committed` (an application may cut it there).
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Write failed ({flow:?}): the stream is whole up to byte {}",
+                self.state.lock().unwrap().committed
+            );
         }
+        flow
     }
 
     fn chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -219,6 +235,11 @@ impl ObjectImpl for FragmentSync {
                     .default_value(DEFAULT_INTERVAL_MS)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt64::builder("committed")
+                    .nick("Committed bytes")
+                    .blurb("Length of the stream (bytes) that the sink took in whole units: after a failed write (a full disk) the file is valid when cut to this length")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecBoolean::builder("fsync")
                     .nick("fsync")
                     .blurb("Mark each write for the sink to fsync (filesink does), so that it also survives a power cut")
@@ -244,6 +265,7 @@ impl ObjectImpl for FragmentSync {
         match pspec.name() {
             "interval" => (settings.interval.as_millis() as u32).to_value(),
             "fsync" => settings.fsync.to_value(),
+            "committed" => self.state.lock().unwrap().committed.to_value(),
             _ => unimplemented!(),
         }
     }
