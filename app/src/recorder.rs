@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,8 +52,24 @@ struct State {
     failure: Option<String>,
 }
 
+/// The decode-and-mark branch of a recording: it may fail (a decoder refusing a frame) without
+/// ending the recording.
+#[derive(Clone, Default)]
+struct FaceBranch {
+    /// Failed: what reaches it is dropped, so the recording never sees its error.
+    off: Arc<AtomicBool>,
+    /// Its sink is done (EOS, or the branch failed): counted once towards finalizing.
+    done: Arc<AtomicBool>,
+}
+
+/// Elements of the face branch are named with this prefix, so their errors are told apart.
+const FACE_PREFIX: &str = "face-";
+
 struct Recording {
     name: String,
+    face: Option<FaceBranch>,
+    /// Sinks (file, snapshots) whose EOS has not come yet.
+    pending: Arc<AtomicUsize>,
     src: gst::Element,
     bin: gst::Bin,
     file: PathBuf,
@@ -328,6 +344,7 @@ impl Inner {
         let mut inputs = Vec::new();
         let mut described = Vec::new();
         let mut snapshot_dir = None;
+        let (mut face, mut face_sink) = (None::<FaceBranch>, None::<gst::Element>);
         for (pad_name, codec) in streams.iter() {
             let codec = codec.get::<String>().map_err(|e| e.to_string())?;
             let video = pad_name.starts_with("video_");
@@ -343,10 +360,13 @@ impl Inner {
                 .ok_or_else(|| format!("{muxer} takes no more {}", if video { "video" } else { "audio" }))?;
             let mut described_codec = codec.clone();
             if video && snapshot_dir.is_none() && self.facemark.is_some() {
-                match self.add_face_branch(&bin, &queue, &mux_pad, &codec, &name, &snapshots) {
+                let branch = FaceBranch::default();
+                match self.add_face_branch(&bin, &queue, &mux_pad, &codec, &name, &snapshots, &branch) {
                     Ok((dir, decoder, appsink)) => {
                         described_codec = format!("{codec} (facemark after {decoder})");
                         snapshot_dir = Some(dir);
+                        face_sink = Some(appsink.clone());
+                        face = Some(branch);
                         sinks.push(appsink);
                     }
                     Err(e) => {
@@ -378,17 +398,13 @@ impl Inner {
         let pending = Arc::new(AtomicUsize::new(sinks.len()));
         for sink in &sinks {
             let (pending, weak, name) = (pending.clone(), Arc::downgrade(self), name.clone());
+            // The face branch's sink counts once: at its EOS, or when the branch failed.
+            let done = face.as_ref().filter(|_| face_sink.as_ref() == Some(sink)).map(|f| f.done.clone());
             sink.static_pad("sink").unwrap().add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
                 if matches!(&info.data, Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos)
-                    && pending.fetch_sub(1, Ordering::AcqRel) == 1
+                    && !done.as_ref().is_some_and(|d| d.swap(true, Ordering::AcqRel))
                 {
-                    let (weak, name) = (weak.clone(), name.clone());
-                    // Not from this streaming thread: the bin is stopped and removed.
-                    glib::MainContext::default().invoke(move || {
-                        if let Some(inner) = weak.upgrade() {
-                            inner.finalized(&name, None);
-                        }
-                    });
+                    sink_done(&pending, &weak, &name);
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -402,6 +418,8 @@ impl Inner {
         }
         Ok(Recording {
             name,
+            face,
+            pending,
             src: src.clone(),
             bin,
             file,
@@ -426,6 +444,7 @@ impl Inner {
         codec: &str,
         name: &str,
         snapshots: &Arc<AtomicU64>,
+        branch: &FaceBranch,
     ) -> Result<(PathBuf, &'static str, gst::Element), String> {
         let decoder = decoder_for(codec).ok_or_else(|| format!("no decoder for {codec} is installed"))?;
         let dir = self.args.recordings.join(name);
@@ -462,6 +481,11 @@ impl Inner {
         let appsink = gst_app::AppSink::builder().sync(false).async_(false).build();
         chain.push(appsink.clone().upcast());
 
+        chain.insert(0, to_decoder.clone());
+        for (i, element) in chain.iter().enumerate() {
+            element.set_property("name", format!("{FACE_PREFIX}{i}-{}", element.factory().map(|f| f.name()).unwrap_or_default()));
+        }
+        chain.remove(0);
         bin.add_many([&tee, &to_mux, &to_decoder]).map_err(|e| e.to_string())?;
         bin.add_many(&chain).map_err(|e| e.to_string())?;
         queue.link(&tee).map_err(|e| e.to_string())?;
@@ -470,6 +494,37 @@ impl Inner {
         tee.link(&to_decoder).map_err(|e| e.to_string())?;
         to_decoder.link(&chain[0]).map_err(|e| e.to_string())?;
         gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+        {
+            // A failed branch takes nothing more: its error must not flow back into the tee.
+            let off = branch.off.clone();
+            to_decoder.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if off.load(Ordering::Acquire) {
+                    info.data.take();
+                    return gst::PadProbeReturn::Handled;
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        {
+            // The leaky queue drops frames when marking lags (marking DISCONT what follows): the
+            // decoder then gets nothing until the next key frame, never a frame whose reference
+            // was dropped (libaom's av1dec fails on those).
+            let waiting = AtomicBool::new(false);
+            to_decoder.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
+                let delta = buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                if buffer.flags().contains(gst::BufferFlags::DISCONT) && delta {
+                    waiting.store(true, Ordering::Relaxed);
+                } else if !delta {
+                    waiting.store(false, Ordering::Relaxed);
+                }
+                if waiting.load(Ordering::Relaxed) {
+                    info.data.take();
+                    return gst::PadProbeReturn::Handled;
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
 
         // Count marked frames; only the ones to keep go on to the JPEG encoder.
         let (every, limit) = (self.args.snapshot_every.max(1), self.args.snapshot_frames);
@@ -586,6 +641,31 @@ impl Inner {
         }
     }
 
+    /// An element of a face branch failed: that branch stops, its recording goes on.
+    fn face_failed(self: &Arc<Self>, source: &gst::Object, text: &str) {
+        let Some(bin) = std::iter::successors(Some(source.clone()), |o| o.parent())
+            .find_map(|o| o.downcast::<gst::Bin>().ok().filter(|b| b.name().starts_with("recording-")))
+        else {
+            return;
+        };
+        let found = {
+            let state = self.state.lock().unwrap();
+            state
+                .live
+                .values()
+                .chain(state.finishing.values())
+                .find(|r| r.bin == bin)
+                .and_then(|r| r.face.clone().map(|f| (f, r.pending.clone(), r.name.clone())))
+        };
+        let Some((face, pending, name)) = found else { return };
+        if !face.off.swap(true, Ordering::AcqRel) {
+            println!("\nfacemark stops for {name} (the recording goes on): {text}");
+        }
+        if !face.done.swap(true, Ordering::AcqRel) {
+            sink_done(&pending, &Arc::downgrade(self), &name);
+        }
+    }
+
     /// `recorded FILE (N video frames, S s; K snapshots in DIR)`.
     fn describe(&self, recording: &Recording, frames: u64) -> String {
         let mut line = format!(
@@ -638,6 +718,10 @@ impl Inner {
 
     /// An error inside a recording ends that recording; anywhere else it ends the server.
     fn on_error(self: &Arc<Self>, source: Option<&gst::Object>, text: &str) {
+        if let Some(source) = source.filter(|s| s.name().starts_with(FACE_PREFIX)) {
+            self.face_failed(source, text);
+            return;
+        }
         let failed_bin = source.and_then(|s| {
             std::iter::successors(Some(s.clone()), |o| o.parent())
                 .find_map(|o| o.downcast::<gst::Bin>().ok().filter(|b| b.name().starts_with("recording-")))
@@ -706,6 +790,19 @@ impl Inner {
             }
         }
         let _ = std::io::stdout().flush();
+    }
+}
+
+/// One more sink of recording `name` has its EOS: with the last one, the recording is finalized.
+fn sink_done(pending: &AtomicUsize, weak: &std::sync::Weak<Inner>, name: &str) {
+    if pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let (weak, name) = (weak.clone(), name.to_owned());
+        // Not from a streaming thread: the bin is stopped and removed.
+        glib::MainContext::default().invoke(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.finalized(&name, None);
+            }
+        });
     }
 }
 
