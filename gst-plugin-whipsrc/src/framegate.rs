@@ -71,16 +71,17 @@ impl Codec {
     }
 }
 
-/// H.264 (RFC 6184): the NAL unit types a packet carries (single NAL, STAP-A, FU-A start).
+/// H.264 (RFC 6184): the NAL unit types a packet carries (single NAL, STAP-A, FU-A start),
+/// without allocating (this runs for every packet).
 fn h264_nal_types(payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
     let first = payload.first().map(|b| b & 0x1F);
-    let types: Vec<u8> = match first {
-        Some(24) => aggregated(payload.get(1..).unwrap_or(&[])).map(|nal| nal[0] & 0x1F).collect(),
-        Some(28) => payload.get(1).filter(|fu| *fu & 0x80 != 0).map(|fu| fu & 0x1F).into_iter().collect(),
-        Some(t) => vec![t],
-        None => vec![],
+    let aggregate = (first == Some(24)).then(|| aggregated(&payload[1..]).map(|nal| nal[0] & 0x1F));
+    let single = match first {
+        Some(24) | None => None,
+        Some(28) => payload.get(1).filter(|fu| *fu & 0x80 != 0).map(|fu| fu & 0x1F),
+        Some(t) => Some(t),
     };
-    types.into_iter()
+    aggregate.into_iter().flatten().chain(single)
 }
 
 /// The first NAL unit of a packet and where its slice header starts, for H.264.
@@ -105,16 +106,18 @@ fn h264_begins(payload: &[u8]) -> bool {
     }
 }
 
-/// H.265 (RFC 7798): the NAL unit types a packet carries (single NAL, AP, FU start).
+/// H.265 (RFC 7798): the NAL unit types a packet carries (single NAL, AP, FU start), without
+/// allocating.
 fn h265_nal_types(payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
     let first = payload.first().map(|b| (b >> 1) & 0x3F);
-    let types: Vec<u8> = match first {
-        Some(48) => aggregated(payload.get(2..).unwrap_or(&[])).map(|nal| (nal[0] >> 1) & 0x3F).collect(),
-        Some(49) => payload.get(2).filter(|fu| *fu & 0x80 != 0).map(|fu| fu & 0x3F).into_iter().collect(),
-        Some(t) => vec![t],
-        None => vec![],
+    let aggregate =
+        (first == Some(48)).then(|| aggregated(payload.get(2..).unwrap_or(&[])).map(|nal| (nal[0] >> 1) & 0x3F));
+    let single = match first {
+        Some(48) | None => None,
+        Some(49) => payload.get(2).filter(|fu| *fu & 0x80 != 0).map(|fu| fu & 0x3F),
+        Some(t) => Some(t),
     };
-    types.into_iter()
+    aggregate.into_iter().flatten().chain(single)
 }
 
 fn h265_begins(payload: &[u8]) -> bool {

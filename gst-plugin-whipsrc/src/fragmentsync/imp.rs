@@ -256,7 +256,8 @@ impl ObjectImpl for FragmentSync {
         match pspec.name() {
             "interval" => settings.interval = Duration::from_millis(value.get::<u32>().expect("type checked").into()),
             "fsync" => settings.fsync = value.get().expect("type checked"),
-            _ => unimplemented!(),
+            // GLib passes only the properties registered above.
+            other => gst::warning!(CAT, imp = self, "No property {other}"),
         }
     }
 
@@ -266,7 +267,7 @@ impl ObjectImpl for FragmentSync {
             "interval" => (settings.interval.as_millis() as u32).to_value(),
             "fsync" => settings.fsync.to_value(),
             "committed" => self.state.lock().unwrap().committed.to_value(),
-            _ => unimplemented!(),
+            _ => pspec.default_value().clone(),
         }
     }
 }

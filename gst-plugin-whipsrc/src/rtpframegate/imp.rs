@@ -226,7 +226,8 @@ impl ObjectImpl for RtpFrameGate {
                 *self.request_interval.lock().unwrap() =
                     Duration::from_millis(value.get::<u32>().expect("type checked").into())
             }
-            _ => unimplemented!(),
+            // GLib passes only the properties registered above.
+            other => gst::warning!(CAT, imp = self, "No property {other}"),
         }
     }
 
@@ -234,7 +235,7 @@ impl ObjectImpl for RtpFrameGate {
         match pspec.name() {
             "request-interval" => (self.request_interval.lock().unwrap().as_millis() as u32).to_value(),
             "stats" => self.stats().to_value(),
-            _ => unimplemented!(),
+            _ => pspec.default_value().clone(),
         }
     }
 }
