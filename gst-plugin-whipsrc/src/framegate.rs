@@ -257,8 +257,8 @@ impl<T> FrameGate<T> {
     pub fn push(&mut self, packet: Packet<'_>, item: T, now: Duration) -> Outcome<T> {
         let mut out = Outcome::default();
         // The first packet seen is treated as following a loss: what came before is unknown.
-        let contiguous = match self.last_seq {
-            None => false,
+        let step = match self.last_seq {
+            None => None,
             Some(last) => {
                 let step = packet.seq.wrapping_sub(last);
                 if step == 0 || step > 0x8000 {
@@ -266,9 +266,14 @@ impl<T> FrameGate<T> {
                     out.dropped.push(item);
                     return out;
                 }
-                step == 1
+                Some(step)
             }
         };
+        let contiguous = step == Some(1);
+        // One packet lost while a frame lacked its marker packet, and this packet starts another
+        // frame: the lost one was that frame's last, so nothing before this packet is missing.
+        let head_known =
+            contiguous || (step == Some(2) && self.frame.as_ref().is_some_and(|f| f.timestamp != packet.timestamp));
         if !contiguous && self.last_seq.is_some() {
             self.stats.losses += 1;
             self.synced = false;
@@ -290,7 +295,7 @@ impl<T> FrameGate<T> {
             let frame = self.frame.get_or_insert_with(|| Frame {
                 timestamp: packet.timestamp,
                 items: Vec::new(),
-                intact: if contiguous {
+                intact: if head_known {
                     codec.begins_frame(packet.payload)
                 } else {
                     codec.surely_begins_frame(packet.payload)
@@ -431,6 +436,30 @@ mod tests {
         gate.push(Packet { seq: 10, timestamp: 12, marker: false, payload: &pps }, 4, Duration::ZERO);
         let out = gate.push(Packet { seq: 11, timestamp: 12, marker: true, payload: &idr }, 5, Duration::ZERO);
         assert_eq!(out.release, [3, 4, 5], "a key frame that starts with its SPS after a gap");
+    }
+
+    #[test]
+    fn a_key_frame_after_the_lost_marker_packet_of_the_frame_before_counts() {
+        // H.265: a key frame (VPS, IDR), then frame 1 whose marker packet (seq 4) is lost, then a
+        // CRA in two fragments without parameter sets (what x265 makes when asked for a key frame).
+        let vps = [32 << 1, 1, 0x0C, 0x01];
+        let idr = [19 << 1, 1, 0x80, 0x00];
+        let trail = [49 << 1, 1, 0x80 | 1, 0x80];
+        let cra = [[49 << 1, 1, 0x80 | 21, 0x80], [49 << 1, 1, 0x40 | 21, 0x11]];
+        for (lost, released) in [(1u16, vec![3, 4]), (2, vec![])] {
+            let mut gate = FrameGate::new(Codec::H265, SECOND);
+            let mut push = |seq, timestamp, marker, payload: &[u8], item| {
+                gate.push(Packet { seq, timestamp, marker, payload }, item, Duration::ZERO).release
+            };
+            push(1, 1, false, &vps, 0);
+            assert_eq!(push(2, 1, true, &idr, 0), [0, 0]);
+            push(3, 2, false, &trail, 1);
+            let seq = 4 + lost;
+            let mut out = push(seq, 3, false, &cra[0], 3);
+            out.extend(push(seq + 1, 3, true, &cra[1], 4));
+            // With two lost, the second may have been the CRA's own parameter sets.
+            assert_eq!(out, released, "{lost} packet(s) lost");
+        }
     }
 
     #[test]
