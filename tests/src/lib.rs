@@ -1,6 +1,8 @@
 //! Shared support for the integration tests in `tests/tests/`: plugin registration, RTP capture
 //! replay with real timestamps, AV1 encoding through real peers, and decoding of what we record.
 
+pub mod relay;
+
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -372,6 +374,15 @@ pub fn peers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
 }
 
+/// The OBS-like publisher (libdatachannel, `tests/peers/obs_like/publish.py`), arguments to add.
+pub fn obs_like_command() -> std::process::Command {
+    let python = peers().join("obs_like/.venv/bin/python");
+    assert!(python.exists(), "run tests/peers/obs_like/setup.sh (make test does)");
+    let mut command = std::process::Command::new(python);
+    command.arg(peers().join("obs_like/publish.py"));
+    command
+}
+
 /// Starts a publisher process (`tests/src/bin/whip-publish.rs`, a peer in `tests/peers`, ...)
 /// with its one-line JSON report on a pipe.
 pub fn spawn(command: &mut std::process::Command) -> std::process::Child {
@@ -429,9 +440,16 @@ pub fn ffmpeg_decode(path: &Path) -> FfmpegDecode {
     let video_frames = progress.lines().filter_map(|l| l.strip_prefix("frame=")).last().and_then(|n| n.trim().parse().ok());
     // Lines of the `null` muxer are about ffmpeg's own output (frames rounded to its output time
     // base, 1/fps, can land on one tick: "non monotonically increasing dts"), not about the file.
+    // ("Last message repeated N times" belongs to the line before it.)
+    let mut ours = true;
     let mut errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
         .lines()
-        .filter(|l| !l.starts_with("[null @"))
+        .filter(|l| {
+            if !l.trim_start().starts_with("Last message repeated") {
+                ours = !l.starts_with("[null @");
+            }
+            ours
+        })
         .map(str::to_owned)
         .collect();
     if !out.status.success() {

@@ -116,10 +116,7 @@ impl Server {
 
 /// The OBS-like publisher (libdatachannel, OBS's offer shape) sending `codec` with Opus.
 fn obs_like(url: &str, codec: &str, seconds: u32) -> Child {
-    let python = peers().join("obs_like/.venv/bin/python");
-    assert!(python.exists(), "run tests/peers/obs_like/setup.sh (make test does)");
-    Command::new(python)
-        .arg(peers().join("obs_like/publish.py"))
+    obs_like_command()
         .args(["--url", url, "--token", TOKEN, "--codec", codec, "--audio", "--start-at-keyframe"])
         .args(["--seconds", &seconds.to_string()])
         .stdout(Stdio::piped())

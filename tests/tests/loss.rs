@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
+use whipcast_tests::relay::{Dropper, Loss, decodable_frames};
 use whipcast_tests::*;
 
 const FRAMES: u32 = 240;
@@ -52,15 +53,6 @@ const VP9: Codec = Codec {
     mux: "webmmux",
 };
 
-/// Which packets are lost.
-#[derive(Clone, Copy, Debug)]
-enum Loss {
-    /// Each packet with this probability.
-    Scattered(f64),
-    /// Runs of 2 to 10 packets, starting with this probability.
-    Bursts(f64),
-}
-
 #[derive(Default)]
 struct Seen {
     /// Frame index -> key frame, as the encoder made them (forced key frames included).
@@ -78,23 +70,12 @@ struct Seen {
     passed: std::collections::BTreeSet<u64>,
 }
 
-/// The frames a loss-safe receiver keeps: from an intact key frame, every frame up to the first
-/// damaged one (a frame is damaged when a packet of it other than a lone delimiter is lost).
+/// The frame indexes a loss-safe receiver keeps (a frame is damaged when a packet of it other
+/// than a lone delimiter is lost).
 fn expected_frames(seen: &Seen) -> Vec<u64> {
-    let mut intact_since_key = false;
-    let mut kept = Vec::new();
-    for (&frame, &key) in &seen.keys {
-        let damaged = seen.damaged.contains(&frame);
-        if damaged {
-            intact_since_key = false;
-        } else if key {
-            intact_since_key = true;
-        }
-        if intact_since_key {
-            kept.push(frame);
-        }
-    }
-    kept
+    let frames: Vec<u64> = seen.keys.keys().copied().collect();
+    let kept = decodable_frames(seen.keys.iter().map(|(frame, &key)| (key, seen.damaged.contains(frame))));
+    kept.into_iter().map(|i| frames[i]).collect()
 }
 
 fn run(codec: &Codec, loss: Loss, seed: u64) {
@@ -135,7 +116,7 @@ fn run(codec: &Codec, loss: Loss, seed: u64) {
     }
     {
         let seen = seen.clone();
-        let rng = Mutex::new((Rng::new(seed), 0u32));
+        let dropper = Mutex::new(Dropper::new(loss, seed));
         let pad = pipeline.by_name("network").unwrap().static_pad("src").unwrap();
         pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
             let buffers: Vec<gst::Buffer> = match &info.data {
@@ -143,7 +124,7 @@ fn run(codec: &Codec, loss: Loss, seed: u64) {
                 Some(gst::PadProbeData::BufferList(l)) => l.iter_owned().collect(),
                 _ => return gst::PadProbeReturn::Ok,
             };
-            let mut rng = rng.lock().unwrap();
+            let mut dropper = dropper.lock().unwrap();
             let mut seen = seen.lock().unwrap();
             let mut kept = Vec::new();
             for buffer in buffers {
@@ -160,21 +141,9 @@ fn run(codec: &Codec, loss: Loss, seed: u64) {
                         map[at..].iter().take(4).copied().collect(),
                     )
                 };
-                let (rng, burst) = &mut *rng;
-                let lose = match loss {
-                    Loss::Scattered(p) => rng.chance(p),
-                    Loss::Bursts(p) => {
-                        if *burst == 0 && rng.chance(p) {
-                            *burst = 2 + (rng.next_u64() % 9) as u32;
-                        }
-                        *burst > 0
-                    }
-                };
+                let lose = dropper.lose();
                 seen.sent.push((frame, header.0, header.1, lose, header.2));
                 if lose {
-                    if let Loss::Bursts(_) = loss {
-                        *burst -= 1;
-                    }
                     seen.lost += 1;
                     // An access unit delimiter alone carries nothing a decoder needs.
                     if !is_delimiter(&buffer) {

@@ -211,11 +211,8 @@ fn chromium_h264_to_mp4() {
 /// libdatachannel (what OBS's WHIP output is built on) sending OBS's offer shape: no
 /// candidates, session-level ICE attributes, audio first, no RTX, MID and RID on every packet.
 fn obs_like(port: u16, codec: &str, extra: &[&str]) -> Child {
-    let python = peers().join("obs_like/.venv/bin/python");
-    assert!(python.exists(), "run tests/peers/obs_like/setup.sh (make test does)");
     let (url, seconds) = (format!("http://127.0.0.1:{port}/whip/live"), SECONDS.to_string());
-    let mut command = Command::new(python);
-    command.arg(peers().join("obs_like/publish.py"));
+    let mut command = obs_like_command();
     command.args(["--url", &url, "--codec", codec, "--seconds", &seconds, "--audio"]).args(extra);
     spawn(&mut command)
 }

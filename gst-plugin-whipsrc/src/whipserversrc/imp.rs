@@ -25,6 +25,11 @@ const GATHERING_TIMEOUT: Duration = Duration::from_secs(3);
 const HOST_CANDIDATES_SETTLE: Duration = Duration::from_millis(20);
 /// Start bitrate hinted to browsers in the answer.
 const START_BITRATE_KBPS: u32 = 2500;
+/// RTCP bandwidth of a receiver in bytes per second. Feedback (NACK, PLI) may go out early only
+/// once per regular report interval (RFC 4585 3.5.2), which this bandwidth sets: about 100 ms, as
+/// rtpsession computes it. A NACK then leaves well within the jitter buffer's latency; with the
+/// defaults (0.5 s and more) most losses after the first in an interval were never repaired.
+const RTCP_RR_BANDWIDTH: i32 = 20_000;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -541,6 +546,16 @@ impl WhipServerSrc {
             }
             None
         });
+        // NACKs go out when a loss is found (see RTCP_RR_BANDWIDTH). The session's bandwidth is
+        // given, not discovered: until rtpsession has measured it, reports were 0.5 s apart.
+        if let Some(webrtcbin) = webrtcbin.downcast_ref::<gst::Bin>() {
+            webrtcbin.connect_deep_element_added(|_, _, element| {
+                if element.factory().is_some_and(|f| f.name() == "rtpsession") {
+                    element.set_property("bandwidth", f64::from(START_BITRATE_KBPS) * 1000.0 / 8.0);
+                    element.set_property("rtcp-rr-bandwidth", RTCP_RR_BANDWIDTH);
+                }
+            });
+        }
         bin.add(&webrtcbin).map_err(|e| e.to_string())?;
 
         let started = Instant::now();

@@ -159,7 +159,7 @@ def main():
     res = {"ok": False, "codec": args.codec, "framesSent": 0, "keyFramesSent": 0, "framesDropped": 0,
            "audioPacketsSent": 0, "videoBytesSent": 0, "postStatus": None, "deleteStatus": None, "location": None,
            # CLOCK_MONOTONIC in ms when each video frame was sent (tests compare it with their own clock).
-           "frameTimesMs": []}
+           "frameTimesMs": [], "keyFrameIndexes": []}
     pc = None
     try:
         # Encoded media first (cached): the "encoder" output.
@@ -311,6 +311,8 @@ def main():
                 res["framesSent"] += 1
                 res["frameTimesMs"].append(round(time.monotonic() * 1000, 1))
                 res["videoBytesSent"] += len(data)
+                if key:
+                    res["keyFrameIndexes"].append(res["framesSent"] - 1)
                 res["keyFramesSent"] += int(key)
                 vi += 1
             else:

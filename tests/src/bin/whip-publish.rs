@@ -4,7 +4,8 @@
 //! usage: whip-publish URL [--sink whipsink|whipclientsink] [--codec av1|h264|h265|vp8]
 //!        [--audio] [--seconds N] [--token T] [--image FILE]
 //! `--image` sends a picture (e.g. a face) sliding across a 640x360 frame instead of a test pattern.
-//! Prints one JSON line: {"ok":true,"frames_sent":N,"audio_packets":M}.
+//! Prints one JSON line: {"ok":true,"frames_sent":N,"key_timestamps":[...]}: with whipsink, the RTP
+//! timestamps of the key frames (the encoder's own and those asked for by PLI).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,7 +62,7 @@ fn main() {
         "av1" => ("av1enc min-quantizer=20 max-quantizer=40 cpu-used=8 usage-profile=realtime keyframe-max-dist=60 threads=2 ! av1parse ! rtpav1pay", "video/x-av1"),
         "h264" => ("x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 ! video/x-h264,profile=constrained-baseline ! h264parse ! rtph264pay config-interval=-1 aggregate-mode=zero-latency", "video/x-h264"),
         "vp8" => ("vp8enc deadline=1 keyframe-max-dist=60 ! rtpvp8pay", "video/x-vp8"),
-        "h265" => ("x265enc tune=zerolatency speed-preset=ultrafast key-int-max=60 option-string=bframes=0 ! h265parse ! rtph265pay config-interval=-1 aggregate-mode=zero-latency", "video/x-h265"),
+        "h265" => ("x265enc tune=zerolatency speed-preset=ultrafast key-int-max=60 option-string=bframes=0:open-gop=0 ! h265parse ! rtph265pay config-interval=-1 aggregate-mode=zero-latency", "video/x-h265"),
         other => panic!("unknown codec {other}"),
     };
     let launch = match a.sink.as_str() {
@@ -164,6 +165,41 @@ fn main() {
         gst::PadProbeReturn::Ok
     });
 
+    let key_timestamps = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
+    if a.sink == "whipsink" {
+        // Key frames by PTS as they enter the payloader, then their packets' RTP timestamps.
+        let pay = pipeline.by_name("vpay").unwrap();
+        let key_pts = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        let keys = key_pts.clone();
+        pay.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer().filter(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT)) {
+                keys.lock().unwrap().insert(b.pts());
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let timestamps = key_timestamps.clone();
+        pay.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+            let mut note = |b: &gst::BufferRef| {
+                if key_pts.lock().unwrap().contains(&b.pts())
+                    && let Ok(map) = b.map_readable()
+                    && map.len() >= 8
+                {
+                    let ts = u32::from_be_bytes([map[4], map[5], map[6], map[7]]);
+                    let mut timestamps = timestamps.lock().unwrap();
+                    if timestamps.last() != Some(&ts) {
+                        timestamps.push(ts);
+                    }
+                }
+            };
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => note(b),
+                Some(gst::PadProbeData::BufferList(l)) => l.iter().for_each(&mut note),
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+
     pipeline.set_state(gst::State::Playing).expect("publisher starts");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(a.seconds) + 30);
     let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -182,7 +218,11 @@ fn main() {
     // Stopping the sink ends the session with DELETE.
     pipeline.set_state(gst::State::Null).unwrap();
     match result {
-        Ok(()) => println!("{{\"ok\":true,\"frames_sent\":{}}}", sent.load(Ordering::Relaxed)),
+        Ok(()) => println!(
+            "{{\"ok\":true,\"frames_sent\":{},\"key_timestamps\":{:?}}}",
+            sent.load(Ordering::Relaxed),
+            key_timestamps.lock().unwrap()
+        ),
         Err(e) => {
             println!("{{\"ok\":false,\"error\":{:?},\"frames_sent\":{}}}", e, sent.load(Ordering::Relaxed));
             std::process::exit(1);
