@@ -9,7 +9,11 @@
 //!
 //! Only what the muxer appends is followed. When it seeks back to patch a header (a cluster size,
 //! the `moov` at the end), the caller says so with [`Boundaries::seek`] and the patch is not
-//! parsed; parsing resumes when the muxer comes back to the end of the stream.
+//! parsed; parsing resumes when the muxer comes back to the end of the stream. An MP4 patch must
+//! fit the box it rewrites: mp4mux rewrites its `moov` at the end, and when the stream's caps
+//! changed (a new resolution: one more sample description) that `moov` is larger than the first
+//! one and would overwrite the fragment after it, so it is refused ([`Cut::Refused`]); a smaller
+//! one is followed by a `free` box over the rest of the old one ([`Cut::PatchThenFree`]).
 
 /// The framing a stream is parsed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +69,12 @@ pub struct Boundaries {
     open_fragment: bool,
     /// The last unit begun is a Matroska block.
     in_block: bool,
+    /// Where the unit being read began.
+    unit_start: u64,
+    /// MP4 boxes other than fragments (offset, size), where a patch may land.
+    boxes: Vec<(u64, u64)>,
+    /// The patch in progress was refused: the rest of it is dropped too.
+    patch_refused: bool,
 }
 
 /// What one buffer did to the stream.
@@ -78,6 +88,11 @@ pub enum Cut {
     Inside,
     /// The muxer is rewriting earlier bytes (a seek back): write this as it comes.
     Patch,
+    /// A patch that is a whole MP4 box smaller than the one it replaces: write it, then a `free`
+    /// box header of this many bytes (see [`free_box`]) over what is left of the old one.
+    PatchThenFree(u32),
+    /// A patch that would overwrite what follows the box it rewrites: drop it.
+    Refused,
     /// The framing is lost (or was never known): write everything as it comes.
     Unframed,
 }
@@ -91,12 +106,16 @@ impl Boundaries {
             patching: None,
             open_fragment: false,
             in_block: false,
+            unit_start: 0,
+            boxes: Vec::new(),
+            patch_refused: false,
         }
     }
 
     /// The muxer continues writing at byte `offset` (a byte segment or a buffer offset).
     pub fn seek(&mut self, offset: u64) {
         self.patching = (offset != self.end).then_some(offset);
+        self.patch_refused = false;
     }
 
     /// Bytes the muxer has appended so far (patches not counted): the end of the file.
@@ -111,18 +130,24 @@ impl Boundaries {
 
     /// The next buffer the muxer wrote.
     pub fn push(&mut self, data: &[u8]) -> Cut {
-        if let Some(at) = self.patching.as_mut() {
-            *at += data.len() as u64;
-            if *at == self.end {
+        if let Some(start) = self.patching {
+            let at = start + data.len() as u64;
+            let cut = if self.patch_refused { Cut::Refused } else { self.check_patch(start, data) };
+            self.patching = Some(at);
+            if cut == Cut::Refused {
+                self.patch_refused = true;
+                return cut;
+            }
+            if at == self.end {
                 self.patching = None;
-            } else if *at > self.end {
+            } else if at > self.end {
                 // The patch ran past the end: it appended too, so the framing is unknown.
-                self.end = *at;
+                self.end = at;
                 self.patching = None;
                 self.position = Position::Lost;
                 return Cut::Unframed;
             }
-            return Cut::Patch;
+            return cut;
         }
         self.end += data.len() as u64;
         let mut rest = data;
@@ -137,7 +162,10 @@ impl Boundaries {
                         self.position = Position::Boundary;
                     }
                 }
-                Position::Boundary => self.position = Position::Header(Vec::with_capacity(16)),
+                Position::Boundary => {
+                    self.unit_start = self.end - rest.len() as u64;
+                    self.position = Position::Header(Vec::with_capacity(16));
+                }
                 Position::Header(bytes) => {
                     // One byte at a time: a header says its own length as its first bytes come.
                     bytes.push(rest[0]);
@@ -166,6 +194,37 @@ impl Boundaries {
         }
     }
 
+    /// Whether a patch of `data` at `start` may be written (MP4 only: it must stay inside the box
+    /// it rewrites, or replace that box whole by one no larger).
+    fn check_patch(&self, start: u64, data: &[u8]) -> Cut {
+        let len = data.len() as u64;
+        if self.container != Container::Mp4 || start + len > self.end {
+            return Cut::Patch;
+        }
+        let Some(&(box_start, box_size)) = self.boxes.iter().find(|(s, n)| (*s..s + n).contains(&start)) else {
+            return Cut::Patch;
+        };
+        let header_len = mp4_header_len(data).filter(|&n| n <= data.len());
+        let new_size =
+            header_len.and_then(|n| mp4_header(&data[..n])).and_then(|(_, body)| Some(header_len? as u64 + body?));
+        match new_size {
+            Some(size) if start == box_start => {
+                let gap = box_size.saturating_sub(size);
+                if size == box_size && len <= box_size {
+                    // The box replaced by one of the same size.
+                    Cut::Patch
+                } else if size == len && gap >= 8 && gap <= u64::from(u32::MAX) {
+                    Cut::PatchThenFree(gap as u32)
+                } else {
+                    Cut::Refused
+                }
+            }
+            // Bytes inside the box rewritten.
+            _ if start + len <= box_start + box_size => Cut::Patch,
+            _ => Cut::Refused,
+        }
+    }
+
     /// The position after a complete header.
     fn enter(&mut self, header: &[u8]) -> Position {
         match self.container {
@@ -174,7 +233,11 @@ impl Boundaries {
                 match &kind {
                     b"moof" => self.open_fragment = true,
                     b"mdat" => self.open_fragment = false,
-                    _ => {}
+                    _ => {
+                        if let Some(n) = body {
+                            self.boxes.push((self.unit_start, header.len() as u64 + n));
+                        }
+                    }
                 }
                 match body {
                     Some(0) => Position::Boundary,
@@ -195,6 +258,14 @@ impl Boundaries {
             }
         }
     }
+}
+
+/// The header of an MP4 `free` box of `size` bytes (at least 8), its body what was there before.
+pub fn free_box(size: u32) -> [u8; 8] {
+    let mut header = [0u8; 8];
+    header[..4].copy_from_slice(&size.to_be_bytes());
+    header[4..].copy_from_slice(b"free");
+    header
 }
 
 /// Bytes of the box header that starts with `bytes`: 8, or 16 with a 64-bit size.
@@ -318,6 +389,36 @@ mod tests {
         assert_eq!(b.push(&[0; 4]), Cut::Patch);
         b.seek(16 + 108 + 38 - 4);
         assert_eq!(b.push(&[0; 8]), Cut::Unframed);
+    }
+
+    #[test]
+    fn an_mp4_patch_must_fit_the_box_it_rewrites() {
+        let (ftyp, moov, moof, mdat) =
+            (mp4_box(b"ftyp", 8), mp4_box(b"moov", 100), mp4_box(b"moof", 40), mp4_box(b"mdat", 500));
+        let mut b = Boundaries::new(Container::Mp4);
+        for unit in [&ftyp, &moov, &moof, &mdat] {
+            b.push(unit);
+        }
+        let end = b.end();
+        // The moov again, same size: written. Larger (a new sample description): refused, all
+        // of it. Smaller: written, then a free box over the rest.
+        b.seek(16);
+        assert_eq!(b.push(&mp4_box(b"moov", 100)), Cut::Patch);
+        b.seek(16);
+        let larger = mp4_box(b"moov", 140);
+        assert_eq!(b.push(&larger[..60]), Cut::Refused);
+        assert_eq!(b.push(&larger[60..]), Cut::Refused);
+        b.seek(16);
+        assert_eq!(b.push(&mp4_box(b"moov", 80)), Cut::PatchThenFree(20));
+        assert_eq!(free_box(20), [0, 0, 0, 20, b'f', b'r', b'e', b'e']);
+        // Bytes inside the moov: written; running past its end into the fragment: refused.
+        b.seek(30);
+        assert_eq!(b.push(&[0; 40]), Cut::Patch);
+        b.seek(100);
+        assert_eq!(b.push(&[0; 40]), Cut::Refused);
+        // Back at the end, appending goes on as before.
+        b.seek(end);
+        assert_eq!(b.push(&mp4_box(b"mfra", 16)), Cut::Boundary);
     }
 
     /// An EBML element: `id` as written, a 1-, 2- or 8-byte size, `len` bytes of content.

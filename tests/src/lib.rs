@@ -395,6 +395,13 @@ pub fn json_u64(text: &str, key: &str) -> u64 {
     after.trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
 }
 
+/// The numbers in a one-line JSON report's `"key":[...]` (or `"key": [...]`).
+pub fn json_u64_list(text: &str, key: &str) -> Vec<u64> {
+    let rest = text.split(&format!("\"{key}\":")).nth(1).unwrap_or_else(|| panic!("no {key} in {text}"));
+    let list = rest.trim_start().strip_prefix('[').and_then(|r| r.split(']').next()).unwrap_or_default();
+    list.split(',').filter_map(|t| t.trim().parse().ok()).collect()
+}
+
 /// Waits for a publisher started with [`spawn`] and returns its one-line JSON report, which must say `ok`.
 pub fn report(child: std::process::Child) -> String {
     let out = child.wait_with_output().unwrap();
@@ -456,4 +463,40 @@ pub fn ffmpeg_decode(path: &Path) -> FfmpegDecode {
         errors.push(format!("ffmpeg exited with {}", out.status));
     }
     FfmpegDecode { video_frames: video_frames.unwrap_or(0), errors }
+}
+
+/// A busy machine: one spinning thread per core (what `stress-ng --cpu N` does), until dropped.
+pub struct CpuHog {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl CpuHog {
+    pub fn start() -> CpuHog {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 1u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        for _ in 0..10_000 {
+                            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                        }
+                    }
+                })
+            })
+            .collect();
+        CpuHog { stop, threads }
+    }
+}
+
+impl Drop for CpuHog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use whipcast_tests::relay::{Loss, Nack, WhipRelay};
 use whipcast_tests::*;
 
 /// One server and one publisher at a time: the machine has 2 cores.
@@ -378,7 +379,8 @@ fn a_session_without_media_leaves_no_file() {
     let server = Server::start("app-no-media", &["--no-facemark", "--timeout", "2", "--sessions", "1"]);
     let offer = std::fs::read(data_path("obs_av1.offer.sdp")).unwrap();
     let auth = format!("Bearer {TOKEN}");
-    let created = http(server.port, "POST", "/whip/s", &[("Content-Type", "application/sdp"), ("Authorization", &auth)], &offer);
+    let created =
+        http(server.port, "POST", "/whip/s", &[("Content-Type", "application/sdp"), ("Authorization", &auth)], &offer);
     assert_eq!(created.status, 201, "{}", created.body);
     let folder = server.folder.clone();
     let output = server.wait_exit(Duration::from_secs(30));
@@ -431,7 +433,10 @@ fn a_full_disk_ends_that_recording_only_and_the_file_stays_valid() {
     let failed = files_with(&recordings, "mp4");
     assert_eq!(failed.len(), 1, "{output}");
     let name = failed[0].to_string_lossy().into_owned();
-    assert!(output.lines().any(|l| l.contains("failed: No space left") && l.contains(&*name)), "the error names the file: {output}");
+    assert!(
+        output.lines().any(|l| l.contains("failed: No space left") && l.contains(&*name)),
+        "the error names the file: {output}"
+    );
     assert_eq!(output.matches("failed: ").count(), 1, "said once: {output}");
     // What was written stays valid.
     let decoded = ffmpeg_decode(&failed[0]);
@@ -449,4 +454,75 @@ fn a_full_disk_ends_that_recording_only_and_the_file_stays_valid() {
     let decoded = ffmpeg_decode(&again[0]);
     assert!(decoded.errors.is_empty(), "{decoded:?}");
     assert_holds_frames(&format!("{{\"video_frames\":{}}}", decoded.video_frames), json_u64(&second, "framesSent"));
+}
+
+/// Who publishes in a load test.
+enum LoadPublisher {
+    Whipsink,
+    Chromium,
+    ObsLike,
+}
+
+/// With every core busy (a spinning thread per core), `whipcast serve` (face marking on) records
+/// at least 98 % of the H.264 frames the publisher put on the wire from its first key frame on,
+/// counted by a relay between them (`relay.rs`, dropping nothing), and the file decodes cleanly.
+fn records_under_load(who: LoadPublisher) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-load", &["--sessions", "1"]);
+    let relay = WhipRelay::start(server.port, Loss::Nothing, Nack::Repairs, 0);
+    let url = relay.url("/whip/s");
+    let hog = CpuHog::start();
+    let text = report(match who {
+        LoadPublisher::Whipsink => publish(&url, &["--codec", "h264", "--audio", "--seconds", "8"]),
+        LoadPublisher::ObsLike => obs_like(&url, "H264", 8),
+        LoadPublisher::Chromium => spawn(Command::new("node").arg(peers().join("chromium/publish.mjs")).args([
+            "--url",
+            &url,
+            "--codec",
+            "H264",
+            "--seconds",
+            "8",
+            "--token",
+            TOKEN,
+            "--audio",
+        ])),
+    });
+    drop(hog);
+    let folder = server.folder.clone();
+    let output = server.wait_exit(Duration::from_secs(30));
+
+    let frames = relay.frames_sent();
+    // The first key frame on the wire: frames before it cannot be decoded by anyone.
+    let first_key = match who {
+        LoadPublisher::Whipsink => {
+            let keys = json_u64_list(&text, "key_timestamps");
+            frames.iter().position(|f| keys.contains(&u64::from(f.timestamp)))
+        }
+        LoadPublisher::ObsLike => json_u64_list(&text, "keyFrameIndexes").first().map(|&i| i as usize),
+        // Chromium's encoder starts with a key frame once connected.
+        LoadPublisher::Chromium => Some(0),
+    };
+    let sent = frames.len() - first_key.unwrap_or_else(|| panic!("no key frame sent: {text}"));
+    let mp4 = files_with(&folder, "mp4");
+    assert_eq!(mp4.len(), 1, "{output}");
+    let decoded = ffmpeg_decode(&mp4[0]);
+    let context = format!("{} frames recorded of {sent} sent from the first key frame: {text}", decoded.video_frames);
+    eprintln!("{context}");
+    assert!(decoded.errors.is_empty(), "{context}: {:?}", decoded.errors);
+    assert!(sent >= 150 && decoded.video_frames * 100 >= sent as u64 * 98, "{context}");
+}
+
+#[test]
+fn whipsink_is_recorded_whole_on_a_busy_machine() {
+    records_under_load(LoadPublisher::Whipsink);
+}
+
+#[test]
+fn chromium_is_recorded_whole_on_a_busy_machine() {
+    records_under_load(LoadPublisher::Chromium);
+}
+
+#[test]
+fn obs_like_is_recorded_whole_on_a_busy_machine() {
+    records_under_load(LoadPublisher::ObsLike);
 }

@@ -180,3 +180,46 @@ fn fragmentsync_writes_whole_units_and_asks_for_fsync() {
     let fragments = boxes.iter().filter(|b| *b == "moof").count();
     assert!(fragments >= 5, "{boxes:?}");
 }
+
+/// Chromium lowers and raises its resolution with the CPU and the bandwidth: a new SPS, so mp4mux
+/// adds a sample description and, at the end, rewrites its `moov` at another size than the one
+/// it wrote first. The file must still decode whole, through the change.
+#[test]
+fn fragmented_mp4_with_a_resolution_change_decodes_whole() {
+    init();
+    let file = output_path("resolution-change.mp4");
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=90 pattern=ball ! videoscale ! capsfilter name=size \
+           caps=video/x-raw,format=I420,width=640,height=360,framerate=30/1 \
+           ! x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30 ! h264parse \
+           ! mp4mux fragment-duration=1000 ! fragmentsync ! filesink location={}",
+        file.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let size = pipeline.by_name("size").unwrap();
+    let frames = Arc::new(Mutex::new(0u32));
+    size.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+        let mut n = frames.lock().unwrap();
+        *n += 1;
+        if *n == 45 {
+            let caps = gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .field("width", 320)
+                .field("height", 180)
+                .field("framerate", gst::Fraction::new(30, 1))
+                .build();
+            pad.parent_element().unwrap().set_property("caps", caps);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(60));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let decoded = ffmpeg_decode(&file);
+    assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+    assert_eq!(decoded.video_frames, 90);
+    let decoded = decode_file(&file);
+    assert!(decoded.report.errors.is_empty(), "{:?}", decoded.report.errors);
+    assert_eq!(decoded.frames, 90);
+}

@@ -43,13 +43,6 @@ const H265: Codec = Codec {
 };
 const VP8: Codec = Codec { name: "vp8", tail: "w.video_0 ! webmmux ! filesink location=FILE", extension: "webm" };
 
-/// The numbers in a one-line JSON report's `"key":[...]` (or `"key": [...]`).
-fn json_list(report: &str, key: &str) -> Vec<u64> {
-    let rest = report.split(&format!("\"{key}\":")).nth(1).unwrap_or_else(|| panic!("no {key} in {report}"));
-    let list = rest.trim_start().strip_prefix('[').and_then(|r| r.split(']').next()).unwrap_or_default();
-    list.split(',').filter_map(|t| t.trim().parse().ok()).collect()
-}
-
 fn run(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack, seed: u64) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     init();
@@ -87,13 +80,13 @@ fn run(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack, seed: u64) {
     let frames = relay.frames_sent();
     let keys: Vec<bool> = match publisher {
         Publisher::Whipsink => {
-            let keys = json_list(&text, "key_timestamps");
+            let keys = json_u64_list(&text, "key_timestamps");
             frames.iter().map(|f| keys.contains(&u64::from(f.timestamp))).collect()
         }
         Publisher::ObsLike => {
             // The relay sees every frame sent (it logs packets before dropping them), in order.
             assert_eq!(frames.len() as u64, json_u64(&text, "framesSent"), "{text}");
-            let keys = json_list(&text, "keyFrameIndexes");
+            let keys = json_u64_list(&text, "keyFrameIndexes");
             (0..frames.len()).map(|i| keys.contains(&(i as u64))).collect()
         }
     };

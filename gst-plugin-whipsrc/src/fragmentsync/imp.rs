@@ -5,7 +5,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::fragments::{Boundaries, Container, Cut};
+use crate::fragments::{Boundaries, Container, Cut, free_box};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("fragmentsync", gst::DebugColorFlags::empty(), Some("Whole fragments to the file sink"))
@@ -131,6 +131,23 @@ impl FragmentSync {
                     } else {
                         None
                     }
+                }
+                Cut::PatchThenFree(gap) => {
+                    gst::info!(CAT, imp = self, "A smaller box rewritten: a free box covers the {gap} bytes left");
+                    state.pending_bytes += buffer.size();
+                    state.pending.push(buffer);
+                    self.take_list(&mut state, Some(gst::Buffer::from_slice(free_box(gap))), now)
+                }
+                Cut::Refused => {
+                    // mp4mux's moov at the end, grown by a caps change (a new sample description):
+                    // written, it would overwrite the first fragment. The first moov stays.
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "Not rewriting a box with a larger one ({} bytes): the file keeps what it had",
+                        buffer.size()
+                    );
+                    None
                 }
                 Cut::Patch | Cut::Unframed => {
                     if cut == Cut::Unframed && state.pending.is_empty() {
