@@ -71,8 +71,8 @@ pub struct Boundaries {
     in_block: bool,
     /// Where the unit being read began.
     unit_start: u64,
-    /// MP4 boxes other than fragments (offset, size), where a patch may land.
-    boxes: Vec<(u64, u64)>,
+    /// MP4 `moov` boxes written (offset, size): mp4mux rewrites its first one at the end.
+    moovs: Vec<(u64, u64)>,
     /// The patch in progress was refused: the rest of it is dropped too.
     patch_refused: bool,
 }
@@ -107,7 +107,7 @@ impl Boundaries {
             open_fragment: false,
             in_block: false,
             unit_start: 0,
-            boxes: Vec::new(),
+            moovs: Vec::new(),
             patch_refused: false,
         }
     }
@@ -194,14 +194,15 @@ impl Boundaries {
         }
     }
 
-    /// Whether a patch of `data` at `start` may be written (MP4 only: it must stay inside the box
-    /// it rewrites, or replace that box whole by one no larger).
+    /// Whether a patch of `data` at `start` may be written: one that rewrites a `moov` must stay
+    /// inside it, or replace it whole by one no larger. (Other patches, such as a non-fragmented
+    /// file's `mdat` size, are the muxer's business.)
     fn check_patch(&self, start: u64, data: &[u8]) -> Cut {
         let len = data.len() as u64;
-        if self.container != Container::Mp4 || start + len > self.end {
+        if start + len > self.end {
             return Cut::Patch;
         }
-        let Some(&(box_start, box_size)) = self.boxes.iter().find(|(s, n)| (*s..s + n).contains(&start)) else {
+        let Some(&(box_start, box_size)) = self.moovs.iter().find(|(s, n)| (*s..s + n).contains(&start)) else {
             return Cut::Patch;
         };
         let header_len = mp4_header_len(data).filter(|&n| n <= data.len());
@@ -233,11 +234,12 @@ impl Boundaries {
                 match &kind {
                     b"moof" => self.open_fragment = true,
                     b"mdat" => self.open_fragment = false,
-                    _ => {
+                    b"moov" => {
                         if let Some(n) = body {
-                            self.boxes.push((self.unit_start, header.len() as u64 + n));
+                            self.moovs.push((self.unit_start, header.len() as u64 + n));
                         }
                     }
+                    _ => {}
                 }
                 match body {
                     Some(0) => Position::Boundary,
@@ -416,6 +418,9 @@ mod tests {
         assert_eq!(b.push(&[0; 40]), Cut::Patch);
         b.seek(100);
         assert_eq!(b.push(&[0; 40]), Cut::Refused);
+        // Other boxes are the muxer's business (a non-fragmented file's mdat header, say).
+        b.seek(0);
+        assert_eq!(b.push(&[0; 24]), Cut::Patch);
         // Back at the end, appending goes on as before.
         b.seek(end);
         assert_eq!(b.push(&mp4_box(b"mfra", 16)), Cut::Boundary);

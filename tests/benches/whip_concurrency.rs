@@ -1,4 +1,8 @@
-//! `cargo bench -p whipcast-tests --bench whip_concurrency [-- N ... [--window S]]`
+//! `cargo bench -p whipcast-tests --bench whip_concurrency [-- N ... [--window S] [--fragmentsync]]`
+//!
+//! `--fragmentsync` runs each N twice in a row, recording through `webmmux ! filesink` and
+//! through `webmmux ! fragmentsync ! filesink` (what whipcast writes), then again in the other
+//! order, and prints what the crash-safe writes cost in server CPU.
 //!
 //! N concurrent publishers (default 32; several values run one after the other) of a ~2.5 Mbit/s
 //! 1280x720 AV1 stream, each recorded by its own whipserversrc (one shared port, one stream
@@ -170,7 +174,8 @@ impl Drop for Stop {
     }
 }
 
-fn run(n: usize, window: Duration) {
+/// Runs N publishers; returns the server's CPU over the window (% of one core).
+fn run(n: usize, window: Duration, fragmentsync: bool) -> f64 {
     init();
     let port = free_port();
     let files: Vec<PathBuf> = (0..n).map(|i| output_path(&format!("concurrency-{n}-{i}.webm"))).collect();
@@ -178,7 +183,8 @@ fn run(n: usize, window: Duration) {
     for (i, file) in files.iter().enumerate() {
         launch += &format!(
             "whipserversrc name=w{i} address=127.0.0.1 port={port} stream=bench{i} timeout=5 \
-             w{i}.video_0 ! rtpav1depay-rs name=d{i} ! av1obufix ! webmmux ! filesink location={} ",
+             w{i}.video_0 ! rtpav1depay-rs name=d{i} ! av1obufix ! webmmux ! {}filesink location={} ",
+            if fragmentsync { "fragmentsync ! " } else { "" },
             file.display()
         );
     }
@@ -306,18 +312,21 @@ fn run(n: usize, window: Duration) {
     for file in &files {
         let _ = std::fs::remove_file(file);
     }
+    server
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut window = Duration::from_secs(20);
     let mut counts = Vec::new();
+    let mut compare = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--window" => {
                 window = Duration::from_secs(it.next().and_then(|s| s.parse().ok()).expect("--window SECONDS"))
             }
+            "--fragmentsync" => compare = true,
             other => counts.extend(other.parse::<usize>().ok().filter(|&n| n > 0)),
         }
     }
@@ -325,6 +334,26 @@ fn main() {
         counts.push(32);
     }
     for n in counts {
-        run(n, window);
+        if !compare {
+            run(n, window, false);
+            continue;
+        }
+        // Both orders, so that a drift of the machine's load counts against each alike.
+        let mut plain = Vec::new();
+        let mut synced = Vec::new();
+        for order in [[false, true], [true, false]] {
+            for fragmentsync in order {
+                println!("-- webmmux ! {}filesink", if fragmentsync { "fragmentsync ! " } else { "" });
+                let cpu = run(n, window, fragmentsync);
+                if fragmentsync { synced.push(cpu) } else { plain.push(cpu) }
+            }
+        }
+        let (plain, synced) = (plain.iter().sum::<f64>() / 2.0, synced.iter().sum::<f64>() / 2.0);
+        println!(
+            "N={n}: server CPU {plain:.1} % of one core writing as it comes, {synced:.1} % through fragmentsync: \
+             ratio {:.3} ({:+.1} %)",
+            synced / plain,
+            (synced / plain - 1.0) * 100.0
+        );
     }
 }
