@@ -42,6 +42,14 @@ const EBML_CLUSTER: u32 = 0x1F43_B675;
 /// A frame or two in a Matroska cluster: small and many, written in batches.
 const EBML_SIMPLE_BLOCK: u32 = 0xA3;
 const EBML_BLOCK_GROUP: u32 = 0xA0;
+/// Where the tracks are described: entered to learn which track numbers are audio.
+const EBML_TRACKS: u32 = 0x1654_AE6B;
+const EBML_TRACK_ENTRY: u32 = 0xAE;
+const EBML_TRACK_NUMBER: u32 = 0xD7;
+const EBML_TRACK_TYPE: u32 = 0x83;
+const TRACK_TYPE_AUDIO: u64 = 2;
+/// A SimpleBlock's flags byte: the frame is a key frame.
+const SIMPLE_BLOCK_KEY: u8 = 0x80;
 
 /// Where the parser stands in the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +60,11 @@ enum Position {
     Header(Vec<u8>),
     /// Inside the body of a unit, this many bytes left.
     Body(u64),
+    /// Reading a small unsigned value (a track's number or type): its bytes so far, bytes left.
+    Value(u32, Vec<u8>, u64),
+    /// Reading a SimpleBlock up to its flags byte (track number, timecode): bytes so far, body
+    /// bytes left.
+    BlockHead(Vec<u8>, u64),
     /// The framing cannot be followed (an unknown size, a malformed header): no more boundaries.
     Lost,
 }
@@ -75,6 +88,12 @@ pub struct Boundaries {
     moovs: Vec<(u64, u64)>,
     /// The patch in progress was refused: the rest of it is dropped too.
     patch_refused: bool,
+    /// The Matroska track entry being read: its number and type so far.
+    track_entry: (Option<u64>, Option<u64>),
+    /// Matroska audio track numbers.
+    audio_tracks: Vec<u64>,
+    /// Indexes in the last buffer pushed of audio SimpleBlocks' flags bytes without the key flag.
+    audio_key_flags: Vec<usize>,
 }
 
 /// What one buffer did to the stream.
@@ -109,6 +128,9 @@ impl Boundaries {
             unit_start: 0,
             moovs: Vec::new(),
             patch_refused: false,
+            track_entry: (None, None),
+            audio_tracks: Vec::new(),
+            audio_key_flags: Vec::new(),
         }
     }
 
@@ -121,6 +143,14 @@ impl Boundaries {
     /// Bytes the muxer has appended so far (patches not counted): the end of the file.
     pub fn end(&self) -> u64 {
         self.end
+    }
+
+    /// Where, in the buffer last pushed, an audio SimpleBlock's flags byte lacks the key flag.
+    /// Every audio frame is a key frame; GStreamer 1.22's matroskamux/webmmux leave the flag unset,
+    /// and Chromium then cannot start playing the file ("demuxer seek failed"). The caller sets
+    /// it (`byte |= 0x80`).
+    pub fn audio_key_flags(&self) -> &[usize] {
+        &self.audio_key_flags
     }
 
     /// Whether the last bytes pushed left the stream on a boundary.
@@ -150,10 +180,45 @@ impl Boundaries {
             return cut;
         }
         self.end += data.len() as u64;
+        self.audio_key_flags.clear();
         let mut rest = data;
         while !rest.is_empty() {
             match &mut self.position {
                 Position::Lost => return Cut::Unframed,
+                Position::Value(id, bytes, left) => {
+                    bytes.push(rest[0]);
+                    rest = &rest[1..];
+                    *left -= 1;
+                    if *left == 0 {
+                        let value = bytes.iter().fold(0u64, |v, &b| (v << 8) | u64::from(b));
+                        match *id {
+                            EBML_TRACK_NUMBER => self.track_entry.0 = Some(value),
+                            _ => self.track_entry.1 = Some(value),
+                        }
+                        if let (Some(number), Some(TRACK_TYPE_AUDIO)) = self.track_entry {
+                            self.audio_tracks.push(number);
+                        }
+                        self.position = Position::Boundary;
+                    }
+                }
+                Position::BlockHead(bytes, left) => {
+                    let at = data.len() - rest.len();
+                    bytes.push(rest[0]);
+                    rest = &rest[1..];
+                    *left -= 1;
+                    // The track number (an EBML number of `n` bytes), a 16-bit timecode, the flags.
+                    let n = vint_len(bytes[0]).unwrap_or(usize::MAX - 3);
+                    if bytes.len() == n + 3 {
+                        let track =
+                            bytes[1..n].iter().fold(u64::from(bytes[0]) & (0xFF >> n), |t, &b| (t << 8) | u64::from(b));
+                        if bytes[n + 2] & SIMPLE_BLOCK_KEY == 0 && self.audio_tracks.contains(&track) {
+                            self.audio_key_flags.push(at);
+                        }
+                    }
+                    if bytes.len() >= n + 3 || *left == 0 || n > 8 {
+                        self.position = if *left == 0 { Position::Boundary } else { Position::Body(*left) };
+                    }
+                }
                 Position::Body(left) => {
                     let take = (*left).min(rest.len() as u64);
                     *left -= take;
@@ -251,9 +316,14 @@ impl Boundaries {
             Container::Matroska => {
                 let Some((id, size)) = ebml_header(header) else { return Position::Lost };
                 self.in_block = matches!(id, EBML_SIMPLE_BLOCK | EBML_BLOCK_GROUP);
+                if id == EBML_TRACK_ENTRY {
+                    self.track_entry = (None, None);
+                }
                 match (id, size) {
-                    (EBML_SEGMENT | EBML_CLUSTER, _) => Position::Boundary,
+                    (EBML_SEGMENT | EBML_CLUSTER | EBML_TRACKS | EBML_TRACK_ENTRY, _) => Position::Boundary,
                     (_, Some(0)) => Position::Boundary,
+                    (EBML_TRACK_NUMBER | EBML_TRACK_TYPE, Some(n @ 1..=8)) => Position::Value(id, Vec::new(), n),
+                    (EBML_SIMPLE_BLOCK, Some(n)) => Position::BlockHead(Vec::with_capacity(8), n),
                     (_, Some(n)) => Position::Body(n),
                     (_, None) => Position::Lost,
                 }
@@ -438,31 +508,87 @@ mod tests {
         e
     }
 
+    /// An EBML element with a 1-byte size and this body.
+    fn with_body(id: &[u8], body: &[u8]) -> Vec<u8> {
+        let mut e = id.to_vec();
+        e.push(0x80 | body.len() as u8);
+        e.extend_from_slice(body);
+        e
+    }
+
+    /// Tracks: 1 video, 2 audio (number and type in either order).
+    fn two_tracks() -> Vec<u8> {
+        let video = with_body(&[0xAE], &[0xD7, 0x81, 1, 0x83, 0x81, 1, 0x86, 0x85, b'V', b'_', b'V', b'P', b'8']);
+        let audio = with_body(&[0xAE], &[0x83, 0x81, 2, 0xD7, 0x81, 2, 0x86, 0x86, b'A', b'_', b'O', b'P', b'U', b'S']);
+        with_body(&[0x16, 0x54, 0xAE, 0x6B], &[video, audio].concat())
+    }
+
+    /// A SimpleBlock of `track` with these flags and `len` bytes of frame.
+    fn simple_block(track: u8, flags: u8, len: usize) -> Vec<u8> {
+        let mut body = vec![0x80 | track, 0x00, 0x14, flags];
+        body.resize(4 + len, 0x55);
+        [vec![0xA3], (0x4000u16 | body.len() as u16).to_be_bytes().to_vec(), body].concat()
+    }
+
     #[test]
     fn matroska_blocks_inside_open_clusters() {
         let ebml = element(&[0x1A, 0x45, 0xDF, 0xA3], 20, 8);
         let segment_unknown = [0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
-        let tracks = element(&[0x16, 0x54, 0xAE, 0x6B], 300, 2);
         let cluster = [0x1F, 0x43, 0xB6, 0x75, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
         let timecode = element(&[0xE7], 2, 1);
-        let block = element(&[0xA3], 5243, 2);
+        let (video, audio) = (simple_block(1, 0x80, 5239), simple_block(2, 0x00, 300));
         // matroskamux pushes a block's header (ID, size, track, time, flags) and its payload apart.
-        let got = cuts(
-            Container::Matroska,
-            &[
-                &ebml,
-                &segment_unknown,
-                &tracks,
-                &cluster,
-                &timecode,
-                &block[..7],
-                &block[7..],
-                &block[..3],
-                &block[3..],
-            ],
-        );
+        let mut b = Boundaries::new(Container::Matroska);
+        let mut got = Vec::new();
+        let mut flags = Vec::new();
+        for chunk in [
+            &ebml[..],
+            &segment_unknown,
+            &two_tracks(),
+            &cluster,
+            &timecode,
+            &video[..7],
+            &video[7..],
+            &audio[..7],
+            &audio[7..],
+        ] {
+            got.push(b.push(chunk));
+            flags.push(b.audio_key_flags().to_vec());
+        }
         use Cut::*;
         assert_eq!(got, [Boundary, Boundary, Boundary, Boundary, Boundary, Inside, Block, Inside, Block]);
+        // The audio block's flags byte (its 7th byte: ID, 2-byte size, track, timecode) lacks the
+        // key flag; the video block's has it.
+        let expected: Vec<Vec<usize>> = (0..9).map(|i| if i == 7 { vec![6] } else { vec![] }).collect();
+        assert_eq!(flags, expected);
+    }
+
+    #[test]
+    fn audio_key_flags_are_found_byte_by_byte_too() {
+        let stream = [
+            element(&[0x1A, 0x45, 0xDF, 0xA3], 4, 1),
+            vec![0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+            two_tracks(),
+            vec![0x1F, 0x43, 0xB6, 0x75, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+            simple_block(2, 0x00, 3),
+            simple_block(1, 0x00, 3),
+            simple_block(2, 0x80, 3),
+            simple_block(2, 0x00, 0),
+        ]
+        .concat();
+        let mut b = Boundaries::new(Container::Matroska);
+        let found: Vec<usize> = (0..stream.len())
+            .filter(|&i| !b.push(&stream[i..i + 1]).eq(&Cut::Unframed) && !b.audio_key_flags().is_empty())
+            .collect();
+        let whole = {
+            let mut b = Boundaries::new(Container::Matroska);
+            b.push(&stream);
+            b.audio_key_flags().to_vec()
+        };
+        assert_eq!(found, whole);
+        // The first and the last audio blocks (the last one with no frame bytes at all).
+        assert_eq!(whole.len(), 2, "{whole:?}");
+        assert!(whole.iter().all(|&i| stream[i] == 0x00));
     }
 
     #[test]

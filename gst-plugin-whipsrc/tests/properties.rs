@@ -47,3 +47,36 @@ proptest! {
         }
     }
 }
+
+/// A Matroska start (EBML header, open Segment, Tracks with an audio track 2, open Cluster), so
+/// that random bytes after it reach blocks.
+const MATROSKA_START: &[u8] = &[
+    0x1A, 0x45, 0xDF, 0xA3, 0x80, 0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x16, 0x54,
+    0xAE, 0x6B, 0x88, 0xAE, 0x86, 0xD7, 0x81, 0x02, 0x83, 0x81, 0x02, 0x1F, 0x43, 0xB6, 0x75, 0x01, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF,
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// fragmentsync's follower on any muxer output, whole or in chunks: no panic, and the same
+    /// audio blocks found to lack their key flag.
+    #[test]
+    fn matroska_audio_key_flags_do_not_depend_on_buffers(
+        tail in prop::collection::vec(prop_oneof![Just(0xA3u8), Just(0x82), Just(0x00), any::<u8>()], 0..400),
+        step in 1usize..40,
+    ) {
+        use gstwhipsrc::fragments::{Boundaries, Container};
+        let stream = [MATROSKA_START, &tail].concat();
+        let mut whole = Boundaries::new(Container::Matroska);
+        whole.push(&stream);
+        let expected = whole.audio_key_flags().to_vec();
+        let mut chunked = Boundaries::new(Container::Matroska);
+        let mut found = Vec::new();
+        for (n, chunk) in stream.chunks(step).enumerate() {
+            chunked.push(chunk);
+            found.extend(chunked.audio_key_flags().iter().map(|i| n * step + i));
+        }
+        prop_assert_eq!(found, expected);
+    }
+}

@@ -500,3 +500,18 @@ impl Drop for CpuHog {
         }
     }
 }
+
+/// Plays `files` to their ends in headless Chromium (tests/peers/chromium/play.mjs); returns the
+/// frames each played, failing on any media error or a file that did not reach its end.
+pub fn chromium_plays<'a>(files: impl Iterator<Item = &'a std::path::Path>) -> Vec<u64> {
+    assert!(peers().join("chromium/node_modules").exists(), "run tests/peers/chromium/setup.sh (make test does)");
+    let out = std::process::Command::new("node")
+        .arg(peers().join("chromium/play.mjs"))
+        .args(files)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .expect("node runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && text.contains("\"ok\":true"), "Chromium did not play every file: {text}");
+    text.split("{\"file\":").skip(1).map(|file| json_u64(file, "frames")).collect()
+}

@@ -95,6 +95,16 @@ fn check(name: &str, encoder: &str, chain: &str) {
     let whole = ffmpeg_decode(&file);
     assert!(whole.errors.is_empty(), "{:?}", whole.errors);
     assert_eq!(whole.video_frames, u64::from(FRAMES));
+    // And in a browser: every cut that owed frames plays to its end in Chromium.
+    let owed: Vec<(&PathBuf, u64)> = snapshots
+        .iter()
+        .map(|s| (&s.path, encoded.iter().filter(|&&t| t + MAX_LOSS <= s.taken).count() as u64))
+        .filter(|&(_, due)| due > 0)
+        .collect();
+    let played = chromium_plays(owed.iter().map(|(p, _)| p.as_path()));
+    for ((path, due), frames) in owed.iter().zip(played) {
+        assert!(frames >= *due, "{}: Chromium plays {frames} frames, {due} were owed", path.display());
+    }
     for snapshot in snapshots {
         let _ = std::fs::remove_file(snapshot.path);
     }

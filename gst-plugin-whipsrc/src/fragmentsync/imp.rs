@@ -93,7 +93,7 @@ impl FragmentSync {
         flow
     }
 
-    fn chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn chain(&self, mut buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let now = Instant::now();
         let interval = self.settings.lock().unwrap().interval;
         let list = {
@@ -109,6 +109,16 @@ impl FragmentSync {
                     return Err(gst::FlowError::Error);
                 }
             };
+            if !boundaries.audio_key_flags().is_empty() {
+                // Audio frames are key frames: say so, or Chromium will not play the file.
+                let Ok(mut map) = buffer.make_mut().map_writable() else {
+                    gst::element_imp_error!(self, gst::StreamError::Failed, ["Cannot write a buffer"]);
+                    return Err(gst::FlowError::Error);
+                };
+                for &at in boundaries.audio_key_flags() {
+                    map[at] |= 0x80;
+                }
+            }
             match cut {
                 Cut::Boundary | Cut::Block => {
                     state.pending_bytes += buffer.size();
