@@ -50,11 +50,38 @@ fn run(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack, seed: u64) {
     let file = output_path(&format!("loss-e2e-{}-{seed}.{}", codec.name, codec.extension));
     let launch = format!(
         "whipserversrc name=w address=127.0.0.1 port={port} timeout=3 output=encoded {}",
-        codec.tail.replace("FILE", &file.display().to_string())
+        codec
+            .tail
+            .replace("FILE", &file.display().to_string())
+            .replace("w.video_0 !", "w.video_0 ! identity name=out !")
     );
     let pipeline = gst::parse::launch(&launch).unwrap().downcast::<gst::Pipeline>().unwrap();
+    // The frames whipserversrc output (by PTS), to show where they differ from the model's.
+    let output = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let seen = output.clone();
+    pipeline.by_name("out").unwrap().static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+            seen.lock().unwrap().push(pts);
+        }
+        gst::PadProbeReturn::Ok
+    });
     pipeline.set_state(gst::State::Playing).unwrap();
     let relay = WhipRelay::start(port, loss, nack, seed);
+    // The session's own statistics (whipserversrc `stats`), as last seen while it was live.
+    let session_stats = std::sync::Arc::new(Mutex::new(String::new()));
+    let polling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    {
+        let (w, stats, polling) = (pipeline.by_name("w").unwrap(), session_stats.clone(), polling.clone());
+        std::thread::spawn(move || {
+            while polling.load(std::sync::atomic::Ordering::Relaxed) {
+                let s = w.property::<gst::Structure>("stats").to_string();
+                if s.contains("packets-received") {
+                    *stats.lock().unwrap() = s;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+    }
     let url = relay.url("/whip/live");
     let text = report(spawn(&mut match publisher {
         Publisher::Whipsink => {
@@ -77,6 +104,7 @@ fn run(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack, seed: u64) {
     pipeline.set_state(gst::State::Null).unwrap();
     assert!(matches!(msg.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(_))), "{msg:?}");
 
+    polling.store(false, std::sync::atomic::Ordering::Relaxed);
     let frames = relay.frames_sent();
     let keys: Vec<bool> = match publisher {
         Publisher::Whipsink => {
@@ -92,12 +120,18 @@ fn run(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack, seed: u64) {
     };
     let expected = decodable_frames(keys.iter().zip(&frames).map(|(&key, f)| (key, f.damaged)));
     let lost = relay.video_packets().iter().filter(|p| p.lost).count();
+    // Sequence numbers the publisher never sent (dropped before the network).
+    let unsent: u64 = relay
+        .video_packets()
+        .windows(2)
+        .map(|w| u64::from(w[1].seq.wrapping_sub(w[0].seq).saturating_sub(1)).min(1000))
+        .sum();
     let damaged = frames.iter().filter(|f| f.damaged).count();
     let (dropped, passed) = relay.retransmissions();
     let decoded = ffmpeg_decode(&file);
     let context = format!(
         "{} {loss:?} {nack:?} seed {seed}: {} frames sent ({} key), {lost} packets lost, {damaged} frames damaged, \
-         retransmissions {dropped} dropped {passed} passed: {} frames expected, {} decoded",
+         retransmissions {dropped} dropped {passed} passed, {unsent} never sent: {} frames expected, {} decoded",
         codec.name,
         frames.len(),
         keys.iter().filter(|&&k| k).count(),
@@ -112,7 +146,28 @@ fn run(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack, seed: u64) {
         assert!(unrepaired.is_empty(), "{context}: never retransmitted: {unrepaired:?}");
     }
     assert!(decoded.errors.is_empty(), "{context}: {:?}", decoded.errors);
-    assert_eq!(decoded.video_frames, expected.len() as u64, "{context}");
+    if decoded.video_frames != expected.len() as u64 {
+        // Frame indexes relative to the first: the model's, and whipserversrc's output by PTS.
+        let first = expected[0];
+        let model: Vec<usize> = expected.iter().map(|i| i - first).collect();
+        let output = output.lock().unwrap();
+        let out: Vec<u64> =
+            output.iter().map(|p| (p.nseconds() - output[0].nseconds() + 16_666_667) / 33_333_333).collect();
+        let marks: String = keys
+            .iter()
+            .zip(&frames)
+            .skip(first)
+            .map(|(k, f)| match (k, f.damaged) {
+                (_, true) => 'x',
+                (true, false) => 'K',
+                _ => '.',
+            })
+            .collect();
+        let stats = session_stats.lock().unwrap();
+        panic!(
+            "{context}\n  sent from the first kept: {marks}\n  model  {model:?}\n  output {out:?}\n  session {stats}"
+        );
+    }
     let _ = std::fs::remove_file(&file);
 }
 

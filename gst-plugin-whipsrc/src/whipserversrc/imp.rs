@@ -550,9 +550,17 @@ impl WhipServerSrc {
         // given, not discovered: until rtpsession has measured it, reports were 0.5 s apart.
         if let Some(webrtcbin) = webrtcbin.downcast_ref::<gst::Bin>() {
             webrtcbin.connect_deep_element_added(|_, _, element| {
-                if element.factory().is_some_and(|f| f.name() == "rtpsession") {
-                    element.set_property("bandwidth", f64::from(START_BITRATE_KBPS) * 1000.0 / 8.0);
-                    element.set_property("rtcp-rr-bandwidth", RTCP_RR_BANDWIDTH);
+                match element.factory().map(|f| f.name()) {
+                    Some(name) if name == "rtpsession" => {
+                        element.set_property("bandwidth", f64::from(START_BITRATE_KBPS) * 1000.0 / 8.0);
+                        element.set_property("rtcp-rr-bandwidth", RTCP_RR_BANDWIDTH);
+                    }
+                    // Retransmissions only for packets known lost (a gap), not for the packet
+                    // after the last one before it is due: a publisher that pauses longer than
+                    // the latency (a busy encoder) had that packet declared lost, then dropped
+                    // as too late when it came, and the stream lost a GOP.
+                    Some(name) if name == "rtpjitterbuffer" => element.set_property("rtx-next-seqnum", false),
+                    _ => {}
                 }
             });
         }
