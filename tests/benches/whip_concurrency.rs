@@ -2,7 +2,8 @@
 //!
 //! `--fragmentsync` runs each N twice in a row, recording through `webmmux ! filesink` and
 //! through `webmmux ! fragmentsync ! filesink` (what whipcast writes), then again in the other
-//! order, and prints what the crash-safe writes cost in server CPU.
+//! order, and prints what the crash-safe writes cost in server CPU; `--no-fsync` sets
+//! `fsync=false` on fragmentsync (whole-unit writes without fsync).
 //!
 //! N concurrent publishers (default 32; several values run one after the other) of a ~2.5 Mbit/s
 //! 1280x720 AV1 stream, each recorded by its own whipserversrc (one shared port, one stream
@@ -175,7 +176,7 @@ impl Drop for Stop {
 }
 
 /// Runs N publishers; returns the server's CPU over the window (% of one core).
-fn run(n: usize, window: Duration, fragmentsync: bool) -> f64 {
+fn run(n: usize, window: Duration, fragmentsync: Option<&str>) -> f64 {
     init();
     let port = free_port();
     let files: Vec<PathBuf> = (0..n).map(|i| output_path(&format!("concurrency-{n}-{i}.webm"))).collect();
@@ -184,7 +185,7 @@ fn run(n: usize, window: Duration, fragmentsync: bool) -> f64 {
         launch += &format!(
             "whipserversrc name=w{i} address=127.0.0.1 port={port} stream=bench{i} timeout=5 \
              w{i}.video_0 ! rtpav1depay-rs name=d{i} ! av1obufix ! webmmux ! {}filesink location={} ",
-            if fragmentsync { "fragmentsync ! " } else { "" },
+            fragmentsync.unwrap_or_default(),
             file.display()
         );
     }
@@ -320,6 +321,7 @@ fn main() {
     let mut window = Duration::from_secs(20);
     let mut counts = Vec::new();
     let mut compare = false;
+    let mut fsync = true;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -327,6 +329,7 @@ fn main() {
                 window = Duration::from_secs(it.next().and_then(|s| s.parse().ok()).expect("--window SECONDS"))
             }
             "--fragmentsync" => compare = true,
+            "--no-fsync" => fsync = false,
             other => counts.extend(other.parse::<usize>().ok().filter(|&n| n > 0)),
         }
     }
@@ -335,16 +338,18 @@ fn main() {
     }
     for n in counts {
         if !compare {
-            run(n, window, false);
+            run(n, window, None);
             continue;
         }
+        let synced_chain = if fsync { "fragmentsync ! " } else { "fragmentsync fsync=false ! " };
         // Both orders, so that a drift of the machine's load counts against each alike.
         let mut plain = Vec::new();
         let mut synced = Vec::new();
         for order in [[false, true], [true, false]] {
             for fragmentsync in order {
-                println!("-- webmmux ! {}filesink", if fragmentsync { "fragmentsync ! " } else { "" });
-                let cpu = run(n, window, fragmentsync);
+                let chain = fragmentsync.then_some(synced_chain);
+                println!("-- webmmux ! {}filesink", chain.unwrap_or_default());
+                let cpu = run(n, window, chain);
                 if fragmentsync { synced.push(cpu) } else { plain.push(cpu) }
             }
         }
