@@ -207,7 +207,10 @@ impl Boundaries {
                     rest = &rest[1..];
                     *left -= 1;
                     // The track number (an EBML number of `n` bytes), a 16-bit timecode, the flags.
-                    let n = vint_len(bytes[0]).unwrap_or(usize::MAX - 3);
+                    let Some(n) = vint_len(bytes[0]) else {
+                        self.position = if *left == 0 { Position::Boundary } else { Position::Body(*left) };
+                        continue;
+                    };
                     if bytes.len() == n + 3 {
                         let track =
                             bytes[1..n].iter().fold(u64::from(bytes[0]) & (0xFF >> n), |t, &b| (t << 8) | u64::from(b));
@@ -215,7 +218,7 @@ impl Boundaries {
                             self.audio_key_flags.push(at);
                         }
                     }
-                    if bytes.len() >= n + 3 || *left == 0 || n > 8 {
+                    if bytes.len() == n + 3 || *left == 0 {
                         self.position = if *left == 0 { Position::Boundary } else { Position::Body(*left) };
                     }
                 }

@@ -92,7 +92,6 @@ pub struct VideoPacket {
     pub ssrc: u32,
     pub seq: u16,
     pub timestamp: u32,
-    pub marker: bool,
     /// Dropped by the relay.
     pub lost: bool,
     /// Dropped, then passed when retransmitted on its own SSRC (RTX hides which packet it repairs).
@@ -103,7 +102,6 @@ pub struct VideoPacket {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SentFrame {
     pub timestamp: u32,
-    pub packets: u32,
     /// At least one of its packets never reached the server (lost and not repaired on its SSRC).
     pub damaged: bool,
 }
@@ -176,15 +174,13 @@ impl WhipRelay {
     /// The frames of the main video stream, in the order their first packets were sent.
     pub fn frames_sent(&self) -> Vec<SentFrame> {
         let mut frames: Vec<SentFrame> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut index = std::collections::HashMap::new();
         for p in self.video_packets() {
-            if seen.insert(p.timestamp) {
-                frames.push(SentFrame { timestamp: p.timestamp, packets: 0, damaged: false });
-            }
-            // Packets of one frame are sent together: the frame is among the last few.
-            let frame = frames.iter_mut().rev().find(|f| f.timestamp == p.timestamp).unwrap();
-            frame.packets += 1;
-            frame.damaged |= p.lost && !p.repaired;
+            let at = *index.entry(p.timestamp).or_insert_with(|| {
+                frames.push(SentFrame { timestamp: p.timestamp, damaged: false });
+                frames.len() - 1
+            });
+            frames[at].damaged |= p.lost && !p.repaired;
         }
         frames
     }
@@ -397,14 +393,7 @@ fn passes(datagram: &[u8], dropper: &mut Dropper, log: &mut Log) -> bool {
     }
     let lose = dropper.lose();
     let timestamp = u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]);
-    log.packets.push(VideoPacket {
-        ssrc,
-        seq,
-        timestamp,
-        marker: datagram[1] & 0x80 != 0,
-        lost: lose,
-        repaired: false,
-    });
+    log.packets.push(VideoPacket { ssrc, seq, timestamp, lost: lose, repaired: false });
     if lose {
         log.lost.insert((ssrc, seq), log.packets.len() - 1);
     }

@@ -307,7 +307,7 @@ impl ElementImpl for FragmentSync {
             gst::subclass::ElementMetadata::new(
                 "Fragment sync",
                 "Generic",
-                "Hands a file sink whole MP4 fragments and Matroska elements, each in one write followed by an fsync, so that a recording cut by a crash ends on a boundary (mp4mux fragment-duration=1000 ! fragmentsync ! filesink)",
+                "Hands a file sink whole MP4 fragments and Matroska elements, each in one write followed by an fsync, so that a recording cut by a crash ends on a boundary (mp4mux fragment-duration=1000 ! fragmentsync ! filesink); keeps a final moov that grew from overwriting the first fragment, and marks Matroska audio blocks as key frames (Chromium needs it)",
                 "whipcast",
             )
         });
