@@ -11,10 +11,14 @@ fuzz_target!(|data: &[u8]| {
     let prefs = CodecPreferences {
         video: vec!["AV1".into(), "H264".into(), "VP8".into()],
         audio: vec!["OPUS".into()],
+        order: sdp::CodecOrder::Offer,
     };
     if let Ok(prepared) = sdp::prepare_offer(text, &prefs) {
         assert!(prepared.media.iter().any(|m| m.codec.is_some()));
         sdp::Sdp::parse(&prepared.sdp.to_string()).expect("what we give webrtcbin parses");
+    }
+    if let Ok(offer) = sdp::Sdp::parse(text) {
+        let _ = sdp::accept_simulcast(text, &offer);
     }
     let _ = sdp::finish_answer(text, &[], &["203.0.113.1".parse().unwrap()], 2500);
     let _ = sdp::parse_sdpfrag(text);

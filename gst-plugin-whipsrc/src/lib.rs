@@ -14,6 +14,7 @@ mod rtpframegate;
 pub mod rtptime;
 pub mod sdp;
 pub mod server;
+pub mod simulcast;
 pub mod whip;
 mod whipserversrc;
 

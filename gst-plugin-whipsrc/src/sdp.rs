@@ -1,9 +1,15 @@
 //! SDP handling for a WHIP endpoint (sans-IO): parse and check an offer, normalize what
-//! webrtcbin 1.22 refuses, choose one codec per media section by preference, and finish the
-//! answer (candidates, announced public addresses, bitrate hint).
+//! webrtcbin 1.22 refuses, choose one codec per media section (the offer's order or ours), and
+//! finish the answer (candidates, announced public addresses, bitrate hint, simulcast layers
+//! accepted, which webrtcbin 1.22 does not write).
 
 use std::fmt;
 use std::net::IpAddr;
+
+/// RTP header extensions that name a stream's layer (RFC 8852).
+pub const RID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub const REPAIRED_RID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+pub const MID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 
 /// Attributes that may stand at session level but that webrtcbin wants in every media section
 /// (older libdatachannel, as some OBS builds use, writes them at session level only).
@@ -72,21 +78,52 @@ impl Media {
         self.attribute("mid")
     }
 
+    /// The id of the `a=extmap` line for `uri`.
+    pub fn extension_id(&self, uri: &str) -> Option<u8> {
+        self.attributes("extmap").find_map(|value| {
+            let (id, rest) = value.split_once(' ')?;
+            // `a=extmap:<id>[/<direction>] <uri> [<attributes>]`
+            (rest.split(' ').next() == Some(uri)).then(|| id.split('/').next()?.parse().ok())?
+        })
+    }
+
+    /// The simulcast layers the section sends (RFC 8853): the rids of its `a=simulcast:send`
+    /// list in order (alternatives and paused ones included), each declared by `a=rid:<id> send`.
+    pub fn sent_rids(&self) -> Vec<String> {
+        let declared: Vec<&str> = self
+            .attributes("rid")
+            .filter_map(|v| {
+                let mut fields = v.split(' ');
+                let id = fields.next()?;
+                (fields.next() == Some("send")).then_some(id)
+            })
+            .collect();
+        let Some(simulcast) = self.attribute("simulcast") else { return Vec::new() };
+        let mut words = simulcast.split(' ');
+        let mut rids = Vec::new();
+        while let Some(direction) = words.next() {
+            let Some(list) = words.next() else { break };
+            if direction != "send" {
+                continue;
+            }
+            for rid in list.split([';', ',']).map(|r| r.trim_start_matches('~')) {
+                if declared.contains(&rid) && !rids.iter().any(|r| r == rid) {
+                    rids.push(rid.to_owned());
+                }
+            }
+        }
+        rids
+    }
+
     fn direction(&self) -> Option<&str> {
-        ["sendrecv", "sendonly", "recvonly", "inactive"]
-            .into_iter()
-            .find(|d| self.attributes(d).next().is_some())
+        ["sendrecv", "sendonly", "recvonly", "inactive"].into_iter().find(|d| self.attributes(d).next().is_some())
     }
 }
 
 fn attributes<'a, 'n>(lines: &'a [String], name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
     lines.iter().filter_map(move |line| {
         let rest = line.strip_prefix("a=")?.strip_prefix(name)?;
-        if rest.is_empty() {
-            Some("")
-        } else {
-            rest.strip_prefix(':')
-        }
+        if rest.is_empty() { Some("") } else { rest.strip_prefix(':') }
     })
 }
 
@@ -160,6 +197,10 @@ pub struct MediaPlan {
     pub kind: MediaKind,
     /// `None`: the section is refused (made inactive).
     pub codec: Option<Codec>,
+    /// Simulcast layers, in the order of the offer's `a=simulcast:send` (empty: one stream).
+    pub rids: Vec<String>,
+    /// The id of the RID header extension, which says which layer a packet belongs to.
+    pub rid_extension: Option<u8>,
 }
 
 /// An offer made ready for webrtcbin.
@@ -174,6 +215,17 @@ pub struct PreparedOffer {
 pub struct CodecPreferences {
     pub video: Vec<String>,
     pub audio: Vec<String>,
+    /// Which order picks among the acceptable codecs of a section.
+    pub order: CodecOrder,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CodecOrder {
+    /// The publisher's: the first acceptable codec of the offer (it knows its encoders).
+    #[default]
+    Offer,
+    /// Ours: the first of `video`/`audio` that the offer has.
+    Server,
 }
 
 /// Reads a publisher's offer, checks it and makes it acceptable to webrtcbin: transport
@@ -190,12 +242,16 @@ pub fn prepare_offer(text: &str, prefs: &CodecPreferences) -> Result<PreparedOff
             MediaKind::Other => &Vec::new(),
         };
         let sends = !matches!(media.direction(), Some("recvonly" | "inactive"));
-        let codec = if sends { choose_codec(media, wanted) } else { None };
+        let codec = if sends { choose_codec(media, wanted, prefs.order) } else { None };
         match &codec {
             Some(codec) => keep_only(media, codec),
             None => make_inactive(media),
         }
-        plans.push(MediaPlan { mid: media.mid().map(str::to_owned), kind: media.kind(), codec });
+        let (rids, rid_extension) = match (&codec, media.extension_id(RID_EXTENSION)) {
+            (Some(_), Some(id)) => (media.sent_rids(), Some(id)),
+            _ => (Vec::new(), None),
+        };
+        plans.push(MediaPlan { mid: media.mid().map(str::to_owned), kind: media.kind(), codec, rids, rid_extension });
     }
     if plans.iter().all(|p| p.codec.is_none()) {
         let offered: Vec<String> = sdp
@@ -247,7 +303,8 @@ fn fmtp<'a>(media: &'a Media, pt: &str) -> Option<&'a str> {
 }
 
 fn fmtp_param<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
-    fmtp.split(';').find_map(|kv| kv.trim().split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    fmtp.split(';')
+        .find_map(|kv| kv.trim().split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 /// How much we like one payload type of a codec among several (H264 profiles and modes).
@@ -267,13 +324,19 @@ fn variant_rank(name: &str, fmtp: Option<&str>) -> u32 {
     u32::from(mode1) * 4 + profile_rank
 }
 
-fn choose_codec(media: &Media, wanted: &[String]) -> Option<Codec> {
+fn choose_codec(media: &Media, wanted: &[String], order: CodecOrder) -> Option<Codec> {
     let formats = media.formats();
+    let names: Vec<Option<String>> = formats.iter().map(|pt| rtpmap(media, pt).map(|(name, _)| name)).collect();
     let candidates: Vec<(usize, u32, &str, String, u32)> = formats
         .iter()
         .filter_map(|pt| {
             let (name, clock) = rtpmap(media, pt)?;
-            let preference = wanted.iter().position(|w| w.eq_ignore_ascii_case(&name))?;
+            let ours = wanted.iter().position(|w| w.eq_ignore_ascii_case(&name))?;
+            let preference = match order {
+                // Where the codec first appears in the offer (its variants are ranked below).
+                CodecOrder::Offer => names.iter().position(|n| n.as_deref() == Some(name.as_str()))?,
+                CodecOrder::Server => ours,
+            };
             Some((preference, variant_rank(&name, fmtp(media, pt)), *pt, name, clock))
         })
         .collect();
@@ -295,10 +358,8 @@ fn choose_codec(media: &Media, wanted: &[String]) -> Option<Codec> {
 
 /// Removes every payload type but the codec's and its RTX's from a media section.
 fn keep_only(media: &mut Media, codec: &Codec) {
-    let keep: Vec<String> = std::iter::once(codec.payload_type)
-        .chain(codec.rtx_payload_type)
-        .map(|pt| pt.to_string())
-        .collect();
+    let keep: Vec<String> =
+        std::iter::once(codec.payload_type).chain(codec.rtx_payload_type).map(|pt| pt.to_string()).collect();
     let mut m = media.m_line().split(' ').take(3).map(str::to_owned).collect::<Vec<_>>();
     m.extend(keep.iter().cloned());
     media.lines[0] = format!("m={}", m.join(" "));
@@ -355,10 +416,11 @@ pub fn finish_answer(
         for value in present.clone() {
             for (i, address) in public_addresses.iter().enumerate() {
                 if let Some(public) = public_candidate(&value, *address, i)
-                    && !present.contains(&public) {
-                        added.push(public.clone());
-                        present.push(public);
-                    }
+                    && !present.contains(&public)
+                {
+                    added.push(public.clone());
+                    present.push(public);
+                }
             }
         }
         media.lines.extend(added.into_iter().map(|c| format!("a=candidate:{c}")));
@@ -368,6 +430,34 @@ pub fn finish_answer(
         if media.kind() == MediaKind::Video && start_bitrate_kbps > 0 {
             add_start_bitrate(media, start_bitrate_kbps);
         }
+    }
+    Ok(sdp.to_string())
+}
+
+/// An answer that receives every simulcast layer the offer sends (RFC 8853): `a=rid:<id> recv`
+/// for each and one `a=simulcast:recv` line listing them with `;` (OBS 32 counts the layers of the
+/// first such line and gives up when they are fewer than it sends), and the MID and RID header
+/// extensions, by which the layers are told apart. webrtcbin 1.22 writes none of these. Without
+/// the RID extension in the offer the layers cannot be told apart: none is accepted.
+pub fn accept_simulcast(answer: &str, offer: &Sdp) -> Result<String, OfferError> {
+    let mut sdp = Sdp::parse(answer)?;
+    for (media, offered) in sdp.media.iter_mut().zip(&offer.media) {
+        let rids = offered.sent_rids();
+        let refused = media.attributes("inactive").next().is_some();
+        if rids.is_empty()
+            || refused
+            || offered.extension_id(RID_EXTENSION).is_none()
+            || media.attribute("rid").is_some()
+        {
+            continue;
+        }
+        for uri in [MID_EXTENSION, RID_EXTENSION, REPAIRED_RID_EXTENSION] {
+            if let (Some(id), None) = (offered.extension_id(uri), media.extension_id(uri)) {
+                media.lines.push(format!("a=extmap:{id} {uri}"));
+            }
+        }
+        media.lines.extend(rids.iter().map(|rid| format!("a=rid:{rid} recv")));
+        media.lines.push(format!("a=simulcast:recv {}", rids.join(";")));
     }
     Ok(sdp.to_string())
 }

@@ -42,7 +42,15 @@ pub(crate) fn prefs() -> CodecPreferences {
     CodecPreferences {
         video: ["AV1", "H264", "H265", "VP9", "VP8"].map(String::from).to_vec(),
         audio: vec!["OPUS".into()],
+        order: CodecOrder::Offer,
     }
+}
+
+/// OBS 32.1+ with three simulcast layers (INTEROP.md "OBS simulcast"): rids 0, 1, 2 declared
+/// and listed, no `a=ssrc` for video.
+pub(crate) fn obs_simulcast_offer(codec_line: &str) -> String {
+    OBS_OFFER.replace("a=ssrc:2 cname:obs\r\n", "").replace("a=rtpmap:96 AV1/90000", codec_line)
+        + "a=rid:0 send\r\na=rid:1 send\r\na=rid:2 send\r\na=simulcast:send 0;1;2\r\n"
 }
 
 #[test]
@@ -67,8 +75,13 @@ fn chrome_offer_keeps_av1_and_its_rtx_only() {
 fn preferences_decide_the_codec() {
     let mut p = prefs();
     p.video = vec!["VP8".into(), "AV1".into()];
+    p.order = CodecOrder::Server;
     let prepared = prepare_offer(CHROME_OFFER, &p).unwrap();
     assert_eq!(prepared.media[0].codec.as_ref().unwrap().name, "VP8");
+    // By default the offer's order decides among the codecs we take: AV1 comes first there.
+    p.order = CodecOrder::Offer;
+    let prepared = prepare_offer(CHROME_OFFER, &p).unwrap();
+    assert_eq!(prepared.media[0].codec.as_ref().unwrap().name, "AV1");
 
     p.video = vec!["H264".into()];
     let codec = prepare_offer(CHROME_OFFER, &p).unwrap().media[0].codec.clone().unwrap();
@@ -111,7 +124,8 @@ fn unwanted_sections_become_inactive_and_nothing_wanted_is_422() {
 
 #[test]
 fn malformed_offers_are_400() {
-    for bad in ["", "hello", "v=0\r\nm=video 9\r\n", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n", "v=0\r\nthis is not sdp\r\n"] {
+    for bad in ["", "hello", "v=0\r\nm=video 9\r\n", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n", "v=0\r\nthis is not sdp\r\n"]
+    {
         assert!(matches!(prepare_offer(bad, &prefs()), Err(OfferError::Malformed(_))), "{bad:?}");
     }
     let no_ice = OBS_OFFER.replace("a=ice-ufrag:Kf1v\r\n", "");
@@ -124,13 +138,17 @@ m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=recvonly\r\na
 
 #[test]
 fn answer_gets_candidates_public_addresses_and_bitrate_hint() {
-    let candidates = [LocalCandidate { mline: 0, candidate: "candidate:1 1 UDP 2015363327 127.0.0.1 40000 typ host".into() }];
+    let candidates =
+        [LocalCandidate { mline: 0, candidate: "candidate:1 1 UDP 2015363327 127.0.0.1 40000 typ host".into() }];
     let public: [IpAddr; 1] = ["203.0.113.7".parse().unwrap()];
     let answer = finish_answer(ANSWER, &candidates, &public, 2500).unwrap();
     let sdp = Sdp::parse(&answer).unwrap();
     for media in &sdp.media {
         let c: Vec<_> = media.attributes("candidate").collect();
-        assert_eq!(c, ["1 1 UDP 2015363327 127.0.0.1 40000 typ host", "1p0 1 UDP 2015363326 203.0.113.7 40000 typ host"]);
+        assert_eq!(
+            c,
+            ["1 1 UDP 2015363327 127.0.0.1 40000 typ host", "1p0 1 UDP 2015363326 203.0.113.7 40000 typ host"]
+        );
         assert!(media.attribute("end-of-candidates").is_some());
     }
     assert_eq!(sdp.media[1].attribute("fmtp"), Some("96 x-google-start-bitrate=2500"));
@@ -207,7 +225,10 @@ fn restart_answer_and_its_sdpfrag_carry_our_new_credentials_and_candidates() {
     assert!(frag.starts_with("a=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"), "{frag}");
     let parsed = parse_sdpfrag(&frag).unwrap();
     assert_eq!((parsed.ice_ufrag, parsed.ice_pwd), (Some(ours.ufrag), Some(ours.pwd)));
-    assert_eq!(parsed.candidates, vec![(Some("0".to_string()), "1 1 UDP 2015363327 127.0.0.1 40000 typ host".to_string())]);
+    assert_eq!(
+        parsed.candidates,
+        vec![(Some("0".to_string()), "1 1 UDP 2015363327 127.0.0.1 40000 typ host".to_string())]
+    );
     assert!(parsed.end_of_candidates);
 }
 
@@ -231,4 +252,73 @@ fn we_are_the_dtls_server_where_the_offer_lets_us_choose() {
     // Chromium writes it per section.
     let chrome = Sdp::parse(CHROME_OFFER).unwrap();
     assert!(as_dtls_server(&answer("active"), &chrome).unwrap().contains("a=setup:passive"));
+}
+
+#[test]
+fn the_publishers_codec_order_wins_by_default() {
+    // H.264 listed before AV1 (a hardware H.264 encoder, say): the publisher gets H.264.
+    let offer = OBS_OFFER.replace("m=video 9 UDP/TLS/RTP/SAVPF 96", "m=video 9 UDP/TLS/RTP/SAVPF 97 96").replace(
+        "a=rtpmap:96 AV1/90000\r\n",
+        "a=rtpmap:97 H264/90000\r\na=fmtp:97 profile-level-id=42e01f;packetization-mode=1\r\na=rtpmap:96 AV1/90000\r\n",
+    );
+    let chosen = |order| {
+        let p = CodecPreferences { order, ..prefs() };
+        prepare_offer(&offer, &p).unwrap().media[1].codec.clone().unwrap().name
+    };
+    assert_eq!(chosen(CodecOrder::Offer), "H264");
+    assert_eq!(chosen(CodecOrder::Server), "AV1");
+    // A codec we do not take is skipped whatever its place.
+    let p = CodecPreferences { video: vec!["AV1".into()], ..prefs() };
+    assert_eq!(prepare_offer(&offer, &p).unwrap().media[1].codec.clone().unwrap().name, "AV1");
+}
+
+#[test]
+fn simulcast_layers_are_read_in_the_offers_order() {
+    let offer = obs_simulcast_offer("a=rtpmap:96 H264/90000");
+    let prepared = prepare_offer(&offer, &prefs()).unwrap();
+    assert_eq!(prepared.media[1].rids, ["0", "1", "2"]);
+    assert_eq!(prepared.media[1].rid_extension, Some(2));
+    assert!(prepared.media[0].rids.is_empty(), "audio has no layers");
+    // Alternatives, paused layers and a recv list (RFC 8853); a listed rid never declared is not a layer.
+    let media = Sdp::parse(&format!(
+        "{}a=rid:f send\r\na=rid:h send max-width=640\r\na=rid:q send\r\na=rid:x recv\r\n\
+         a=simulcast:send f;~h,q;z recv x\r\n",
+        OBS_OFFER
+    ))
+    .unwrap()
+    .media
+    .remove(1);
+    assert_eq!(media.sent_rids(), ["f", "h", "q"]);
+    // Without a RID extension the layers cannot be told apart: not simulcast for us.
+    let without = offer.replace("a=extmap:2 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n", "");
+    let prepared = prepare_offer(&without, &prefs()).unwrap();
+    assert!(prepared.media[1].rids.is_empty());
+}
+
+#[test]
+fn the_answer_accepts_every_layer_as_obs_checks_it() {
+    let offer = Sdp::parse(&obs_simulcast_offer("a=rtpmap:96 AV1/90000")).unwrap();
+    // webrtcbin 1.22's answer: no rid, no simulcast, no extmap.
+    let answer = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+                  m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=recvonly\r\n\
+                  m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\na=rtpmap:96 AV1/90000\r\n";
+    let text = accept_simulcast(answer, &offer).unwrap();
+    // OBS's check: the first a=simulcast line anywhere, 1 + its count of ';', up to CRLF.
+    let line = text.split("a=simulcast:").nth(1).unwrap().split("\r\n").next().unwrap();
+    assert_eq!(line, "recv 0;1;2");
+    assert_eq!(1 + line.matches(';').count(), 3);
+    let video = &Sdp::parse(&text).unwrap().media[1];
+    assert_eq!(video.attributes("rid").collect::<Vec<_>>(), ["0 recv", "1 recv", "2 recv"]);
+    assert_eq!(video.extension_id(MID_EXTENSION), Some(1));
+    assert_eq!(video.extension_id(RID_EXTENSION), Some(2));
+    let audio = &Sdp::parse(&text).unwrap().media[0];
+    assert!(audio.attribute("simulcast").is_none() && audio.attribute("rid").is_none());
+    // Without the RID extension the layers cannot be told apart: none accepted.
+    let without = obs_simulcast_offer("a=rtpmap:96 AV1/90000")
+        .replace("a=extmap:2 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n", "");
+    let text = accept_simulcast(answer, &Sdp::parse(&without).unwrap()).unwrap();
+    assert!(!text.contains("a=simulcast") && !text.contains("a=rid"), "{text}");
+    // Without simulcast in the offer the answer is left as it was.
+    let plain = Sdp::parse(OBS_OFFER).unwrap();
+    assert_eq!(accept_simulcast(answer, &plain).unwrap(), Sdp::parse(answer).unwrap().to_string());
 }

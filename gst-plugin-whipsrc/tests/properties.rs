@@ -7,7 +7,11 @@ use proptest::prelude::*;
 const CHROME_OFFER: &str = include_str!("../../tests/data/chrome_av1.offer.sdp");
 
 fn prefs() -> CodecPreferences {
-    CodecPreferences { video: vec!["AV1".into(), "H264".into()], audio: vec!["OPUS".into()] }
+    CodecPreferences {
+        video: vec!["AV1".into(), "H264".into()],
+        audio: vec!["OPUS".into()],
+        order: sdp::CodecOrder::Offer,
+    }
 }
 
 proptest! {
@@ -20,6 +24,27 @@ proptest! {
         }
         let _ = sdp::parse_sdpfrag(&text);
         let _ = sdp::finish_answer(&text, &[], &[], 1000);
+        if let Ok(offer) = sdp::Sdp::parse(&text) {
+            let _ = sdp::accept_simulcast(&text, &offer);
+        }
+    }
+
+    #[test]
+    fn any_simulcast_lines_give_layers_that_were_declared(
+        rids in prop::collection::vec("[a-z0-9~;,]{0,6}", 0..5), list in "[a-z0-9~;, ]{0,30}",
+    ) {
+        // Into Chromium's video section (first; it offers the RID extension).
+        let mut lines: String = rids.iter().map(|rid| format!("a=rid:{rid} send\r\n")).collect();
+        lines += &format!("a=simulcast:send {list}\r\n");
+        let text = CHROME_OFFER.replacen("m=audio", &format!("{lines}m=audio"), 1);
+        let media = sdp::Sdp::parse(&text).unwrap().media.remove(0);
+        let layers = media.sent_rids();
+        for layer in &layers {
+            prop_assert!(rids.contains(layer), "{layer:?} not declared");
+        }
+        let offer = sdp::Sdp::parse(&text).unwrap();
+        let answer = sdp::accept_simulcast(&text, &offer).unwrap();
+        prop_assert!(sdp::Sdp::parse(&answer).is_ok());
     }
 
     #[test]

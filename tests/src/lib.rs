@@ -444,7 +444,7 @@ pub fn ffmpeg_decode(path: &Path) -> FfmpegDecode {
         .output()
         .expect("ffmpeg runs (Debian package ffmpeg; make test-deps installs it)");
     let progress = String::from_utf8_lossy(&out.stdout);
-    let video_frames = progress.lines().filter_map(|l| l.strip_prefix("frame=")).last().and_then(|n| n.trim().parse().ok());
+    let video_frames = progress.lines().filter_map(|l| l.strip_prefix("frame=")).next_back().and_then(|n| n.trim().parse().ok());
     // Lines of the `null` muxer are about ffmpeg's own output (frames rounded to its output time
     // base, 1/fps, can land on one tick: "non monotonically increasing dts"), not about the file.
     // ("Last message repeated N times" belongs to the line before it.)

@@ -313,3 +313,41 @@ fn https_with_a_pem_certificate_and_key() {
     // Plain HTTP on the HTTPS port gets no WHIP answer.
     assert!(!String::from_utf8_lossy(&curl("http").stdout).ends_with("201"));
 }
+
+#[test]
+fn the_publishers_codec_order_decides_unless_told_otherwise() {
+    // Chromium's offer with H.264 (PT 102 and its RTX) moved before AV1, as a publisher with a
+    // hardware H.264 encoder would list it.
+    let offer = CHROME_OFFER.replace("SAVPF 45 46 96 97 102 103 ", "SAVPF 102 103 45 46 96 97 ");
+    let video_codec = |properties: &[(&str, &str)]| {
+        let server = serve(&["live"], properties);
+        let r = post(&server, "/whip/live", &[], &offer);
+        assert_eq!(r.status, 201, "{r:?}");
+        let m = r.body.lines().find(|l| l.starts_with("m=video")).unwrap().to_owned();
+        let pt = m.split(' ').nth(3).unwrap().to_owned();
+        let rtpmap = format!("a=rtpmap:{pt} ");
+        let line = r.body.lines().find(|l| l.starts_with(&rtpmap)).unwrap_or_else(|| panic!("{}", r.body));
+        line[rtpmap.len()..].split('/').next().unwrap().to_owned()
+    };
+    assert_eq!(video_codec(&[]), "H264");
+    assert_eq!(video_codec(&[("codec-order", "server")]), "AV1");
+}
+
+#[test]
+fn a_simulcast_offer_gets_every_layer_accepted_as_obs_checks_it() {
+    // OBS 32.1+ with three layers: rids declared and listed, no video SSRC.
+    let offer = OBS_OFFER.replace("a=ssrc:2 cname:obs\r\n", "")
+        + "a=rid:0 send\r\na=rid:1 send\r\na=rid:2 send\r\na=simulcast:send 0;1;2\r\n";
+    let server = serve(&["live"], &[]);
+    let r = post(&server, "/whip/live", &[], &offer);
+    assert_eq!(r.status, 201, "{r:?}");
+    // OBS's check: the first a=simulcast line anywhere; 1 + its ';' up to CRLF must be 3.
+    let line = r.body.split("a=simulcast").nth(1).and_then(|rest| rest.split("\r\n").next());
+    assert_eq!(line, Some(":recv 0;1;2"), "{}", r.body);
+    for rid in ["a=rid:0 recv\r\n", "a=rid:1 recv\r\n", "a=rid:2 recv\r\n"] {
+        assert!(r.body.contains(rid), "{rid} missing in\n{}", r.body);
+    }
+    let video = r.body.split("m=video").nth(1).unwrap();
+    assert!(video.contains("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"), "RID extension kept:\n{}", r.body);
+    assert!(video.contains("urn:ietf:params:rtp-hdrext:sdes:mid"), "MID extension kept:\n{}", r.body);
+}

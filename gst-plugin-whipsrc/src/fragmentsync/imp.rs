@@ -197,11 +197,7 @@ impl FragmentSync {
                     }
                 }
             }
-            EventView::Eos(_) => {
-                if self.flush_held().is_err() {
-                    return false;
-                }
-            }
+            EventView::Eos(_) if self.flush_held().is_err() => return false,
             EventView::FlushStop(_) => self.clear(),
             _ => {}
         }

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -9,10 +9,11 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use tokio::sync::oneshot;
 
-use super::{OnDisconnect, Output};
+use super::{CodecOrder, OnDisconnect, Output, Simulcast};
 use crate::rtptime::RtpTimeline;
 use crate::sdp::{self, CodecPreferences, IceCredentials, LocalCandidate, MediaKind, MediaPlan, OfferError, Sdp};
-use crate::server::{self, Created, Endpoint, Patched, Peer, Registration, RUNTIME, TlsFiles};
+use crate::server::{self, Created, Endpoint, Patched, Peer, RUNTIME, Registration, TlsFiles};
+use crate::simulcast::{Choice, ItemInfo, LayerSelector};
 use crate::whip::{self, Rejection, StreamAuth};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -23,6 +24,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const GATHERING_TIMEOUT: Duration = Duration::from_secs(3);
 /// With host candidates only, the answer goes out once no candidate came for this long.
 const HOST_CANDIDATES_SETTLE: Duration = Duration::from_millis(20);
+/// With `simulcast=best|lowest`, how long after the first frame a layer that has not said its
+/// size yet may keep the choice waiting.
+const LAYER_CHOICE_WINDOW: Duration = Duration::from_millis(1000);
 /// Start bitrate hinted to browsers in the answer.
 const START_BITRATE_KBPS: u32 = 2500;
 /// RTCP bandwidth of a receiver in bytes per second. Feedback (NACK, PLI) may go out early only
@@ -47,6 +51,8 @@ struct Settings {
     video_codecs: String,
     audio_codecs: String,
     output: Output,
+    simulcast: Simulcast,
+    codec_order: CodecOrder,
     on_disconnect: OnDisconnect,
     replace_publisher: bool,
     publish_page: bool,
@@ -71,6 +77,8 @@ impl Default for Settings {
             video_codecs: "AV1,H264,H265,VP9,VP8".into(),
             audio_codecs: "OPUS".into(),
             output: Output::Rtp,
+            simulcast: Simulcast::Best,
+            codec_order: CodecOrder::Offer,
             on_disconnect: OnDisconnect::Eos,
             replace_publisher: true,
             publish_page: false,
@@ -86,11 +94,24 @@ fn codec_list(list: &str) -> Vec<String> {
 
 impl Settings {
     fn preferences(&self) -> CodecPreferences {
-        CodecPreferences { video: codec_list(&self.video_codecs), audio: codec_list(&self.audio_codecs) }
+        let order = match self.codec_order {
+            CodecOrder::Offer => sdp::CodecOrder::Offer,
+            CodecOrder::Server => sdp::CodecOrder::Server,
+        };
+        CodecPreferences { video: codec_list(&self.video_codecs), audio: codec_list(&self.audio_codecs), order }
+    }
+
+    fn layer_choice(&self) -> Choice {
+        match self.simulcast {
+            Simulcast::Best => Choice::Best,
+            Simulcast::Lowest => Choice::Lowest,
+            Simulcast::All => Choice::All,
+        }
     }
 
     fn socket_address(&self) -> Result<SocketAddr, String> {
-        let ip: IpAddr = self.address.parse().map_err(|_| format!("address {:?} is not an IP address", self.address))?;
+        let ip: IpAddr =
+            self.address.parse().map_err(|_| format!("address {:?} is not an IP address", self.address))?;
         let port = u16::try_from(self.port).map_err(|_| format!("port {} out of range", self.port))?;
         Ok(SocketAddr::new(ip, port))
     }
@@ -151,6 +172,30 @@ struct OutputPad {
     ghost: gst::GhostPad,
     /// Where keyframe requests go: the sink of the current session's chain for this pad.
     upstream: Arc<Mutex<Option<gst::Pad>>>,
+    warned_unlinked: Arc<AtomicBool>,
+}
+
+impl OutputPad {
+    /// Hands a session's sample to the pad: dropped (with one warning) while nobody links the
+    /// pad, so that it never stops the pipeline (not-linked); never blocks the session's thread.
+    fn push(&self, sample: &gst::Sample, element: &glib::WeakRef<super::WhipServerSrc>) {
+        if !self.ghost.is_linked() {
+            if !self.warned_unlinked.swap(true, Ordering::Relaxed)
+                && let Some(element) = element.upgrade()
+            {
+                gst::warning!(CAT, obj = element, "{} is not linked: its data is dropped", self.ghost.name());
+            }
+            return;
+        }
+        let _ = self.appsrc.push_sample(sample);
+    }
+}
+
+/// The simulcast layers of one media section: which leaves on which pad.
+struct LayeredSection {
+    selector: Mutex<LayerSelector<gst::Sample>>,
+    /// Each layer's chain (its appsink's sink pad), where a pad's key-frame requests go.
+    chains: Mutex<HashMap<String, gst::Pad>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -300,31 +345,78 @@ fn pad_prefix(kind: MediaKind) -> &'static str {
     if kind == MediaKind::Video { "video" } else { "audio" }
 }
 
-/// The number in the pad name (`video_<n>`) of the media section `mline` of this kind.
-fn pad_index(plans: &[MediaPlan], mline: usize, kind: MediaKind) -> usize {
-    plans[..mline.min(plans.len())].iter().filter(|p| p.kind == kind && p.codec.is_some()).count()
+/// How many pads a media section feeds: one, or one per simulcast layer with `simulcast=all`.
+fn pads_of(plan: &MediaPlan, choice: Choice) -> usize {
+    if choice == Choice::All { plan.rids.len().max(1) } else { 1 }
+}
+
+/// The number in the pad name (`video_<n>`) of the first pad of media section `mline`.
+fn pad_index(plans: &[MediaPlan], mline: usize, kind: MediaKind, choice: Choice) -> usize {
+    plans[..mline.min(plans.len())]
+        .iter()
+        .filter(|p| p.kind == kind && p.codec.is_some())
+        .map(|p| pads_of(p, choice))
+        .sum()
 }
 
 /// webrtcbin's answer with us as the DTLS server where the offer lets us choose (sdp::as_dtls_server).
-fn as_dtls_server(answer: &gst_webrtc::WebRTCSessionDescription, offer: &Sdp) -> Result<gst_webrtc::WebRTCSessionDescription, String> {
+fn as_dtls_server(
+    answer: &gst_webrtc::WebRTCSessionDescription,
+    offer: &Sdp,
+) -> Result<gst_webrtc::WebRTCSessionDescription, String> {
     let text = answer.sdp().as_text().map_err(|e| e.to_string())?;
     let text = sdp::as_dtls_server(&text, offer).map_err(|e| e.to_string())?;
-    let message = gst_sdp::SDPMessage::parse_buffer(text.as_bytes()).map_err(|_| "unparsable after setting a=setup".to_string())?;
+    let message = gst_sdp::SDPMessage::parse_buffer(text.as_bytes())
+        .map_err(|_| "unparsable after setting a=setup".to_string())?;
     Ok(gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message))
 }
 
-/// `streams, video_0=(string)AV1, audio_0=(string)OPUS`: the pads a session will feed and their codecs.
-fn stream_codecs(plans: &[MediaPlan]) -> gst::Structure {
+/// `streams, video_0=(string)AV1, audio_0=(string)OPUS`: the pads a session will feed and their
+/// codecs; and `layers, video_0=(string)best`: for each pad fed by simulcast, its rid
+/// (`simulcast=all`), or `best`/`lowest` (the choice is announced once made).
+fn stream_codecs(plans: &[MediaPlan], choice: Choice) -> (gst::Structure, gst::Structure) {
     let mut streams = gst::Structure::builder("streams");
+    let mut layers = gst::Structure::builder("layers");
     for (mline, plan) in plans.iter().enumerate() {
         if let Some(codec) = &plan.codec
             && plan.kind != MediaKind::Other
         {
-            let name = format!("{}_{}", pad_prefix(plan.kind), pad_index(plans, mline, plan.kind));
-            streams = streams.field(name, codec.name.as_str());
+            let first = pad_index(plans, mline, plan.kind, choice);
+            for k in 0..pads_of(plan, choice) {
+                let name = format!("{}_{}", pad_prefix(plan.kind), first + k);
+                streams = streams.field(&name, codec.name.as_str());
+                let layer = match choice {
+                    _ if plan.rids.is_empty() => continue,
+                    Choice::All => plan.rids[k].as_str(),
+                    Choice::Best => "best",
+                    Choice::Lowest => "lowest",
+                };
+                layers = layers.field(&name, layer);
+            }
         }
     }
-    streams.build()
+    (streams.build(), layers.build())
+}
+
+/// What every pad of a session's webrtcbin is linked with.
+struct PadContext {
+    plans: Vec<MediaPlan>,
+    output: Output,
+    choice: Choice,
+    started: Instant,
+    last_media_ms: Arc<AtomicU64>,
+    keyframes: Arc<AtomicU64>,
+    used_names: Mutex<Vec<String>>,
+    /// The simulcast sections, by media line.
+    layered: HashMap<usize, Arc<LayeredSection>>,
+}
+
+/// The rid in an RTP packet's RID header extension `id` (one- or two-byte form, RFC 8285).
+fn rtp_stream_id(buffer: &gst::BufferRef, id: u8) -> Option<String> {
+    let rtp = gst_rtp::RTPBuffer::from_buffer_readable(buffer).ok()?;
+    let value = rtp.extension_onebyte_header(id, 0).or_else(|| rtp.extension_twobytes_header(id, 0).map(|(_, v)| v))?;
+    let text = std::str::from_utf8(value).ok()?.trim_end_matches('\0');
+    (!text.is_empty()).then(|| text.to_owned())
 }
 
 impl WhipServerSrc {
@@ -384,13 +476,13 @@ impl WhipServerSrc {
         let candidates = Arc::new(Mutex::new(Vec::<LocalCandidate>::new()));
 
         let answer = {
-            let (reply, candidates, settings, id, etag) =
-                (reply.clone(), candidates.clone(), settings.clone(), id.clone(), etag.clone());
+            let (reply, candidates, settings, id, etag, offer) =
+                (reply.clone(), candidates.clone(), settings.clone(), id.clone(), etag.clone(), offered.clone());
             let element = self.obj().downgrade();
             move |webrtcbin: &gst::Element| {
                 let Some(reply) = reply.lock().unwrap().take() else { return };
                 let Some(element) = element.upgrade() else { return };
-                let result = element.imp().compose_answer(webrtcbin, &candidates.lock().unwrap(), &settings);
+                let result = element.imp().compose_answer(webrtcbin, &candidates.lock().unwrap(), &settings, &offer);
                 if let Ok(answer) = &result {
                     *sent_answer.lock().unwrap() = Sdp::parse(answer).ok();
                 }
@@ -515,7 +607,9 @@ impl WhipServerSrc {
             .property_from_str("bundle-policy", "max-bundle")
             .property("latency", settings.latency)
             .build()
-            .map_err(|_| "webrtcbin is missing (Debian package gstreamer1.0-plugins-bad, gstreamer1.0-nice)".to_string())?;
+            .map_err(|_| {
+                "webrtcbin is missing (Debian package gstreamer1.0-plugins-bad, gstreamer1.0-nice)".to_string()
+            })?;
         if let Some(stun) = settings.stun_server.as_deref().filter(|s| !s.is_empty()) {
             webrtcbin.set_property("stun-server", stun);
         }
@@ -535,10 +629,11 @@ impl WhipServerSrc {
             ice.set_property("max-rtp-port", max);
         }
         if let Ok(ip) = settings.address.parse::<IpAddr>()
-            && !ip.is_unspecified() {
-                // ICE on the address HTTP listens on (libnice skips loopback unless told).
-                let _ = ice.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]);
-            }
+            && !ip.is_unspecified()
+        {
+            // ICE on the address HTTP listens on (libnice skips loopback unless told).
+            let _ = ice.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]);
+        }
         // Ask for retransmissions (answer with rtcp-fb nack) on every transceiver.
         webrtcbin.connect("on-new-transceiver", false, |values| {
             if let Ok(transceiver) = values[1].get::<gst_webrtc::WebRTCRTPTransceiver>() {
@@ -571,15 +666,33 @@ impl WhipServerSrc {
         let keyframes = Arc::new(AtomicU64::new(0));
         let element = self.obj().downgrade();
         let session_id = id.to_owned();
-        let (last, keys, plans, output) = (last_media_ms.clone(), keyframes.clone(), media.clone(), settings.output);
-        let used_names = Mutex::new(Vec::new());
+        let choice = settings.layer_choice();
+        let layered = media
+            .iter()
+            .enumerate()
+            .filter(|(_, plan)| plan.codec.is_some() && !plan.rids.is_empty())
+            .map(|(mline, plan)| {
+                let selector = LayerSelector::new(choice, plan.rids.clone(), LAYER_CHOICE_WINDOW);
+                (mline, Arc::new(LayeredSection { selector: Mutex::new(selector), chains: Mutex::default() }))
+            })
+            .collect();
+        let context = PadContext {
+            plans: media.clone(),
+            output: settings.output,
+            choice,
+            started,
+            last_media_ms: last_media_ms.clone(),
+            keyframes: keyframes.clone(),
+            used_names: Mutex::default(),
+            layered,
+        };
         webrtcbin.connect_pad_added(move |webrtcbin, pad| {
             if pad.direction() != gst::PadDirection::Src {
                 return;
             }
             let Some(element) = element.upgrade() else { return };
             let imp = element.imp();
-            if let Err(e) = imp.link_session_pad(webrtcbin, pad, &plans, output, started, &last, &keys, &used_names) {
+            if let Err(e) = imp.link_session_pad(webrtcbin, pad, &context) {
                 gst::element_imp_warning!(imp, gst::StreamError::Decode, ["Session {session_id}: {e}"]);
             }
         });
@@ -591,17 +704,17 @@ impl WhipServerSrc {
                 let failed = match pspec.name() {
                     "connection-state" => matches!(
                         value.get::<gst_webrtc::WebRTCPeerConnectionState>(),
-                        Ok(gst_webrtc::WebRTCPeerConnectionState::Failed | gst_webrtc::WebRTCPeerConnectionState::Closed)
+                        Ok(gst_webrtc::WebRTCPeerConnectionState::Failed
+                            | gst_webrtc::WebRTCPeerConnectionState::Closed)
                     ),
                     _ => matches!(
                         value.get::<gst_webrtc::WebRTCICEConnectionState>(),
                         Ok(gst_webrtc::WebRTCICEConnectionState::Failed | gst_webrtc::WebRTCICEConnectionState::Closed)
                     ),
                 };
-                if failed
-                    && let Some(element) = element.upgrade() {
-                        element.imp().end_session(&id, &format!("{} failed", pspec.name()));
-                    }
+                if failed && let Some(element) = element.upgrade() {
+                    element.imp().end_session(&id, &format!("{} failed", pspec.name()));
+                }
             });
         }
         self.obj().add(&bin).map_err(|e| e.to_string())?;
@@ -624,30 +737,30 @@ impl WhipServerSrc {
         })
     }
 
-    fn compose_answer(&self, webrtcbin: &gst::Element, candidates: &[LocalCandidate], settings: &Settings) -> Result<String, Rejection> {
+    fn compose_answer(
+        &self,
+        webrtcbin: &gst::Element,
+        candidates: &[LocalCandidate],
+        settings: &Settings,
+        offer: &Sdp,
+    ) -> Result<String, Rejection> {
         let local = webrtcbin
             .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
             .ok_or_else(|| Rejection::new(500, "webrtcbin produced no answer"))?;
         let text = local.sdp().as_text().map_err(|_| Rejection::new(500, "answer cannot be written"))?;
         let public = settings.public_addresses().map_err(|e| Rejection::new(500, e))?;
-        sdp::finish_answer(&text, candidates, &public, START_BITRATE_KBPS).map_err(|e| Rejection::new(500, e.to_string()))
+        let text = sdp::finish_answer(&text, candidates, &public, START_BITRATE_KBPS)
+            .map_err(|e| Rejection::new(500, e.to_string()))?;
+        sdp::accept_simulcast(&text, offer).map_err(|e| Rejection::new(500, e.to_string()))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn link_session_pad(
-        &self,
-        webrtcbin: &gst::Element,
-        pad: &gst::Pad,
-        plans: &[MediaPlan],
-        output: Output,
-        started: Instant,
-        last_media_ms: &Arc<AtomicU64>,
-        keyframes: &Arc<AtomicU64>,
-        used_names: &Mutex<Vec<String>>,
-    ) -> Result<(), String> {
+    fn link_session_pad(&self, webrtcbin: &gst::Element, pad: &gst::Pad, context: &PadContext) -> Result<(), String> {
         let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None))).ok_or("pad without caps")?;
         let s = caps.structure(0).ok_or("empty caps")?;
-        let encoding = s.get::<&str>("encoding-name").map_err(|_| format!("caps without encoding-name: {caps}"))?.to_ascii_uppercase();
+        let encoding = s
+            .get::<&str>("encoding-name")
+            .map_err(|_| format!("caps without encoding-name: {caps}"))?
+            .to_ascii_uppercase();
         let kind = match s.get::<&str>("media") {
             Ok("video") => MediaKind::Video,
             Ok("audio") => MediaKind::Audio,
@@ -657,21 +770,45 @@ impl WhipServerSrc {
             .property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver")
             .map(|t| t.mlineindex() as usize)
             .unwrap_or(0);
-        let first = pad_index(plans, mline, kind);
+        let first = pad_index(&context.plans, mline, kind, context.choice);
         let prefix = pad_prefix(kind);
-        // Two streams in one section (simulcast, a second SSRC) each get a pad of their own.
-        let name = {
-            let mut used = used_names.lock().unwrap();
-            let name = (first..).map(|i| format!("{prefix}_{i}")).find(|n| !used.contains(n)).unwrap();
-            used.push(name.clone());
-            name
+        // A simulcast layer: which pad it feeds, if any, is the selector's to say once the RID
+        // header extension of its packets told which layer it is.
+        let layered = context.layered.get(&mline).cloned();
+        let rid = Arc::new(OnceLock::<String>::new());
+        let name = match &layered {
+            Some(_) => {
+                let extension = context.plans.get(mline).and_then(|p| p.rid_extension).ok_or("no RID extension")?;
+                let rid = rid.clone();
+                pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                    if rid.get().is_none()
+                        && let Some(buffer) = info.buffer()
+                        && let Some(value) = rtp_stream_id(buffer, extension)
+                    {
+                        gst::info!(CAT, obj = pad, "RTP stream {value:?}");
+                        let _ = rid.set(value);
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+                format!("{prefix}_{first}")
+            }
+            // Two streams in one section (a second SSRC) each get a pad of their own.
+            None => {
+                let mut used = context.used_names.lock().unwrap();
+                let name = (first..).map(|i| format!("{prefix}_{i}")).find(|n| !used.contains(n)).unwrap();
+                used.push(name.clone());
+                name
+            }
         };
 
         let clock_rate = s.get::<i32>("clock-rate").map_err(|_| format!("caps without clock-rate: {caps}"))?;
         let timeline = Mutex::new(RtpTimeline::new(clock_rate as u32));
         pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             if let Some(buffer) = info.buffer_mut() {
-                let rtp = buffer.map_readable().ok().and_then(|m| m.get(4..8).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])));
+                let rtp = buffer
+                    .map_readable()
+                    .ok()
+                    .and_then(|m| m.get(4..8).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])));
                 if let (Some(rtp), Some(arrival)) = (rtp, buffer.pts()) {
                     let pts = gst::ClockTime::from_nseconds(timeline.lock().unwrap().pts(rtp, arrival.nseconds()));
                     gst::trace!(CAT, obj = pad, "rtp {rtp} arrival {arrival} pts {pts}");
@@ -685,7 +822,7 @@ impl WhipServerSrc {
 
         let bin = webrtcbin.parent().and_downcast::<gst::Bin>().ok_or("session bin gone")?;
         let mut elements = Vec::new();
-        for factory in chain_for(output, &encoding)? {
+        for factory in chain_for(context.output, &encoding)? {
             let mut builder = gst::ElementFactory::make(factory);
             if factory == "h264parse" || factory == "h265parse" {
                 builder = builder.property("config-interval", -1i32);
@@ -694,23 +831,57 @@ impl WhipServerSrc {
         }
         // An internal bridge: it must never hold the pipeline in preroll (async=false).
         let appsink = gst_app::AppSink::builder().sync(false).async_(false).build();
-        if output == Output::Encoded {
+        if context.output == Output::Encoded {
             // What containers take (mp4mux and matroskamux want avc/hvc1, not byte-stream).
             match encoding.as_str() {
-                "H264" => appsink.set_caps(Some(&gst::Caps::builder("video/x-h264").field("stream-format", "avc").field("alignment", "au").build())),
-                "H265" => appsink.set_caps(Some(&gst::Caps::builder("video/x-h265").field("stream-format", "hvc1").field("alignment", "au").build())),
+                "H264" => appsink.set_caps(Some(
+                    &gst::Caps::builder("video/x-h264").field("stream-format", "avc").field("alignment", "au").build(),
+                )),
+                "H265" => appsink.set_caps(Some(
+                    &gst::Caps::builder("video/x-h265").field("stream-format", "hvc1").field("alignment", "au").build(),
+                )),
                 _ => {}
             }
         }
         let upstream = appsink.static_pad("sink").unwrap();
-        let output_pad = self.output_pad(&name, kind)?;
-        *output_pad.upstream.lock().unwrap() = Some(upstream);
-        let appsrc = output_pad.appsrc.clone();
-        let ghost = output_pad.ghost.clone();
-        let warned_unlinked = std::sync::atomic::AtomicBool::new(false);
         let element = self.obj().downgrade();
-        let (last, keys) = (last_media_ms.clone(), keyframes.clone());
-        let count_keyframes = kind == MediaKind::Video && output != Output::Rtp;
+        let (started, last, keys) = (context.started, context.last_media_ms.clone(), context.keyframes.clone());
+        let count_keyframes = kind == MediaKind::Video && context.output != Output::Rtp;
+        let deliver: Box<dyn Fn(gst::Sample) + Send + Sync> = match layered {
+            None => {
+                let output_pad = self.output_pad(&name, kind)?;
+                *output_pad.upstream.lock().unwrap() = Some(upstream);
+                let element = element.clone();
+                Box::new(move |sample| output_pad.push(&sample, &element))
+            }
+            Some(section) => {
+                let element = element.clone();
+                let warned = AtomicBool::new(false);
+                Box::new(move |sample| {
+                    let Some(rid) = rid.get() else {
+                        if !warned.swap(true, Ordering::Relaxed)
+                            && let Some(element) = element.upgrade()
+                        {
+                            gst::warning!(
+                                CAT,
+                                obj = element,
+                                "A stream of a simulcast section without its rid: dropped"
+                            );
+                        }
+                        return;
+                    };
+                    {
+                        let mut chains = section.chains.lock().unwrap();
+                        if !chains.contains_key(rid) {
+                            chains.insert(rid.clone(), upstream.clone());
+                        }
+                    }
+                    if let Some(element) = element.upgrade() {
+                        element.imp().deliver_layer(&section, rid, sample, first, kind, started.elapsed());
+                    }
+                })
+            }
+        };
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
@@ -721,16 +892,8 @@ impl WhipServerSrc {
                     {
                         keys.fetch_add(1, Ordering::Relaxed);
                     }
-                    // A pad nobody linked must not stop the pipeline (not-linked): drop its data.
-                    if !ghost.is_linked() {
-                        if !warned_unlinked.swap(true, Ordering::Relaxed)
-                            && let Some(element) = element.upgrade() {
-                                gst::warning!(CAT, obj = element, "{} is not linked: its data is dropped", ghost.name());
-                            }
-                        return Ok(gst::FlowSuccess::Ok);
-                    }
                     // A full or flushing output must not stall the session's RTP thread.
-                    let _ = appsrc.push_sample(&sample);
+                    deliver(sample);
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
@@ -769,6 +932,54 @@ impl WhipServerSrc {
         }
         gst::info!(CAT, imp = self, "Session output {encoding} ({caps}) on {name}");
         Ok(())
+    }
+
+    /// A sample of simulcast layer `rid` (at `now` into the session): out on the pads the
+    /// section's selector says, each pad's key-frame requests sent to the layer it carries.
+    fn deliver_layer(
+        &self,
+        section: &LayeredSection,
+        rid: &str,
+        sample: gst::Sample,
+        first: usize,
+        kind: MediaKind,
+        now: Duration,
+    ) {
+        let pixels = sample.caps().and_then(|c| c.structure(0)).and_then(|s| {
+            let (w, h) = (s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?);
+            Some(u64::try_from(w).ok()? * u64::try_from(h).ok()?)
+        });
+        let info = ItemInfo { bytes: sample.buffer().map_or(0, |b| b.size()), pixels };
+        let (out, carried, newly_chosen) = {
+            let mut selector = section.selector.lock().unwrap();
+            let undecided = selector.chosen().is_none();
+            let out = selector.push(rid, sample, info, now);
+            let carried: Vec<Option<String>> =
+                (0..selector.outputs()).map(|k| selector.rid_of_output(k).map(str::to_owned)).collect();
+            let newly_chosen = selector.chosen().filter(|_| undecided).map(str::to_owned);
+            (out, carried, newly_chosen)
+        };
+        let element = self.obj().downgrade();
+        for (k, sample) in out {
+            let name = format!("{}_{}", pad_prefix(kind), first + k);
+            let Ok(pad) = self.output_pad(&name, kind) else { continue };
+            if let Some(rid) = &carried[k] {
+                let chain = section.chains.lock().unwrap().get(rid).cloned();
+                let mut upstream = pad.upstream.lock().unwrap();
+                if upstream.as_ref() != chain.as_ref() {
+                    *upstream = chain;
+                }
+            }
+            pad.push(&sample, &element);
+        }
+        if let Some(rid) = newly_chosen {
+            let name = format!("{}_{first}", pad_prefix(kind));
+            gst::info!(CAT, imp = self, "Simulcast: layer {rid:?} on {name}");
+            let obj = self.obj();
+            let s =
+                gst::Structure::builder("whipserversrc-layer-chosen").field("pad", &name).field("rid", &rid).build();
+            let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+        }
     }
 
     /// The element's persistent pad `name` (created on first use).
@@ -835,7 +1046,7 @@ impl WhipServerSrc {
         let _ = appsrc.sync_state_with_parent();
         ghost.set_active(true).map_err(|e| e.to_string())?;
         obj.add_pad(&ghost).map_err(|e| e.to_string())?;
-        let out = OutputPad { appsrc, ghost, upstream };
+        let out = OutputPad { appsrc, ghost, upstream, warned_unlinked: Arc::default() };
         state.outputs.insert(name.to_owned(), out.clone());
         Ok(out)
     }
@@ -847,24 +1058,31 @@ impl WhipServerSrc {
     }
 
     /// Emitted before the answer leaves, so before any media: a handler can prepare for the
-    /// pads named in `streams` (e.g. `video_0` = `AV1`).
+    /// pads named in `streams` (e.g. `video_0` = `AV1`); `layers` says which simulcast layer
+    /// each pad fed by simulcast carries.
     fn announce_session_started(&self, id: &str) {
-        let (remote, user_agent, streams) = {
+        let choice = self.settings.lock().unwrap().layer_choice();
+        let (remote, user_agent, (streams, layers)) = {
             let mut state = self.state.lock().unwrap();
             state.sessions_started += 1;
             match state.session.as_ref().filter(|s| s.id == id) {
-                Some(s) => (s.peer.address.to_string(), s.peer.user_agent.clone().unwrap_or_default(), stream_codecs(&s.media)),
+                Some(s) => (
+                    s.peer.address.to_string(),
+                    s.peer.user_agent.clone().unwrap_or_default(),
+                    stream_codecs(&s.media, choice),
+                ),
                 None => return,
             }
         };
-        gst::info!(CAT, imp = self, "Session {id} started: {remote} ({user_agent}), {streams}");
+        gst::info!(CAT, imp = self, "Session {id} started: {remote} ({user_agent}), {streams}, {layers}");
         let obj = self.obj();
-        obj.emit_by_name::<()>("session-started", &[&id, &remote, &user_agent, &streams]);
+        obj.emit_by_name::<()>("session-started", &[&id, &remote, &user_agent, &streams, &layers]);
         let s = gst::Structure::builder("whipserversrc-session-started")
             .field("id", id)
             .field("remote-address", &remote)
             .field("user-agent", &user_agent)
             .field("streams", &streams)
+            .field("layers", &layers)
             .build();
         let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
     }
@@ -887,7 +1105,11 @@ impl WhipServerSrc {
         let _one_at_a_time = patching.lock().unwrap();
         let (webrtcbin, etag, media, remote_ufrag) = {
             let state = self.state.lock().unwrap();
-            let session = state.session.as_ref().filter(|s| s.id == resource).ok_or_else(|| Rejection::new(404, "no such session"))?;
+            let session = state
+                .session
+                .as_ref()
+                .filter(|s| s.id == resource)
+                .ok_or_else(|| Rejection::new(404, "no such session"))?;
             (session.webrtcbin.clone(), session.etag.clone(), session.media.clone(), session.remote_ufrag.clone())
         };
         let frag = sdp::parse_sdpfrag(sdpfrag).map_err(|e| Rejection::new(400, e.to_string()))?;
@@ -904,10 +1126,9 @@ impl WhipServerSrc {
             return self.restart_ice(resource, &webrtcbin, &frag);
         }
         for (mid, candidate) in &frag.candidates {
-            let mline = mid
-                .as_deref()
-                .and_then(|mid| media.iter().position(|m| m.mid.as_deref() == Some(mid)))
-                .unwrap_or(0) as u32;
+            let mline =
+                mid.as_deref().and_then(|mid| media.iter().position(|m| m.mid.as_deref() == Some(mid))).unwrap_or(0)
+                    as u32;
             webrtcbin.emit_by_name::<()>("add-ice-candidate", &[&mline, &format!("candidate:{candidate}")]);
         }
         Ok(Patched::Trickle)
@@ -1121,7 +1342,10 @@ impl WhipServerSrc {
         settings.public_addresses().map_err(settings_error)?;
         settings.port_range().map_err(settings_error)?;
         if whip::parse_path(&format!("/whip/{}", settings.stream)).is_none() {
-            return Err(settings_error(format!("stream {:?} must be letters, digits, '-', '_' or '.'", settings.stream)));
+            return Err(settings_error(format!(
+                "stream {:?} must be letters, digits, '-', '_' or '.'",
+                settings.stream
+            )));
         }
         if settings.token.as_deref().is_none_or(str::is_empty) {
             gst::warning!(CAT, imp = self, "No token set: any publisher is accepted on /whip/{}", settings.stream);
@@ -1129,7 +1353,13 @@ impl WhipServerSrc {
         let handle = Arc::new(Handle(self.obj().downgrade()));
         let registration = server::register(address, tls, &settings.stream, handle)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?;
-        gst::info!(CAT, imp = self, "Serving WHIP on {}://{address}/whip/{}", if settings.tls_certificate.is_some() { "https" } else { "http" }, settings.stream);
+        gst::info!(
+            CAT,
+            imp = self,
+            "Serving WHIP on {}://{address}/whip/{}",
+            if settings.tls_certificate.is_some() { "https" } else { "http" },
+            settings.stream
+        );
         let element = self.obj().downgrade();
         let watchdog = RUNTIME.spawn(async move {
             let mut ticks = tokio::time::interval(Duration::from_secs(1));
@@ -1192,9 +1422,13 @@ fn wait_promise(
     }
 }
 
-fn promise_reply(reply: Result<Option<&gst::StructureRef>, gst::PromiseError>) -> Result<Option<&gst::StructureRef>, String> {
+fn promise_reply(
+    reply: Result<Option<&gst::StructureRef>, gst::PromiseError>,
+) -> Result<Option<&gst::StructureRef>, String> {
     match reply {
-        Ok(Some(s)) if s.has_field("error") => Err(s.get::<glib::Error>("error").map(|e| e.to_string()).unwrap_or_else(|_| s.to_string())),
+        Ok(Some(s)) if s.has_field("error") => {
+            Err(s.get::<glib::Error>("error").map(|e| e.to_string()).unwrap_or_else(|_| s.to_string()))
+        }
         Ok(s) => Ok(s),
         Err(e) => Err(format!("{e:?}")),
     }
@@ -1216,9 +1450,11 @@ impl ObjectImpl for WhipServerSrc {
                 glib::ParamSpecString::builder("public-address").nick("Public address").blurb("Comma-separated IP addresses announced as extra host candidates (a server behind NAT with forwarded UDP ports)").mutable_ready().build(),
                 glib::ParamSpecString::builder("port-range").nick("Port range").blurb("UDP ports for ICE as MIN-MAX (e.g. 40000-40100); empty: any").mutable_ready().build(),
                 glib::ParamSpecUInt::builder("latency").nick("Latency").blurb("Jitter buffer latency in ms").default_value(d.latency).mutable_ready().build(),
-                glib::ParamSpecString::builder("video-codecs").nick("Video codecs").blurb("Video codecs accepted, most preferred first").default_value(Some(d.video_codecs.as_str())).mutable_ready().build(),
+                glib::ParamSpecString::builder("video-codecs").nick("Video codecs").blurb("Video codecs accepted, most preferred first (see codec-order)").default_value(Some(d.video_codecs.as_str())).mutable_ready().build(),
                 glib::ParamSpecString::builder("audio-codecs").nick("Audio codecs").blurb("Audio codecs accepted, most preferred first").default_value(Some(d.audio_codecs.as_str())).mutable_ready().build(),
                 glib::ParamSpecEnum::builder_with_default("output", d.output).nick("Output").blurb("What the pads carry").mutable_ready().build(),
+                glib::ParamSpecEnum::builder_with_default("simulcast", d.simulcast).nick("Simulcast").blurb("A publisher sending simulcast layers (OBS 32.1+, browsers): which layer(s) leave on the pads; with all, video_<n> carries the n-th layer of the offer's a=simulcast list (session-started's layers names each pad's rid)").mutable_ready().build(),
+                glib::ParamSpecEnum::builder_with_default("codec-order", d.codec_order).nick("Codec order").blurb("Whose order picks the codec of a media section among those video-codecs/audio-codecs take: the publisher's offer (it knows its encoders) or ours").mutable_ready().build(),
                 glib::ParamSpecEnum::builder_with_default("on-disconnect", d.on_disconnect).nick("On disconnect").blurb("When the publisher leaves: push EOS, or wait for the next publisher").mutable_ready().build(),
                 glib::ParamSpecBoolean::builder("publish-page").nick("Publish page").blurb("Serve a browser publish page at / (camera, codec, stream and token; it POSTs to /whip/<stream>)").default_value(d.publish_page).mutable_ready().build(),
                 glib::ParamSpecBoolean::builder("replace-publisher").nick("Replace publisher").blurb("A new POST to a busy stream replaces the running session (as OBS reconnects); false: 409").default_value(d.replace_publisher).mutable_ready().build(),
@@ -1233,11 +1469,23 @@ impl ObjectImpl for WhipServerSrc {
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
             vec![
+                // id, remote address, user agent, streams (pad -> codec), layers (pad -> rid).
                 glib::subclass::Signal::builder("session-started")
-                    .param_types([String::static_type(), String::static_type(), String::static_type(), gst::Structure::static_type()])
+                    .param_types([
+                        String::static_type(),
+                        String::static_type(),
+                        String::static_type(),
+                        gst::Structure::static_type(),
+                        gst::Structure::static_type(),
+                    ])
                     .build(),
                 glib::subclass::Signal::builder("session-ended")
-                    .param_types([String::static_type(), String::static_type(), String::static_type(), String::static_type()])
+                    .param_types([
+                        String::static_type(),
+                        String::static_type(),
+                        String::static_type(),
+                        String::static_type(),
+                    ])
                     .build(),
             ]
         });
@@ -1262,6 +1510,8 @@ impl ObjectImpl for WhipServerSrc {
             "video-codecs" => s.video_codecs = string().unwrap_or_default(),
             "audio-codecs" => s.audio_codecs = string().unwrap_or_default(),
             "output" => s.output = value.get().unwrap(),
+            "simulcast" => s.simulcast = value.get().unwrap(),
+            "codec-order" => s.codec_order = value.get().unwrap(),
             "on-disconnect" => s.on_disconnect = value.get().unwrap(),
             "replace-publisher" => s.replace_publisher = value.get().unwrap(),
             "publish-page" => s.publish_page = value.get().unwrap(),
@@ -1291,6 +1541,8 @@ impl ObjectImpl for WhipServerSrc {
             "video-codecs" => s.video_codecs.to_value(),
             "audio-codecs" => s.audio_codecs.to_value(),
             "output" => s.output.to_value(),
+            "simulcast" => s.simulcast.to_value(),
+            "codec-order" => s.codec_order.to_value(),
             "on-disconnect" => s.on_disconnect.to_value(),
             "replace-publisher" => s.replace_publisher.to_value(),
             "publish-page" => s.publish_page.to_value(),
@@ -1322,7 +1574,15 @@ impl ElementImpl for WhipServerSrc {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             ["video_%u", "audio_%u"]
                 .into_iter()
-                .map(|name| gst::PadTemplate::new(name, gst::PadDirection::Src, gst::PadPresence::Sometimes, &gst::Caps::new_any()).unwrap())
+                .map(|name| {
+                    gst::PadTemplate::new(
+                        name,
+                        gst::PadDirection::Src,
+                        gst::PadPresence::Sometimes,
+                        &gst::Caps::new_any(),
+                    )
+                    .unwrap()
+                })
                 .collect()
         });
         TEMPLATES.as_ref()
@@ -1344,10 +1604,11 @@ impl ElementImpl for WhipServerSrc {
 
     fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::ReadyToPaused
-            && let Err(message) = self.start() {
-                self.post_error_message(message);
-                return Err(gst::StateChangeError);
-            }
+            && let Err(message) = self.start()
+        {
+            self.post_error_message(message);
+            return Err(gst::StateChangeError);
+        }
         let result = self.parent_change_state(transition);
         if transition == gst::StateChange::PausedToReady {
             self.stop();

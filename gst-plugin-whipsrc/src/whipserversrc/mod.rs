@@ -36,6 +36,38 @@ pub enum OnDisconnect {
     Wait,
 }
 
+/// Which simulcast layer(s) a publisher sending several leaves on the pads.
+#[derive(Debug, Default, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstWhipServerSrcSimulcast")]
+pub enum Simulcast {
+    #[default]
+    #[enum_value(
+        name = "The layer with the most pixels, on one pad (bytes sent where sizes are unknown: output=rtp)",
+        nick = "best"
+    )]
+    Best,
+    #[enum_value(name = "The layer with the fewest pixels, on one pad", nick = "lowest")]
+    Lowest,
+    #[enum_value(name = "Every layer on a pad of its own, in the order of the offer's a=simulcast list", nick = "all")]
+    All,
+}
+
+/// Whose order picks the codec among those both sides have.
+#[derive(Debug, Default, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstWhipServerSrcCodecOrder")]
+pub enum CodecOrder {
+    #[default]
+    #[enum_value(
+        name = "The publisher's: the first codec of its offer that video-codecs/audio-codecs list",
+        nick = "offer"
+    )]
+    Offer,
+    #[enum_value(name = "Ours: the first of video-codecs/audio-codecs that the offer has", nick = "server")]
+    Server,
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(Some(plugin), "whipserversrc", gst::Rank::NONE, WhipServerSrc::static_type())
 }

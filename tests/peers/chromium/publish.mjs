@@ -4,6 +4,7 @@
 //   node publish.mjs --url http://127.0.0.1:PORT/whip/STREAM --codec AV1|H264|VP8|VP9 \
 //        --seconds N [--token T] [--audio] [--fps 30] [--timeout S] [--chromium PATH]
 //        [--ice-restart-at S]   (restartIce() S seconds into publishing: PATCH, RFC 9725 4.4.2)
+//        [--simulcast N]        (N layers: rids f, h, q at full, half and quarter size)
 //   node publish.mjs --page-url URL --codec C --seconds N [--token T] [--stream S] [--audio]
 //        (open a whipserversrc publish page and use its form as a person would)
 //
@@ -22,7 +23,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 function usage(msg) {
   if (msg) console.error('error: ' + msg);
-  console.error('usage: node publish.mjs --url URL --codec AV1|H264|VP8|VP9 --seconds N [--token T] [--audio] [--fps F] [--timeout S] [--ice-restart-at S]');
+  console.error('usage: node publish.mjs --url URL --codec AV1|H264|VP8|VP9 --seconds N [--token T] [--audio] [--fps F] [--timeout S] [--ice-restart-at S] [--simulcast N]');
   console.error('       node publish.mjs --page-url URL --codec C --seconds N [--token T] [--stream S] [--audio]');
   process.stdout.write(JSON.stringify({ ok: false, error: 'usage: ' + (msg || '') }) + '\n');
   process.exit(2);
@@ -43,6 +44,7 @@ function parseArgs(argv) {
       case '--audio': o.audio = true; break;
       case '--fps': o.fps = Number(val()); break;
       case '--ice-restart-at': o.iceRestartAt = Number(val()); break;
+      case '--simulcast': o.simulcast = Number(val()); break;
       case '--timeout': o.timeout = Number(val()); break;
       case '--chromium': o.chromium = val(); break;
       case '-h': case '--help': usage();
@@ -53,6 +55,7 @@ function parseArgs(argv) {
   if (!['AV1', 'H264', 'VP8', 'VP9'].includes(o.codec)) usage('bad --codec ' + o.codec);
   if (!(o.seconds >= 0)) usage('bad --seconds');
   if (!(o.fps > 0)) usage('bad --fps');
+  if (o.simulcast !== undefined && ![1, 2, 3].includes(o.simulcast)) usage('--simulcast takes 1 to 3 layers');
   if (o.iceRestartAt !== undefined && !(o.iceRestartAt > 0 && o.iceRestartAt < o.seconds)) usage('--ice-restart-at must be within --seconds');
   if (!o.timeout) o.timeout = o.seconds + 60;
   return o;
@@ -160,6 +163,7 @@ async function main() {
   const result = await page.evaluate(o => window.whipPublish(o), {
     url: opts.url, codec: opts.codec, seconds: opts.seconds, token: opts.token || null,
     audio: opts.audio, fps: opts.fps, width: 1280, height: 720, iceRestartAt: opts.iceRestartAt || 0,
+    simulcast: opts.simulcast || 1,
   });
   // Put the summary fields first in the JSON line.
   const { ok, codec, framesSent, framesEncoded, packetsSent, bytesSent, keyFramesEncoded, audioPacketsSent,

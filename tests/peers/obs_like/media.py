@@ -52,14 +52,40 @@ FILES = {"H264": "clip-{pattern}.h264", "AV1": "clip-{pattern}.obu", "OPUS": "cl
          "AV1-2500k": "clip-{pattern}-720p-2500k.obu"}
 
 
-def ensure(kind: str, media_dir: str, log, pattern: str = "bars") -> str:
-    """Path of the cached encoded clip for kind (H264, AV1, OPUS); encode it if missing."""
+# A simulcast layer's clip (H264 or AV1) at its own size and bitrate, LAYER_SECONDS long (one
+# GOP less than the other clips: three of them are encoded per codec).
+LAYER_SECONDS = 4
+LAYER_PIPELINES = {
+    "H264": (
+        "{src} num-buffers={frames} ! video/x-raw,format=I420,width={width},height={height},framerate=%d/1 ! "
+        "x264enc tune=zerolatency speed-preset=veryfast key-int-max=%d bframes=0 aud=true "
+        "option-string=scenecut=0 bitrate={kbps} ! h264parse config-interval=-1 ! "
+        "video/x-h264,stream-format=byte-stream,alignment=au,profile=constrained-baseline ! "
+        "filesink location={out}") % (FPS, KEYINT),
+    "AV1": (
+        "{src} num-buffers={frames} ! video/x-raw,format=I420,width={width},height={height},framerate=%d/1 ! "
+        "av1enc min-quantizer=30 max-quantizer=50 cpu-used=8 usage-profile=realtime threads=2 "
+        "keyframe-max-dist=%d ! av1parse ! video/x-av1,stream-format=obu-stream,alignment=tu ! "
+        "filesink location={out}") % (FPS, KEYINT),
+}
+
+
+def ensure(kind: str, media_dir: str, log, pattern: str = "bars", layer=None) -> str:
+    """Path of the cached encoded clip for kind (H264, AV1, OPUS); encode it if missing.
+    layer=(width, height, kbps): a simulcast layer's clip of that size (H264, AV1)."""
     os.makedirs(media_dir, exist_ok=True)
-    out = os.path.join(media_dir, FILES[kind].format(pattern=pattern))
+    if layer:
+        width, height, kbps = layer
+        name = f"layer-{pattern}-{width}x{height}-{kbps}k.{'h264' if kind == 'H264' else 'obu'}"
+        template = LAYER_PIPELINES[kind].replace("{frames}", str(FPS * LAYER_SECONDS)).replace(
+            "{width}", str(width)).replace("{height}", str(height)).replace("{kbps}", str(kbps))
+    else:
+        name, template = FILES[kind].format(pattern=pattern), PIPELINES[kind]
+    out = os.path.join(media_dir, name)
     if os.path.exists(out) and os.path.getsize(out) > 0:
         return out
     tmp = f"{out}.{os.getpid()}.tmp"  # parallel publishers may encode at once
-    pipeline = PIPELINES[kind].format(out=tmp, src=PATTERNS[pattern])
+    pipeline = template.format(out=tmp, src=PATTERNS[pattern])
     log(f"encoding {kind} clip: gst-launch-1.0 -q {pipeline}")
     gst = shutil.which("gst-launch-1.0") or "gst-launch-1.0"
     subprocess.run([gst, "-q"] + pipeline.split(), check=True, timeout=300,

@@ -2,7 +2,8 @@
 """An OBS-like WHIP publisher built on libdatachannel (PyPI libdatachannel-py).
 
     .venv/bin/python publish.py --url http://127.0.0.1:PORT/whip/STREAM --codec AV1|H264 \
-        --seconds N [--token T] [--audio] [--timeout S] [--media-dir DIR] [--start-at-keyframe]
+        --seconds N [--token T] [--audio] [--timeout S] [--media-dir DIR] [--start-at-keyframe] \
+        [--layers N [--size WxH] [--kbps K] [--layer-order 2,1,0]]
 
 Mirrors OBS Studio's obs-webrtc WHIP output (whip-output.cpp, OBS 30.2+):
   * libdatachannel PeerConnection with automatic ICE gathering disabled;
@@ -16,6 +17,13 @@ Mirrors OBS Studio's obs-webrtc WHIP output (whip-output.cpp, OBS 30.2+):
   * frames "encoded" before the connection is up are dropped, so the stream
     usually starts mid-GOP like OBS's (use --start-at-keyframe to avoid that);
   * DELETE the resource (with the token) at the end.
+With --layers N (2-4), OBS 32.1+'s simulcast (INTEROP.md "OBS simulcast"): layer i of N is
+(W/N*(N-i)) x (H/N*(N-i)) (even) at K - i*(K/N) kbps, rid "i", SSRC base + 1 + i; the offer
+has a=rid:i send and a=simulcast:send 0;1;...; and no video a=ssrc (libdatachannel leaves it
+out); one packetizer, SR reporter and NACK responder for all layers (a NACK is answered by
+sequence number only), every layer starting at sequence number 0 and RTP time 0. The answer
+is checked as OBS does: the first a=simulcast line must list N layers, or the publisher gives
+up without DELETE. --layer-order sends each frame's layers in that order.
 Prints ONE JSON line on stdout; logs to stderr; exit 0 only when ok.
 """
 import argparse
@@ -108,6 +116,31 @@ def obs_shape(sdp: str) -> str:
     return "\r\n".join(out) + "\r\n"
 
 
+def simulcast_layers(count, size, kbps):
+    """[(width, height, kbps)] of OBS's layers (WHIPSimulcastEncoders): none for one layer."""
+    if count <= 1:
+        return []
+    width, height = (int(v) for v in size.lower().split("x"))
+    out = []
+    for i in range(count):
+        w, h = width // count * (count - i), height // count * (count - i)
+        out.append((w - w % 2, h - h % 2, kbps - i * (kbps // count)))
+    out[0] = (width, height, kbps)
+    return out
+
+
+def obs_simulcast_layers_in_answer(answer: str) -> int:
+    """OBS's check of the answer: the first a=simulcast line anywhere, 1 + its count of ';'
+    up to the next CRLF; no such line (or no CRLF after it): 0."""
+    at = answer.find("a=simulcast")
+    if at < 0:
+        return 0
+    end = answer.find("\r\n", at)
+    if end < 0:
+        return 0
+    return 1 + answer[at:end].count(";")
+
+
 class NoRedirectKeepAuth(urllib.request.HTTPRedirectHandler):
     """Follow 307/308 keeping the method, body and Authorization (as OBS/libcurl does)."""
 
@@ -153,6 +186,12 @@ def main():
     ap.add_argument("--linger", type=float, default=0,
                     help="ms to wait after the last frame before DELETE (OBS: 0)")
     ap.add_argument("--dump-offer", help="write the POSTed offer to this file")
+    ap.add_argument("--layers", type=int, default=1, choices=[1, 2, 3, 4], help="simulcast layers (OBS 32.1+)")
+    ap.add_argument("--size", default="1280x720", help="size of layer 0 with --layers")
+    ap.add_argument("--kbps", type=int, default=2500, help="bitrate of layer 0 with --layers")
+    ap.add_argument("--layer-order", help="order in which each frame's layers are sent, e.g. 2,1,0")
+    ap.add_argument("--no-rid-extension", action="store_true",
+                    help="offer no RID header extension (not OBS: a server then cannot tell the layers apart)")
     args = ap.parse_args()
     watchdog(args.timeout or args.seconds + 45)
 
@@ -163,10 +202,17 @@ def main():
     pc = None
     try:
         # Encoded media first (cached): the "encoder" output.
-        if args.codec == "H264":
-            frames = media.h264_access_units(media.ensure("H264", args.media_dir, log, args.pattern))
+        split = media.h264_access_units if args.codec == "H264" else media.av1_temporal_units
+        layers = simulcast_layers(args.layers, args.size, args.kbps)
+        if layers:
+            layer_frames = [split(media.ensure(args.codec, args.media_dir, log, args.pattern, layer))
+                            for layer in layers]
+            frames = layer_frames[0]
+            res["layers"] = [{"rid": str(i), "width": w, "height": h, "kbps": k} for i, (w, h, k) in enumerate(layers)]
         else:
-            frames = media.av1_temporal_units(media.ensure("AV1", args.media_dir, log, args.pattern))
+            frames = split(media.ensure(args.codec, args.media_dir, log, args.pattern))
+            layer_frames = [frames]
+        order = [int(i) for i in args.layer_order.split(",")] if args.layer_order else list(range(len(layer_frames)))
         opus = media.opus_packets(media.ensure("OPUS", args.media_dir, log)) if args.audio else []
         log(f"{len(frames)} {args.codec} frames, {len(opus)} opus packets in the clip")
 
@@ -214,12 +260,19 @@ def main():
         else:
             v.add_av1_codec(VIDEO_PT)
         v.add_ext_map(rtc.Description.Entry.ExtMap(MID_EXT_ID, "urn:ietf:params:rtp-hdrext:sdes:mid"))
-        v.add_ext_map(rtc.Description.Entry.ExtMap(RID_EXT_ID, "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"))
+        if not args.no_rid_extension:
+            v.add_ext_map(rtc.Description.Entry.ExtMap(RID_EXT_ID, "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"))
+        for i in range(len(layers)):
+            v.add_rid(str(i))
         v.add_ssrc(base_ssrc + 1, cname, msid, msid + "-video")
         video_track = pc.add_track(v)
         vcfg = rtc.RtpPacketizationConfig(base_ssrc + 1, cname, VIDEO_PT, 90000)
         vcfg.mid_id, vcfg.mid = MID_EXT_ID, VIDEO_MID
         vcfg.rid_id, vcfg.rid = RID_EXT_ID, "0"
+        # Per layer: (ssrc, next sequence number), swapped into the one shared config per frame.
+        layer_state = [[base_ssrc + 1 + i, 0] for i in range(len(layer_frames))]
+        if layers:
+            vcfg.start_timestamp = vcfg.timestamp = 0
         if args.codec == "H264":
             vpack = rtc.H264RtpPacketizer(rtc.NalUnit.Separator.StartSequence, vcfg, MAX_VIDEO_FRAGMENT_SIZE)
         else:
@@ -258,6 +311,13 @@ def main():
             res["link"] = hl["link"]
         answer = body.decode()
         log("answer:\n" + answer)
+        if layers:
+            accepted = obs_simulcast_layers_in_answer(answer)
+            res["layersAccepted"] = accepted
+            if accepted != len(layers):
+                # OBS: "WHIP server only accepted N simulcast layers"; it closes without DELETE.
+                res["resource"] = None
+                raise RuntimeError(f"WHIP server only accepted {accepted} simulcast layers")
         res["answerCandidates"] = len(re.findall(r"^a=candidate:", answer, re.M))
         pc.set_remote_description(rtc.Description(answer, "answer"))
         pc.gather_local_candidates()
@@ -307,7 +367,13 @@ def main():
                 if first:
                     res["firstFrameKeyframe"] = key
                     first = False
-                video_track.send_frame(data, rtc.FrameInfo(datetime.timedelta(seconds=vi / media.FPS)))
+                for i in order:
+                    state = layer_state[i]
+                    if layers:
+                        vcfg.ssrc, vcfg.rid, vcfg.sequence_number = state[0], str(i), state[1]
+                    layer_data = layer_frames[i][vi % len(layer_frames[i])][0]
+                    video_track.send_frame(layer_data, rtc.FrameInfo(datetime.timedelta(seconds=vi / media.FPS)))
+                    state[1] = vcfg.sequence_number
                 res["framesSent"] += 1
                 res["frameTimesMs"].append(round(time.monotonic() * 1000, 1))
                 res["videoBytesSent"] += len(data)
