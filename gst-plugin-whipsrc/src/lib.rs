@@ -2,8 +2,9 @@
 //! element, built on webrtcbin; `rtpframegate`, which passes only decodable video frames after a loss;
 //! and `fragmentsync`, which keeps recordings whole on disk through a crash.
 //!
-//! The WHIP HTTP rules ([`whip`]) and SDP decisions ([`sdp`]) are sans-IO; [`server`] runs them
-//! on a shared HTTP(S) server; the element shell turns sessions into webrtcbins and pads.
+//! The WHIP HTTP rules ([`whip`]), SDP decisions ([`sdp`]), who publishes and when a session ends
+//! ([`session`]) and which simulcast layer leaves where ([`simulcast`]) are sans-IO; [`server`]
+//! runs them on a shared HTTP(S) server; the element shell turns sessions into webrtcbins and pads.
 
 use gst::glib;
 
@@ -14,6 +15,7 @@ mod rtpframegate;
 pub mod rtptime;
 pub mod sdp;
 pub mod server;
+pub mod session;
 pub mod simulcast;
 pub mod whip;
 mod whipserversrc;

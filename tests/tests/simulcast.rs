@@ -39,9 +39,12 @@ fn serve(name: &str, simulcast: &str, pads: usize) -> Server {
     let pipeline = gst::parse::launch(&launch).unwrap().downcast::<gst::Pipeline>().unwrap();
     let layers = Arc::new(Mutex::new(None));
     let seen = layers.clone();
-    pipeline.by_name("w").unwrap().connect("session-started", false, move |values| {
-        *seen.lock().unwrap() = values.get(5).and_then(|v| v.get::<gst::Structure>().ok()).map(|s| s.to_string());
-        None
+    // The element message's `layers`: which simulcast layer each pad carries.
+    pipeline.bus().unwrap().set_sync_handler(move |_, message| {
+        if let Some(s) = message.structure().filter(|s| s.name() == "whipserversrc-session-started") {
+            *seen.lock().unwrap() = s.get::<gst::Structure>("layers").ok().map(|l| l.to_string());
+        }
+        gst::BusSyncReply::Pass
     });
     pipeline.set_state(gst::State::Playing).unwrap();
     Server { pipeline, port, files, layers }

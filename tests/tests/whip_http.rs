@@ -351,3 +351,54 @@ fn a_simulcast_offer_gets_every_layer_accepted_as_obs_checks_it() {
     assert!(video.contains("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"), "RID extension kept:\n{}", r.body);
     assert!(video.contains("urn:ietf:params:rtp-hdrext:sdes:mid"), "MID extension kept:\n{}", r.body);
 }
+
+/// The session bins inside the (first) whipserversrc of a pipeline.
+fn session_bins(server: &Server) -> Vec<String> {
+    let src = server
+        .pipeline
+        .children()
+        .into_iter()
+        .find(|e| e.factory().is_some_and(|f| f.name() == "whipserversrc"))
+        .and_downcast::<gst::Bin>()
+        .unwrap();
+    src.children().iter().map(|e| e.name().to_string()).filter(|n| n.starts_with("session-")).collect()
+}
+
+#[test]
+fn concurrent_posts_leave_one_session_and_nothing_nobody_owns() {
+    // Eight publishers POST at once: each replaces the one before, some while that one's
+    // webrtcbin is still being made. In the end one session is live, every other one is gone.
+    let server = serve(&["live"], &[]);
+    let port = server.port;
+    let posts: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                http(port, "POST", "/whip/live", &[("Content-Type", "application/sdp")], OBS_OFFER.as_bytes())
+            })
+        })
+        .collect();
+    let responses: Vec<HttpResponse> = posts.into_iter().map(|p| p.join().unwrap()).collect();
+    for r in &responses {
+        // 409: replaced by a newer POST before its answer was ready.
+        assert!(r.status == 201 || r.status == 409, "{r:?}");
+    }
+    let created: Vec<String> =
+        responses.iter().filter(|r| r.status == 201).map(|r| r.header("location").unwrap().to_owned()).collect();
+    assert!(!created.is_empty());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while session_bins(&server).len() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(session_bins(&server).len(), 1, "{:?}", session_bins(&server));
+    // Exactly one of the resources handed out is live; the others are 404.
+    let deleted: Vec<u16> = created.iter().map(|l| http(port, "DELETE", l, &[], b"").status).collect();
+    assert_eq!(deleted.iter().filter(|&&s| s == 200).count(), 1, "{deleted:?}");
+    assert!(deleted.iter().all(|&s| s == 200 || s == 404), "{deleted:?}");
+    while !session_bins(&server).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(session_bins(&server).is_empty(), "{:?}", session_bins(&server));
+    let src = server.pipeline.children().into_iter().find(|e| e.factory().is_some_and(|f| f.name() == "whipserversrc"));
+    let stats = src.unwrap().property::<gst::Structure>("stats");
+    assert_eq!((stats.get::<u64>("sessions-started"), stats.get::<u64>("sessions-ended")), (Ok(8), Ok(8)));
+}

@@ -13,6 +13,7 @@ use super::{CodecOrder, OnDisconnect, Output, Simulcast};
 use crate::rtptime::RtpTimeline;
 use crate::sdp::{self, CodecPreferences, IceCredentials, LocalCandidate, MediaKind, MediaPlan, OfferError, Sdp};
 use crate::server::{self, Created, Endpoint, Patched, Peer, RUNTIME, Registration, TlsFiles};
+use crate::session::{Ending, PatchAction, Policy, Sessions};
 use crate::simulcast::{Choice, ItemInfo, LayerSelector};
 use crate::whip::{self, Rejection, StreamAuth};
 
@@ -99,6 +100,14 @@ impl Settings {
             CodecOrder::Server => sdp::CodecOrder::Server,
         };
         CodecPreferences { video: codec_list(&self.video_codecs), audio: codec_list(&self.audio_codecs), order }
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            replace_publisher: self.replace_publisher,
+            timeout: (self.timeout > 0).then(|| Duration::from_secs(u64::from(self.timeout))),
+            end_stream_with_session: self.on_disconnect == OnDisconnect::Eos,
+        }
     }
 
     fn layer_choice(&self) -> Choice {
@@ -215,14 +224,11 @@ struct Session {
     bin: gst::Bin,
     webrtcbin: gst::Element,
     peer: Peer,
-    etag: String,
     /// The offer as webrtcbin took it, for ICE restarts.
     offer: Sdp,
     /// The answer the publisher got (our candidates), once sent.
     answer: Arc<Mutex<Option<Sdp>>>,
     media: Vec<MediaPlan>,
-    /// The publisher's ICE username fragment, to tell trickle from restart in a PATCH.
-    remote_ufrag: Option<String>,
     /// Held by the PATCH being handled: an ICE restart changes the ETag and the credentials the
     /// next PATCH is checked against.
     patching: Arc<Mutex<()>>,
@@ -237,18 +243,19 @@ struct Session {
 #[derive(Default)]
 struct State {
     registration: Option<Registration>,
+    /// Who publishes, decided (session.rs).
+    sessions: Sessions,
+    /// The GStreamer side of the current session, once built.
     session: Option<Session>,
     outputs: HashMap<String, OutputPad>,
-    /// EOS was pushed: the stream is over.
-    ended: bool,
-    sessions_started: u64,
-    sessions_ended: u64,
     watchdog: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub struct WhipServerSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    /// Time zero of the session logic's clock.
+    epoch: Instant,
 }
 
 #[glib::object_subclass]
@@ -258,7 +265,7 @@ impl ObjectSubclass for WhipServerSrc {
     type ParentType = gst::Bin;
 
     fn new() -> Self {
-        Self { settings: Mutex::new(Settings::default()), state: Mutex::new(State::default()) }
+        Self { settings: Mutex::new(Settings::default()), state: Mutex::new(State::default()), epoch: Instant::now() }
     }
 }
 
@@ -285,7 +292,7 @@ impl Endpoint for Handle {
     }
 
     fn sessions(&self) -> usize {
-        self.with(|imp| usize::from(imp.state.lock().unwrap().session.is_some())).unwrap_or(0)
+        self.with(|imp| usize::from(imp.state.lock().unwrap().sessions.current_id().is_some())).unwrap_or(0)
     }
 
     fn max_sessions(&self) -> u32 {
@@ -439,39 +446,56 @@ impl WhipServerSrc {
             }
         };
 
+        let id = whip::random_id();
+        let etag = whip::new_etag();
+        let remote_ufrag = prepared.sdp.media[0].attribute("ice-ufrag").map(str::to_owned);
+        // Current from now on: a POST arriving while this one's webrtcbin is made replaces it.
         let replaced = {
             let mut state = self.state.lock().unwrap();
-            if state.ended {
-                let _ = reply.send(Err(Rejection::new(503, "the stream has ended (on-disconnect=eos)")));
-                return;
+            let now = self.epoch.elapsed();
+            match state.sessions.admit(&settings.policy(), &id, &etag, remote_ufrag.as_deref(), now) {
+                Ok(replaced) => replaced.map(|ending| (state.session.take().filter(|s| s.id == ending.id), ending)),
+                Err(rejection) => {
+                    let _ = reply.send(Err(rejection));
+                    return;
+                }
             }
-            if state.session.is_some() && !settings.replace_publisher {
-                let _ = reply.send(Err(Rejection::new(409, "a publisher is already live on this stream")));
-                return;
-            }
-            state.session.take()
         };
-        if let Some(old) = replaced {
-            self.finish_session(old, "replaced by a new publisher", false);
+        if let Some((Some(old), ending)) = replaced {
+            self.finish_session(old, &ending);
         }
 
-        let id = whip::random_id();
-        let remote_ufrag = prepared.sdp.media[0].attribute("ice-ufrag").map(str::to_owned);
         let sent_answer = Arc::new(Mutex::new(None));
         let offered = prepared.sdp.clone();
         let offer = (prepared.sdp, sent_answer.clone());
-        let session = match self.build_session(&id, &settings, prepared.media, offer, remote_ufrag, peer) {
+        let session = match self.build_session(&id, &settings, prepared.media, offer, peer) {
             Ok(session) => session,
             Err(e) => {
                 gst::error!(CAT, imp = self, "Cannot start a session: {e}");
+                self.state.lock().unwrap().sessions.abandon(&id, &e);
                 let _ = reply.send(Err(Rejection::new(500, e)));
                 return;
             }
         };
         let webrtcbin = session.webrtcbin.clone();
-        let etag = session.etag.clone();
         let bin = session.bin.clone();
-        self.state.lock().unwrap().session = Some(session);
+        let too_late = {
+            let mut state = self.state.lock().unwrap();
+            if state.sessions.is_current(&id) {
+                state.session = Some(session);
+                None
+            } else {
+                Some(session)
+            }
+        };
+        if let Some(session) = too_late {
+            // Replaced (or the stream ended) while its webrtcbin was being made.
+            let rejection = self.no_longer_current(&id).unwrap_or_else(|| Rejection::new(409, "replaced"));
+            let ending = Ending { id: id.clone(), reason: rejection.reason.clone(), end_stream: false };
+            let _ = reply.send(Err(rejection));
+            self.finish_session(session, &ending);
+            return;
+        }
         let reply = Arc::new(Mutex::new(Some(reply)));
         let candidates = Arc::new(Mutex::new(Vec::<LocalCandidate>::new()));
 
@@ -482,6 +506,10 @@ impl WhipServerSrc {
             move |webrtcbin: &gst::Element| {
                 let Some(reply) = reply.lock().unwrap().take() else { return };
                 let Some(element) = element.upgrade() else { return };
+                if let Some(rejection) = element.imp().no_longer_current(&id) {
+                    let _ = reply.send(Err(rejection));
+                    return;
+                }
                 let result = element.imp().compose_answer(webrtcbin, &candidates.lock().unwrap(), &settings, &offer);
                 if let Ok(answer) = &result {
                     *sent_answer.lock().unwrap() = Sdp::parse(answer).ok();
@@ -560,11 +588,17 @@ impl WhipServerSrc {
         let description = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp_message);
         let element = self.obj().downgrade();
         let fail = move |why: String| {
+            let Some(element) = element.upgrade() else { return };
+            let imp = element.imp();
+            // A session replaced meanwhile fails too (its webrtcbin is closed): 409, not 422.
+            let rejection = imp.no_longer_current(&id).unwrap_or_else(|| Rejection::new(422, why.clone()));
             if let Some(reply) = reply.lock().unwrap().take() {
-                let _ = reply.send(Err(Rejection::new(422, why.clone())));
+                let _ = reply.send(Err(rejection));
             }
-            if let Some(element) = element.upgrade() {
-                element.imp().end_session(&id, &why);
+            // Never answered: it goes without ending the stream.
+            let ending = imp.state.lock().unwrap().sessions.abandon(&id, &why);
+            if let Some(ending) = ending {
+                imp.carry_out(ending);
             }
         };
         let webrtc = webrtcbin.clone();
@@ -598,7 +632,6 @@ impl WhipServerSrc {
         settings: &Settings,
         media: Vec<MediaPlan>,
         (offer, answer): (Sdp, Arc<Mutex<Option<Sdp>>>),
-        remote_ufrag: Option<String>,
         peer: Peer,
     ) -> Result<Session, String> {
         let bin = gst::Bin::with_name(&format!("session-{id}"));
@@ -723,11 +756,9 @@ impl WhipServerSrc {
             bin,
             webrtcbin,
             peer,
-            etag: whip::new_etag(),
             offer,
             answer,
             media,
-            remote_ufrag,
             patching: Arc::default(),
             started,
             last_media_ms,
@@ -1058,13 +1089,12 @@ impl WhipServerSrc {
     }
 
     /// Emitted before the answer leaves, so before any media: a handler can prepare for the
-    /// pads named in `streams` (e.g. `video_0` = `AV1`); `layers` says which simulcast layer
-    /// each pad fed by simulcast carries.
+    /// pads named in `streams` (e.g. `video_0` = `AV1`); the message's `layers` says which
+    /// simulcast layer each pad fed by simulcast carries (the signal keeps its four arguments).
     fn announce_session_started(&self, id: &str) {
         let choice = self.settings.lock().unwrap().layer_choice();
         let (remote, user_agent, (streams, layers)) = {
-            let mut state = self.state.lock().unwrap();
-            state.sessions_started += 1;
+            let state = self.state.lock().unwrap();
             match state.session.as_ref().filter(|s| s.id == id) {
                 Some(s) => (
                     s.peer.address.to_string(),
@@ -1076,7 +1106,7 @@ impl WhipServerSrc {
         };
         gst::info!(CAT, imp = self, "Session {id} started: {remote} ({user_agent}), {streams}, {layers}");
         let obj = self.obj();
-        obj.emit_by_name::<()>("session-started", &[&id, &remote, &user_agent, &streams, &layers]);
+        obj.emit_by_name::<()>("session-started", &[&id, &remote, &user_agent, &streams]);
         let s = gst::Structure::builder("whipserversrc-session-started")
             .field("id", id)
             .field("remote-address", &remote)
@@ -1088,11 +1118,9 @@ impl WhipServerSrc {
     }
 
     fn delete_session(&self, resource: &str) -> Result<(), Rejection> {
-        let known = self.state.lock().unwrap().session.as_ref().is_some_and(|s| s.id == resource);
-        if !known {
-            return Err(Rejection::new(404, "no such session (already ended?)"));
-        }
-        self.end_session(resource, "publisher sent DELETE");
+        let policy = self.settings.lock().unwrap().policy();
+        let ending = self.state.lock().unwrap().sessions.delete(&policy, resource)?;
+        self.carry_out(ending);
         Ok(())
     }
 
@@ -1103,26 +1131,18 @@ impl WhipServerSrc {
             session.ok_or_else(|| Rejection::new(404, "no such session"))?.patching.clone()
         };
         let _one_at_a_time = patching.lock().unwrap();
-        let (webrtcbin, etag, media, remote_ufrag) = {
+        let frag = sdp::parse_sdpfrag(sdpfrag).map_err(|e| Rejection::new(400, e.to_string()))?;
+        let (webrtcbin, media, action) = {
             let state = self.state.lock().unwrap();
             let session = state
                 .session
                 .as_ref()
                 .filter(|s| s.id == resource)
                 .ok_or_else(|| Rejection::new(404, "no such session"))?;
-            (session.webrtcbin.clone(), session.etag.clone(), session.media.clone(), session.remote_ufrag.clone())
+            let action = state.sessions.patch(resource, frag.ice_ufrag.as_deref(), if_match)?;
+            (session.webrtcbin.clone(), session.media.clone(), action)
         };
-        let frag = sdp::parse_sdpfrag(sdpfrag).map_err(|e| Rejection::new(400, e.to_string()))?;
-        // Trickle fragments repeat the current ICE credentials; other ones ask for a restart.
-        let restart = frag.ice_ufrag.as_deref().is_some_and(|u| Some(u) != remote_ufrag.as_deref());
-        match if_match {
-            None if restart => return Err(Rejection::new(428, "an ICE restart needs If-Match")),
-            Some(tag) if tag != "*" && tag != etag => {
-                return Err(Rejection::new(412, "If-Match does not match the session's ETag"));
-            }
-            _ => {}
-        }
-        if restart {
+        if action == PatchAction::Restart {
             return self.restart_ice(resource, &webrtcbin, &frag);
         }
         for (mid, candidate) in &frag.candidates {
@@ -1195,58 +1215,80 @@ impl WhipServerSrc {
         let etag = whip::new_etag();
         {
             let mut state = self.state.lock().unwrap();
-            let session = state.session.as_mut().filter(|s| s.id == resource);
-            let session = session.ok_or_else(|| Rejection::new(404, "the session ended"))?;
-            session.etag = etag.clone();
-            session.remote_ufrag = frag.ice_ufrag.clone();
-            session.offer = offer;
+            state.sessions.restarted(resource, &etag, frag.ice_ufrag.as_deref())?;
+            if let Some(session) = state.session.as_mut().filter(|s| s.id == resource) {
+                session.offer = offer;
+            }
         }
         let theirs = frag.ice_ufrag.as_deref().unwrap_or_default();
         gst::info!(CAT, imp = self, "Session {resource}: ICE restarted (ufrag {theirs}, ours {})", ours.ufrag);
         Ok(Patched::Restarted { sdpfrag: sdp::restart_sdpfrag(&sent_answer, &ours), etag })
     }
 
+    /// Why session `id`, not answered yet, will not be: a newer POST replaced it (409) or the
+    /// stream ended (503). `None` while it is current.
+    fn no_longer_current(&self, id: &str) -> Option<Rejection> {
+        let state = self.state.lock().unwrap();
+        match (state.sessions.is_current(id), state.sessions.stream_ended()) {
+            (true, _) => None,
+            (false, true) => Some(Rejection::new(503, "the stream has ended")),
+            (false, false) => Some(Rejection::new(409, "a newer publisher replaced this one before it was answered")),
+        }
+    }
+
     /// Ends the session `id` if it is still the current one (from any thread).
     fn end_session(&self, id: &str, reason: &str) {
+        let policy = self.settings.lock().unwrap().policy();
+        let ending = self.state.lock().unwrap().sessions.end(&policy, id, reason);
+        if let Some(ending) = ending {
+            self.carry_out(ending);
+        }
+    }
+
+    /// Stops what the session logic ended: the session's webrtcbin (if built), and the stream
+    /// where it says so. From any thread.
+    fn carry_out(&self, ending: Ending) {
         let session = {
             let mut state = self.state.lock().unwrap();
-            if state.session.as_ref().is_none_or(|s| s.id != id) {
-                return;
-            }
-            state.session.take().unwrap()
+            if state.session.as_ref().is_some_and(|s| s.id == ending.id) { state.session.take() } else { None }
         };
-        let eos = self.settings.lock().unwrap().on_disconnect == OnDisconnect::Eos;
         let element = self.obj().downgrade();
-        let reason = reason.to_owned();
         // Tearing down webrtcbin from one of its own threads would deadlock.
-        RUNTIME.spawn_blocking(move || match element.upgrade() {
-            Some(element) => element.imp().finish_session(session, &reason, eos),
-            None => {
-                let _ = session.bin.set_state(gst::State::Null);
+        RUNTIME.spawn_blocking(move || {
+            let Some(element) = element.upgrade() else {
+                if let Some(session) = session {
+                    let _ = session.bin.set_state(gst::State::Null);
+                }
+                return;
+            };
+            match session {
+                Some(session) => element.imp().finish_session(session, &ending),
+                // Its webrtcbin is still being made: start_session stops it once made.
+                None if ending.end_stream => element.imp().end_outputs(),
+                None => {}
             }
         });
     }
 
-    /// Stops a session that is no longer current; with `eos`, the stream ends.
-    fn finish_session(&self, session: Session, reason: &str, eos: bool) {
+    /// EOS on every pad: the stream is over.
+    fn end_outputs(&self) {
+        let outputs: Vec<gst_app::AppSrc> = self.state.lock().unwrap().outputs.values().map(|o| o.appsrc.clone()).collect();
+        for appsrc in outputs {
+            let _ = appsrc.end_of_stream();
+        }
+    }
+
+    /// Stops a session that is no longer current; the stream ends with it where `ending` says so.
+    fn finish_session(&self, session: Session, ending: &Ending) {
+        let reason = ending.reason.as_str();
         gst::info!(CAT, imp = self, "Session {} ended: {reason}", session.id);
         let _ = session.bin.set_state(gst::State::Null);
         let _ = self.obj().remove(&session.bin);
-        let outputs: Vec<gst_app::AppSrc> = {
-            let mut state = self.state.lock().unwrap();
-            state.sessions_ended += 1;
-            for out in state.outputs.values() {
-                *out.upstream.lock().unwrap() = None;
-            }
-            if eos {
-                state.ended = true;
-            }
-            state.outputs.values().map(|o| o.appsrc.clone()).collect()
-        };
-        if eos {
-            for appsrc in outputs {
-                let _ = appsrc.end_of_stream();
-            }
+        for out in self.state.lock().unwrap().outputs.values() {
+            *out.upstream.lock().unwrap() = None;
+        }
+        if ending.end_stream {
+            self.end_outputs();
         }
         let remote = session.peer.address.to_string();
         let user_agent = session.peer.user_agent.clone().unwrap_or_default();
@@ -1261,21 +1303,24 @@ impl WhipServerSrc {
         let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
     }
 
-    /// Once a second: ends a session without media for `timeout` s, and refreshes its stats.
+    /// Once a second: the session logic's timeouts, and the current session's stats.
     fn watch(&self) {
-        let timeout = Duration::from_secs(u64::from(self.settings.lock().unwrap().timeout));
-        let current = {
-            let state = self.state.lock().unwrap();
-            state.session.as_ref().map(|s| {
-                (s.id.clone(), s.started, s.last_media_ms.load(Ordering::Relaxed), s.webrtcbin.clone(), s.stats.clone())
-            })
+        let policy = self.settings.lock().unwrap().policy();
+        let (ending, current) = {
+            let mut state = self.state.lock().unwrap();
+            let state = &mut *state;
+            if let Some(s) = &state.session {
+                let last_media = Duration::from_millis(s.last_media_ms.load(Ordering::Relaxed));
+                state.sessions.media(&s.id, s.started.duration_since(self.epoch) + last_media);
+            }
+            let ending = state.sessions.handle_timeout(&policy, self.epoch.elapsed());
+            (ending, state.session.as_ref().map(|s| (s.webrtcbin.clone(), s.stats.clone())))
         };
-        let Some((id, started, last_ms, webrtcbin, stats)) = current else { return };
-        let idle = started.elapsed().saturating_sub(Duration::from_millis(last_ms));
-        if !timeout.is_zero() && idle > timeout {
-            self.end_session(&id, &format!("no media for {} s", timeout.as_secs()));
+        if let Some(ending) = ending {
+            self.carry_out(ending);
             return;
         }
+        let Some((webrtcbin, stats)) = current else { return };
         let promise = gst::Promise::new();
         webrtcbin.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
         if promise.wait() != gst::PromiseResult::Replied {
@@ -1309,9 +1354,10 @@ impl WhipServerSrc {
 
     fn stats(&self) -> gst::Structure {
         let state = self.state.lock().unwrap();
+        let (started, ended) = state.sessions.counts();
         let mut builder = gst::Structure::builder("application/x-whipserversrc-stats")
-            .field("sessions-started", state.sessions_started)
-            .field("sessions-ended", state.sessions_ended);
+            .field("sessions-started", started)
+            .field("sessions-ended", ended);
         if let Some(session) = &state.session {
             let s = session.stats.lock().unwrap();
             let current = gst::Structure::builder("session")
@@ -1383,21 +1429,23 @@ impl WhipServerSrc {
         let mut state = self.state.lock().unwrap();
         state.registration = Some(registration);
         state.watchdog = Some(watchdog);
-        state.ended = false;
+        state.sessions.restart_stream();
         Ok(())
     }
 
     fn stop(&self) {
-        let (session, outputs) = {
+        let (ending, session, outputs) = {
             let mut state = self.state.lock().unwrap();
             state.registration = None;
             if let Some(w) = state.watchdog.take() {
                 w.abort();
             }
-            (state.session.take(), std::mem::take(&mut state.outputs))
+            let current = state.sessions.current_id().map(str::to_owned);
+            let ending = current.and_then(|id| state.sessions.abandon(&id, "element stopped"));
+            (ending, state.session.take(), std::mem::take(&mut state.outputs))
         };
-        if let Some(session) = session {
-            self.finish_session(session, "element stopped", false);
+        if let (Some(ending), Some(session)) = (ending, session) {
+            self.finish_session(session, &ending);
         }
         let obj = self.obj();
         for (_, out) in outputs {
@@ -1469,15 +1517,10 @@ impl ObjectImpl for WhipServerSrc {
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
             vec![
-                // id, remote address, user agent, streams (pad -> codec), layers (pad -> rid).
+                // id, remote address, user agent, streams (pad -> codec). The element message
+                // whipserversrc-session-started also has `layers` (pad -> simulcast layer).
                 glib::subclass::Signal::builder("session-started")
-                    .param_types([
-                        String::static_type(),
-                        String::static_type(),
-                        String::static_type(),
-                        gst::Structure::static_type(),
-                        gst::Structure::static_type(),
-                    ])
+                    .param_types([String::static_type(), String::static_type(), String::static_type(), gst::Structure::static_type()])
                     .build(),
                 glib::subclass::Signal::builder("session-ended")
                     .param_types([
@@ -1593,11 +1636,13 @@ impl ElementImpl for WhipServerSrc {
     /// comes (the session's internal sinks would never see one).
     fn send_event(&self, event: gst::Event) -> bool {
         if event.type_() == gst::EventType::Eos {
-            let session = self.state.lock().unwrap().session.take();
-            if let Some(session) = session {
-                self.finish_session(session, "EOS sent to the element", true);
+            let (ending, session) = {
+                let mut state = self.state.lock().unwrap();
+                (state.sessions.end_stream("EOS sent to the element"), state.session.take())
+            };
+            if let (Some(ending), Some(session)) = (ending, session) {
+                self.finish_session(session, &ending);
             }
-            self.state.lock().unwrap().ended = true;
         }
         self.parent_send_event(event)
     }

@@ -1,0 +1,305 @@
+//! The decisions about one stream's sessions (sans-IO): who may publish (201, 409, 503, a
+//! replacement), what a PATCH is (trickle or ICE restart; 404, 428, 412), when a session ends
+//! (DELETE, no media for `timeout`, EOS sent to the element) and whether the stream ends with it.
+//! Time comes in as an argument (`handle_timeout(now)`); the element shell owns the webrtcbins
+//! and carries out what it is told.
+//!
+//! A session is current from its admission on, before its webrtcbin exists: a second POST
+//! arriving meanwhile replaces it at once, and the shell, finding its session no longer current
+//! once built, tears it down instead of storing it (two concurrent POSTs never leave a session
+//! that nobody owns).
+
+use std::time::Duration;
+
+use crate::whip::Rejection;
+
+/// What the element's properties say about sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// A POST to a live stream replaces its session (as OBS reconnects); otherwise 409.
+    pub replace_publisher: bool,
+    /// A session without media for this long ends (`None`: never).
+    pub timeout: Option<Duration>,
+    /// The stream ends with its session (on-disconnect=eos): later POSTs get 503.
+    pub end_stream_with_session: bool,
+}
+
+/// A session to stop, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub id: String,
+    pub reason: String,
+    /// Push EOS on every pad: the stream is over.
+    pub end_stream: bool,
+}
+
+/// What a PATCH asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchAction {
+    /// Candidates for the ICE session in place.
+    Trickle,
+    /// New ICE credentials: an ICE restart (RFC 9725 4.4.2).
+    Restart,
+}
+
+#[derive(Debug)]
+struct Current {
+    id: String,
+    etag: String,
+    /// The publisher's ICE username fragment, to tell trickle from restart.
+    remote_ufrag: Option<String>,
+    /// When media last came (the admission until the first media).
+    last_media: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct Sessions {
+    current: Option<Current>,
+    /// The stream is over (on-disconnect=eos after a session, or EOS sent to the element).
+    stream_ended: bool,
+    admitted: u64,
+    ended: u64,
+}
+
+impl Sessions {
+    /// A POST with an acceptable offer, at `now`: the session `id` becomes current, and the one it
+    /// replaces (if any) is to be stopped, or the POST is refused.
+    pub fn admit(
+        &mut self,
+        policy: &Policy,
+        id: &str,
+        etag: &str,
+        remote_ufrag: Option<&str>,
+        now: Duration,
+    ) -> Result<Option<Ending>, Rejection> {
+        if self.stream_ended {
+            return Err(Rejection::new(503, "the stream has ended (on-disconnect=eos)"));
+        }
+        if self.current.is_some() && !policy.replace_publisher {
+            return Err(Rejection::new(409, "a publisher is already live on this stream"));
+        }
+        let replaced = self.current.take().map(|old| {
+            self.ended += 1;
+            Ending { id: old.id, reason: "replaced by a new publisher".into(), end_stream: false }
+        });
+        self.current = Some(Current {
+            id: id.to_owned(),
+            etag: etag.to_owned(),
+            remote_ufrag: remote_ufrag.map(str::to_owned),
+            last_media: now,
+        });
+        self.admitted += 1;
+        Ok(replaced)
+    }
+
+    pub fn is_current(&self, id: &str) -> bool {
+        self.current.as_ref().is_some_and(|c| c.id == id)
+    }
+
+    pub fn current_id(&self) -> Option<&str> {
+        self.current.as_ref().map(|c| c.id.as_str())
+    }
+
+    /// The current session's ETag.
+    pub fn etag(&self, id: &str) -> Option<&str> {
+        self.current.as_ref().filter(|c| c.id == id).map(|c| c.etag.as_str())
+    }
+
+    /// Media of session `id` came at `at`.
+    pub fn media(&mut self, id: &str, at: Duration) {
+        if let Some(c) = self.current.as_mut().filter(|c| c.id == id) {
+            c.last_media = c.last_media.max(at);
+        }
+    }
+
+    /// Session `id` ends (its ICE or DTLS failed, webrtcbin refused the offer, ...), if current.
+    pub fn end(&mut self, policy: &Policy, id: &str, reason: &str) -> Option<Ending> {
+        if !self.is_current(id) {
+            return None;
+        }
+        self.current = None;
+        self.ended += 1;
+        self.stream_ended |= policy.end_stream_with_session;
+        Some(Ending { id: id.to_owned(), reason: reason.to_owned(), end_stream: policy.end_stream_with_session })
+    }
+
+    /// Session `id` goes without ending the stream, whatever the policy: it was never answered
+    /// (webrtcbin refused its offer), or the element stops.
+    pub fn abandon(&mut self, id: &str, reason: &str) -> Option<Ending> {
+        let policy = Policy { replace_publisher: true, timeout: None, end_stream_with_session: false };
+        self.end(&policy, id, reason)
+    }
+
+    /// DELETE on a session's resource.
+    pub fn delete(&mut self, policy: &Policy, id: &str) -> Result<Ending, Rejection> {
+        self.end(policy, id, "publisher sent DELETE")
+            .ok_or_else(|| Rejection::new(404, "no such session (already ended?)"))
+    }
+
+    /// EOS sent to the element: the current session ends and so does the stream.
+    pub fn end_stream(&mut self, reason: &str) -> Option<Ending> {
+        self.stream_ended = true;
+        let current = self.current.take()?;
+        self.ended += 1;
+        Some(Ending { id: current.id, reason: reason.to_owned(), end_stream: true })
+    }
+
+    /// The element starts (again): a new stream.
+    pub fn restart_stream(&mut self) {
+        self.stream_ended = false;
+    }
+
+    pub fn stream_ended(&self) -> bool {
+        self.stream_ended
+    }
+
+    /// What a PATCH with an sdpfrag (its `a=ice-ufrag`, if any) and `If-Match` asks of session
+    /// `id`: trickle fragments repeat the current credentials, new ones ask for a restart.
+    pub fn patch(&self, id: &str, ufrag: Option<&str>, if_match: Option<&str>) -> Result<PatchAction, Rejection> {
+        let current =
+            self.current.as_ref().filter(|c| c.id == id).ok_or_else(|| Rejection::new(404, "no such session"))?;
+        let restart = ufrag.is_some_and(|u| Some(u) != current.remote_ufrag.as_deref());
+        match if_match {
+            None if restart => Err(Rejection::new(428, "an ICE restart needs If-Match")),
+            Some(tag) if tag != "*" && tag != current.etag => {
+                Err(Rejection::new(412, "If-Match does not match the session's ETag"))
+            }
+            _ => Ok(if restart { PatchAction::Restart } else { PatchAction::Trickle }),
+        }
+    }
+
+    /// An ICE restart of session `id` went through: its new ETag and the publisher's new ufrag.
+    pub fn restarted(&mut self, id: &str, etag: &str, remote_ufrag: Option<&str>) -> Result<(), Rejection> {
+        let current =
+            self.current.as_mut().filter(|c| c.id == id).ok_or_else(|| Rejection::new(404, "the session ended"))?;
+        current.etag = etag.to_owned();
+        current.remote_ufrag = remote_ufrag.map(str::to_owned);
+        Ok(())
+    }
+
+    /// At `now`: the current session ends if no media came for the policy's timeout.
+    pub fn handle_timeout(&mut self, policy: &Policy, now: Duration) -> Option<Ending> {
+        let timeout = policy.timeout?;
+        let current = self.current.as_ref()?;
+        if now.saturating_sub(current.last_media) <= timeout {
+            return None;
+        }
+        let id = current.id.clone();
+        self.end(policy, &id, &format!("no media for {} s", timeout.as_secs()))
+    }
+
+    /// Sessions admitted and ended since the element was made.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.admitted, self.ended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: Policy =
+        Policy { replace_publisher: true, timeout: Some(Duration::from_secs(10)), end_stream_with_session: false };
+
+    fn s(v: u64) -> Duration {
+        Duration::from_secs(v)
+    }
+
+    fn admit(sessions: &mut Sessions, policy: &Policy, id: &str, now: u64) -> Result<Option<Ending>, Rejection> {
+        sessions.admit(policy, id, &format!("\"{id}-etag\""), Some(&format!("{id}-ufrag")), s(now))
+    }
+
+    #[test]
+    fn a_new_publisher_replaces_the_live_one_or_gets_409() {
+        let mut sessions = Sessions::default();
+        assert_eq!(admit(&mut sessions, &POLICY, "a", 0).unwrap(), None);
+        let replaced = admit(&mut sessions, &POLICY, "b", 1).unwrap().unwrap();
+        assert_eq!((replaced.id.as_str(), replaced.end_stream), ("a", false));
+        assert!(sessions.is_current("b") && !sessions.is_current("a"));
+        let strict = Policy { replace_publisher: false, ..POLICY };
+        assert_eq!(admit(&mut sessions, &strict, "c", 2).unwrap_err().status, 409);
+        assert!(sessions.is_current("b"));
+        assert_eq!(sessions.counts(), (2, 1));
+    }
+
+    #[test]
+    fn a_session_replaced_while_it_was_being_built_is_no_longer_current() {
+        // Two POSTs at once: the first's webrtcbin is still being made when the second comes.
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &POLICY, "first", 0).unwrap();
+        let replaced = admit(&mut sessions, &POLICY, "second", 0).unwrap().unwrap();
+        assert_eq!(replaced.id, "first");
+        // The shell, done building "first", finds it is not current: it stops it, stores nothing.
+        assert!(!sessions.is_current("first"));
+        assert_eq!(sessions.end(&POLICY, "first", "too late"), None, "ending it again changes nothing");
+        assert_eq!(sessions.current_id(), Some("second"));
+    }
+
+    #[test]
+    fn with_on_disconnect_eos_the_first_end_ends_the_stream() {
+        let eos = Policy { end_stream_with_session: true, ..POLICY };
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &eos, "a", 0).unwrap();
+        let ending = sessions.delete(&eos, "a").unwrap();
+        assert_eq!((ending.reason.as_str(), ending.end_stream), ("publisher sent DELETE", true));
+        assert_eq!(admit(&mut sessions, &eos, "b", 1).unwrap_err().status, 503);
+        assert_eq!(sessions.delete(&eos, "a").unwrap_err().status, 404);
+        sessions.restart_stream();
+        assert!(admit(&mut sessions, &eos, "b", 2).is_ok());
+    }
+
+    #[test]
+    fn a_session_refused_before_its_answer_never_ends_the_stream() {
+        let eos = Policy { end_stream_with_session: true, ..POLICY };
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &eos, "a", 0).unwrap();
+        let ending = sessions.abandon("a", "webrtcbin refused the offer").unwrap();
+        assert!(!ending.end_stream && !sessions.stream_ended());
+        assert!(admit(&mut sessions, &eos, "b", 1).is_ok());
+    }
+
+    #[test]
+    fn eos_sent_to_the_element_ends_the_session_and_the_stream() {
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &POLICY, "a", 0).unwrap();
+        let ending = sessions.end_stream("EOS sent to the element").unwrap();
+        assert!(ending.end_stream && sessions.stream_ended());
+        assert_eq!(admit(&mut sessions, &POLICY, "b", 1).unwrap_err().status, 503);
+    }
+
+    #[test]
+    fn no_media_for_the_timeout_ends_the_session() {
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &POLICY, "a", 100).unwrap();
+        assert_eq!(sessions.handle_timeout(&POLICY, s(110)), None, "10 s after admission: not yet");
+        sessions.media("a", s(105));
+        assert_eq!(sessions.handle_timeout(&POLICY, s(115)), None);
+        sessions.media("a", s(104)); // late news never moves the clock back
+        let ending = sessions.handle_timeout(&POLICY, s(116)).unwrap();
+        assert_eq!((ending.id.as_str(), ending.reason.as_str()), ("a", "no media for 10 s"));
+        assert_eq!(sessions.current_id(), None);
+        let never = Policy { timeout: None, ..POLICY };
+        admit(&mut sessions, &never, "b", 0).unwrap();
+        assert_eq!(sessions.handle_timeout(&never, s(100_000)), None);
+    }
+
+    #[test]
+    fn patch_is_trickle_or_restart_by_its_credentials() {
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &POLICY, "a", 0).unwrap();
+        let etag = sessions.etag("a").unwrap().to_owned();
+        assert_eq!(sessions.patch("a", None, None), Ok(PatchAction::Trickle));
+        assert_eq!(sessions.patch("a", Some("a-ufrag"), None), Ok(PatchAction::Trickle));
+        assert_eq!(sessions.patch("a", Some("new"), None).unwrap_err().status, 428);
+        assert_eq!(sessions.patch("a", Some("new"), Some("\"stale\"")).unwrap_err().status, 412);
+        assert_eq!(sessions.patch("a", None, Some("\"stale\"")).unwrap_err().status, 412);
+        assert_eq!(sessions.patch("a", Some("new"), Some("*")), Ok(PatchAction::Restart));
+        assert_eq!(sessions.patch("a", Some("new"), Some(&etag)), Ok(PatchAction::Restart));
+        assert_eq!(sessions.patch("zz", None, None).unwrap_err().status, 404);
+        // After the restart the new credentials are the current ones and the old ETag is stale.
+        sessions.restarted("a", "\"e2\"", Some("new")).unwrap();
+        assert_eq!(sessions.patch("a", Some("new"), None), Ok(PatchAction::Trickle));
+        assert_eq!(sessions.patch("a", Some("newer"), Some(&etag)).unwrap_err().status, 412);
+        assert_eq!(sessions.restarted("zz", "x", None).unwrap_err().status, 404);
+    }
+}
