@@ -533,3 +533,27 @@ fn chromium_is_recorded_whole_on_a_busy_machine() {
 fn obs_like_is_recorded_whole_on_a_busy_machine() {
     records_under_load(LoadPublisher::ObsLike);
 }
+
+#[test]
+fn obs_simulcast_is_recorded_at_full_size() {
+    // OBS 32.1+ with three simulcast layers (1280x720, 852x480, 426x240): the server accepts all
+    // three (OBS's own check) and records the largest.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-simulcast", &["--sessions", "1", "--no-facemark"]);
+    let publisher = obs_like_command()
+        .args(["--url", &server.url(), "--token", TOKEN, "--codec", "H264", "--audio", "--start-at-keyframe"])
+        .args(["--seconds", "6", "--layers", "3", "--layer-order", "2,1,0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("publisher starts");
+    let text = report(publisher);
+    assert_eq!(json_u64(&text, "layersAccepted"), 3, "{text}");
+    let folder = server.folder.clone();
+    let output = server.wait_exit(Duration::from_secs(30));
+    let mp4 = files_with(&folder, "mp4");
+    assert_eq!(mp4.len(), 1, "{output}");
+    let checked = check(&mp4[0]);
+    assert_eq!((json_u64(&checked, "width"), json_u64(&checked, "height")), (1280, 720), "{checked}");
+    assert_holds_frames(&checked, json_u64(&text, "framesSent"));
+}

@@ -53,7 +53,8 @@ fn serve(name: &str, simulcast: &str, pads: usize) -> Server {
 fn publish(port: u16, codec: &str, layer_order: &str) -> String {
     let url = format!("http://127.0.0.1:{port}/whip/live");
     let mut command = obs_like_command();
-    command.args(["--url", &url, "--codec", codec, "--seconds", SECONDS, "--layers", "3"]);
+    // With audio, as OBS always sends it (the layers' section is then the second).
+    command.args(["--url", &url, "--codec", codec, "--seconds", SECONDS, "--layers", "3", "--audio"]);
     command.args(["--start-at-keyframe", "--linger", "500", "--layer-order", layer_order]);
     report(spawn(&mut command))
 }

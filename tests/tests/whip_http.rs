@@ -74,7 +74,15 @@ fn post_gives_201_with_a_complete_answer() {
     assert!(id.len() >= 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "unguessable id: {id}");
     let etag = r.header("etag").unwrap();
     assert!(etag.starts_with('"') && etag.ends_with('"') && !etag.starts_with("W/"), "strong ETag: {etag}");
-    for expected in ["a=recvonly", "a=group:BUNDLE", "a=rtcp-mux", "a=end-of-candidates", "a=rtcp-fb:45 nack", "a=rtcp-fb:45 nack pli", "AV1/90000"] {
+    for expected in [
+        "a=recvonly",
+        "a=group:BUNDLE",
+        "a=rtcp-mux",
+        "a=end-of-candidates",
+        "a=rtcp-fb:45 nack",
+        "a=rtcp-fb:45 nack pli",
+        "AV1/90000",
+    ] {
         assert!(r.body.contains(expected), "{expected} missing in\n{}", r.body);
     }
     assert!(r.body.contains(" 127.0.0.1 ") && r.body.contains("typ host"), "a loopback host candidate:\n{}", r.body);
@@ -84,7 +92,12 @@ fn post_gives_201_with_a_complete_answer() {
 #[test]
 fn obs_shaped_offer_without_candidates_gets_a_usable_answer() {
     let server = serve(&["live"], &[]);
-    let r = post(&server, "/whip/live", &[("User-Agent", "Mozilla/5.0 (OBS-Studio/31.0.0; Linux x86_64; en-US)")], OBS_OFFER);
+    let r = post(
+        &server,
+        "/whip/live",
+        &[("User-Agent", "Mozilla/5.0 (OBS-Studio/31.0.0; Linux x86_64; en-US)")],
+        OBS_OFFER,
+    );
     assert_eq!(r.status, 201, "{r:?}");
     let answer = &r.body;
     let media: Vec<&str> = answer.lines().filter(|l| l.starts_with("m=")).collect();
@@ -100,7 +113,13 @@ fn obs_shaped_offer_without_candidates_gets_a_usable_answer() {
 #[test]
 fn options_answers_cors_preflight() {
     let server = serve(&["live"], &[("token", "s3cret")]);
-    let r = http(server.port, "OPTIONS", "/whip/live", &[("Origin", "http://elsewhere.example"), ("Access-Control-Request-Method", "POST")], b"");
+    let r = http(
+        server.port,
+        "OPTIONS",
+        "/whip/live",
+        &[("Origin", "http://elsewhere.example"), ("Access-Control-Request-Method", "POST")],
+        b"",
+    );
     assert_eq!(r.status, 204);
     assert_eq!(r.header("accept-post"), Some("application/sdp"));
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
@@ -118,7 +137,10 @@ fn options_answers_cors_preflight() {
 #[test]
 fn bad_requests_get_their_status_and_a_reason() {
     let server = serve(&["live"], &[("video-codecs", "H265"), ("audio-codecs", "AAC")]);
-    assert_error(&http(server.port, "POST", "/whip/live", &[("Content-Type", "text/plain")], CHROME_OFFER.as_bytes()), 415);
+    assert_error(
+        &http(server.port, "POST", "/whip/live", &[("Content-Type", "text/plain")], CHROME_OFFER.as_bytes()),
+        415,
+    );
     assert_error(&post(&server, "/whip/live", &[], "this is not SDP"), 400);
     // Chromium offers neither H265 video nor AAC audio.
     assert_error(&post(&server, "/whip/live", &[], CHROME_OFFER), 422);
@@ -168,7 +190,10 @@ fn patch_trickle_and_ice_restart_rules() {
     let sdpfrag = [("Content-Type", "application/trickle-ice-sdpfrag")];
     let trickle = "a=ice-ufrag:i4J9\r\na=ice-pwd:8sqsRASbd85VzZvL1dW6DPVZ\r\na=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 50001 typ host\r\na=end-of-candidates\r\n";
     assert_eq!(http(server.port, "PATCH", &location, &sdpfrag, trickle.as_bytes()).status, 204);
-    assert_error(&http(server.port, "PATCH", &location, &[("Content-Type", "application/sdp")], trickle.as_bytes()), 415);
+    assert_error(
+        &http(server.port, "PATCH", &location, &[("Content-Type", "application/sdp")], trickle.as_bytes()),
+        415,
+    );
 
     let restart = "a=ice-ufrag:NEW1\r\na=ice-pwd:newpasswordnewpassword1\r\n";
     assert_error(&http(server.port, "PATCH", &location, &sdpfrag, restart.as_bytes()), 428);
@@ -202,7 +227,10 @@ fn patch_trickle_and_ice_restart_rules() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_ne!(value(&r.body, "ice-ufrag"), Some(ufrag));
     assert_ne!(r.header("etag"), Some(new_etag.as_str()));
-    assert_error(&http(server.port, "PATCH", "/whip/live/ffffffffffffffffffffffffffffffff", &sdpfrag, trickle.as_bytes()), 404);
+    assert_error(
+        &http(server.port, "PATCH", "/whip/live/ffffffffffffffffffffffffffffffff", &sdpfrag, trickle.as_bytes()),
+        404,
+    );
 }
 
 #[test]
@@ -278,7 +306,11 @@ fn a_port_in_use_is_a_clear_element_error() {
         .downcast::<gst::Pipeline>()
         .unwrap();
     assert!(pipeline.set_state(gst::State::Playing).is_err());
-    let msg = pipeline.bus().unwrap().timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]).unwrap();
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+        .unwrap();
     let gst::MessageView::Error(e) = msg.view() else { unreachable!() };
     let debug = e.debug().unwrap_or_default();
     assert!(debug.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{debug}");
@@ -292,7 +324,10 @@ fn https_with_a_pem_certificate_and_key() {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let status = std::process::Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
-        .arg("-keyout").arg(&key).arg("-out").arg(&cert)
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
         .stderr(std::process::Stdio::null())
         .status()
         .expect("openssl runs (Debian package openssl; make test installs it)");
@@ -302,7 +337,8 @@ fn https_with_a_pem_certificate_and_key() {
     let curl = |scheme: &str| {
         std::process::Command::new("curl")
             .args(["-sk", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "-H", "Content-Type: application/sdp"])
-            .arg("--data-binary").arg(format!("@{}", offer.display()))
+            .arg("--data-binary")
+            .arg(format!("@{}", offer.display()))
             .arg(format!("{scheme}://127.0.0.1:{}/whip/live", server.port))
             .output()
             .expect("curl runs (Debian package curl; make test installs it)")

@@ -1,10 +1,18 @@
 //! `whipserversrc`: publishers POST to `/whip/<stream>`; their media leaves on `video_%u` and
 //! `audio_%u` pads.
+//!
+//! The decisions live in sans-IO modules of the crate (`sdp`, `session`, `simulcast`, `whip`);
+//! this shell is split by job: `settings` (the properties), `negotiation` (a session's webrtcbin
+//! and its offer/answer and ICE restarts), `outputs` (each stream's chain and the element's
+//! pads), `imp` (the element: sessions coming and going, signals, stats, state changes).
 
 use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod negotiation;
+mod outputs;
+mod settings;
 
 glib::wrapper! {
     pub struct WhipServerSrc(ObjectSubclass<imp::WhipServerSrc>) @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;

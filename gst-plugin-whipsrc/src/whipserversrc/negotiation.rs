@@ -1,0 +1,455 @@
+//! The WebRTC side of a session: its webrtcbin, set up for a WHIP publisher (bundle, NACK,
+//! RTCP timing, no UPnP), the offer/answer exchange with our candidates in the answer, and ICE
+//! restarts (which webrtcbin 1.22 does not do on its own).
+
+use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use tokio::sync::oneshot;
+
+use super::imp::{CAT, Session, SessionStats, WhipServerSrc};
+use super::outputs::{LAYER_CHOICE_WINDOW, LayeredSection, PadContext};
+use super::settings::Settings;
+use crate::sdp::{self, IceCredentials, LocalCandidate, MediaPlan, Sdp};
+use crate::server::{Created, Patched, Peer, RUNTIME};
+use crate::simulcast::LayerSelector;
+use crate::whip::{self, Rejection};
+
+/// The answer goes out with the candidates gathered so far if gathering takes longer.
+pub(super) const GATHERING_TIMEOUT: Duration = Duration::from_secs(3);
+/// With host candidates only, the answer goes out once no candidate came for this long.
+pub(super) const HOST_CANDIDATES_SETTLE: Duration = Duration::from_millis(20);
+/// Start bitrate hinted to browsers in the answer.
+pub(super) const START_BITRATE_KBPS: u32 = 2500;
+/// RTCP bandwidth of a receiver in bytes per second. Feedback (NACK, PLI) may go out early only
+/// once per regular report interval (RFC 4585 3.5.2), which this bandwidth sets: about 100 ms, as
+/// rtpsession computes it. A NACK then leaves well within the jitter buffer's latency; with the
+/// defaults (0.5 s and more) most losses after the first in an interval were never repaired.
+pub(super) const RTCP_RR_BANDWIDTH: i32 = 20_000;
+
+/// A session admitted and built, waiting for its answer.
+pub(super) struct Pending {
+    pub id: String,
+    pub etag: String,
+    pub settings: Settings,
+    /// The offer as webrtcbin takes it.
+    pub offer: Sdp,
+    pub sdp_message: gst_sdp::SDPMessage,
+    /// The answer the publisher gets, once sent (for ICE restarts).
+    pub sent_answer: Arc<Mutex<Option<Sdp>>>,
+}
+
+/// webrtcbin's answer with us as the DTLS server where the offer lets us choose (sdp::as_dtls_server).
+pub(super) fn as_dtls_server(
+    answer: &gst_webrtc::WebRTCSessionDescription,
+    offer: &Sdp,
+) -> Result<gst_webrtc::WebRTCSessionDescription, String> {
+    let text = answer.sdp().as_text().map_err(|e| e.to_string())?;
+    let text = sdp::as_dtls_server(&text, offer).map_err(|e| e.to_string())?;
+    let message = gst_sdp::SDPMessage::parse_buffer(text.as_bytes())
+        .map_err(|_| "unparsable after setting a=setup".to_string())?;
+    Ok(gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message))
+}
+
+/// Emits `signal` (set-remote-description, set-local-description) and waits for its promise.
+pub(super) fn wait_promise(
+    webrtcbin: &gst::Element,
+    signal: &str,
+    description: &gst_webrtc::WebRTCSessionDescription,
+) -> Result<(), String> {
+    let promise = gst::Promise::new();
+    webrtcbin.emit_by_name::<()>(signal, &[description, &promise]);
+    match promise.wait() {
+        gst::PromiseResult::Replied => promise_reply(Ok(promise.get_reply())).map(|_| ()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+pub(super) fn promise_reply(
+    reply: Result<Option<&gst::StructureRef>, gst::PromiseError>,
+) -> Result<Option<&gst::StructureRef>, String> {
+    match reply {
+        Ok(Some(s)) if s.has_field("error") => {
+            Err(s.get::<glib::Error>("error").map(|e| e.to_string()).unwrap_or_else(|_| s.to_string()))
+        }
+        Ok(s) => Ok(s),
+        Err(e) => Err(format!("{e:?}")),
+    }
+}
+
+impl WhipServerSrc {
+    /// Hands the offer to the session's webrtcbin and replies with its answer once our
+    /// candidates are known (or 409/422/503 when it will not be answered).
+    pub(super) fn negotiate(
+        &self,
+        pending: Pending,
+        webrtcbin: gst::Element,
+        bin: gst::Bin,
+        reply: oneshot::Sender<Result<Created, Rejection>>,
+    ) {
+        let Pending { id, etag, settings, offer, sdp_message, sent_answer } = pending;
+        let reply = Arc::new(Mutex::new(Some(reply)));
+        let candidates = Arc::new(Mutex::new(Vec::<LocalCandidate>::new()));
+
+        let answer = {
+            let (reply, candidates, settings, id, etag, offer) =
+                (reply.clone(), candidates.clone(), settings.clone(), id.clone(), etag.clone(), offer.clone());
+            let element = self.obj().downgrade();
+            move |webrtcbin: &gst::Element| {
+                let Some(reply) = reply.lock().unwrap().take() else { return };
+                let Some(element) = element.upgrade() else { return };
+                if let Some(rejection) = element.imp().no_longer_current(&id) {
+                    let _ = reply.send(Err(rejection));
+                    return;
+                }
+                let result = element.imp().compose_answer(webrtcbin, &candidates.lock().unwrap(), &settings, &offer);
+                if let Ok(answer) = &result {
+                    *sent_answer.lock().unwrap() = Sdp::parse(answer).ok();
+                }
+                let result = result.map(|answer| Created {
+                    answer,
+                    resource: id.clone(),
+                    etag: etag.clone(),
+                    links: settings.ice_server_links(),
+                });
+                if result.is_ok() {
+                    element.imp().announce_session_started(&id);
+                }
+                let _ = reply.send(result);
+            }
+        };
+
+        {
+            // Without STUN or TURN every candidate is a host candidate, known at once; libnice
+            // still takes ~200 ms to call gathering complete. Answer when candidates stop coming.
+            let host_only = settings.stun_server.as_deref().unwrap_or("").is_empty()
+                && settings.turn_server.as_deref().unwrap_or("").is_empty();
+            let candidates = candidates.clone();
+            let last_candidate = Arc::new(Mutex::new(None::<Instant>));
+            let answer = answer.clone();
+            let webrtcbin_weak = webrtcbin.downgrade();
+            webrtcbin.connect("on-ice-candidate", false, move |values| {
+                let mline = values[1].get::<u32>().unwrap();
+                let candidate = values[2].get::<String>().unwrap();
+                if candidate.is_empty() {
+                    return None;
+                }
+                candidates.lock().unwrap().push(LocalCandidate { mline, candidate });
+                let first = last_candidate.lock().unwrap().replace(Instant::now()).is_none();
+                if host_only && first {
+                    let (last, answer, webrtcbin) = (last_candidate.clone(), answer.clone(), webrtcbin_weak.clone());
+                    RUNTIME.spawn(async move {
+                        loop {
+                            tokio::time::sleep(HOST_CANDIDATES_SETTLE / 2).await;
+                            let quiet = last.lock().unwrap().is_some_and(|t| t.elapsed() >= HOST_CANDIDATES_SETTLE);
+                            if quiet {
+                                if let Some(webrtcbin) = webrtcbin.upgrade() {
+                                    answer(&webrtcbin);
+                                }
+                                return;
+                            }
+                        }
+                    });
+                }
+                None
+            });
+        }
+        {
+            let answer = answer.clone();
+            webrtcbin.connect_notify(Some("ice-gathering-state"), move |webrtcbin, _| {
+                let state = webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+                if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+                    answer(webrtcbin);
+                }
+            });
+        }
+        {
+            let answer = answer.clone();
+            let webrtcbin = webrtcbin.downgrade();
+            RUNTIME.spawn(async move {
+                tokio::time::sleep(GATHERING_TIMEOUT).await;
+                if let Some(webrtcbin) = webrtcbin.upgrade() {
+                    answer(&webrtcbin);
+                }
+            });
+        }
+
+        if bin.sync_state_with_parent().is_err() {
+            gst::warning!(CAT, imp = self, "Session bin did not follow the element's state");
+        }
+        let description = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp_message);
+        let element = self.obj().downgrade();
+        let fail = move |why: String| {
+            let Some(element) = element.upgrade() else { return };
+            let imp = element.imp();
+            // A session replaced meanwhile fails too (its webrtcbin is closed): 409, not 422.
+            let rejection = imp.no_longer_current(&id).unwrap_or_else(|| Rejection::new(422, why.clone()));
+            if let Some(reply) = reply.lock().unwrap().take() {
+                let _ = reply.send(Err(rejection));
+            }
+            // Never answered: it goes without ending the stream.
+            let ending = imp.state.lock().unwrap().sessions.abandon(&id, &why);
+            if let Some(ending) = ending {
+                imp.carry_out(ending);
+            }
+        };
+        let webrtc = webrtcbin.clone();
+        let promise = gst::Promise::with_change_func(move |reply| {
+            if let Err(e) = promise_reply(reply) {
+                return fail(format!("webrtcbin refused the offer: {e}"));
+            }
+            let webrtc2 = webrtc.clone();
+            let promise = gst::Promise::with_change_func(move |reply| {
+                let answer = match promise_reply(reply).and_then(|s| {
+                    s.and_then(|s| s.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
+                        .ok_or_else(|| "no answer".to_string())
+                }) {
+                    Ok(answer) => answer,
+                    Err(e) => return fail(format!("webrtcbin could not answer the offer: {e}")),
+                };
+                let answer = match as_dtls_server(&answer, &offer) {
+                    Ok(answer) => answer,
+                    Err(e) => return fail(format!("webrtcbin's answer: {e}")),
+                };
+                webrtc2.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
+            });
+            webrtc.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+        });
+        webrtcbin.emit_by_name::<()>("set-remote-description", &[&description, &promise]);
+    }
+
+    pub(super) fn build_session(
+        &self,
+        id: &str,
+        settings: &Settings,
+        media: Vec<MediaPlan>,
+        (offer, answer): (Sdp, Arc<Mutex<Option<Sdp>>>),
+        peer: Peer,
+    ) -> Result<Session, String> {
+        let bin = gst::Bin::with_name(&format!("session-{id}"));
+        let webrtcbin = gst::ElementFactory::make("webrtcbin")
+            .name(format!("webrtcbin-{id}"))
+            .property_from_str("bundle-policy", "max-bundle")
+            .property("latency", settings.latency)
+            .build()
+            .map_err(|_| {
+                "webrtcbin is missing (Debian package gstreamer1.0-plugins-bad, gstreamer1.0-nice)".to_string()
+            })?;
+        if let Some(stun) = settings.stun_server.as_deref().filter(|s| !s.is_empty()) {
+            webrtcbin.set_property("stun-server", stun);
+        }
+        if let Some(turn) = settings.turn_server.as_deref().filter(|s| !s.is_empty()) {
+            webrtcbin.set_property("turn-server", turn);
+        }
+        let ice = webrtcbin.property::<gst_webrtc::WebRTCICE>("ice-agent");
+        // No UPnP port mapping attempts (libnice's default): slow, noisy, and not ours to do.
+        if ice.find_property("agent").is_some() {
+            let agent = ice.property::<glib::Object>("agent");
+            if agent.find_property("upnp").is_some() {
+                agent.set_property("upnp", false);
+            }
+        }
+        if let Some((min, max)) = settings.port_range()? {
+            ice.set_property("min-rtp-port", min);
+            ice.set_property("max-rtp-port", max);
+        }
+        if let Ok(ip) = settings.address.parse::<IpAddr>()
+            && !ip.is_unspecified()
+        {
+            // ICE on the address HTTP listens on (libnice skips loopback unless told).
+            let _ = ice.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]);
+        }
+        // Ask for retransmissions (answer with rtcp-fb nack) on every transceiver.
+        webrtcbin.connect("on-new-transceiver", false, |values| {
+            if let Ok(transceiver) = values[1].get::<gst_webrtc::WebRTCRTPTransceiver>() {
+                transceiver.set_property("do-nack", true);
+            }
+            None
+        });
+        // NACKs go out when a loss is found (see RTCP_RR_BANDWIDTH). The session's bandwidth is
+        // given, not discovered: until rtpsession has measured it, reports were 0.5 s apart.
+        if let Some(webrtcbin) = webrtcbin.downcast_ref::<gst::Bin>() {
+            webrtcbin.connect_deep_element_added(|_, _, element| {
+                match element.factory().map(|f| f.name()) {
+                    Some(name) if name == "rtpsession" => {
+                        element.set_property("bandwidth", f64::from(START_BITRATE_KBPS) * 1000.0 / 8.0);
+                        element.set_property("rtcp-rr-bandwidth", RTCP_RR_BANDWIDTH);
+                    }
+                    // Retransmissions only for packets known lost (a gap), not for the packet
+                    // after the last one before it is due: a publisher that pauses longer than
+                    // the latency (a busy encoder) had that packet declared lost, then dropped
+                    // as too late when it came, and the stream lost a GOP.
+                    Some(name) if name == "rtpjitterbuffer" => element.set_property("rtx-next-seqnum", false),
+                    _ => {}
+                }
+            });
+        }
+        bin.add(&webrtcbin).map_err(|e| e.to_string())?;
+
+        let started = Instant::now();
+        let last_media_ms = Arc::new(AtomicU64::new(0));
+        let keyframes = Arc::new(AtomicU64::new(0));
+        let element = self.obj().downgrade();
+        let session_id = id.to_owned();
+        let choice = settings.layer_choice();
+        let layered = media
+            .iter()
+            .enumerate()
+            .filter(|(_, plan)| plan.codec.is_some() && !plan.rids.is_empty())
+            .map(|(mline, plan)| {
+                let selector = LayerSelector::new(choice, plan.rids.clone(), LAYER_CHOICE_WINDOW);
+                (mline, Arc::new(LayeredSection { selector: Mutex::new(selector), chains: Mutex::default() }))
+            })
+            .collect();
+        let context = PadContext {
+            plans: media.clone(),
+            output: settings.output,
+            choice,
+            started,
+            last_media_ms: last_media_ms.clone(),
+            keyframes: keyframes.clone(),
+            used_names: Mutex::default(),
+            layered,
+        };
+        webrtcbin.connect_pad_added(move |webrtcbin, pad| {
+            if pad.direction() != gst::PadDirection::Src {
+                return;
+            }
+            let Some(element) = element.upgrade() else { return };
+            let imp = element.imp();
+            if let Err(e) = imp.link_session_pad(webrtcbin, pad, &context) {
+                gst::element_imp_warning!(imp, gst::StreamError::Decode, ["Session {session_id}: {e}"]);
+            }
+        });
+        for property in ["connection-state", "ice-connection-state"] {
+            let element = self.obj().downgrade();
+            let id = id.to_owned();
+            webrtcbin.connect_notify(Some(property), move |webrtcbin, pspec| {
+                let value = webrtcbin.property_value(pspec.name());
+                let failed = match pspec.name() {
+                    "connection-state" => matches!(
+                        value.get::<gst_webrtc::WebRTCPeerConnectionState>(),
+                        Ok(gst_webrtc::WebRTCPeerConnectionState::Failed
+                            | gst_webrtc::WebRTCPeerConnectionState::Closed)
+                    ),
+                    _ => matches!(
+                        value.get::<gst_webrtc::WebRTCICEConnectionState>(),
+                        Ok(gst_webrtc::WebRTCICEConnectionState::Failed | gst_webrtc::WebRTCICEConnectionState::Closed)
+                    ),
+                };
+                if failed && let Some(element) = element.upgrade() {
+                    element.imp().end_session(&id, &format!("{} failed", pspec.name()));
+                }
+            });
+        }
+        self.obj().add(&bin).map_err(|e| e.to_string())?;
+        Ok(Session {
+            id: id.to_owned(),
+            bin,
+            webrtcbin,
+            peer,
+            offer,
+            answer,
+            media,
+            patching: Arc::default(),
+            started,
+            last_media_ms,
+            keyframes,
+            keyframe_requests: Arc::new(AtomicU64::new(0)),
+            stats: Arc::new(Mutex::new(SessionStats::default())),
+        })
+    }
+
+    pub(super) fn compose_answer(
+        &self,
+        webrtcbin: &gst::Element,
+        candidates: &[LocalCandidate],
+        settings: &Settings,
+        offer: &Sdp,
+    ) -> Result<String, Rejection> {
+        let local = webrtcbin
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+            .ok_or_else(|| Rejection::new(500, "webrtcbin produced no answer"))?;
+        let text = local.sdp().as_text().map_err(|_| Rejection::new(500, "answer cannot be written"))?;
+        let public = settings.public_addresses().map_err(|e| Rejection::new(500, e))?;
+        let text = sdp::finish_answer(&text, candidates, &public, START_BITRATE_KBPS)
+            .map_err(|e| Rejection::new(500, e.to_string()))?;
+        sdp::accept_simulcast(&text, offer).map_err(|e| Rejection::new(500, e.to_string()))
+    }
+
+    /// An ICE restart as the answerer (RFC 9725 4.4.2). webrtcbin has no ICE restart of its own
+    /// (its answers keep the first answer's credentials), but it takes a renegotiation: the
+    /// session's offer with the publisher's new credentials and candidates goes in as a new
+    /// remote offer, and webrtcbin's answer, with new credentials of ours written into it, as the
+    /// local description; it hands both pairs of credentials to its ICE agent, whose
+    /// connectivity checks then use them.
+    pub(super) fn restart_ice(
+        &self,
+        resource: &str,
+        webrtcbin: &gst::Element,
+        frag: &sdp::SdpFragment,
+    ) -> Result<Patched, Rejection> {
+        let (offer, sent_answer) = {
+            let state = self.state.lock().unwrap();
+            let session = state.session.as_ref().filter(|s| s.id == resource);
+            let session = session.ok_or_else(|| Rejection::new(404, "no such session"))?;
+            (session.offer.clone(), session.answer.lock().unwrap().clone())
+        };
+        let sent_answer = sent_answer.ok_or_else(|| Rejection::new(409, "the session has not been answered yet"))?;
+        let offer = sdp::restart_offer(&offer, frag).map_err(|e| Rejection::new(400, e.to_string()))?;
+        let failed = |what: &str, why: String| {
+            gst::warning!(CAT, imp = self, "ICE restart of session {resource}: {what}: {why}");
+            Rejection::new(500, format!("ICE restart failed: {what}: {why}"))
+        };
+        let message = gst_sdp::SDPMessage::parse_buffer(offer.to_string().as_bytes())
+            .map_err(|_| Rejection::new(400, "the restarted offer cannot be parsed"))?;
+        let description = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, message);
+        wait_promise(webrtcbin, "set-remote-description", &description).map_err(|e| failed("new remote offer", e))?;
+        if webrtcbin.property::<gst_webrtc::WebRTCSignalingState>("signaling-state")
+            != gst_webrtc::WebRTCSignalingState::HaveRemoteOffer
+        {
+            return Err(failed("new remote offer", "webrtcbin did not take it".into()));
+        }
+        let promise = gst::Promise::new();
+        webrtcbin.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+        promise.wait();
+        let answer = promise_reply(Ok(promise.get_reply()))
+            .and_then(|s| {
+                let answer = s.and_then(|s| s.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok());
+                answer.ok_or_else(|| "no answer".to_string())
+            })
+            .map_err(|e| failed("answer", e))?;
+        let ours = IceCredentials::random();
+        let text = answer.sdp().as_text().map_err(|e| failed("answer", e.to_string()))?;
+        let text = sdp::with_credentials(&text, &ours).map_err(|e| failed("answer", e.to_string()))?;
+        // The DTLS role stays the one of the first answer.
+        let offered = Sdp::parse(&offer.to_string()).map_err(|e| failed("offer", e.to_string()))?;
+        let text = sdp::as_dtls_server(&text, &offered).map_err(|e| failed("answer", e.to_string()))?;
+        let message =
+            gst_sdp::SDPMessage::parse_buffer(text.as_bytes()).map_err(|_| failed("answer", "unparsable".into()))?;
+        let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message);
+        wait_promise(webrtcbin, "set-local-description", &answer).map_err(|e| failed("new local answer", e))?;
+        if webrtcbin.property::<gst_webrtc::WebRTCSignalingState>("signaling-state")
+            != gst_webrtc::WebRTCSignalingState::Stable
+        {
+            return Err(failed("new local answer", "webrtcbin did not take it".into()));
+        }
+
+        let etag = whip::new_etag();
+        {
+            let mut state = self.state.lock().unwrap();
+            state.sessions.restarted(resource, &etag, frag.ice_ufrag.as_deref())?;
+            if let Some(session) = state.session.as_mut().filter(|s| s.id == resource) {
+                session.offer = offer;
+            }
+        }
+        let theirs = frag.ice_ufrag.as_deref().unwrap_or_default();
+        gst::info!(CAT, imp = self, "Session {resource}: ICE restarted (ufrag {theirs}, ours {})", ours.ufrag);
+        Ok(Patched::Restarted { sdpfrag: sdp::restart_sdpfrag(&sent_answer, &ours), etag })
+    }
+}

@@ -1,0 +1,458 @@
+//! A session's streams out of the element: the chain after webrtcbin for each stream
+//! (depayloader, parser, decoder as `output` asks), simulcast layers told apart and routed by the
+//! selector, and the element's persistent pads that every session feeds in turn.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::Output;
+use super::imp::{CAT, WhipServerSrc};
+use crate::rtptime::RtpTimeline;
+use crate::sdp::{MediaKind, MediaPlan};
+use crate::simulcast::{Choice, ItemInfo, LayerSelector};
+
+/// With `simulcast=best|lowest`, how long after the first frame a layer that has not said its
+/// size yet may keep the choice waiting.
+pub(super) const LAYER_CHOICE_WINDOW: Duration = Duration::from_millis(1000);
+/// A persistent source pad of the element, fed by whichever session is current.
+#[derive(Clone)]
+pub(super) struct OutputPad {
+    pub(super) appsrc: gst_app::AppSrc,
+    pub(super) ghost: gst::GhostPad,
+    /// Where keyframe requests go: the sink of the current session's chain for this pad.
+    pub(super) upstream: Arc<Mutex<Option<gst::Pad>>>,
+    pub(super) warned_unlinked: Arc<AtomicBool>,
+}
+
+impl OutputPad {
+    /// Hands a session's sample to the pad: dropped (with one warning) while nobody links the
+    /// pad, so that it never stops the pipeline (not-linked); never blocks the session's thread.
+    fn push(&self, sample: &gst::Sample, element: &glib::WeakRef<super::WhipServerSrc>) {
+        if !self.ghost.is_linked() {
+            if !self.warned_unlinked.swap(true, Ordering::Relaxed)
+                && let Some(element) = element.upgrade()
+            {
+                gst::warning!(CAT, obj = element, "{} is not linked: its data is dropped", self.ghost.name());
+            }
+            return;
+        }
+        let _ = self.appsrc.push_sample(sample);
+    }
+}
+
+/// The simulcast layers of one media section: which leaves on which pad.
+pub(super) struct LayeredSection {
+    pub(super) selector: Mutex<LayerSelector<gst::Sample>>,
+    /// Each layer's chain (its appsink's sink pad), where a pad's key-frame requests go.
+    pub(super) chains: Mutex<HashMap<String, gst::Pad>>,
+}
+
+/// The elements that turn a session's RTP into what `output` asks for.
+pub(super) fn chain_for(output: Output, encoding: &str) -> Result<Vec<&'static str>, String> {
+    let parse: &[&'static str] = match (output, encoding) {
+        (Output::Rtp, _) => return Ok(Vec::new()),
+        (_, "AV1") => &["rtpav1depay-rs", "av1obufix"],
+        // rtpframegate: only whole frames of a stream intact since its key frame reach the
+        // stock depayloaders (rtpav1depay-rs does that itself).
+        (_, "H264") => &["rtpframegate", "rtph264depay", "h264parse"],
+        (_, "H265") => &["rtpframegate", "rtph265depay", "h265parse"],
+        (_, "VP8") => &["rtpframegate", "rtpvp8depay"],
+        (_, "VP9") => &["rtpframegate", "rtpvp9depay"],
+        (_, "OPUS") => &["rtpopusdepay", "opusparse"],
+        (_, other) => return Err(format!("no depayloader for {other}")),
+    };
+    let mut chain = parse.to_vec();
+    if output == Output::Decoded {
+        chain.push("decodebin");
+    }
+    Ok(chain)
+}
+
+pub(super) fn pad_prefix(kind: MediaKind) -> &'static str {
+    if kind == MediaKind::Video { "video" } else { "audio" }
+}
+
+/// How many pads a media section feeds: one, or one per simulcast layer with `simulcast=all`.
+pub(super) fn pads_of(plan: &MediaPlan, choice: Choice) -> usize {
+    if choice == Choice::All { plan.rids.len().max(1) } else { 1 }
+}
+
+/// The number in the pad name (`video_<n>`) of the first pad of media section `mline`.
+pub(super) fn pad_index(plans: &[MediaPlan], mline: usize, kind: MediaKind, choice: Choice) -> usize {
+    plans[..mline.min(plans.len())]
+        .iter()
+        .filter(|p| p.kind == kind && p.codec.is_some())
+        .map(|p| pads_of(p, choice))
+        .sum()
+}
+
+/// `streams, video_0=(string)AV1, audio_0=(string)OPUS`: the pads a session will feed and their
+/// codecs; and `layers, video_0=(string)best`: for each pad fed by simulcast, its rid
+/// (`simulcast=all`), or `best`/`lowest` (the choice is announced once made).
+pub(super) fn stream_codecs(plans: &[MediaPlan], choice: Choice) -> (gst::Structure, gst::Structure) {
+    let mut streams = gst::Structure::builder("streams");
+    let mut layers = gst::Structure::builder("layers");
+    for (mline, plan) in plans.iter().enumerate() {
+        if let Some(codec) = &plan.codec
+            && plan.kind != MediaKind::Other
+        {
+            let first = pad_index(plans, mline, plan.kind, choice);
+            for k in 0..pads_of(plan, choice) {
+                let name = format!("{}_{}", pad_prefix(plan.kind), first + k);
+                streams = streams.field(&name, codec.name.as_str());
+                let layer = match choice {
+                    _ if plan.rids.is_empty() => continue,
+                    Choice::All => plan.rids[k].as_str(),
+                    Choice::Best => "best",
+                    Choice::Lowest => "lowest",
+                };
+                layers = layers.field(&name, layer);
+            }
+        }
+    }
+    (streams.build(), layers.build())
+}
+
+/// What every pad of a session's webrtcbin is linked with.
+pub(super) struct PadContext {
+    pub(super) plans: Vec<MediaPlan>,
+    pub(super) output: Output,
+    pub(super) choice: Choice,
+    pub(super) started: Instant,
+    pub(super) last_media_ms: Arc<AtomicU64>,
+    pub(super) keyframes: Arc<AtomicU64>,
+    pub(super) used_names: Mutex<Vec<String>>,
+    /// The simulcast sections, by media line.
+    pub(super) layered: HashMap<usize, Arc<LayeredSection>>,
+}
+
+/// The rid in an RTP packet's RID header extension `id` (one- or two-byte form, RFC 8285).
+pub(super) fn rtp_stream_id(buffer: &gst::BufferRef, id: u8) -> Option<String> {
+    let rtp = gst_rtp::RTPBuffer::from_buffer_readable(buffer).ok()?;
+    let value = rtp.extension_onebyte_header(id, 0).or_else(|| rtp.extension_twobytes_header(id, 0).map(|(_, v)| v))?;
+    let text = std::str::from_utf8(value).ok()?.trim_end_matches('\0');
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+impl WhipServerSrc {
+    pub(super) fn link_session_pad(
+        &self,
+        webrtcbin: &gst::Element,
+        pad: &gst::Pad,
+        context: &PadContext,
+    ) -> Result<(), String> {
+        let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None))).ok_or("pad without caps")?;
+        let s = caps.structure(0).ok_or("empty caps")?;
+        let encoding = s
+            .get::<&str>("encoding-name")
+            .map_err(|_| format!("caps without encoding-name: {caps}"))?
+            .to_ascii_uppercase();
+        let kind = match s.get::<&str>("media") {
+            Ok("video") => MediaKind::Video,
+            Ok("audio") => MediaKind::Audio,
+            _ => return Err(format!("pad {} is neither audio nor video: {caps}", pad.name())),
+        };
+        // The media section: the transceiver's, where it is one of this kind and payload type.
+        // webrtcbin 1.22 may give a stream whose SSRC the offer did not declare (OBS's simulcast
+        // layers) no transceiver, or the first one (audio): then the section of its kind and PT.
+        let payload = s.get::<i32>("payload").ok().and_then(|pt| u8::try_from(pt).ok());
+        let plans = &context.plans;
+        let matches = |i: usize| {
+            plans
+                .get(i)
+                .is_some_and(|p| p.kind == kind && p.codec.as_ref().is_some_and(|c| Some(c.payload_type) == payload))
+        };
+        let by_transceiver =
+            pad.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver").map(|t| t.mlineindex() as usize);
+        let mline = by_transceiver
+            .filter(|&i| matches(i))
+            .or_else(|| (0..plans.len()).find(|&i| matches(i)))
+            .or(by_transceiver)
+            .unwrap_or(0);
+        let first = pad_index(&context.plans, mline, kind, context.choice);
+        let prefix = pad_prefix(kind);
+        // A simulcast layer: which pad it feeds, if any, is the selector's to say once the RID
+        // header extension of its packets told which layer it is.
+        let layered = context.layered.get(&mline).cloned();
+        let rid = Arc::new(OnceLock::<String>::new());
+        let name = match &layered {
+            Some(_) => {
+                let extension = context.plans.get(mline).and_then(|p| p.rid_extension).ok_or("no RID extension")?;
+                let rid = rid.clone();
+                pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                    if rid.get().is_none()
+                        && let Some(buffer) = info.buffer()
+                        && let Some(value) = rtp_stream_id(buffer, extension)
+                    {
+                        gst::info!(CAT, obj = pad, "RTP stream {value:?}");
+                        let _ = rid.set(value);
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+                format!("{prefix}_{first}")
+            }
+            // Two streams in one section (a second SSRC) each get a pad of their own.
+            None => {
+                let mut used = context.used_names.lock().unwrap();
+                let name = (first..).map(|i| format!("{prefix}_{i}")).find(|n| !used.contains(n)).unwrap();
+                used.push(name.clone());
+                name
+            }
+        };
+
+        let clock_rate = s.get::<i32>("clock-rate").map_err(|_| format!("caps without clock-rate: {caps}"))?;
+        let timeline = Mutex::new(RtpTimeline::new(clock_rate as u32));
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            if let Some(buffer) = info.buffer_mut() {
+                let rtp = buffer
+                    .map_readable()
+                    .ok()
+                    .and_then(|m| m.get(4..8).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])));
+                if let (Some(rtp), Some(arrival)) = (rtp, buffer.pts()) {
+                    let pts = gst::ClockTime::from_nseconds(timeline.lock().unwrap().pts(rtp, arrival.nseconds()));
+                    gst::trace!(CAT, obj = pad, "rtp {rtp} arrival {arrival} pts {pts}");
+                    let b = buffer.make_mut();
+                    b.set_pts(pts);
+                    b.set_dts(pts);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+
+        let bin = webrtcbin.parent().and_downcast::<gst::Bin>().ok_or("session bin gone")?;
+        let mut elements = Vec::new();
+        for factory in chain_for(context.output, &encoding)? {
+            let mut builder = gst::ElementFactory::make(factory);
+            if factory == "h264parse" || factory == "h265parse" {
+                builder = builder.property("config-interval", -1i32);
+            }
+            elements.push(builder.build().map_err(|_| format!("element {factory} is missing"))?);
+        }
+        // An internal bridge: it must never hold the pipeline in preroll (async=false).
+        let appsink = gst_app::AppSink::builder().sync(false).async_(false).build();
+        if context.output == Output::Encoded {
+            // What containers take (mp4mux and matroskamux want avc/hvc1, not byte-stream).
+            match encoding.as_str() {
+                "H264" => appsink.set_caps(Some(
+                    &gst::Caps::builder("video/x-h264").field("stream-format", "avc").field("alignment", "au").build(),
+                )),
+                "H265" => appsink.set_caps(Some(
+                    &gst::Caps::builder("video/x-h265").field("stream-format", "hvc1").field("alignment", "au").build(),
+                )),
+                _ => {}
+            }
+        }
+        let upstream = appsink.static_pad("sink").unwrap();
+        let element = self.obj().downgrade();
+        let (started, last, keys) = (context.started, context.last_media_ms.clone(), context.keyframes.clone());
+        let count_keyframes = kind == MediaKind::Video && context.output != Output::Rtp;
+        let deliver: Box<dyn Fn(gst::Sample) + Send + Sync> = match layered {
+            None => {
+                let output_pad = self.output_pad(&name, kind)?;
+                *output_pad.upstream.lock().unwrap() = Some(upstream);
+                let element = element.clone();
+                Box::new(move |sample| output_pad.push(&sample, &element))
+            }
+            Some(section) => {
+                let element = element.clone();
+                let warned = AtomicBool::new(false);
+                Box::new(move |sample| {
+                    let Some(rid) = rid.get() else {
+                        if !warned.swap(true, Ordering::Relaxed)
+                            && let Some(element) = element.upgrade()
+                        {
+                            gst::warning!(
+                                CAT,
+                                obj = element,
+                                "A stream of a simulcast section without its rid: dropped"
+                            );
+                        }
+                        return;
+                    };
+                    {
+                        let mut chains = section.chains.lock().unwrap();
+                        if !chains.contains_key(rid) {
+                            chains.insert(rid.clone(), upstream.clone());
+                        }
+                    }
+                    if let Some(element) = element.upgrade() {
+                        element.imp().deliver_layer(&section, rid, sample, first, kind, started.elapsed());
+                    }
+                })
+            }
+        };
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    if count_keyframes
+                        && sample.buffer().is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT))
+                    {
+                        keys.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A full or flushing output must not stall the session's RTP thread.
+                    deliver(sample);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+
+        for e in &elements {
+            bin.add(e).map_err(|e| e.to_string())?;
+        }
+        bin.add(&appsink).map_err(|e| e.to_string())?;
+        let decodebin = elements.last().filter(|e| e.factory().is_some_and(|f| f.name() == "decodebin")).cloned();
+        let fixed: Vec<&gst::Element> = elements.iter().filter(|e| Some(*e) != decodebin.as_ref()).collect();
+        let mut previous_pad = pad.clone();
+        for e in &fixed {
+            previous_pad.link(&e.static_pad("sink").unwrap()).map_err(|e| format!("link: {e:?}"))?;
+            previous_pad = e.static_pad("src").unwrap();
+        }
+        match decodebin {
+            Some(decodebin) => {
+                previous_pad.link(&decodebin.static_pad("sink").unwrap()).map_err(|e| format!("link: {e:?}"))?;
+                let sink_pad = appsink.static_pad("sink").unwrap();
+                decodebin.connect_pad_added(move |_, pad| {
+                    if !sink_pad.is_linked() {
+                        let _ = pad.link(&sink_pad);
+                    }
+                });
+            }
+            None => {
+                previous_pad.link(&appsink.static_pad("sink").unwrap()).map_err(|e| format!("link: {e:?}"))?;
+            }
+        }
+        // Straight to the session's state: syncing with a bin that decodebin just sent back into
+        // preroll would leave the sink waiting in PAUSED for data that never comes.
+        let (_, target, _) = bin.state(gst::ClockTime::ZERO);
+        for e in std::iter::once(appsink.upcast_ref()).chain(elements.iter().rev()) {
+            e.set_state(target).map_err(|_| format!("{} cannot start", e.name()))?;
+        }
+        gst::info!(CAT, imp = self, "Session output {encoding} ({caps}) on {name}");
+        Ok(())
+    }
+
+    /// A sample of simulcast layer `rid` (at `now` into the session): out on the pads the
+    /// section's selector says, each pad's key-frame requests sent to the layer it carries.
+    pub(super) fn deliver_layer(
+        &self,
+        section: &LayeredSection,
+        rid: &str,
+        sample: gst::Sample,
+        first: usize,
+        kind: MediaKind,
+        now: Duration,
+    ) {
+        let pixels = sample.caps().and_then(|c| c.structure(0)).and_then(|s| {
+            let (w, h) = (s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?);
+            Some(u64::try_from(w).ok()? * u64::try_from(h).ok()?)
+        });
+        let info = ItemInfo { bytes: sample.buffer().map_or(0, |b| b.size()), pixels };
+        let (out, carried, newly_chosen) = {
+            let mut selector = section.selector.lock().unwrap();
+            let undecided = selector.chosen().is_none();
+            let out = selector.push(rid, sample, info, now);
+            let carried: Vec<Option<String>> =
+                (0..selector.outputs()).map(|k| selector.rid_of_output(k).map(str::to_owned)).collect();
+            let newly_chosen = selector.chosen().filter(|_| undecided).map(str::to_owned);
+            (out, carried, newly_chosen)
+        };
+        let element = self.obj().downgrade();
+        for (k, sample) in out {
+            let name = format!("{}_{}", pad_prefix(kind), first + k);
+            let Ok(pad) = self.output_pad(&name, kind) else { continue };
+            if let Some(rid) = &carried[k] {
+                let chain = section.chains.lock().unwrap().get(rid).cloned();
+                let mut upstream = pad.upstream.lock().unwrap();
+                if upstream.as_ref() != chain.as_ref() {
+                    *upstream = chain;
+                }
+            }
+            pad.push(&sample, &element);
+        }
+        if let Some(rid) = newly_chosen {
+            let name = format!("{}_{first}", pad_prefix(kind));
+            gst::info!(CAT, imp = self, "Simulcast: layer {rid:?} on {name}");
+            let obj = self.obj();
+            let s =
+                gst::Structure::builder("whipserversrc-layer-chosen").field("pad", &name).field("rid", &rid).build();
+            let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+        }
+    }
+
+    /// The element's persistent pad `name` (created on first use).
+    pub(super) fn output_pad(&self, name: &str, kind: MediaKind) -> Result<OutputPad, String> {
+        let mut state = self.state.lock().unwrap();
+        if let Some(out) = state.outputs.get(name) {
+            return Ok(out.clone());
+        }
+        let latency = gst::ClockTime::from_mseconds(u64::from(self.settings.lock().unwrap().latency));
+        let appsrc = gst_app::AppSrc::builder()
+            .name(format!("{name}-src"))
+            .is_live(true)
+            .format(gst::Format::Time)
+            .do_timestamp(false)
+            .min_latency(latency.nseconds() as i64)
+            .max_bytes(64 << 20)
+            .leaky_type(gst_app::AppLeakyType::Downstream)
+            .build();
+        let obj = self.obj();
+        obj.add(&appsrc).map_err(|e| e.to_string())?;
+        let template = obj
+            .pad_template(if kind == MediaKind::Video { "video_%u" } else { "audio_%u" })
+            .ok_or("pad template missing")?;
+        let target = appsrc.static_pad("src").unwrap();
+        let ghost = gst::GhostPad::builder_from_template_with_target(&template, &target)
+            .map_err(|e| e.to_string())?
+            .name(name)
+            .build();
+        let upstream: Arc<Mutex<Option<gst::Pad>>> = Arc::default();
+        {
+            let (upstream, element) = (upstream.clone(), obj.downgrade());
+            target.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                let Some(gst::PadProbeData::Event(event)) = &info.data else { return gst::PadProbeReturn::Ok };
+                if !gst_video::ForceKeyUnitEvent::is(event) {
+                    return gst::PadProbeReturn::Ok;
+                }
+                // To the current session, where webrtcbin turns it into PLI (it sends FIR when
+                // all headers are asked for; key frames carry them in any case).
+                let Some(pad) = upstream.lock().unwrap().clone() else { return gst::PadProbeReturn::Ok };
+                let request = gst_video::UpstreamForceKeyUnitEvent::parse(event).ok();
+                let pli = gst_video::UpstreamForceKeyUnitEvent::builder()
+                    .all_headers(false)
+                    .count(request.as_ref().map_or(0, |r| r.count))
+                    .running_time(request.and_then(|r| r.running_time))
+                    .build();
+                let sent = pad.push_event(pli);
+                if let Some(element) = element.upgrade() {
+                    element.imp().count_keyframe_request();
+                }
+                if sent { gst::PadProbeReturn::Handled } else { gst::PadProbeReturn::Ok }
+            });
+        }
+        // Downstream may unlink this pad at any time (an app ending a recording): data already
+        // queued in the appsrc is dropped instead of stopping it with not-linked.
+        ghost.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, |pad, info| {
+            if pad.is_linked() {
+                return gst::PadProbeReturn::Ok;
+            }
+            // Taken and Handled, not Drop: gstreamer-rs takes the data out of the probe info, and
+            // on Drop GStreamer 1.22 unrefs the emptied pointer (a GStreamer-CRITICAL).
+            info.data.take();
+            gst::PadProbeReturn::Handled
+        });
+        let _ = appsrc.sync_state_with_parent();
+        ghost.set_active(true).map_err(|e| e.to_string())?;
+        obj.add_pad(&ghost).map_err(|e| e.to_string())?;
+        let out = OutputPad { appsrc, ghost, upstream, warned_unlinked: Arc::default() };
+        state.outputs.insert(name.to_owned(), out.clone());
+        Ok(out)
+    }
+}
