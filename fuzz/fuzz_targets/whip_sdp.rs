@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         sdp::Sdp::parse(&prepared.sdp.to_string()).expect("what we give webrtcbin parses");
     }
     if let Ok(offer) = sdp::Sdp::parse(text) {
-        let _ = sdp::accept_simulcast(text, &offer);
+        let _ = sdp::accept_layers(text, &offer);
     }
     let _ = sdp::finish_answer(text, &[], &["203.0.113.1".parse().unwrap()], 2500);
     let _ = sdp::parse_sdpfrag(text);

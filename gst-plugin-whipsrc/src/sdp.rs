@@ -10,6 +10,12 @@ use std::net::IpAddr;
 pub const RID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 pub const REPAIRED_RID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 pub const MID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+/// The AV1 RTP spec's dependency descriptor: browsers send AV1 SVC (L1T3, L3T3) only with it.
+pub const DEPENDENCY_DESCRIPTOR_EXTENSION: &str =
+    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
+/// The header extensions we receive where offered (webrtcbin 1.22's answer has none).
+const RECEIVED_EXTENSIONS: [&str; 4] =
+    [MID_EXTENSION, RID_EXTENSION, REPAIRED_RID_EXTENSION, DEPENDENCY_DESCRIPTOR_EXTENSION];
 
 /// Attributes that may stand at session level but that webrtcbin wants in every media section
 /// (older libdatachannel, as some OBS builds use, writes them at session level only).
@@ -436,25 +442,29 @@ pub fn finish_answer(
 
 /// An answer that receives every simulcast layer the offer sends (RFC 8853): `a=rid:<id> recv`
 /// for each and one `a=simulcast:recv` line listing them with `;` (OBS 32 counts the layers of the
-/// first such line and gives up when they are fewer than it sends), and the MID and RID header
-/// extensions, by which the layers are told apart. webrtcbin 1.22 writes none of these. Without
-/// the RID extension in the offer the layers cannot be told apart: none is accepted.
-pub fn accept_simulcast(answer: &str, offer: &Sdp) -> Result<String, OfferError> {
+/// first such line and gives up when they are fewer than it sends); and the header extensions
+/// that tell layers apart where offered: MID, RID and repaired RID (simulcast), the AV1
+/// dependency descriptor (SVC), with `a=extmap-allow-mixed` (its two-byte form). webrtcbin 1.22
+/// writes none of these. Without the RID extension simulcast layers cannot be told apart: none
+/// is accepted.
+pub fn accept_layers(answer: &str, offer: &Sdp) -> Result<String, OfferError> {
     let mut sdp = Sdp::parse(answer)?;
+    let mixed = |lines: &[String]| attributes(lines, "extmap-allow-mixed").next().is_some();
+    if (mixed(&offer.session) || offer.media.iter().any(|m| mixed(&m.lines))) && !mixed(&sdp.session) {
+        sdp.session.push("a=extmap-allow-mixed".into());
+    }
     for (media, offered) in sdp.media.iter_mut().zip(&offer.media) {
-        let rids = offered.sent_rids();
-        let refused = media.attributes("inactive").next().is_some();
-        if rids.is_empty()
-            || refused
-            || offered.extension_id(RID_EXTENSION).is_none()
-            || media.attribute("rid").is_some()
-        {
+        if media.attributes("inactive").next().is_some() {
             continue;
         }
-        for uri in [MID_EXTENSION, RID_EXTENSION, REPAIRED_RID_EXTENSION] {
+        for uri in RECEIVED_EXTENSIONS {
             if let (Some(id), None) = (offered.extension_id(uri), media.extension_id(uri)) {
                 media.lines.push(format!("a=extmap:{id} {uri}"));
             }
+        }
+        let rids = offered.sent_rids();
+        if rids.is_empty() || offered.extension_id(RID_EXTENSION).is_none() || media.attribute("rid").is_some() {
+            continue;
         }
         media.lines.extend(rids.iter().map(|rid| format!("a=rid:{rid} recv")));
         media.lines.push(format!("a=simulcast:recv {}", rids.join(";")));

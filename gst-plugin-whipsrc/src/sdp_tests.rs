@@ -302,7 +302,7 @@ fn the_answer_accepts_every_layer_as_obs_checks_it() {
     let answer = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
                   m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=recvonly\r\n\
                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\na=rtpmap:96 AV1/90000\r\n";
-    let text = accept_simulcast(answer, &offer).unwrap();
+    let text = accept_layers(answer, &offer).unwrap();
     // OBS's check: the first a=simulcast line anywhere, 1 + its count of ';', up to CRLF.
     let line = text.split("a=simulcast:").nth(1).unwrap().split("\r\n").next().unwrap();
     assert_eq!(line, "recv 0;1;2");
@@ -316,9 +316,27 @@ fn the_answer_accepts_every_layer_as_obs_checks_it() {
     // Without the RID extension the layers cannot be told apart: none accepted.
     let without = obs_simulcast_offer("a=rtpmap:96 AV1/90000")
         .replace("a=extmap:2 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n", "");
-    let text = accept_simulcast(answer, &Sdp::parse(&without).unwrap()).unwrap();
+    let text = accept_layers(answer, &Sdp::parse(&without).unwrap()).unwrap();
     assert!(!text.contains("a=simulcast") && !text.contains("a=rid"), "{text}");
-    // Without simulcast in the offer the answer is left as it was.
+    // Without simulcast in the offer: no layers, only the offered extensions kept.
     let plain = Sdp::parse(OBS_OFFER).unwrap();
-    assert_eq!(accept_simulcast(answer, &plain).unwrap(), Sdp::parse(answer).unwrap().to_string());
+    let text = accept_layers(answer, &plain).unwrap();
+    assert!(!text.contains("a=simulcast") && !text.contains("a=rid"), "{text}");
+    assert_eq!(Sdp::parse(&text).unwrap().media[1].extension_id(RID_EXTENSION), Some(2));
+}
+
+#[test]
+fn the_dependency_descriptor_and_mixed_extensions_are_kept_for_av1_svc() {
+    let offer = format!(
+        "{}a=extmap:12 {DEPENDENCY_DESCRIPTOR_EXTENSION}\r\n",
+        OBS_OFFER.replace("a=group:LS 0 1\r\n", "a=group:LS 0 1\r\na=extmap-allow-mixed\r\n")
+    );
+    let answer = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+                  m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=recvonly\r\n\
+                  m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\n";
+    let text = accept_layers(answer, &Sdp::parse(&offer).unwrap()).unwrap();
+    let sdp = Sdp::parse(&text).unwrap();
+    assert_eq!(sdp.session_attribute("extmap-allow-mixed"), Some(""));
+    assert_eq!(sdp.media[1].extension_id(DEPENDENCY_DESCRIPTOR_EXTENSION), Some(12));
+    assert_eq!(sdp.media[0].extension_id(DEPENDENCY_DESCRIPTOR_EXTENSION), None, "not offered for audio");
 }

@@ -25,7 +25,7 @@ proptest! {
         let _ = sdp::parse_sdpfrag(&text);
         let _ = sdp::finish_answer(&text, &[], &[], 1000);
         if let Ok(offer) = sdp::Sdp::parse(&text) {
-            let _ = sdp::accept_simulcast(&text, &offer);
+            let _ = sdp::accept_layers(&text, &offer);
         }
     }
 
@@ -43,7 +43,7 @@ proptest! {
             prop_assert!(rids.contains(layer), "{layer:?} not declared");
         }
         let offer = sdp::Sdp::parse(&text).unwrap();
-        let answer = sdp::accept_simulcast(&text, &offer).unwrap();
+        let answer = sdp::accept_layers(&text, &offer).unwrap();
         prop_assert!(sdp::Sdp::parse(&answer).is_ok());
     }
 

@@ -5,6 +5,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use crate::av1::layers::{LayerLimit, keep_layers};
 use crate::rtp::av1::{Depacketizer, Event, PacketIssue};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -20,16 +21,34 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 
 const DEFAULT_WAIT_FOR_KEYFRAME: bool = true;
 const DEFAULT_REQUEST_KEYFRAME: bool = true;
+/// -1: every layer.
+const DEFAULT_MAX_LAYER: i32 = -1;
 
 #[derive(Clone, Copy)]
 struct Settings {
     wait_for_keyframe: bool,
     request_keyframe: bool,
+    max_spatial_layer: i32,
+    max_temporal_layer: i32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { wait_for_keyframe: DEFAULT_WAIT_FOR_KEYFRAME, request_keyframe: DEFAULT_REQUEST_KEYFRAME }
+        Self {
+            wait_for_keyframe: DEFAULT_WAIT_FOR_KEYFRAME,
+            request_keyframe: DEFAULT_REQUEST_KEYFRAME,
+            max_spatial_layer: DEFAULT_MAX_LAYER,
+            max_temporal_layer: DEFAULT_MAX_LAYER,
+        }
+    }
+}
+
+impl Settings {
+    fn layer_limit(&self) -> LayerLimit {
+        LayerLimit {
+            spatial: u8::try_from(self.max_spatial_layer).ok(),
+            temporal: u8::try_from(self.max_temporal_layer).ok(),
+        }
     }
 }
 
@@ -86,7 +105,10 @@ impl RtpAv1Depay {
             gst::element_imp_error!(self, gst::CoreError::Failed, ["Failed to map buffer"]);
             gst::FlowError::Error
         })?;
-        let request_keyframe = self.settings.lock().unwrap().request_keyframe;
+        let (request_keyframe, limit) = {
+            let settings = self.settings.lock().unwrap();
+            (settings.request_keyframe, settings.layer_limit())
+        };
 
         let mut outputs = Vec::new();
         let mut want_keyframe = false;
@@ -100,12 +122,17 @@ impl RtpAv1Depay {
             Err(issue) => gst::warning!(CAT, imp = self, "Dropping data: {issue:?}"),
         }
         let send_request = want_keyframe && request_keyframe && self.take_request_slot(&mut state);
-        let buffers: Vec<_> = outputs.into_iter().map(|tu| self.to_buffer(&mut state, tu)).collect();
+        let buffers: Vec<_> = outputs
+            .into_iter()
+            .filter_map(|tu| self.to_buffer(&mut state, tu, limit))
+            .collect();
         drop(state);
 
         if send_request {
             gst::debug!(CAT, imp = self, "Requesting a key frame upstream");
-            let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+            let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+                .all_headers(true)
+                .build();
             self.sinkpad.push_event(event);
         }
         for buffer in buffers {
@@ -116,7 +143,10 @@ impl RtpAv1Depay {
 
     fn take_request_slot(&self, state: &mut State) -> bool {
         let now = Instant::now();
-        if state.last_keyframe_request.is_some_and(|t| now - t < KEYFRAME_REQUEST_INTERVAL) {
+        if state
+            .last_keyframe_request
+            .is_some_and(|t| now - t < KEYFRAME_REQUEST_INTERVAL)
+        {
             return false;
         }
         state.last_keyframe_request = Some(now);
@@ -124,16 +154,24 @@ impl RtpAv1Depay {
         true
     }
 
+    /// The buffer of a temporal unit, with only the layers within `limit` (`None`: none of its
+    /// frames is).
     fn to_buffer(
         &self,
         state: &mut State,
         tu: crate::rtp::av1::TemporalUnit<Option<gst::ClockTime>>,
-    ) -> gst::Buffer {
+        limit: LayerLimit,
+    ) -> Option<gst::Buffer> {
         let pts = match tu.meta {
             Some(pts) if !state.own_segment => pts,
             _ => state.rtp_pts(tu.rtp_timestamp),
         };
-        let mut buffer = gst::Buffer::from_mut_slice(tu.data);
+        let data = if limit.keeps_all() {
+            tu.data
+        } else {
+            keep_layers(&tu.data, limit)?
+        };
+        let mut buffer = gst::Buffer::from_mut_slice(data);
         {
             let buffer = buffer.get_mut().unwrap();
             buffer.set_pts(pts);
@@ -147,18 +185,22 @@ impl RtpAv1Depay {
             }
             buffer.set_flags(flags);
         }
-        buffer
+        Some(buffer)
     }
 
     fn drain(&self) {
         let mut outputs = Vec::new();
+        let limit = self.settings.lock().unwrap().layer_limit();
         let mut state = self.state.lock().unwrap();
         state.depacketizer.finish(|event| {
             if let Event::TemporalUnit(tu) = event {
                 outputs.push(tu);
             }
         });
-        let buffers: Vec<_> = outputs.into_iter().map(|tu| self.to_buffer(&mut state, tu)).collect();
+        let buffers: Vec<_> = outputs
+            .into_iter()
+            .filter_map(|tu| self.to_buffer(&mut state, tu, limit))
+            .collect();
         drop(state);
         for buffer in buffers {
             if self.srcpad.push(buffer).is_err() {
@@ -243,7 +285,11 @@ impl ObjectSubclass for RtpAv1Depay {
                 )
             })
             .event_function(|pad, parent, event| {
-                RtpAv1Depay::catch_panic_pad_function(parent, || false, |this| this.sink_event(pad, event))
+                RtpAv1Depay::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |this| this.sink_event(pad, event),
+                )
             })
             .build();
         let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").unwrap()).build();
@@ -273,6 +319,22 @@ impl ObjectImpl for RtpAv1Depay {
                     .default_value(DEFAULT_REQUEST_KEYFRAME)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecInt::builder("max-spatial-layer")
+                    .nick("Max spatial layer")
+                    .blurb("Keep only the OBUs of spatial layers up to this id (an SVC stream's smaller sizes, e.g. 0 for L3T3's smallest); -1: every layer")
+                    .minimum(-1)
+                    .maximum(3)
+                    .default_value(DEFAULT_MAX_LAYER)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecInt::builder("max-temporal-layer")
+                    .nick("Max temporal layer")
+                    .blurb("Keep only the OBUs of temporal layers up to this id (e.g. 0 for L1T3's base frame rate); temporal units left without a frame are dropped; -1: every layer")
+                    .minimum(-1)
+                    .maximum(7)
+                    .default_value(DEFAULT_MAX_LAYER)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("packets-received, bytes-received, temporal-units-pushed, packets-lost, duplicate-packets, malformed-packets, temporal-units-dropped, keyframe-requests")
@@ -288,9 +350,15 @@ impl ObjectImpl for RtpAv1Depay {
         match pspec.name() {
             "wait-for-keyframe" => {
                 settings.wait_for_keyframe = value.get().unwrap();
-                self.state.lock().unwrap().depacketizer.set_wait_for_keyframe(settings.wait_for_keyframe);
+                self.state
+                    .lock()
+                    .unwrap()
+                    .depacketizer
+                    .set_wait_for_keyframe(settings.wait_for_keyframe);
             }
             "request-keyframe" => settings.request_keyframe = value.get().unwrap(),
+            "max-spatial-layer" => settings.max_spatial_layer = value.get().unwrap(),
+            "max-temporal-layer" => settings.max_temporal_layer = value.get().unwrap(),
             _ => unreachable!(),
         }
     }
@@ -299,6 +367,8 @@ impl ObjectImpl for RtpAv1Depay {
         match pspec.name() {
             "wait-for-keyframe" => self.settings.lock().unwrap().wait_for_keyframe.to_value(),
             "request-keyframe" => self.settings.lock().unwrap().request_keyframe.to_value(),
+            "max-spatial-layer" => self.settings.lock().unwrap().max_spatial_layer.to_value(),
+            "max-temporal-layer" => self.settings.lock().unwrap().max_temporal_layer.to_value(),
             "stats" => self.stats().to_value(),
             _ => unreachable!(),
         }
@@ -339,10 +409,20 @@ impl ElementImpl for RtpAv1Depay {
                 .field("alignment", "tu")
                 .build();
             vec![
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &sink_caps)
-                    .unwrap(),
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &src_caps)
-                    .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &sink_caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &src_caps,
+                )
+                .unwrap(),
             ]
         });
         TEMPLATES.as_ref()

@@ -379,7 +379,7 @@ impl WhipServerSrc {
         let public = settings.public_addresses().map_err(|e| Rejection::new(500, e))?;
         let text = sdp::finish_answer(&text, candidates, &public, START_BITRATE_KBPS)
             .map_err(|e| Rejection::new(500, e.to_string()))?;
-        sdp::accept_simulcast(&text, offer).map_err(|e| Rejection::new(500, e.to_string()))
+        sdp::accept_layers(&text, offer).map_err(|e| Rejection::new(500, e.to_string()))
     }
 
     /// An ICE restart as the answerer (RFC 9725 4.4.2). webrtcbin has no ICE restart of its own

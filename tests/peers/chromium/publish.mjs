@@ -5,6 +5,7 @@
 //        --seconds N [--token T] [--audio] [--fps 30] [--timeout S] [--chromium PATH]
 //        [--ice-restart-at S]   (restartIce() S seconds into publishing: PATCH, RFC 9725 4.4.2)
 //        [--simulcast N]        (N layers: rids f, h, q at full, half and quarter size)
+//        [--scalability-mode M] (SVC: one stream with layers, e.g. L1T3, L3T3)
 //   node publish.mjs --page-url URL --codec C --seconds N [--token T] [--stream S] [--audio]
 //        (open a whipserversrc publish page and use its form as a person would)
 //
@@ -23,7 +24,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 function usage(msg) {
   if (msg) console.error('error: ' + msg);
-  console.error('usage: node publish.mjs --url URL --codec AV1|H264|VP8|VP9 --seconds N [--token T] [--audio] [--fps F] [--timeout S] [--ice-restart-at S] [--simulcast N]');
+  console.error('usage: node publish.mjs --url URL --codec AV1|H264|VP8|VP9 --seconds N [--token T] [--audio] [--fps F] [--timeout S] [--ice-restart-at S] [--simulcast N] [--scalability-mode M]');
   console.error('       node publish.mjs --page-url URL --codec C --seconds N [--token T] [--stream S] [--audio]');
   process.stdout.write(JSON.stringify({ ok: false, error: 'usage: ' + (msg || '') }) + '\n');
   process.exit(2);
@@ -45,6 +46,7 @@ function parseArgs(argv) {
       case '--fps': o.fps = Number(val()); break;
       case '--ice-restart-at': o.iceRestartAt = Number(val()); break;
       case '--simulcast': o.simulcast = Number(val()); break;
+      case '--scalability-mode': o.scalabilityMode = val(); break;
       case '--timeout': o.timeout = Number(val()); break;
       case '--chromium': o.chromium = val(); break;
       case '-h': case '--help': usage();
@@ -163,7 +165,7 @@ async function main() {
   const result = await page.evaluate(o => window.whipPublish(o), {
     url: opts.url, codec: opts.codec, seconds: opts.seconds, token: opts.token || null,
     audio: opts.audio, fps: opts.fps, width: 1280, height: 720, iceRestartAt: opts.iceRestartAt || 0,
-    simulcast: opts.simulcast || 1,
+    simulcast: opts.simulcast || 1, scalabilityMode: opts.scalabilityMode || null,
   });
   // Put the summary fields first in the JSON line.
   const { ok, codec, framesSent, framesEncoded, packetsSent, bytesSent, keyFramesEncoded, audioPacketsSent,
@@ -171,7 +173,7 @@ async function main() {
   const v = (result.stats && result.stats.video) || {};
   return { ok, codec, framesSent, framesEncoded, packetsSent, bytesSent, keyFramesEncoded, audioPacketsSent,
     postStatus, deleteStatus, location, ...(error ? { error } : {}),
-    frameWidth: v.frameWidth, frameHeight: v.frameHeight, pageOrigin: new URL(pageUrl).origin, ...rest };
+    frameWidth: v.frameWidth, frameHeight: v.frameHeight, scalabilityMode: v.scalabilityMode, pageOrigin: new URL(pageUrl).origin, ...rest };
 }
 
 const overall = setTimeout(async () => {
