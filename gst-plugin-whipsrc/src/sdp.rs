@@ -10,7 +10,8 @@ use std::net::IpAddr;
 pub const RID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 pub const REPAIRED_RID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 pub const MID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-/// The AV1 RTP spec's dependency descriptor: browsers send AV1 SVC (L1T3, L3T3) only with it.
+/// The AV1 RTP spec's dependency descriptor (frame dependencies of an SVC stream; Chromium 156
+/// sends L1T3 with or without it, the layer ids being in the OBU extension headers too).
 pub const DEPENDENCY_DESCRIPTOR_EXTENSION: &str =
     "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
 /// The header extensions we receive where offered (webrtcbin 1.22's answer has none).

@@ -1,6 +1,6 @@
 //! AV1 SVC from headless Chromium (`scalabilityMode` L1T3 and L3T3: one stream whose OBUs carry
 //! temporal and spatial layer ids). whipserversrc keeps the dependency descriptor extension and
-//! `a=extmap-allow-mixed` in its answer (Chromium sends AV1 SVC only with them); the recording
+//! `a=extmap-allow-mixed` in its answer where offered; the recording
 //! of every layer decodes with zero errors in GStreamer and ffmpeg, and `rtpav1depay-rs`
 //! `max-temporal-layer` / `max-spatial-layer` record one operating point of it.
 
