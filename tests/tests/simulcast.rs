@@ -51,12 +51,42 @@ fn serve(name: &str, simulcast: &str, pads: usize) -> Server {
 }
 
 fn publish(port: u16, codec: &str, layer_order: &str) -> String {
+    report(start_publisher(port, codec, layer_order))
+}
+
+fn start_publisher(port: u16, codec: &str, layer_order: &str) -> std::process::Child {
     let url = format!("http://127.0.0.1:{port}/whip/live");
     let mut command = obs_like_command();
     // With audio, as OBS always sends it (the layers' section is then the second).
     command.args(["--url", &url, "--codec", codec, "--seconds", SECONDS, "--layers", "3", "--audio"]);
     command.args(["--start-at-keyframe", "--linger", "500", "--layer-order", layer_order]);
-    report(spawn(&mut command))
+    spawn(&mut command)
+}
+
+/// whipserversrc's per-layer stats while the session is live: (rid, packets received) once
+/// every layer has some.
+fn layer_stats(server: &Server, layers: usize) -> Vec<(String, u64)> {
+    let src = server.pipeline.by_name("w").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let stats = src.property::<gst::Structure>("stats");
+        let list: Vec<(String, u64)> = stats
+            .get::<gst::Structure>("session")
+            .ok()
+            .and_then(|s| s.get::<gst::Array>("layers").ok())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.get::<gst::Structure>().ok())
+                    .map(|l| (l.get::<String>("rid").unwrap(), l.get::<u64>("packets-received").unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if list.len() == layers && list.iter().all(|(_, packets)| *packets > 0) || std::time::Instant::now() > deadline
+        {
+            return list;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 fn wait_eos(server: &Server) {
@@ -108,7 +138,12 @@ fn obs_simulcast_all_records_each_layer_on_the_pad_of_its_place() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = serve("all-H264", "all", 3);
     // The smallest layer's packets first: arrival order does not name the pads.
-    let text = publish(server.port, "H264", "2,0,1");
+    let publisher = start_publisher(server.port, "H264", "2,0,1");
+    let layers = layer_stats(&server, 3);
+    let rids: Vec<&str> = layers.iter().map(|(rid, _)| rid.as_str()).collect();
+    assert_eq!(rids, ["0", "1", "2"], "per-layer stats: {layers:?}");
+    assert!(layers.iter().all(|(_, packets)| *packets > 0), "{layers:?}");
+    let text = report(publisher);
     let sent = json_u64(&text, "framesSent");
     wait_eos(&server);
     assert_eq!(

@@ -34,6 +34,8 @@ pub(super) struct SessionStats {
     pub(super) fir_count: u64,
     pub(super) bitrate: u64,
     pub(super) last_bytes: Option<(Instant, u64)>,
+    /// Simulcast layers: rid, packets received, bytes received, packets lost.
+    pub(super) layers: Vec<(String, u64, u64, i64)>,
 }
 
 pub(super) struct Session {
@@ -55,6 +57,8 @@ pub(super) struct Session {
     pub(super) keyframes: Arc<AtomicU64>,
     pub(super) keyframe_requests: Arc<AtomicU64>,
     pub(super) stats: Arc<Mutex<SessionStats>>,
+    /// The rid of each simulcast stream's SSRC.
+    pub(super) layer_ssrcs: Arc<Mutex<HashMap<u32, String>>>,
 }
 
 #[derive(Default)]
@@ -142,6 +146,22 @@ impl Endpoint for Handle {
     fn patch(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<Patched, Rejection> {
         self.with(|imp| imp.patch_session(resource, sdpfrag, if_match)).unwrap_or_else(|| Err(gone()))
     }
+}
+
+/// Per simulcast layer, in rid order: `layer, rid=0, packets-received=..., bytes-received=...,
+/// packets-lost=...`.
+fn layer_stats(layers: &[(String, u64, u64, i64)]) -> gst::Array {
+    let mut layers = layers.to_vec();
+    layers.sort();
+    gst::Array::new(layers.into_iter().map(|(rid, packets, bytes, lost)| {
+        gst::Structure::builder("layer")
+            .field("rid", rid)
+            .field("packets-received", packets)
+            .field("bytes-received", bytes)
+            .field("packets-lost", lost)
+            .build()
+            .to_send_value()
+    }))
 }
 
 impl WhipServerSrc {
@@ -385,13 +405,14 @@ impl WhipServerSrc {
                 state.sessions.media(&s.id, s.started.duration_since(self.epoch) + last_media);
             }
             let ending = state.sessions.handle_timeout(&policy, self.epoch.elapsed());
-            (ending, state.session.as_ref().map(|s| (s.webrtcbin.clone(), s.stats.clone())))
+            (ending, state.session.as_ref().map(|s| (s.webrtcbin.clone(), s.stats.clone(), s.layer_ssrcs.clone())))
         };
         if let Some(ending) = ending {
             self.carry_out(ending);
             return;
         }
-        let Some((webrtcbin, stats)) = current else { return };
+        let Some((webrtcbin, stats, layer_ssrcs)) = current else { return };
+        let layer_ssrcs = layer_ssrcs.lock().unwrap().clone();
         let promise = gst::Promise::new();
         webrtcbin.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
         if promise.wait() != gst::PromiseResult::Replied {
@@ -411,6 +432,14 @@ impl WhipServerSrc {
             total.nack_count += u64::from(entry.get::<u32>("nack-count").unwrap_or(0));
             total.pli_count += u64::from(entry.get::<u32>("pli-count").unwrap_or(0));
             total.fir_count += u64::from(entry.get::<u32>("fir-count").unwrap_or(0));
+            if let Some(rid) = entry.get::<u32>("ssrc").ok().and_then(|ssrc| layer_ssrcs.get(&ssrc)) {
+                total.layers.push((
+                    rid.clone(),
+                    entry.get::<u64>("packets-received").unwrap_or(0),
+                    entry.get::<u64>("bytes-received").unwrap_or(0),
+                    entry.get::<i64>("packets-lost").unwrap_or(0),
+                ));
+            }
         }
         let now = Instant::now();
         if let Some((then, bytes)) = total.last_bytes {
@@ -445,6 +474,7 @@ impl WhipServerSrc {
                 .field("fir-count", s.fir_count)
                 .field("keyframes", session.keyframes.load(Ordering::Relaxed))
                 .field("keyframe-requests", session.keyframe_requests.load(Ordering::Relaxed))
+                .field("layers", layer_stats(&s.layers))
                 .build();
             builder = builder.field("session", current);
         }
@@ -532,7 +562,7 @@ impl ObjectImpl for WhipServerSrc {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut specs = Settings::param_specs();
             specs.push(
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats").nick("Statistics").blurb("sessions-started, sessions-ended and, while a publisher is live, a session structure (id, remote-address, user-agent, duration, bitrate, packets-received, bytes-received, packets-lost, nack-count, pli-count, fir-count, keyframes, keyframe-requests)").read_only().build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats").nick("Statistics").blurb("sessions-started, sessions-ended and, while a publisher is live, a session structure (id, remote-address, user-agent, duration, bitrate, packets-received, bytes-received, packets-lost, nack-count, pli-count, fir-count, keyframes, keyframe-requests, layers: per simulcast layer its rid, packets-received, bytes-received, packets-lost)").read_only().build(),
             );
             specs
         });

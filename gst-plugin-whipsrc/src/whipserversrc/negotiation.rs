@@ -2,6 +2,7 @@
 //! RTCP timing, no UPnP), the offer/answer exchange with our candidates in the answer, and ICE
 //! restarts (which webrtcbin 1.22 does not do on its own).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -306,6 +307,7 @@ impl WhipServerSrc {
                 (mline, Arc::new(LayeredSection { selector: Mutex::new(selector), chains: Mutex::default() }))
             })
             .collect();
+        let layer_ssrcs = Arc::new(Mutex::new(HashMap::new()));
         let context = PadContext {
             plans: media.clone(),
             output: settings.output,
@@ -315,6 +317,7 @@ impl WhipServerSrc {
             keyframes: keyframes.clone(),
             used_names: Mutex::default(),
             layered,
+            layer_ssrcs: layer_ssrcs.clone(),
         };
         webrtcbin.connect_pad_added(move |webrtcbin, pad| {
             if pad.direction() != gst::PadDirection::Src {
@@ -362,6 +365,7 @@ impl WhipServerSrc {
             keyframes,
             keyframe_requests: Arc::new(AtomicU64::new(0)),
             stats: Arc::new(Mutex::new(SessionStats::default())),
+            layer_ssrcs,
         })
     }
 

@@ -130,6 +130,8 @@ pub(super) struct PadContext {
     pub(super) used_names: Mutex<Vec<String>>,
     /// The simulcast sections, by media line.
     pub(super) layered: HashMap<usize, Arc<LayeredSection>>,
+    /// The rid of each simulcast stream's SSRC, once seen (for per-layer stats).
+    pub(super) layer_ssrcs: Arc<Mutex<HashMap<u32, String>>>,
 }
 
 /// The rid in an RTP packet's RID header extension `id` (one- or two-byte form, RFC 8285).
@@ -184,13 +186,17 @@ impl WhipServerSrc {
         let name = match &layered {
             Some(_) => {
                 let extension = context.plans.get(mline).and_then(|p| p.rid_extension).ok_or("no RID extension")?;
-                let rid = rid.clone();
+                let (rid, ssrcs) = (rid.clone(), context.layer_ssrcs.clone());
+                let ssrc = s.get::<u32>("ssrc").ok();
                 pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
                     if rid.get().is_none()
                         && let Some(buffer) = info.buffer()
                         && let Some(value) = rtp_stream_id(buffer, extension)
                     {
-                        gst::info!(CAT, obj = pad, "RTP stream {value:?}");
+                        gst::info!(CAT, obj = pad, "RTP stream {value:?} (SSRC {ssrc:?})");
+                        if let Some(ssrc) = ssrc {
+                            ssrcs.lock().unwrap().insert(ssrc, value.clone());
+                        }
                         let _ = rid.set(value);
                     }
                     gst::PadProbeReturn::Ok
