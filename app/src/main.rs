@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// Record only: no decoding, no face landmarks, no snapshots.
     #[arg(long)]
     pub no_facemark: bool,
+    /// With simulcast, facemark runs on the smallest layer at least this tall (the recording keeps
+    /// the largest); 0: on the recorded layer.
+    #[arg(long, default_value_t = 360)]
+    pub analysis_height: u32,
     /// facemark's model folder (default: where scripts/fetch-models.sh installs them).
     #[arg(long)]
     pub model_dir: Option<PathBuf>,

@@ -221,6 +221,8 @@ impl Inner {
             .property_from_str("on-disconnect", "wait")
             .property("publish-page", !a.no_publish_page)
             .property("timeout", a.timeout)
+            // Simulcast: facemark gets the analysis_0 pad (a smaller layer), the file video_0.
+            .property("analysis-min-height", if self.facemark.is_some() { a.analysis_height } else { 0 })
             .build()
             .map_err(|_| "whipserversrc is missing".to_string())?;
         let optional = [
@@ -345,6 +347,8 @@ impl Inner {
         let mut described = Vec::new();
         let mut snapshot_dir = None;
         let (mut face, mut face_sink) = (None::<FaceBranch>, None::<gst::Element>);
+        // A simulcast session with an analysis pad: facemark marks that layer, the file keeps video_0.
+        let analysis_input = streams.iter().any(|(name, _)| name.starts_with("analysis_"));
         for (pad_name, codec) in streams.iter() {
             let codec = codec.get::<String>().map_err(|e| e.to_string())?;
             let video = pad_name.starts_with("video_");
@@ -355,13 +359,40 @@ impl Inner {
                 .name(pad_name.as_str())
                 .build();
             bin.add_pad(&ghost).map_err(|e| e.to_string())?;
+            inputs.push(pad_name.to_string());
+            if pad_name.starts_with("analysis_") {
+                let branch = FaceBranch::default();
+                let added = if snapshot_dir.is_none() && self.facemark.is_some() {
+                    self.add_face_branch(&bin, &queue, None, &codec, &name, &snapshots, &branch)
+                } else {
+                    Err("facemark is off".into())
+                };
+                match added {
+                    Ok((dir, decoder, appsink)) => {
+                        described.push(format!("{codec} layer for facemark after {decoder}"));
+                        snapshot_dir = Some(dir);
+                        face_sink = Some(appsink.clone());
+                        face = Some(branch);
+                        sinks.push(appsink);
+                    }
+                    Err(e) => {
+                        println!("facemark is off for this session: {e}");
+                        let drop = make("fakesink")?;
+                        drop.set_property("async", false);
+                        bin.add(&drop).map_err(|e| e.to_string())?;
+                        queue.link(&drop).map_err(|e| e.to_string())?;
+                        sinks.push(drop);
+                    }
+                }
+                continue;
+            }
             let mux_pad = mux
                 .request_pad_simple(if video { "video_%u" } else { "audio_%u" })
                 .ok_or_else(|| format!("{muxer} takes no more {}", if video { "video" } else { "audio" }))?;
             let mut described_codec = codec.clone();
-            if video && snapshot_dir.is_none() && self.facemark.is_some() {
+            if video && !analysis_input && snapshot_dir.is_none() && self.facemark.is_some() {
                 let branch = FaceBranch::default();
-                match self.add_face_branch(&bin, &queue, &mux_pad, &codec, &name, &snapshots, &branch) {
+                match self.add_face_branch(&bin, &queue, Some(&mux_pad), &codec, &name, &snapshots, &branch) {
                     Ok((dir, decoder, appsink)) => {
                         described_codec = format!("{codec} (facemark after {decoder})");
                         snapshot_dir = Some(dir);
@@ -388,7 +419,6 @@ impl Inner {
                 });
             }
             described.push(described_codec);
-            inputs.push(pad_name.to_string());
         }
         if inputs.is_empty() {
             return Err("the session has no audio or video".into());
@@ -434,13 +464,14 @@ impl Inner {
         })
     }
 
-    /// queue ! tee, one branch to the muxer, the other decoded and marked, every Nth frame a
-    /// JPEG. The decoding side never holds the recording back (leaky queues).
+    /// queue ! tee, one branch to the muxer (`mux_pad`), the other decoded and marked, every Nth
+    /// frame a JPEG; without `mux_pad` (a simulcast layer for analysis only) the queue feeds the
+    /// decoder alone. The decoding side never holds the recording back (leaky queues).
     fn add_face_branch(
         &self,
         bin: &gst::Bin,
         queue: &gst::Element,
-        mux_pad: &gst::Pad,
+        mux_pad: Option<&gst::Pad>,
         codec: &str,
         name: &str,
         snapshots: &Arc<AtomicU64>,
@@ -449,8 +480,6 @@ impl Inner {
         let decoder = decoder_for(codec).ok_or_else(|| format!("no decoder for {codec} is installed"))?;
         let dir = self.args.recordings.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let tee = make("tee")?;
-        let to_mux = live_queue(false)?;
         let to_decoder = live_queue(true)?;
         let mut chain = Vec::new();
         if let Some(parser) = match codec {
@@ -486,12 +515,22 @@ impl Inner {
             element.set_property("name", format!("{FACE_PREFIX}{i}-{}", element.factory().map(|f| f.name()).unwrap_or_default()));
         }
         chain.remove(0);
-        bin.add_many([&tee, &to_mux, &to_decoder]).map_err(|e| e.to_string())?;
+        bin.add(&to_decoder).map_err(|e| e.to_string())?;
         bin.add_many(&chain).map_err(|e| e.to_string())?;
-        queue.link(&tee).map_err(|e| e.to_string())?;
-        gst::Element::link_many([&tee, &to_mux]).map_err(|e| e.to_string())?;
-        to_mux.static_pad("src").unwrap().link(mux_pad).map_err(|e| format!("{e:?}"))?;
-        tee.link(&to_decoder).map_err(|e| e.to_string())?;
+        match mux_pad {
+            // The recorded stream, split: one copy to the muxer, one to the decoder.
+            Some(mux_pad) => {
+                let tee = make("tee")?;
+                let to_mux = live_queue(false)?;
+                bin.add_many([&tee, &to_mux]).map_err(|e| e.to_string())?;
+                queue.link(&tee).map_err(|e| e.to_string())?;
+                gst::Element::link_many([&tee, &to_mux]).map_err(|e| e.to_string())?;
+                to_mux.static_pad("src").unwrap().link(mux_pad).map_err(|e| format!("{e:?}"))?;
+                tee.link(&to_decoder).map_err(|e| e.to_string())?;
+            }
+            // A stream of its own (a simulcast layer for analysis): all of it to the decoder.
+            None => queue.link(&to_decoder).map_err(|e| e.to_string())?,
+        }
         to_decoder.link(&chain[0]).map_err(|e| e.to_string())?;
         gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
         {

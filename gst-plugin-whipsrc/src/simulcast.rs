@@ -8,7 +8,9 @@
 //!   layer's first frame told its size), or, where sizes are not known (RTP output) or a layer
 //!   stays silent, the one that sent the most / fewest bytes within `window` of the first item.
 //!   Until the choice is made the items are held, so the chosen layer's output starts with its
-//!   first frame; the choice holds for the session.
+//!   first frame; the choice holds for the session. With an analysis height, a second output
+//!   carries the smallest layer at least that tall (the tallest when none is), chosen at the same
+//!   moment: analysis runs on fewer pixels while the first output records the best layer.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -29,6 +31,7 @@ pub struct ItemInfo {
     pub bytes: usize,
     /// Width x height, where the item's caps say it.
     pub pixels: Option<u64>,
+    pub height: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -36,6 +39,7 @@ struct Layer<T> {
     held: VecDeque<T>,
     bytes: u64,
     pixels: Option<u64>,
+    height: Option<u32>,
     seen: bool,
 }
 
@@ -47,13 +51,46 @@ pub struct LayerSelector<T> {
     first_item: Option<Duration>,
     layers: Vec<Layer<T>>,
     chosen: Option<usize>,
+    /// The least height of the analysis output's layer (`Best`, `Lowest`).
+    analysis_min_height: Option<u32>,
+    analysis: Option<usize>,
 }
 
-impl<T> LayerSelector<T> {
+impl<T: Clone> LayerSelector<T> {
     pub fn new(choice: Choice, rids: Vec<String>, window: Duration) -> Self {
-        let layers =
-            rids.iter().map(|_| Layer { held: VecDeque::new(), bytes: 0, pixels: None, seen: false }).collect();
-        LayerSelector { choice, rids, window, first_item: None, layers, chosen: None }
+        let layers = rids
+            .iter()
+            .map(|_| Layer { held: VecDeque::new(), bytes: 0, pixels: None, height: None, seen: false })
+            .collect();
+        LayerSelector {
+            choice,
+            rids,
+            window,
+            first_item: None,
+            layers,
+            chosen: None,
+            analysis_min_height: None,
+            analysis: None,
+        }
+    }
+
+    /// Also feed an analysis output (index 1) with the smallest layer at least `min_height` tall.
+    /// Not with `All`, where every layer has its output.
+    pub fn with_analysis(mut self, min_height: u32) -> Self {
+        if self.choice != Choice::All {
+            self.analysis_min_height = Some(min_height);
+        }
+        self
+    }
+
+    /// The index of the analysis output, if there is one.
+    pub fn analysis_output(&self) -> Option<usize> {
+        self.analysis_min_height.map(|_| 1)
+    }
+
+    /// The layer chosen for the analysis output, once chosen.
+    pub fn analysed(&self) -> Option<&str> {
+        self.analysis.map(|i| self.rids[i].as_str())
     }
 
     /// How many outputs the layers feed.
@@ -65,7 +102,8 @@ impl<T> LayerSelector<T> {
     pub fn rid_of_output(&self, index: usize) -> Option<&str> {
         match self.choice {
             Choice::All => self.rids.get(index).map(String::as_str),
-            _ if index == 0 => self.chosen.map(|i| self.rids[i].as_str()),
+            _ if index == 0 => self.chosen(),
+            _ if Some(index) == self.analysis_output() => self.analysed(),
             _ => None,
         }
     }
@@ -82,18 +120,29 @@ impl<T> LayerSelector<T> {
         if self.choice == Choice::All {
             return vec![(index, item)];
         }
-        if let Some(chosen) = self.chosen {
-            return if chosen == index { vec![(0, item)] } else { Vec::new() };
+        if self.chosen.is_some() {
+            return self.route(index, item);
         }
         let first = *self.first_item.get_or_insert(now);
         let layer = &mut self.layers[index];
         layer.seen = true;
         layer.bytes += info.bytes as u64;
         layer.pixels = layer.pixels.or(info.pixels);
+        layer.height = layer.height.or(info.height);
         layer.held.push_back(item);
         let sizes_known = self.layers.iter().all(|l| l.pixels.is_some());
         let full = self.layers[index].held.len() >= MAX_HELD;
         if sizes_known || full || now.saturating_sub(first) >= self.window { self.choose() } else { Vec::new() }
+    }
+
+    /// Where an item of layer `index` goes once the choice is made.
+    fn route(&self, index: usize, item: T) -> Vec<(usize, T)> {
+        match (Some(index) == self.chosen, Some(index) == self.analysis) {
+            (true, true) => vec![(0, item.clone()), (1, item)],
+            (true, false) => vec![(0, item)],
+            (false, true) => vec![(1, item)],
+            (false, false) => Vec::new(),
+        }
     }
 
     fn choose(&mut self) -> Vec<(usize, T)> {
@@ -113,7 +162,21 @@ impl<T> LayerSelector<T> {
         };
         let Some((chosen, _)) = chosen else { return Vec::new() };
         self.chosen = Some(chosen);
-        let released = std::mem::take(&mut self.layers[chosen].held).into_iter().map(|item| (0, item)).collect();
+        if let Some(min_height) = self.analysis_min_height {
+            let heights: Vec<(usize, u32)> =
+                self.layers.iter().enumerate().filter_map(|(i, l)| Some((i, l.height.filter(|_| l.seen)?))).collect();
+            let tall_enough = heights.iter().filter(|(_, h)| *h >= min_height).min_by_key(|(_, h)| *h);
+            let tallest = heights.iter().max_by_key(|(_, h)| *h);
+            self.analysis = Some(tall_enough.or(tallest).map_or(chosen, |(i, _)| *i));
+        }
+        let mut released = Vec::new();
+        let held = std::mem::take(&mut self.layers[chosen].held);
+        for item in held {
+            released.extend(self.route(chosen, item));
+        }
+        if let Some(analysis) = self.analysis.filter(|&a| a != chosen) {
+            released.extend(std::mem::take(&mut self.layers[analysis].held).into_iter().map(|item| (1, item)));
+        }
         for layer in &mut self.layers {
             layer.held.clear();
         }
@@ -136,7 +199,7 @@ mod tests {
     }
 
     fn sized(w: u64, h: u64) -> ItemInfo {
-        ItemInfo { bytes: 1000, pixels: Some(w * h) }
+        ItemInfo { bytes: 1000, pixels: Some(w * h), height: Some(h as u32) }
     }
 
     #[test]
@@ -184,7 +247,7 @@ mod tests {
     #[test]
     fn without_sizes_the_layer_with_most_bytes_wins() {
         let mut s = LayerSelector::new(Choice::Best, obs_layers(), WINDOW);
-        let bytes = |n| ItemInfo { bytes: n, pixels: None };
+        let bytes = |n| ItemInfo { bytes: n, pixels: None, height: None };
         for t in 0..5 {
             assert!(s.push("2", t, bytes(300), ms(t * 100)).is_empty());
             assert!(s.push("0", 10 + t, bytes(1200), ms(t * 100)).is_empty());
@@ -206,12 +269,42 @@ mod tests {
     }
 
     #[test]
+    fn analysis_gets_the_smallest_layer_at_least_so_tall() {
+        let sizes = [("0", 1280, 720), ("1", 852, 480), ("2", 426, 240)];
+        let mut s = LayerSelector::new(Choice::Best, obs_layers(), WINDOW).with_analysis(360);
+        assert_eq!(s.analysis_output(), Some(1));
+        let mut out = Vec::new();
+        for (n, (rid, w, h)) in sizes.into_iter().rev().enumerate() {
+            out.extend(s.push(rid, format!("{rid}-key"), sized(w, h), ms(n as u64)));
+        }
+        assert_eq!((s.chosen(), s.analysed()), (Some("0"), Some("1")));
+        out.sort();
+        assert_eq!(out, [(0, "0-key".to_string()), (1, "1-key".to_string())]);
+        assert_eq!(s.push("1", "1-next".into(), ItemInfo::default(), ms(40)), [(1, "1-next".to_string())]);
+        assert!(s.push("2", "2-next".into(), ItemInfo::default(), ms(40)).is_empty());
+        assert_eq!(s.rid_of_output(1), Some("1"));
+
+        // No layer that tall: the tallest, which is also the recorded one (both outputs).
+        let mut s = LayerSelector::new(Choice::Best, obs_layers(), WINDOW).with_analysis(1080);
+        for (n, (rid, w, h)) in sizes.into_iter().enumerate() {
+            s.push(rid, format!("{rid}-key"), sized(w, h), ms(n as u64));
+        }
+        assert_eq!(s.analysed(), Some("0"));
+        assert_eq!(s.push("0", "x".into(), ItemInfo::default(), ms(40)), [(0, "x".to_string()), (1, "x".to_string())]);
+        // With every layer on its own pad there is no analysis output.
+        assert_eq!(
+            LayerSelector::<u8>::new(Choice::All, obs_layers(), WINDOW).with_analysis(360).analysis_output(),
+            None
+        );
+    }
+
+    #[test]
     fn holding_is_bounded() {
         let mut s = LayerSelector::new(Choice::Best, obs_layers(), Duration::from_secs(3600));
         for i in 0..MAX_HELD - 1 {
-            assert!(s.push("1", i, ItemInfo { bytes: 1, pixels: None }, ms(0)).is_empty());
+            assert!(s.push("1", i, ItemInfo { bytes: 1, pixels: None, height: None }, ms(0)).is_empty());
         }
-        assert_eq!(s.push("1", MAX_HELD - 1, ItemInfo { bytes: 1, pixels: None }, ms(0)).len(), MAX_HELD);
+        assert_eq!(s.push("1", MAX_HELD - 1, ItemInfo { bytes: 1, pixels: None, height: None }, ms(0)).len(), MAX_HELD);
         assert_eq!(s.chosen(), Some("1"));
     }
 }

@@ -535,11 +535,12 @@ fn obs_like_is_recorded_whole_on_a_busy_machine() {
 }
 
 #[test]
-fn obs_simulcast_is_recorded_at_full_size() {
+fn obs_simulcast_is_recorded_at_full_size_and_marked_on_a_smaller_layer() {
     // OBS 32.1+ with three simulcast layers (1280x720, 852x480, 426x240): the server accepts all
-    // three (OBS's own check) and records the largest.
+    // three (OBS's own check), records the largest and runs facemark on the smallest layer at
+    // least 360 pixels tall (--analysis-height, default 360): 852x480.
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start("app-simulcast", &["--sessions", "1", "--no-facemark"]);
+    let server = Server::start("app-simulcast", &["--sessions", "1", "--snapshot-every", "30"]);
     let publisher = obs_like_command()
         .args(["--url", &server.url(), "--token", TOKEN, "--codec", "H264", "--audio", "--start-at-keyframe"])
         .args(["--seconds", "6", "--layers", "3", "--layer-order", "2,1,0"])
@@ -556,4 +557,11 @@ fn obs_simulcast_is_recorded_at_full_size() {
     let checked = check(&mp4[0]);
     assert_eq!((json_u64(&checked, "width"), json_u64(&checked, "height")), (1280, 720), "{checked}");
     assert_holds_frames(&checked, json_u64(&text, "framesSent"));
+    let folder = mp4[0].with_extension("");
+    let shots = snapshots(&folder);
+    assert!(shots.len() >= 3, "{shots:?}: {output}");
+    let shot = decode_file(&folder.join(&shots[0]));
+    let caps = shot.caps.expect("the snapshot decodes");
+    let s = caps.structure(0).unwrap();
+    assert_eq!((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()), (852, 480), "{output}");
 }

@@ -248,14 +248,17 @@ impl WhipServerSrc {
     /// pads named in `streams` (e.g. `video_0` = `AV1`); the message's `layers` says which
     /// simulcast layer each pad fed by simulcast carries (the signal keeps its four arguments).
     pub(super) fn announce_session_started(&self, id: &str) {
-        let choice = self.settings.lock().unwrap().layer_choice();
+        let (choice, analysis) = {
+            let settings = self.settings.lock().unwrap();
+            (settings.layer_choice(), settings.analysis_min_height > 0)
+        };
         let (remote, user_agent, (streams, layers)) = {
             let state = self.state.lock().unwrap();
             match state.session.as_ref().filter(|s| s.id == id) {
                 Some(s) => (
                     s.peer.address.to_string(),
                     s.peer.user_agent.clone().unwrap_or_default(),
-                    stream_codecs(&s.media, choice),
+                    stream_codecs(&s.media, choice, analysis),
                 ),
                 None => return,
             }
@@ -626,7 +629,7 @@ impl ElementImpl for WhipServerSrc {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            ["video_%u", "audio_%u"]
+            ["video_%u", "audio_%u", "analysis_%u"]
                 .into_iter()
                 .map(|name| {
                     gst::PadTemplate::new(

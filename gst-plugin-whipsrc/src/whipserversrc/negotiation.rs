@@ -303,7 +303,10 @@ impl WhipServerSrc {
             .enumerate()
             .filter(|(_, plan)| plan.codec.is_some() && !plan.rids.is_empty())
             .map(|(mline, plan)| {
-                let selector = LayerSelector::new(choice, plan.rids.clone(), LAYER_CHOICE_WINDOW);
+                let mut selector = LayerSelector::new(choice, plan.rids.clone(), LAYER_CHOICE_WINDOW);
+                if settings.analysis_min_height > 0 {
+                    selector = selector.with_analysis(settings.analysis_min_height);
+                }
                 (mline, Arc::new(LayeredSection { selector: Mutex::new(selector), chains: Mutex::default() }))
             })
             .collect();

@@ -95,7 +95,14 @@ pub(super) fn pad_index(plans: &[MediaPlan], mline: usize, kind: MediaKind, choi
 /// `streams, video_0=(string)AV1, audio_0=(string)OPUS`: the pads a session will feed and their
 /// codecs; and `layers, video_0=(string)best`: for each pad fed by simulcast, its rid
 /// (`simulcast=all`), or `best`/`lowest` (the choice is announced once made).
-pub(super) fn stream_codecs(plans: &[MediaPlan], choice: Choice) -> (gst::Structure, gst::Structure) {
+/// The analysis pad of a simulcast section whose first video pad is `video_<first>`.
+pub(super) fn analysis_pad_name(first: usize) -> String {
+    format!("analysis_{first}")
+}
+
+/// With `analysis` (analysis-min-height set), each simulcast section also feeds
+/// `analysis_<n>` (layer `analysis`) unless every layer has its own pad.
+pub(super) fn stream_codecs(plans: &[MediaPlan], choice: Choice, analysis: bool) -> (gst::Structure, gst::Structure) {
     let mut streams = gst::Structure::builder("streams");
     let mut layers = gst::Structure::builder("layers");
     for (mline, plan) in plans.iter().enumerate() {
@@ -113,6 +120,11 @@ pub(super) fn stream_codecs(plans: &[MediaPlan], choice: Choice) -> (gst::Struct
                     Choice::Lowest => "lowest",
                 };
                 layers = layers.field(&name, layer);
+            }
+            if analysis && choice != Choice::All && !plan.rids.is_empty() {
+                let name = analysis_pad_name(first);
+                streams = streams.field(&name, codec.name.as_str());
+                layers = layers.field(&name, "analysis");
             }
         }
     }
@@ -356,23 +368,34 @@ impl WhipServerSrc {
         kind: MediaKind,
         now: Duration,
     ) {
-        let pixels = sample.caps().and_then(|c| c.structure(0)).and_then(|s| {
+        let size = sample.caps().and_then(|c| c.structure(0)).and_then(|s| {
             let (w, h) = (s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?);
-            Some(u64::try_from(w).ok()? * u64::try_from(h).ok()?)
+            Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?))
         });
-        let info = ItemInfo { bytes: sample.buffer().map_or(0, |b| b.size()), pixels };
-        let (out, carried, newly_chosen) = {
+        let info = ItemInfo {
+            bytes: sample.buffer().map_or(0, |b| b.size()),
+            pixels: size.map(|(w, h)| u64::from(w) * u64::from(h)),
+            height: size.map(|(_, h)| h),
+        };
+        // Output k: video_<first + k>, or the analysis pad.
+        let (out, carried, analysis, newly_chosen) = {
             let mut selector = section.selector.lock().unwrap();
             let undecided = selector.chosen().is_none();
             let out = selector.push(rid, sample, info, now);
+            let analysis = selector.analysis_output();
+            let outputs = selector.outputs() + usize::from(analysis.is_some());
             let carried: Vec<Option<String>> =
-                (0..selector.outputs()).map(|k| selector.rid_of_output(k).map(str::to_owned)).collect();
+                (0..outputs).map(|k| selector.rid_of_output(k).map(str::to_owned)).collect();
             let newly_chosen = selector.chosen().filter(|_| undecided).map(str::to_owned);
-            (out, carried, newly_chosen)
+            let analysed = selector.analysed().filter(|_| undecided).map(str::to_owned);
+            (out, carried, analysis, newly_chosen.map(|c| (c, analysed)))
         };
         let element = self.obj().downgrade();
+        let pad_name = |k: usize| {
+            if Some(k) == analysis { analysis_pad_name(first) } else { format!("{}_{}", pad_prefix(kind), first + k) }
+        };
         for (k, sample) in out {
-            let name = format!("{}_{}", pad_prefix(kind), first + k);
+            let name = pad_name(k);
             let Ok(pad) = self.output_pad(&name, kind) else { continue };
             if let Some(rid) = &carried[k] {
                 let chain = section.chains.lock().unwrap().get(rid).cloned();
@@ -383,13 +406,17 @@ impl WhipServerSrc {
             }
             pad.push(&sample, &element);
         }
-        if let Some(rid) = newly_chosen {
-            let name = format!("{}_{first}", pad_prefix(kind));
-            gst::info!(CAT, imp = self, "Simulcast: layer {rid:?} on {name}");
+        if let Some((rid, analysed)) = newly_chosen {
             let obj = self.obj();
-            let s =
-                gst::Structure::builder("whipserversrc-layer-chosen").field("pad", &name).field("rid", &rid).build();
-            let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+            let chosen = std::iter::once((pad_name(0), rid)).chain(analysed.map(|a| (analysis_pad_name(first), a)));
+            for (name, rid) in chosen {
+                gst::info!(CAT, imp = self, "Simulcast: layer {rid:?} on {name}");
+                let s = gst::Structure::builder("whipserversrc-layer-chosen")
+                    .field("pad", &name)
+                    .field("rid", &rid)
+                    .build();
+                let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+            }
         }
     }
 
@@ -412,7 +439,11 @@ impl WhipServerSrc {
         let obj = self.obj();
         obj.add(&appsrc).map_err(|e| e.to_string())?;
         let template = obj
-            .pad_template(if kind == MediaKind::Video { "video_%u" } else { "audio_%u" })
+            .pad_template(match kind {
+                _ if name.starts_with("analysis_") => "analysis_%u",
+                MediaKind::Video => "video_%u",
+                _ => "audio_%u",
+            })
             .ok_or("pad template missing")?;
         let target = appsrc.static_pad("src").unwrap();
         let ghost = gst::GhostPad::builder_from_template_with_target(&template, &target)

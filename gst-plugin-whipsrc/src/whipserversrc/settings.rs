@@ -29,6 +29,7 @@ pub(super) struct Settings {
     pub(super) audio_codecs: String,
     pub(super) output: Output,
     pub(super) simulcast: Simulcast,
+    pub(super) analysis_min_height: u32,
     pub(super) codec_order: CodecOrder,
     pub(super) on_disconnect: OnDisconnect,
     pub(super) replace_publisher: bool,
@@ -55,6 +56,7 @@ impl Default for Settings {
             audio_codecs: "OPUS".into(),
             output: Output::Rtp,
             simulcast: Simulcast::Best,
+            analysis_min_height: 0,
             codec_order: CodecOrder::Offer,
             on_disconnect: OnDisconnect::Eos,
             replace_publisher: true,
@@ -170,7 +172,13 @@ impl Settings {
                 glib::ParamSpecString::builder("audio-codecs").nick("Audio codecs").blurb("Audio codecs accepted, most preferred first").default_value(Some(d.audio_codecs.as_str())).mutable_ready().build(),
                 glib::ParamSpecEnum::builder_with_default("output", d.output).nick("Output").blurb("What the pads carry").mutable_ready().build(),
                 glib::ParamSpecEnum::builder_with_default("simulcast", d.simulcast).nick("Simulcast").blurb("A publisher sending simulcast layers (OBS 32.1+, browsers): which layer(s) leave on the pads; with all, video_<n> carries the n-th layer of the offer's a=simulcast list (the session-started message's layers names each pad's rid)").mutable_ready().build(),
-                glib::ParamSpecEnum::builder_with_default("codec-order", d.codec_order).nick("Codec order").blurb("Whose order picks the codec of a media section among those video-codecs/audio-codecs take: the publisher's offer (it knows its encoders) or ours").mutable_ready().build(),
+                glib::ParamSpecUInt::builder("analysis-min-height")
+                .nick("Analysis min height")
+                .blurb("With simulcast=best or lowest, also put the smallest layer at least this many pixels tall (the tallest when none is) on pad analysis_<n>, listed in session-started's streams: analysis on fewer pixels while video_<n> records the best; 0: no analysis pad")
+                .default_value(d.analysis_min_height)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("codec-order", d.codec_order).nick("Codec order").blurb("Whose order picks the codec of a media section among those video-codecs/audio-codecs take: the publisher's offer (it knows its encoders) or ours").mutable_ready().build(),
                 glib::ParamSpecEnum::builder_with_default("on-disconnect", d.on_disconnect).nick("On disconnect").blurb("When the publisher leaves: push EOS, or wait for the next publisher").mutable_ready().build(),
                 glib::ParamSpecBoolean::builder("publish-page").nick("Publish page").blurb("Serve a browser publish page at / (camera, codec, stream and token; it POSTs to /whip/<stream>)").default_value(d.publish_page).mutable_ready().build(),
                 glib::ParamSpecBoolean::builder("replace-publisher").nick("Replace publisher").blurb("A new POST to a busy stream replaces the running session (as OBS reconnects); false: 409").default_value(d.replace_publisher).mutable_ready().build(),
@@ -198,6 +206,7 @@ impl Settings {
             "audio-codecs" => s.audio_codecs = string().unwrap_or_default(),
             "output" => s.output = value.get().unwrap(),
             "simulcast" => s.simulcast = value.get().unwrap(),
+            "analysis-min-height" => s.analysis_min_height = value.get().unwrap(),
             "codec-order" => s.codec_order = value.get().unwrap(),
             "on-disconnect" => s.on_disconnect = value.get().unwrap(),
             "replace-publisher" => s.replace_publisher = value.get().unwrap(),
@@ -226,6 +235,7 @@ impl Settings {
             "audio-codecs" => s.audio_codecs.to_value(),
             "output" => s.output.to_value(),
             "simulcast" => s.simulcast.to_value(),
+            "analysis-min-height" => s.analysis_min_height.to_value(),
             "codec-order" => s.codec_order.to_value(),
             "on-disconnect" => s.on_disconnect.to_value(),
             "replace-publisher" => s.replace_publisher.to_value(),
