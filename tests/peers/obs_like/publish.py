@@ -175,6 +175,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--token")
     ap.add_argument("--audio", action="store_true", help="also send Opus (OBS always does; off by default here)")
+    ap.add_argument("--silent-audio", action="store_true",
+                    help="with --audio: negotiate the audio track but send no audio packet")
     ap.add_argument("--timeout", type=float, help="overall timeout, default seconds+45")
     ap.add_argument("--connect-timeout", type=float, default=15)
     ap.add_argument("--media-dir", default=os.environ.get("WHIPCAST_PEER_MEDIA",
@@ -213,7 +215,7 @@ def main():
             frames = split(media.ensure(args.codec, args.media_dir, log, args.pattern))
             layer_frames = [frames]
         order = [int(i) for i in args.layer_order.split(",")] if args.layer_order else list(range(len(layer_frames)))
-        opus = media.opus_packets(media.ensure("OPUS", args.media_dir, log)) if args.audio else []
+        opus = media.opus_packets(media.ensure("OPUS", args.media_dir, log)) if args.audio and not args.silent_audio else []
         log(f"{len(frames)} {args.codec} frames, {len(opus)} opus packets in the clip")
 
         config = rtc.Configuration()
