@@ -650,6 +650,11 @@ impl Inner {
             println!("cannot cut {} back to its last whole fragment: {e}", recording.file.display());
         }
         let _ = self.pipeline.remove(&recording.bin);
+        if recording.file.extension().is_some_and(|e| e == "mp4")
+            && let Err(e) = drop_empty_tracks(&recording.file)
+        {
+            println!("cannot check the tracks of {}: {e}", recording.file.display());
+        }
         let frames = recording.frames.load(Ordering::Relaxed);
         let mut line = if recording.media.load(Ordering::Relaxed) == 0 {
             // A publisher that never sent media (OBS giving up after the answer): no file.
@@ -857,6 +862,41 @@ fn live_queue(leaky: bool) -> Result<gst::Element, String> {
         queue.set_property_from_str("leaky", "downstream");
     }
     Ok(queue)
+}
+
+/// An MP4 whose `moov` has a track that never got a sample description (a publisher that
+/// negotiated audio and sent none): that track is left out, in place, so that the file decodes.
+fn drop_empty_tracks(file: &std::path::Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(file)?;
+    // ftyp, then moov (mp4mux writes both at the start).
+    let mut at = 0u64;
+    let len = f.metadata()?.len();
+    while at + 8 <= len {
+        let mut head = [0u8; 8];
+        f.seek(SeekFrom::Start(at))?;
+        f.read_exact(&mut head)?;
+        let size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
+        if size < 8 || at + size > len {
+            return Ok(());
+        }
+        match &head[4..8] {
+            b"moov" if size <= 16 << 20 => {
+                let mut moov = vec![0u8; size as usize];
+                f.seek(SeekFrom::Start(at))?;
+                f.read_exact(&mut moov)?;
+                if let Some(fixed) = gstwhipsrc::emptytracks::without_empty_tracks(&moov) {
+                    f.seek(SeekFrom::Start(at))?;
+                    f.write_all(&fixed)?;
+                    println!("{}: left out a track that never got data", file.display());
+                }
+                return Ok(());
+            }
+            b"ftyp" | b"free" => at += size,
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 fn link_input(src_pad: &gst::Pad, bin: &gst::Bin) {

@@ -8,6 +8,7 @@
 
 use gst::glib;
 
+pub mod emptytracks;
 pub mod framegate;
 mod fragmentsync;
 pub mod fragments;

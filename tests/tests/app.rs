@@ -565,3 +565,31 @@ fn obs_simulcast_is_recorded_at_full_size_and_marked_on_a_smaller_layer() {
     let s = caps.structure(0).unwrap();
     assert_eq!((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()), (852, 480), "{output}");
 }
+
+#[test]
+fn audio_negotiated_but_never_sent_still_gives_a_file_that_decodes() {
+    // The publisher offers Opus and sends none: mp4mux writes a track without a sample
+    // description, which ffmpeg refuses ("invalid STSD entries 0"); whipcast leaves it out.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-silent-audio", &["--sessions", "1", "--no-facemark"]);
+    let publisher = obs_like_command()
+        .args(["--url", &server.url(), "--token", TOKEN, "--codec", "H264", "--audio", "--silent-audio"])
+        .args(["--start-at-keyframe", "--seconds", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("publisher starts");
+    let text = report(publisher);
+    assert_eq!(json_u64(&text, "audioPacketsSent"), 0, "{text}");
+    let folder = server.folder.clone();
+    let output = server.wait_exit(Duration::from_secs(30));
+    let mp4 = files_with(&folder, "mp4");
+    assert_eq!(mp4.len(), 1, "{output}");
+    let decoded = ffmpeg_decode(&mp4[0]);
+    assert!(decoded.errors.is_empty() && decoded.video_frames > 0, "{decoded:?}");
+    // Not asserted here: that it holds every frame sent. 1 run in 7 (just after a rebuild), and
+    // once beside stress-ng with audio sent, such a session recorded a single frame: open in
+    // issue 10 (the muxer waiting on a silent pad is the first suspect).
+    let checked = check(&mp4[0]);
+    assert!(json_u64(&checked, "video_frames") > 0, "{checked}");
+}
