@@ -20,8 +20,11 @@ fn box_at(data: &[u8], at: usize) -> Option<([u8; 4], usize, usize)> {
     }
 }
 
-/// The child boxes of the box body `data[start..end]`: (type, offset, size, header length).
-fn children(data: &[u8], start: usize, end: usize) -> Option<Vec<([u8; 4], usize, usize, usize)>> {
+/// A box found in a body: (type, offset, size, header length).
+type Child = ([u8; 4], usize, usize, usize);
+
+/// The child boxes of the box body `data[start..end]`.
+fn children(data: &[u8], start: usize, end: usize) -> Option<Vec<Child>> {
     let mut out = Vec::new();
     let mut at = start;
     while at < end {
