@@ -360,54 +360,60 @@ impl Inner {
                 .build();
             bin.add_pad(&ghost).map_err(|e| e.to_string())?;
             inputs.push(pad_name.to_string());
-            if pad_name.starts_with("analysis_") {
-                let branch = FaceBranch::default();
-                let added = if snapshot_dir.is_none() && self.facemark.is_some() {
-                    self.add_face_branch(&bin, &queue, None, &codec, &name, &snapshots, &branch)
-                } else {
-                    Err("facemark is off".into())
-                };
-                match added {
-                    Ok((dir, decoder, appsink)) => {
-                        described.push(format!("{codec} layer for facemark after {decoder}"));
-                        snapshot_dir = Some(dir);
-                        face_sink = Some(appsink.clone());
-                        face = Some(branch);
-                        sinks.push(appsink);
-                    }
-                    Err(e) => {
-                        println!("facemark is off for this session: {e}");
-                        let drop = make("fakesink")?;
-                        drop.set_property("async", false);
-                        bin.add(&drop).map_err(|e| e.to_string())?;
-                        queue.link(&drop).map_err(|e| e.to_string())?;
-                        sinks.push(drop);
-                    }
-                }
-                continue;
-            }
-            let mux_pad = mux
-                .request_pad_simple(if video { "video_%u" } else { "audio_%u" })
-                .ok_or_else(|| format!("{muxer} takes no more {}", if video { "video" } else { "audio" }))?;
-            let mut described_codec = codec.clone();
-            if video && !analysis_input && snapshot_dir.is_none() && self.facemark.is_some() {
-                let branch = FaceBranch::default();
-                match self.add_face_branch(&bin, &queue, Some(&mux_pad), &codec, &name, &snapshots, &branch) {
-                    Ok((dir, decoder, appsink)) => {
-                        described_codec = format!("{codec} (facemark after {decoder})");
-                        snapshot_dir = Some(dir);
-                        face_sink = Some(appsink.clone());
-                        face = Some(branch);
-                        sinks.push(appsink);
-                    }
-                    Err(e) => {
-                        println!("facemark is off for this session: {e}");
-                        queue.static_pad("src").unwrap().link(&mux_pad).map_err(|e| format!("{e:?}"))?;
-                    }
-                }
+            // An analysis layer only feeds facemark; every other stream goes to the muxer.
+            let analysis = pad_name.starts_with("analysis_");
+            let mux_pad = if analysis {
+                None
             } else {
-                queue.static_pad("src").unwrap().link(&mux_pad).map_err(|e| format!("{e:?}"))?;
+                let kind = if video { "video" } else { "audio" };
+                Some(
+                    mux.request_pad_simple(&format!("{kind}_%u"))
+                        .ok_or_else(|| format!("{muxer} takes no more {kind}"))?,
+                )
+            };
+            let marked_here = self.facemark.is_some()
+                && snapshot_dir.is_none()
+                && (analysis || (video && !analysis_input));
+            let branch = FaceBranch::default();
+            let added = if marked_here {
+                self.add_face_branch(&bin, &queue, mux_pad.as_ref(), &codec, &name, &snapshots, &branch)
+            } else {
+                Err(String::new())
+            };
+            match added {
+                Ok((dir, decoder, appsink)) => {
+                    described.push(match analysis {
+                        true => format!("{codec} layer for facemark after {decoder}"),
+                        false => format!("{codec} (facemark after {decoder})"),
+                    });
+                    snapshot_dir = Some(dir);
+                    face_sink = Some(appsink.clone());
+                    face = Some(branch);
+                    sinks.push(appsink);
+                }
+                Err(e) => {
+                    if marked_here {
+                        println!("facemark is off for this session: {e}");
+                    }
+                    if !analysis {
+                        described.push(codec.clone());
+                    }
+                    match &mux_pad {
+                        Some(mux_pad) => {
+                            queue.static_pad("src").unwrap().link(mux_pad).map_err(|e| format!("{e:?}"))?;
+                        }
+                        // Nobody marks this layer: its data goes nowhere.
+                        None => {
+                            let drop = make("fakesink")?;
+                            drop.set_property("async", false);
+                            bin.add(&drop).map_err(|e| e.to_string())?;
+                            queue.link(&drop).map_err(|e| e.to_string())?;
+                            sinks.push(drop);
+                        }
+                    }
+                }
             }
+            let Some(mux_pad) = mux_pad else { continue };
             {
                 let (frames, media) = (frames.clone(), media.clone());
                 mux_pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
@@ -418,7 +424,6 @@ impl Inner {
                     gst::PadProbeReturn::Ok
                 });
             }
-            described.push(described_codec);
         }
         if inputs.is_empty() {
             return Err("the session has no audio or video".into());
