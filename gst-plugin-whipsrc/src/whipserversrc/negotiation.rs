@@ -307,7 +307,14 @@ impl WhipServerSrc {
                 if settings.analysis_min_height > 0 {
                     selector = selector.with_analysis(settings.analysis_min_height);
                 }
-                (mline, Arc::new(LayeredSection { selector: Mutex::new(selector), chains: Mutex::default() }))
+                (
+                    mline,
+                    Arc::new(LayeredSection {
+                        selector: Mutex::new(selector),
+                        chains: Mutex::default(),
+                        pads: Mutex::default(),
+                    }),
+                )
             })
             .collect();
         let layer_ssrcs = Arc::new(Mutex::new(HashMap::new()));

@@ -51,6 +51,8 @@ pub(super) struct LayeredSection {
     pub(super) selector: Mutex<LayerSelector<gst::Sample>>,
     /// Each layer's chain (its appsink's sink pad), where a pad's key-frame requests go.
     pub(super) chains: Mutex<HashMap<String, gst::Pad>>,
+    /// The element's pads fed, by output index (found once).
+    pub(super) pads: Mutex<HashMap<usize, OutputPad>>,
 }
 
 /// The elements that turn a session's RTP into what `output` asks for.
@@ -279,7 +281,7 @@ impl WhipServerSrc {
             }
             Some(section) => {
                 let element = element.clone();
-                let warned = AtomicBool::new(false);
+                let (warned, registered) = (AtomicBool::new(false), AtomicBool::new(false));
                 Box::new(move |sample| {
                     let Some(rid) = rid.get() else {
                         if !warned.swap(true, Ordering::Relaxed)
@@ -293,11 +295,8 @@ impl WhipServerSrc {
                         }
                         return;
                     };
-                    {
-                        let mut chains = section.chains.lock().unwrap();
-                        if !chains.contains_key(rid) {
-                            chains.insert(rid.clone(), upstream.clone());
-                        }
+                    if !registered.swap(true, Ordering::Relaxed) {
+                        section.chains.lock().unwrap().insert(rid.clone(), upstream.clone());
                     }
                     if let Some(element) = element.upgrade() {
                         element.imp().deliver_layer(&section, rid, sample, first, kind, started.elapsed());
@@ -377,30 +376,39 @@ impl WhipServerSrc {
             pixels: size.map(|(w, h)| u64::from(w) * u64::from(h)),
             height: size.map(|(_, h)| h),
         };
-        // Output k: video_<first + k>, or the analysis pad.
-        let (out, carried, analysis, newly_chosen) = {
+        // Output k: video_<first + k>, or the analysis pad; each with the chain of the layer it
+        // carries, where its key-frame requests go.
+        let (out, analysis, newly_chosen) = {
             let mut selector = section.selector.lock().unwrap();
             let undecided = selector.chosen().is_none();
             let out = selector.push(rid, sample, info, now);
-            let analysis = selector.analysis_output();
-            let outputs = selector.outputs() + usize::from(analysis.is_some());
-            let carried: Vec<Option<String>> =
-                (0..outputs).map(|k| selector.rid_of_output(k).map(str::to_owned)).collect();
+            let chains = section.chains.lock().unwrap();
+            let out: Vec<(usize, gst::Sample, Option<gst::Pad>)> = out
+                .into_iter()
+                .map(|(k, sample)| (k, sample, selector.rid_of_output(k).and_then(|r| chains.get(r).cloned())))
+                .collect();
             let newly_chosen = selector.chosen().filter(|_| undecided).map(str::to_owned);
             let analysed = selector.analysed().filter(|_| undecided).map(str::to_owned);
-            (out, carried, analysis, newly_chosen.map(|c| (c, analysed)))
+            (out, selector.analysis_output(), newly_chosen.map(|c| (c, analysed)))
         };
         let element = self.obj().downgrade();
         let pad_name = |k: usize| {
             if Some(k) == analysis { analysis_pad_name(first) } else { format!("{}_{}", pad_prefix(kind), first + k) }
         };
-        for (k, sample) in out {
-            let name = pad_name(k);
-            let Ok(pad) = self.output_pad(&name, kind) else { continue };
-            if let Some(rid) = &carried[k] {
-                let chain = section.chains.lock().unwrap().get(rid).cloned();
+        for (k, sample, chain) in out {
+            // The element's pad for output k, looked up once per session.
+            let pad = section.pads.lock().unwrap().get(&k).cloned();
+            let pad = match pad {
+                Some(pad) => pad,
+                None => {
+                    let Ok(pad) = self.output_pad(&pad_name(k), kind) else { continue };
+                    section.pads.lock().unwrap().insert(k, pad.clone());
+                    pad
+                }
+            };
+            {
                 let mut upstream = pad.upstream.lock().unwrap();
-                if upstream.as_ref() != chain.as_ref() {
+                if *upstream != chain {
                     *upstream = chain;
                 }
             }
