@@ -31,6 +31,22 @@ pub struct Ending {
     pub reason: String,
     /// Push EOS on every pad: the stream is over.
     pub end_stream: bool,
+    /// The publisher said it is done (DELETE): what the session received still reaches the pads
+    /// before it stops (see [`drained`]).
+    pub drain: bool,
+}
+
+/// How long nothing may come out of a draining session, beyond the jitter buffer's latency,
+/// before it counts as drained.
+pub const DRAIN_QUIET: Duration = Duration::from_millis(100);
+/// The longest a drain takes beyond the latency (a publisher that goes on sending after its DELETE).
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// Whether a draining session has let out all it received, `waited` after its end, when nothing
+/// came out of it for `quiet`: the jitter buffer holds a packet at most `latency` (waiting for a
+/// lost one before it), so a longer silence means nothing is left.
+pub fn drained(waited: Duration, quiet: Duration, latency: Duration) -> bool {
+    quiet >= latency + DRAIN_QUIET || waited >= latency + DRAIN_LIMIT
 }
 
 /// What a PATCH asks for.
@@ -80,7 +96,7 @@ impl Sessions {
         }
         let replaced = self.current.take().map(|old| {
             self.ended += 1;
-            Ending { id: old.id, reason: "replaced by a new publisher".into(), end_stream: false }
+            Ending { id: old.id, reason: "replaced by a new publisher".into(), end_stream: false, drain: false }
         });
         self.current = Some(Current {
             id: id.to_owned(),
@@ -120,7 +136,12 @@ impl Sessions {
         self.current = None;
         self.ended += 1;
         self.stream_ended |= policy.end_stream_with_session;
-        Some(Ending { id: id.to_owned(), reason: reason.to_owned(), end_stream: policy.end_stream_with_session })
+        Some(Ending {
+            id: id.to_owned(),
+            reason: reason.to_owned(),
+            end_stream: policy.end_stream_with_session,
+            drain: false,
+        })
     }
 
     /// Session `id` goes without ending the stream, whatever the policy: it was never answered
@@ -132,8 +153,10 @@ impl Sessions {
 
     /// DELETE on a session's resource.
     pub fn delete(&mut self, policy: &Policy, id: &str) -> Result<Ending, Rejection> {
-        self.end(policy, id, "publisher sent DELETE")
-            .ok_or_else(|| Rejection::new(404, "no such session (already ended?)"))
+        let ending = self
+            .end(policy, id, "publisher sent DELETE")
+            .ok_or_else(|| Rejection::new(404, "no such session (already ended?)"))?;
+        Ok(Ending { drain: true, ..ending })
     }
 
     /// EOS sent to the element: the current session ends and so does the stream.
@@ -141,7 +164,7 @@ impl Sessions {
         self.stream_ended = true;
         let current = self.current.take()?;
         self.ended += 1;
-        Some(Ending { id: current.id, reason: reason.to_owned(), end_stream: true })
+        Some(Ending { id: current.id, reason: reason.to_owned(), end_stream: true, drain: false })
     }
 
     /// The element starts (again): a new stream.
@@ -241,11 +264,38 @@ mod tests {
         let mut sessions = Sessions::default();
         admit(&mut sessions, &eos, "a", 0).unwrap();
         let ending = sessions.delete(&eos, "a").unwrap();
-        assert_eq!((ending.reason.as_str(), ending.end_stream), ("publisher sent DELETE", true));
+        assert_eq!((ending.reason.as_str(), ending.end_stream, ending.drain), ("publisher sent DELETE", true, true));
         assert_eq!(admit(&mut sessions, &eos, "b", 1).unwrap_err().status, 503);
         assert_eq!(sessions.delete(&eos, "a").unwrap_err().status, 404);
         sessions.restart_stream();
         assert!(admit(&mut sessions, &eos, "b", 2).is_ok());
+    }
+
+    #[test]
+    fn only_a_publisher_that_said_it_is_done_is_drained() {
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &POLICY, "a", 0).unwrap();
+        let replaced = admit(&mut sessions, &POLICY, "b", 1).unwrap().unwrap();
+        assert!(!replaced.drain, "a replaced publisher may be gone: nothing to wait for");
+        assert!(!sessions.handle_timeout(&POLICY, s(20)).unwrap().drain, "no media: nothing to drain");
+        admit(&mut sessions, &POLICY, "c", 30).unwrap();
+        assert!(sessions.delete(&POLICY, "c").unwrap().drain);
+    }
+
+    #[test]
+    fn a_drain_ends_after_a_silence_longer_than_the_jitter_buffer_holds_or_at_its_limit() {
+        let ms = Duration::from_millis;
+        let latency = ms(200);
+        // Frames still coming out: not yet, even past the latency.
+        assert!(!drained(ms(250), ms(10), latency));
+        // A gap the jitter buffer may still be waiting out (a lost packet before the last ones).
+        assert!(!drained(ms(290), ms(290), latency));
+        assert!(drained(ms(300), ms(300), latency));
+        // The publisher stopped long before its DELETE: at once.
+        assert!(drained(ms(0), ms(800), latency));
+        // A publisher still sending after its DELETE is not waited for beyond the limit.
+        assert!(!drained(latency + DRAIN_LIMIT - ms(1), ms(5), latency));
+        assert!(drained(latency + DRAIN_LIMIT, ms(5), latency));
     }
 
     #[test]

@@ -121,9 +121,7 @@ pub fn run_to_eos(pipeline: &gst::Pipeline, timeout: gst::ClockTime) -> BusRepor
                 report.errors.push(format!("{}: {:?}", e.error(), e.debug()));
                 break;
             }
-            gst::MessageView::Warning(w) => {
-                report.warnings.push(format!("{}: {:?}", w.error(), w.debug()))
-            }
+            gst::MessageView::Warning(w) => report.warnings.push(format!("{}: {:?}", w.error(), w.debug())),
             _ => {}
         }
     }
@@ -161,8 +159,7 @@ pub fn replay(packets: &[TimedPacket], caps: &gst::Caps, tail: &str) -> BusRepor
 
 /// Replays packets through `appsrc ! <chain> ! appsink` and returns what reached the sink.
 pub fn collect(packets: &[TimedPacket], caps: &gst::Caps, chain: &str) -> (Vec<gst::Buffer>, BusReport) {
-    let pipeline =
-        appsrc_pipeline(packets, caps, &format!("{chain} ! appsink name=sink sync=false"));
+    let pipeline = appsrc_pipeline(packets, caps, &format!("{chain} ! appsink name=sink sync=false"));
     let (buffers, report) = run_collecting(&pipeline);
     (buffers.into_iter().map(|(b, _)| b).collect(), report)
 }
@@ -232,14 +229,11 @@ pub fn read_file(path: &Path, chain: &str) -> Decoded {
             .unwrap();
     let (frames, caps) = count_frames(&pipeline);
     let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(120));
-    Decoded {
-        frames: frames.load(std::sync::atomic::Ordering::SeqCst),
-        report,
-        caps: caps.lock().unwrap().clone(),
-    }
+    Decoded { frames: frames.load(std::sync::atomic::Ordering::SeqCst), report, caps: caps.lock().unwrap().clone() }
 }
 
-type FrameCounter = (std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Option<gst::Caps>>>);
+type FrameCounter =
+    (std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Option<gst::Caps>>>);
 
 /// Counts buffers (and remembers caps) arriving at the element named `sink`.
 pub fn count_frames(pipeline: &gst::Pipeline) -> FrameCounter {
@@ -348,7 +342,10 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("server is listening");
     stream.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -444,7 +441,8 @@ pub fn ffmpeg_decode(path: &Path) -> FfmpegDecode {
         .output()
         .expect("ffmpeg runs (Debian package ffmpeg; make test-deps installs it)");
     let progress = String::from_utf8_lossy(&out.stdout);
-    let video_frames = progress.lines().filter_map(|l| l.strip_prefix("frame=")).next_back().and_then(|n| n.trim().parse().ok());
+    let video_frames =
+        progress.lines().filter_map(|l| l.strip_prefix("frame=")).next_back().and_then(|n| n.trim().parse().ok());
     // Lines of the `null` muxer are about ffmpeg's own output (frames rounded to its output time
     // base, 1/fps, can land on one tick: "non monotonically increasing dts"), not about the file.
     // ("Last message repeated N times" belongs to the line before it.)
@@ -463,6 +461,38 @@ pub fn ffmpeg_decode(path: &Path) -> FfmpegDecode {
         errors.push(format!("ffmpeg exited with {}", out.status));
     }
     FfmpegDecode { video_frames: video_frames.unwrap_or(0), errors }
+}
+
+/// The presentation times (s) of the first video stream's packets in `path`, in file order (ffprobe).
+pub fn video_pts(path: &Path) -> Vec<f64> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (Debian package ffmpeg)");
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Which of `sent` (RTP timestamps at 90 kHz) have no frame at the same time in `recorded`
+/// (presentation times in s, from any origin): where a recording lost frames. The file's first
+/// frame is taken for whichever of the first sent frames lines up the most frames.
+pub fn missing_frames(sent: &[u32], recorded: &[f64]) -> Vec<usize> {
+    let Some(first_recorded) = recorded.iter().copied().reduce(f64::min) else {
+        return (0..sent.len()).collect();
+    };
+    let times: Vec<f64> = recorded.iter().map(|t| t - first_recorded).collect();
+    let missing_from = |origin: u32| -> Vec<usize> {
+        sent.iter()
+            .enumerate()
+            .filter(|(_, ts)| {
+                let at = f64::from(ts.wrapping_sub(origin) as i32) / 90_000.0;
+                // Within half a frame at 30 fps: the two clocks jitter by a few ms.
+                !times.iter().any(|t| (t - at).abs() < 0.016)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    };
+    sent.iter().take(90).map(|&origin| missing_from(origin)).min_by_key(Vec::len).unwrap_or_default()
 }
 
 /// A busy machine: one spinning thread per core (what `stress-ng --cpu N` does), until dropped.

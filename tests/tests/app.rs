@@ -471,8 +471,9 @@ enum LoadPublisher {
 }
 
 /// With every core busy (a spinning thread per core), `whipcast serve` (face marking on) records
-/// at least 98 % of the H.264 frames the publisher put on the wire from its first key frame on,
-/// counted by a relay between them (`relay.rs`, dropping nothing), and the file decodes cleanly.
+/// every H.264 frame the publisher put on the wire from its first key frame on, the last ones too
+/// (the session drains after the DELETE), counted by a relay between them (`relay.rs`, dropping
+/// nothing), and the file decodes cleanly.
 fn records_under_load(who: LoadPublisher) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start("app-load", &["--sessions", "1"]);
@@ -513,10 +514,16 @@ fn records_under_load(who: LoadPublisher) {
     let mp4 = files_with(&folder, "mp4");
     assert_eq!(mp4.len(), 1, "{output}");
     let decoded = ffmpeg_decode(&mp4[0]);
-    let context = format!("{} frames recorded of {sent} sent from the first key frame: {text}", decoded.video_frames);
+    let mut context = format!("{} frames recorded of {sent} sent from the first key frame", decoded.video_frames);
+    if decoded.video_frames != sent as u64 {
+        // Where, by time (the file's times come from the receiver's clock: a guide, not a proof).
+        let from_key: Vec<u32> = frames[frames.len() - sent..].iter().map(|f| f.timestamp).collect();
+        context += &format!(" (missing: {:?})", missing_frames(&from_key, &video_pts(&mp4[0])));
+    }
+    context += &format!(": {text}");
     eprintln!("{context}");
     assert!(decoded.errors.is_empty(), "{context}: {:?}", decoded.errors);
-    assert!(sent >= 150 && decoded.video_frames * 100 >= sent as u64 * 98, "{context}");
+    assert!(sent >= 150 && decoded.video_frames == sent as u64, "{context}");
 }
 
 #[test]

@@ -92,8 +92,8 @@ fn run(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack, seed: u64) {
         Publisher::ObsLike => {
             let mut c = obs_like_command();
             c.args(["--url", &url, "--codec", &codec.name.to_uppercase(), "--seconds", SECONDS]);
-            // The receiver drains before the DELETE (OBS does not wait; the tail is not the point).
-            c.args(["--start-at-keyframe", "--linger", "500"]);
+            // As OBS, the DELETE right after the last frame: the session drains what it holds.
+            c.args(["--start-at-keyframe"]);
             c
         }
     }));

@@ -59,7 +59,7 @@ fn start_publisher(port: u16, codec: &str, layer_order: &str) -> std::process::C
     let mut command = obs_like_command();
     // With audio, as OBS always sends it (the layers' section is then the second).
     command.args(["--url", &url, "--codec", codec, "--seconds", SECONDS, "--layers", "3", "--audio"]);
-    command.args(["--start-at-keyframe", "--linger", "500", "--layer-order", layer_order]);
+    command.args(["--start-at-keyframe", "--layer-order", layer_order]);
     spawn(&mut command)
 }
 

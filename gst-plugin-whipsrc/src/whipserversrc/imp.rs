@@ -13,12 +13,15 @@ use tokio::sync::oneshot;
 
 use crate::sdp::{self, MediaPlan, OfferError, Sdp};
 use crate::server::{self, Created, Endpoint, Patched, Peer, RUNTIME, Registration};
-use crate::session::{Ending, PatchAction, Sessions};
+use crate::session::{self, Ending, PatchAction, Sessions};
 use crate::whip::{self, Rejection, StreamAuth};
 
 use super::negotiation::Pending;
 use super::outputs::{OutputPad, stream_codecs};
 use super::settings::Settings;
+
+/// How often a draining session is looked at.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("whipserversrc", gst::DebugColorFlags::empty(), Some("WHIP server source"))
@@ -68,6 +71,8 @@ pub(super) struct State {
     pub(super) sessions: Sessions,
     /// The GStreamer side of the current session, once built.
     pub(super) session: Option<Session>,
+    /// A session that ended with a DELETE, still letting out what it received (session::drained).
+    pub(super) draining: Option<(Session, Ending)>,
     pub(super) outputs: HashMap<String, OutputPad>,
     pub(super) watchdog: Option<tokio::task::JoinHandle<()>>,
 }
@@ -188,17 +193,24 @@ impl WhipServerSrc {
         let etag = whip::new_etag();
         let remote_ufrag = prepared.sdp.media[0].attribute("ice-ufrag").map(str::to_owned);
         // Current from now on: a POST arriving while this one's webrtcbin is made replaces it.
-        let replaced = {
+        let (replaced, draining) = {
             let mut state = self.state.lock().unwrap();
             let now = self.epoch.elapsed();
             match state.sessions.admit(&settings.policy(), &id, &etag, remote_ufrag.as_deref(), now) {
-                Ok(replaced) => replaced.map(|ending| (state.session.take().filter(|s| s.id == ending.id), ending)),
+                Ok(replaced) => (
+                    replaced.map(|ending| (state.session.take().filter(|s| s.id == ending.id), ending)),
+                    // The new publisher's media must not mix with the old one's tail: cut it short.
+                    state.draining.take(),
+                ),
                 Err(rejection) => {
                     let _ = reply.send(Err(rejection));
                     return;
                 }
             }
         };
+        if let Some((old, ending)) = draining {
+            self.finish_session(old, &ending);
+        }
         if let Some((Some(old), ending)) = replaced {
             self.finish_session(old, &ending);
         }
@@ -229,7 +241,7 @@ impl WhipServerSrc {
         if let Some(session) = too_late {
             // Replaced (or the stream ended) while its webrtcbin was being made.
             let rejection = self.no_longer_current(&id).unwrap_or_else(|| Rejection::new(409, "replaced"));
-            let ending = Ending { id: id.clone(), reason: rejection.reason.clone(), end_stream: false };
+            let ending = Ending { id: id.clone(), reason: rejection.reason.clone(), end_stream: false, drain: false };
             let _ = reply.send(Err(rejection));
             self.finish_session(session, &ending);
             return;
@@ -355,12 +367,42 @@ impl WhipServerSrc {
                 return;
             };
             match session {
+                Some(session) if ending.drain => element.imp().drain_then_finish(session, ending),
                 Some(session) => element.imp().finish_session(session, &ending),
                 // Its webrtcbin is still being made: start_session stops it once made.
                 None if ending.end_stream => element.imp().end_outputs(),
                 None => {}
             }
         });
+    }
+
+    /// Lets what the session received (in webrtcbin's jitter buffer, in its depayloaders) reach
+    /// the pads, then stops it; a new session or the element's end cuts this short.
+    fn drain_then_finish(&self, session: Session, ending: Ending) {
+        let latency = Duration::from_millis(self.settings.lock().unwrap().latency.into());
+        let (id, started, last_media_ms) = (session.id.clone(), session.started, session.last_media_ms.clone());
+        self.state.lock().unwrap().draining = Some((session, ending));
+        let begun = Instant::now();
+        loop {
+            let last_media = started + Duration::from_millis(last_media_ms.load(Ordering::Relaxed));
+            if session::drained(begun.elapsed(), last_media.elapsed(), latency) {
+                break;
+            }
+            std::thread::sleep(DRAIN_POLL);
+        }
+        let drained = self.state.lock().unwrap().draining.take_if(|(s, _)| s.id == id);
+        if let Some((session, ending)) = drained {
+            gst::debug!(CAT, imp = self, "Session {id} drained in {:?}", begun.elapsed());
+            self.finish_session(session, &ending);
+        }
+    }
+
+    /// A draining session, if any, stops now.
+    fn cut_drain_short(&self) {
+        let draining = self.state.lock().unwrap().draining.take();
+        if let Some((session, ending)) = draining {
+            self.finish_session(session, &ending);
+        }
     }
 
     /// EOS on every pad: the stream is over.
@@ -548,6 +590,7 @@ impl WhipServerSrc {
             let ending = current.and_then(|id| state.sessions.abandon(&id, "element stopped"));
             (ending, state.session.take(), std::mem::take(&mut state.outputs))
         };
+        self.cut_drain_short();
         if let (Some(ending), Some(session)) = (ending, session) {
             self.finish_session(session, &ending);
         }
@@ -650,6 +693,7 @@ impl ElementImpl for WhipServerSrc {
     /// comes (the session's internal sinks would never see one).
     fn send_event(&self, event: gst::Event) -> bool {
         if event.type_() == gst::EventType::Eos {
+            self.cut_drain_short();
             let (ending, session) = {
                 let mut state = self.state.lock().unwrap();
                 (state.sessions.end_stream("EOS sent to the element"), state.session.take())

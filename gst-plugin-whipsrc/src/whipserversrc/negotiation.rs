@@ -118,10 +118,19 @@ impl WhipServerSrc {
                     etag: etag.clone(),
                     links: settings.ice_server_links(),
                 });
-                if result.is_ok() {
+                let answered = result.is_ok();
+                if answered {
                     element.imp().announce_session_started(&id);
                 }
-                let _ = reply.send(result);
+                if reply.send(result).is_err() && answered {
+                    // The POST gave up waiting (504): the publisher never gets this answer.
+                    let imp = element.imp();
+                    let ending =
+                        imp.state.lock().unwrap().sessions.abandon(&id, "the answer came after the POST timed out");
+                    if let Some(ending) = ending {
+                        imp.carry_out(ending);
+                    }
+                }
             }
         };
 
@@ -169,16 +178,6 @@ impl WhipServerSrc {
                 }
             });
         }
-        {
-            let answer = answer.clone();
-            let webrtcbin = webrtcbin.downgrade();
-            RUNTIME.spawn(async move {
-                tokio::time::sleep(GATHERING_TIMEOUT).await;
-                if let Some(webrtcbin) = webrtcbin.upgrade() {
-                    answer(&webrtcbin);
-                }
-            });
-        }
 
         if bin.sync_state_with_parent().is_err() {
             gst::warning!(CAT, imp = self, "Session bin did not follow the element's state");
@@ -206,18 +205,32 @@ impl WhipServerSrc {
             }
             let webrtc2 = webrtc.clone();
             let promise = gst::Promise::with_change_func(move |reply| {
-                let answer = match promise_reply(reply).and_then(|s| {
+                let local = match promise_reply(reply).and_then(|s| {
                     s.and_then(|s| s.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
                         .ok_or_else(|| "no answer".to_string())
                 }) {
-                    Ok(answer) => answer,
+                    Ok(local) => local,
                     Err(e) => return fail(format!("webrtcbin could not answer the offer: {e}")),
                 };
-                let answer = match as_dtls_server(&answer, &offer) {
-                    Ok(answer) => answer,
+                let local = match as_dtls_server(&local, &offer) {
+                    Ok(local) => local,
                     Err(e) => return fail(format!("webrtcbin's answer: {e}")),
                 };
-                webrtc2.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
+                // Gathering starts with the local description; so does its deadline (on a busy
+                // machine webrtcbin may take seconds to get there).
+                let webrtcbin = webrtc2.downgrade();
+                let promise = gst::Promise::with_change_func(move |reply| {
+                    if let Err(e) = promise_reply(reply) {
+                        return fail(format!("webrtcbin refused its own answer: {e}"));
+                    }
+                    RUNTIME.spawn(async move {
+                        tokio::time::sleep(GATHERING_TIMEOUT).await;
+                        if let Some(webrtcbin) = webrtcbin.upgrade() {
+                            answer(&webrtcbin);
+                        }
+                    });
+                });
+                webrtc2.emit_by_name::<()>("set-local-description", &[&local, &promise]);
             });
             webrtc.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
         });

@@ -185,8 +185,6 @@ def main():
                     help="test picture: bars (frames of several RTP packets) or ball (one packet each)")
     ap.add_argument("--start-at-keyframe", action="store_true",
                     help="start sending at a keyframe instead of mid-GOP")
-    ap.add_argument("--linger", type=float, default=0,
-                    help="ms to wait after the last frame before DELETE (OBS: 0)")
     ap.add_argument("--dump-offer", help="write the POSTed offer to this file")
     ap.add_argument("--layers", type=int, default=1, choices=[1, 2, 3, 4], help="simulcast layers (OBS 32.1+)")
     ap.add_argument("--size", default="1280x720", help="size of layer 0 with --layers")
@@ -388,8 +386,6 @@ def main():
                 res["audioPacketsSent"] += 1
                 ai += 1
         res["publishedMs"] = round((time.monotonic() - send_start) * 1000)
-        if args.linger > 0:  # not OBS: lets the receiver drain before the DELETE
-            time.sleep(args.linger / 1000)
         res["pliReceived"] = pli_count[0]
 
         status, _, body, _ = http("DELETE", resource, args.token, timeout=8.0)
