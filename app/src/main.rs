@@ -6,6 +6,7 @@
 mod check;
 mod recorder;
 mod setup;
+mod tracks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

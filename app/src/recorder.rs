@@ -13,6 +13,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use crate::ServeArgs;
+use crate::tracks::Gates;
 
 /// Decoders for facemark, best first: NVIDIA's where the GPU is there, then the CPU ones.
 const DECODERS: &[(&str, &[&str])] = &[
@@ -76,6 +77,8 @@ struct Recording {
     snapshot_dir: Option<PathBuf>,
     /// The fragmentsync before the file: how much of the file is whole, should a write fail.
     whole: gst::Element,
+    /// Which streams the file gets (tracks.rs).
+    gates: Gates,
     inputs: Vec<String>,
     summary: String,
     frames: Arc<AtomicU64>,
@@ -192,10 +195,7 @@ fn check_facemark(args: &ServeArgs) -> Option<String> {
     }
     let ready = probe.set_state(gst::State::Ready);
     // What runs the models (this plugin's fused engine, or tract), known once they loaded.
-    let runtime = probe
-        .property::<gst::Structure>("stats")
-        .get::<String>("runtime")
-        .unwrap_or_default();
+    let runtime = probe.property::<gst::Structure>("stats").get::<String>("runtime").unwrap_or_default();
     let _ = probe.set_state(gst::State::Null);
     if ready.is_err() {
         println!("facemark: off (its models do not load: run `make models`, or pass --model-dir)");
@@ -340,6 +340,7 @@ impl Inner {
         gst::Element::link_many([&mux, &whole, &sink]).map_err(|e| e.to_string())?;
         let mut sinks = vec![sink.clone()];
 
+        let gates = Gates::new(&name, &bin, &mux);
         let frames = Arc::new(AtomicU64::new(0));
         let media = Arc::new(AtomicU64::new(0));
         let snapshots = Arc::new(AtomicU64::new(0));
@@ -362,26 +363,20 @@ impl Inner {
             inputs.push(pad_name.to_string());
             // An analysis layer only feeds facemark; every other stream goes to the muxer.
             let analysis = pad_name.starts_with("analysis_");
-            let mux_pad = if analysis {
-                None
-            } else {
-                let kind = if video { "video" } else { "audio" };
-                Some(
-                    mux.request_pad_simple(&format!("{kind}_%u"))
-                        .ok_or_else(|| format!("{muxer} takes no more {kind}"))?,
-                )
-            };
-            let marked_here = self.facemark.is_some()
-                && snapshot_dir.is_none()
-                && (analysis || (video && !analysis_input));
+            let track = (!analysis).then_some(if video { "video" } else { "audio" });
+            let marked_here =
+                self.facemark.is_some() && snapshot_dir.is_none() && (analysis || (video && !analysis_input));
             let branch = FaceBranch::default();
             let added = if marked_here {
-                self.add_face_branch(&bin, &queue, mux_pad.as_ref(), &codec, &name, &snapshots, &branch)
+                self.add_face_branch(&bin, &queue, track.is_some(), &codec, &name, &snapshots, &branch)
             } else {
                 Err(String::new())
             };
+            // What goes to the muxer, once the file's tracks are decided (tracks.rs).
+            let mut mux_feed = None;
             match added {
-                Ok((dir, decoder, appsink)) => {
+                Ok((dir, decoder, appsink, feed)) => {
+                    mux_feed = feed;
                     described.push(match analysis {
                         true => format!("{codec} layer for facemark after {decoder}"),
                         false => format!("{codec} (facemark after {decoder})"),
@@ -398,10 +393,8 @@ impl Inner {
                     if !analysis {
                         described.push(codec.clone());
                     }
-                    match &mux_pad {
-                        Some(mux_pad) => {
-                            queue.static_pad("src").unwrap().link(mux_pad).map_err(|e| format!("{e:?}"))?;
-                        }
+                    match track {
+                        Some(_) => mux_feed = queue.static_pad("src"),
                         // Nobody marks this layer: its data goes nowhere.
                         None => {
                             let drop = make("fakesink")?;
@@ -413,10 +406,11 @@ impl Inner {
                     }
                 }
             }
-            let Some(mux_pad) = mux_pad else { continue };
+            let (Some(track), Some(mux_feed)) = (track, mux_feed) else { continue };
+            gates.hold(pad_name, track, &queue, &mux_feed);
             {
                 let (frames, media) = (frames.clone(), media.clone());
-                mux_pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                mux_feed.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                     if video {
                         frames.fetch_add(1, Ordering::Relaxed);
                     }
@@ -460,6 +454,7 @@ impl Inner {
             file,
             snapshot_dir,
             whole,
+            gates,
             inputs,
             summary: described.join(" + "),
             frames,
@@ -476,12 +471,12 @@ impl Inner {
         &self,
         bin: &gst::Bin,
         queue: &gst::Element,
-        mux_pad: Option<&gst::Pad>,
+        feeds_mux: bool,
         codec: &str,
         name: &str,
         snapshots: &Arc<AtomicU64>,
         branch: &FaceBranch,
-    ) -> Result<(PathBuf, &'static str, gst::Element), String> {
+    ) -> Result<(PathBuf, &'static str, gst::Element, Option<gst::Pad>), String> {
         let decoder = decoder_for(codec).ok_or_else(|| format!("no decoder for {codec} is installed"))?;
         let dir = self.args.recordings.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -517,25 +512,28 @@ impl Inner {
 
         chain.insert(0, to_decoder.clone());
         for (i, element) in chain.iter().enumerate() {
-            element.set_property("name", format!("{FACE_PREFIX}{i}-{}", element.factory().map(|f| f.name()).unwrap_or_default()));
+            element.set_property(
+                "name",
+                format!("{FACE_PREFIX}{i}-{}", element.factory().map(|f| f.name()).unwrap_or_default()),
+            );
         }
         chain.remove(0);
         bin.add(&to_decoder).map_err(|e| e.to_string())?;
         bin.add_many(&chain).map_err(|e| e.to_string())?;
-        match mux_pad {
+        let mux_feed = if feeds_mux {
             // The recorded stream, split: one copy to the muxer, one to the decoder.
-            Some(mux_pad) => {
-                let tee = make("tee")?;
-                let to_mux = live_queue(false)?;
-                bin.add_many([&tee, &to_mux]).map_err(|e| e.to_string())?;
-                queue.link(&tee).map_err(|e| e.to_string())?;
-                gst::Element::link_many([&tee, &to_mux]).map_err(|e| e.to_string())?;
-                to_mux.static_pad("src").unwrap().link(mux_pad).map_err(|e| format!("{e:?}"))?;
-                tee.link(&to_decoder).map_err(|e| e.to_string())?;
-            }
+            let tee = make("tee")?;
+            let to_mux = live_queue(false)?;
+            bin.add_many([&tee, &to_mux]).map_err(|e| e.to_string())?;
+            queue.link(&tee).map_err(|e| e.to_string())?;
+            gst::Element::link_many([&tee, &to_mux]).map_err(|e| e.to_string())?;
+            tee.link(&to_decoder).map_err(|e| e.to_string())?;
+            to_mux.static_pad("src")
+        } else {
             // A stream of its own (a simulcast layer for analysis): all of it to the decoder.
-            None => queue.link(&to_decoder).map_err(|e| e.to_string())?,
-        }
+            queue.link(&to_decoder).map_err(|e| e.to_string())?;
+            None
+        };
         to_decoder.link(&chain[0]).map_err(|e| e.to_string())?;
         gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
         {
@@ -608,7 +606,7 @@ impl Inner {
                 })
                 .build(),
         );
-        Ok((dir, decoder, appsink.upcast()))
+        Ok((dir, decoder, appsink.upcast(), mux_feed))
     }
 
     fn session_ended(self: &Arc<Self>, id: &str, reason: &str) {
@@ -628,6 +626,8 @@ impl Inner {
                 let _ = src_pad.unlink(&sink_pad);
             }
         }
+        // Streams that never sent leave the file before the end goes through.
+        recording.gates.end();
         let (bin, name) = (recording.bin.clone(), recording.name.clone());
         self.state.lock().unwrap().finishing.insert(name.clone(), recording);
         for pad in bin.sink_pads() {
@@ -650,16 +650,12 @@ impl Inner {
         let _ = recording.bin.set_state(gst::State::Null);
         if let Some(length) = whole_bytes
             && std::fs::metadata(&recording.file).is_ok_and(|m| m.len() > length)
-            && let Err(e) = std::fs::OpenOptions::new().write(true).open(&recording.file).and_then(|f| f.set_len(length))
+            && let Err(e) =
+                std::fs::OpenOptions::new().write(true).open(&recording.file).and_then(|f| f.set_len(length))
         {
             println!("cannot cut {} back to its last whole fragment: {e}", recording.file.display());
         }
         let _ = self.pipeline.remove(&recording.bin);
-        if recording.file.extension().is_some_and(|e| e == "mp4")
-            && let Err(e) = drop_empty_tracks(&recording.file)
-        {
-            println!("cannot check the tracks of {}: {e}", recording.file.display());
-        }
         let frames = recording.frames.load(Ordering::Relaxed);
         let mut line = if recording.media.load(Ordering::Relaxed) == 0 {
             // A publisher that never sent media (OBS giving up after the answer): no file.
@@ -867,41 +863,6 @@ fn live_queue(leaky: bool) -> Result<gst::Element, String> {
         queue.set_property_from_str("leaky", "downstream");
     }
     Ok(queue)
-}
-
-/// An MP4 whose `moov` has a track that never got a sample description (a publisher that
-/// negotiated audio and sent none): that track is left out, in place, so that the file decodes.
-fn drop_empty_tracks(file: &std::path::Path) -> std::io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(file)?;
-    // ftyp, then moov (mp4mux writes both at the start).
-    let mut at = 0u64;
-    let len = f.metadata()?.len();
-    while at + 8 <= len {
-        let mut head = [0u8; 8];
-        f.seek(SeekFrom::Start(at))?;
-        f.read_exact(&mut head)?;
-        let size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
-        if size < 8 || at + size > len {
-            return Ok(());
-        }
-        match &head[4..8] {
-            b"moov" if size <= 16 << 20 => {
-                let mut moov = vec![0u8; size as usize];
-                f.seek(SeekFrom::Start(at))?;
-                f.read_exact(&mut moov)?;
-                if let Some(fixed) = gstwhipsrc::emptytracks::without_empty_tracks(&moov) {
-                    f.seek(SeekFrom::Start(at))?;
-                    f.write_all(&fixed)?;
-                    println!("{}: left out a track that never got data", file.display());
-                }
-                return Ok(());
-            }
-            b"ftyp" | b"free" => at += size,
-            _ => return Ok(()),
-        }
-    }
-    Ok(())
 }
 
 fn link_input(src_pad: &gst::Pad, bin: &gst::Bin) {

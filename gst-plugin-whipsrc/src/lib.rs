@@ -8,7 +8,6 @@
 
 use gst::glib;
 
-pub mod emptytracks;
 pub mod framegate;
 mod fragmentsync;
 pub mod fragments;

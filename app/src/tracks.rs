@@ -1,0 +1,230 @@
+//! Which of a session's streams its file gets.
+//!
+//! A muxer writes its tracks once, when it starts, and before that waits for data on every pad
+//! (mp4mux and webmmux both): a stream that was negotiated and never sends (a muted microphone,
+//! OBS without an audio source) would hold the whole recording in its queue until the session
+//! ends, and lose what the queue cannot hold. So each stream is held at its queue until every
+//! stream has sent its first buffer, or until [`TRACKS_DEADLINE`] after the first one did: the
+//! streams silent by then are left out of the file (their pads released before the muxer starts).
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+/// How long after a session's first buffer its other streams may start and still be recorded
+/// (publishers start audio and video within milliseconds of each other).
+pub const TRACKS_DEADLINE: Duration = Duration::from_secs(1);
+
+/// The decision, sans IO: time comes in as an argument.
+#[derive(Debug)]
+pub struct TrackGate {
+    /// Streams without data yet.
+    silent: BTreeSet<String>,
+    first_data: Option<Duration>,
+    decided: bool,
+}
+
+impl TrackGate {
+    pub fn new(streams: impl IntoIterator<Item = String>) -> TrackGate {
+        TrackGate { silent: streams.into_iter().collect(), first_data: None, decided: false }
+    }
+
+    /// One more stream to wait for.
+    pub fn add(&mut self, name: &str) {
+        self.silent.insert(name.to_owned());
+    }
+
+    /// Stream `name` has data at `now`. Once the tracks are decided (the first call that
+    /// decides): the streams left out.
+    pub fn data(&mut self, name: &str, now: Duration) -> Option<Vec<String>> {
+        if self.decided {
+            return None;
+        }
+        self.silent.remove(name);
+        let first = *self.first_data.get_or_insert(now);
+        if self.silent.is_empty() || now.saturating_sub(first) >= TRACKS_DEADLINE {
+            return self.decide();
+        }
+        None
+    }
+
+    /// The session ends: the tracks are decided now (if none ever sent, none is left out: the
+    /// muxer still needs its pads to finish).
+    pub fn end(&mut self) -> Option<Vec<String>> {
+        if self.decided {
+            return None;
+        }
+        if self.first_data.is_none() {
+            self.silent.clear();
+        }
+        self.decide()
+    }
+
+    fn decide(&mut self) -> Option<Vec<String>> {
+        self.decided = true;
+        Some(std::mem::take(&mut self.silent).into_iter().collect())
+    }
+}
+
+/// A [`TrackGate`] on a recording: each stream held at its input queue until the decision; then
+/// each stream in gets a muxer pad, each left out a fakesink. (A muxer pad released before the
+/// start is no help: mp4mux keeps its track, without a sample description.)
+#[derive(Clone)]
+pub struct Gates(Arc<Mutex<Held>>);
+
+struct Held {
+    /// The recording's name, for what is said.
+    recording: String,
+    gate: TrackGate,
+    started: Instant,
+    bin: gst::Bin,
+    mux: gst::Element,
+    streams: Vec<Stream>,
+}
+
+struct Stream {
+    name: String,
+    /// The muxer's pad template prefix: "video" or "audio".
+    track: &'static str,
+    /// Where the stream leaves for the muxer.
+    feed: gst::Pad,
+    /// The input queue's src pad and the probe that holds it.
+    held: Option<(gst::Pad, gst::PadProbeId)>,
+}
+
+impl Gates {
+    pub fn new(recording: &str, bin: &gst::Bin, mux: &gst::Element) -> Gates {
+        Gates(Arc::new(Mutex::new(Held {
+            recording: recording.to_owned(),
+            gate: TrackGate::new([]),
+            started: Instant::now(),
+            bin: bin.clone(),
+            mux: mux.clone(),
+            streams: Vec::new(),
+        })))
+    }
+
+    /// Holds stream `name` (its input `queue`, whose data leaves for the muxer at `feed`) until the
+    /// decision.
+    pub fn hold(&self, name: &str, track: &'static str, queue: &gst::Element, feed: &gst::Pad) {
+        let src = queue.static_pad("src").unwrap();
+        let probe = src.add_probe(gst::PadProbeType::BLOCK | gst::PadProbeType::BUFFER, |_, _| gst::PadProbeReturn::Ok);
+        {
+            let mut held = self.0.lock().unwrap();
+            held.gate.add(name);
+            let held_at = probe.map(|probe| (src, probe));
+            held.streams.push(Stream { name: name.to_owned(), track, feed: feed.clone(), held: held_at });
+        }
+        let (gates, name) = (self.clone(), name.to_owned());
+        queue.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let decision = {
+                let mut held = gates.0.lock().unwrap();
+                let now = held.started.elapsed();
+                held.gate.data(&name, now)
+            };
+            match decision {
+                Some(left_out) => gates.apply(&left_out),
+                // Decided: this probe has no more work.
+                None if gates.0.lock().unwrap().gate.decided => return gst::PadProbeReturn::Remove,
+                None => {}
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+
+    /// The session ends: whatever is still held is decided now (before its EOS goes through).
+    pub fn end(&self) {
+        let decision = self.0.lock().unwrap().gate.end();
+        if let Some(left_out) = decision {
+            self.apply(&left_out);
+        }
+    }
+
+    /// Links each stream in to a new muxer pad and each left out to a fakesink, then lets every
+    /// stream through.
+    fn apply(&self, left_out: &[String]) {
+        let (recording, bin, mux, streams) = {
+            let mut held = self.0.lock().unwrap();
+            let streams: Vec<_> =
+                held.streams.iter_mut().map(|s| (s.name.clone(), s.track, s.feed.clone(), s.held.take())).collect();
+            (held.recording.clone(), held.bin.clone(), held.mux.clone(), streams)
+        };
+        for (name, track, feed, _) in &streams {
+            let linked = if left_out.contains(name) {
+                Err(format!("it sent nothing within {} s of the first data", TRACKS_DEADLINE.as_secs()))
+            } else {
+                mux.request_pad_simple(&format!("{track}_%u"))
+                    .ok_or_else(|| format!("the muxer takes no more {track}"))
+                    .and_then(|pad| feed.link(&pad).map(|_| ()).map_err(|e| format!("{e:?}")))
+            };
+            if let Err(why) = linked {
+                println!("{recording}: {name} is not recorded: {why}");
+                // Its data, should it come, goes nowhere (an unlinked pad would stop the stream).
+                if let Ok(drop) = gst::ElementFactory::make("fakesink")
+                    .name(format!("left-out-{name}"))
+                    .property("async", false)
+                    .property("sync", false)
+                    .build()
+                    && bin.add(&drop).is_ok()
+                {
+                    let _ = drop.sync_state_with_parent();
+                    let _ = feed.link(&drop.static_pad("sink").unwrap());
+                }
+            }
+        }
+        for (_, _, _, held) in streams {
+            if let Some((src, probe)) = held {
+                src.remove_probe(probe);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn gate() -> TrackGate {
+        TrackGate::new(["audio_0".to_string(), "video_0".to_string()])
+    }
+
+    #[test]
+    fn every_stream_in_once_each_has_sent() {
+        let mut gate = gate();
+        assert_eq!(gate.data("video_0", ms(100)), None);
+        assert_eq!(gate.data("video_0", ms(130)), None);
+        assert_eq!(gate.data("audio_0", ms(140)), Some(vec![]));
+        assert_eq!(gate.data("audio_0", ms(160)), None, "decided once");
+        assert_eq!(gate.end(), None);
+    }
+
+    #[test]
+    fn a_stream_silent_for_the_deadline_after_the_first_data_is_left_out() {
+        let mut gate = gate();
+        assert_eq!(gate.data("video_0", ms(100)), None);
+        assert_eq!(gate.data("video_0", ms(100) + TRACKS_DEADLINE - ms(1)), None);
+        assert_eq!(gate.data("video_0", ms(100) + TRACKS_DEADLINE), Some(vec!["audio_0".to_string()]));
+        // Audio coming later changes nothing: the file's tracks are written.
+        assert_eq!(gate.data("audio_0", ms(100) + TRACKS_DEADLINE * 2), None);
+    }
+
+    #[test]
+    fn a_session_ending_before_the_deadline_leaves_out_what_never_came() {
+        let mut gate = gate();
+        assert_eq!(gate.data("video_0", ms(100)), None);
+        assert_eq!(gate.end(), Some(vec!["audio_0".to_string()]));
+    }
+
+    #[test]
+    fn a_session_without_any_data_leaves_nothing_out() {
+        let mut gate = gate();
+        assert_eq!(gate.end(), Some(vec![]));
+        assert_eq!(gate.end(), None);
+    }
+}
