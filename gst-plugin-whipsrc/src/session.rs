@@ -68,9 +68,14 @@ struct Current {
     last_media: Duration,
 }
 
+/// How many ended sessions are remembered, to say why a late DELETE or PATCH finds none.
+const REMEMBERED_ENDINGS: usize = 16;
+
 #[derive(Debug, Default)]
 pub struct Sessions {
     current: Option<Current>,
+    /// The last sessions that ended, and why (oldest first).
+    ended_recently: std::collections::VecDeque<(String, String)>,
     /// The stream is over (on-disconnect=eos after a session, or EOS sent to the element).
     stream_ended: bool,
     admitted: u64,
@@ -96,7 +101,9 @@ impl Sessions {
         }
         let replaced = self.current.take().map(|old| {
             self.ended += 1;
-            Ending { id: old.id, reason: "replaced by a new publisher".into(), end_stream: false, drain: false }
+            let reason = "replaced by a new publisher";
+            self.remember(&old.id, reason);
+            Ending { id: old.id, reason: reason.into(), end_stream: false, drain: false }
         });
         self.current = Some(Current {
             id: id.to_owned(),
@@ -135,6 +142,7 @@ impl Sessions {
         }
         self.current = None;
         self.ended += 1;
+        self.remember(id, reason);
         self.stream_ended |= policy.end_stream_with_session;
         Some(Ending {
             id: id.to_owned(),
@@ -153,9 +161,7 @@ impl Sessions {
 
     /// DELETE on a session's resource.
     pub fn delete(&mut self, policy: &Policy, id: &str) -> Result<Ending, Rejection> {
-        let ending = self
-            .end(policy, id, "publisher sent DELETE")
-            .ok_or_else(|| Rejection::new(404, "no such session (already ended?)"))?;
+        let ending = self.end(policy, id, "publisher sent DELETE").ok_or_else(|| self.not_found(id))?;
         Ok(Ending { drain: true, ..ending })
     }
 
@@ -164,6 +170,7 @@ impl Sessions {
         self.stream_ended = true;
         let current = self.current.take()?;
         self.ended += 1;
+        self.remember(&current.id, reason);
         Some(Ending { id: current.id, reason: reason.to_owned(), end_stream: true, drain: false })
     }
 
@@ -179,8 +186,7 @@ impl Sessions {
     /// What a PATCH with an sdpfrag (its `a=ice-ufrag`, if any) and `If-Match` asks of session
     /// `id`: trickle fragments repeat the current credentials, new ones ask for a restart.
     pub fn patch(&self, id: &str, ufrag: Option<&str>, if_match: Option<&str>) -> Result<PatchAction, Rejection> {
-        let current =
-            self.current.as_ref().filter(|c| c.id == id).ok_or_else(|| Rejection::new(404, "no such session"))?;
+        let current = self.current.as_ref().filter(|c| c.id == id).ok_or_else(|| self.not_found(id))?;
         let restart = ufrag.is_some_and(|u| Some(u) != current.remote_ufrag.as_deref());
         match if_match {
             None if restart => Err(Rejection::new(428, "an ICE restart needs If-Match")),
@@ -209,6 +215,21 @@ impl Sessions {
         }
         let id = current.id.clone();
         self.end(policy, &id, &format!("no media for {} s", timeout.as_secs()))
+    }
+
+    /// 404 for a request on session `id`, with why it ended if it did lately.
+    pub fn not_found(&self, id: &str) -> Rejection {
+        match self.ended_recently.iter().rev().find(|(ended, _)| ended == id) {
+            Some((_, reason)) => Rejection::new(404, format!("the session has ended: {reason}")),
+            None => Rejection::new(404, "no such session"),
+        }
+    }
+
+    fn remember(&mut self, id: &str, reason: &str) {
+        if self.ended_recently.len() == REMEMBERED_ENDINGS {
+            self.ended_recently.pop_front();
+        }
+        self.ended_recently.push_back((id.to_owned(), reason.to_owned()));
     }
 
     /// Sessions admitted and ended since the element was made.
@@ -266,7 +287,9 @@ mod tests {
         let ending = sessions.delete(&eos, "a").unwrap();
         assert_eq!((ending.reason.as_str(), ending.end_stream, ending.drain), ("publisher sent DELETE", true, true));
         assert_eq!(admit(&mut sessions, &eos, "b", 1).unwrap_err().status, 503);
-        assert_eq!(sessions.delete(&eos, "a").unwrap_err().status, 404);
+        let late = sessions.delete(&eos, "a").unwrap_err();
+        assert_eq!((late.status, late.reason.as_str()), (404, "the session has ended: publisher sent DELETE"));
+        assert_eq!(sessions.delete(&eos, "never").unwrap_err().reason, "no such session");
         sessions.restart_stream();
         assert!(admit(&mut sessions, &eos, "b", 2).is_ok());
     }

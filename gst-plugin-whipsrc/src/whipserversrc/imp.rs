@@ -304,7 +304,7 @@ impl WhipServerSrc {
         let patching = {
             let state = self.state.lock().unwrap();
             let session = state.session.as_ref().filter(|s| s.id == resource);
-            session.ok_or_else(|| Rejection::new(404, "no such session"))?.patching.clone()
+            session.ok_or_else(|| state.sessions.not_found(resource))?.patching.clone()
         };
         let _one_at_a_time = patching.lock().unwrap();
         let frag = sdp::parse_sdpfrag(sdpfrag).map_err(|e| Rejection::new(400, e.to_string()))?;
@@ -314,7 +314,7 @@ impl WhipServerSrc {
                 .session
                 .as_ref()
                 .filter(|s| s.id == resource)
-                .ok_or_else(|| Rejection::new(404, "no such session"))?;
+                .ok_or_else(|| state.sessions.not_found(resource))?;
             let action = state.sessions.patch(resource, frag.ice_ufrag.as_deref(), if_match)?;
             (session.webrtcbin.clone(), session.media.clone(), action)
         };

@@ -424,7 +424,7 @@ impl WhipServerSrc {
         let (offer, sent_answer) = {
             let state = self.state.lock().unwrap();
             let session = state.session.as_ref().filter(|s| s.id == resource);
-            let session = session.ok_or_else(|| Rejection::new(404, "no such session"))?;
+            let session = session.ok_or_else(|| state.sessions.not_found(resource))?;
             (session.offer.clone(), session.answer.lock().unwrap().clone())
         };
         let sent_answer = sent_answer.ok_or_else(|| Rejection::new(409, "the session has not been answered yet"))?;
