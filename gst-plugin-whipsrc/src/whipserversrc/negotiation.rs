@@ -21,8 +21,12 @@ use crate::server::{Created, Patched, Peer, RUNTIME};
 use crate::simulcast::LayerSelector;
 use crate::whip::{self, Rejection};
 
-/// The answer goes out with the candidates gathered so far if gathering takes longer.
+/// The answer goes out with the candidates gathered so far if gathering takes longer (counted
+/// from the POST)...
 pub(super) const GATHERING_TIMEOUT: Duration = Duration::from_secs(3);
+/// ...but never sooner than this after webrtcbin has its local description, which gathering
+/// needs (on a busy machine webrtcbin may take seconds to get there).
+pub(super) const GATHERING_AFTER_LOCAL: Duration = Duration::from_millis(300);
 /// With host candidates only, the answer goes out once no candidate came for this long.
 pub(super) const HOST_CANDIDATES_SETTLE: Duration = Duration::from_millis(20);
 /// Start bitrate hinted to browsers in the answer.
@@ -94,6 +98,7 @@ impl WhipServerSrc {
         reply: oneshot::Sender<Result<Created, Rejection>>,
     ) {
         let Pending { id, etag, settings, offer, sdp_message, sent_answer } = pending;
+        let posted = Instant::now();
         let reply = Arc::new(Mutex::new(Some(reply)));
         let candidates = Arc::new(Mutex::new(Vec::<LocalCandidate>::new()));
 
@@ -101,13 +106,28 @@ impl WhipServerSrc {
             let (reply, candidates, settings, id, etag, offer) =
                 (reply.clone(), candidates.clone(), settings.clone(), id.clone(), etag.clone(), offer.clone());
             let element = self.obj().downgrade();
-            move |webrtcbin: &gst::Element| {
-                let Some(reply) = reply.lock().unwrap().take() else { return };
+            // Called by each trigger (candidates settled, gathering complete, the deadlines): the
+            // first that can answer does; `None` when the session's webrtcbin is gone.
+            move |webrtcbin: Option<&gst::Element>| {
                 let Some(element) = element.upgrade() else { return };
-                if let Some(rejection) = element.imp().no_longer_current(&id) {
-                    let _ = reply.send(Err(rejection));
-                    return;
-                }
+                let reply = {
+                    let mut slot = reply.lock().unwrap();
+                    if slot.is_none() {
+                        return;
+                    }
+                    if let Some(rejection) = element.imp().no_longer_current(&id) {
+                        let _ = slot.take().unwrap().send(Err(rejection));
+                        return;
+                    }
+                    let Some(webrtcbin) = webrtcbin else { return };
+                    let local = webrtcbin.property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description");
+                    if local.is_none() {
+                        // Not yet: the deadline counted from the local description answers.
+                        return;
+                    }
+                    (slot.take().unwrap(), webrtcbin)
+                };
+                let (reply, webrtcbin) = reply;
                 let result = element.imp().compose_answer(webrtcbin, &candidates.lock().unwrap(), &settings, &offer);
                 if let Ok(answer) = &result {
                     *sent_answer.lock().unwrap() = Sdp::parse(answer).ok();
@@ -158,9 +178,7 @@ impl WhipServerSrc {
                             tokio::time::sleep(HOST_CANDIDATES_SETTLE / 2).await;
                             let quiet = last.lock().unwrap().is_some_and(|t| t.elapsed() >= HOST_CANDIDATES_SETTLE);
                             if quiet {
-                                if let Some(webrtcbin) = webrtcbin.upgrade() {
-                                    answer(&webrtcbin);
-                                }
+                                answer(webrtcbin.upgrade().as_ref());
                                 return;
                             }
                         }
@@ -174,8 +192,16 @@ impl WhipServerSrc {
             webrtcbin.connect_notify(Some("ice-gathering-state"), move |webrtcbin, _| {
                 let state = webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
                 if state == gst_webrtc::WebRTCICEGatheringState::Complete {
-                    answer(webrtcbin);
+                    answer(Some(webrtcbin));
                 }
+            });
+        }
+        {
+            // The gathering deadline; also answers 409 for a session replaced meanwhile.
+            let (answer, webrtcbin) = (answer.clone(), webrtcbin.downgrade());
+            RUNTIME.spawn(async move {
+                tokio::time::sleep(GATHERING_TIMEOUT).await;
+                answer(webrtcbin.upgrade().as_ref());
             });
         }
 
@@ -216,18 +242,15 @@ impl WhipServerSrc {
                     Ok(local) => local,
                     Err(e) => return fail(format!("webrtcbin's answer: {e}")),
                 };
-                // Gathering starts with the local description; so does its deadline (on a busy
-                // machine webrtcbin may take seconds to get there).
                 let webrtcbin = webrtc2.downgrade();
                 let promise = gst::Promise::with_change_func(move |reply| {
                     if let Err(e) = promise_reply(reply) {
                         return fail(format!("webrtcbin refused its own answer: {e}"));
                     }
+                    let wait = GATHERING_TIMEOUT.saturating_sub(posted.elapsed()).max(GATHERING_AFTER_LOCAL);
                     RUNTIME.spawn(async move {
-                        tokio::time::sleep(GATHERING_TIMEOUT).await;
-                        if let Some(webrtcbin) = webrtcbin.upgrade() {
-                            answer(&webrtcbin);
-                        }
+                        tokio::time::sleep(wait).await;
+                        answer(webrtcbin.upgrade().as_ref());
                     });
                 });
                 webrtc2.emit_by_name::<()>("set-local-description", &[&local, &promise]);
