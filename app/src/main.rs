@@ -4,6 +4,7 @@
 //! `whipcast check FILE...` decodes recordings and says what they hold.
 
 mod check;
+mod progress;
 mod recorder;
 mod setup;
 mod tracks;

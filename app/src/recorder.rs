@@ -13,6 +13,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use crate::ServeArgs;
+use crate::progress;
 use crate::tracks::Gates;
 
 /// Decoders for facemark, best first: NVIDIA's where the GPU is there, then the CPU ones.
@@ -816,11 +817,13 @@ impl Inner {
             let session = stats.get::<gst::Structure>("session").ok();
             let field = |name: &str| session.as_ref().and_then(|s| s.get::<u64>(name).ok()).unwrap_or(0);
             let lost = session.as_ref().and_then(|s| s.get::<i64>("packets-lost").ok()).unwrap_or(0);
+            let layers = session.as_ref().map(|s| progress::layers_of(s)).unwrap_or_default();
             let line = format!(
-                "{}: {}, {:.2} Mbit/s, {} frames, {} packets lost{}",
+                "{}: {}, {:.2} Mbit/s{}, {} frames, {} packets lost{}",
                 recording.name,
                 recording.summary,
                 field("bitrate") as f64 / 1e6,
+                progress::layers_text(&layers, recording.started.elapsed().as_secs_f64()),
                 recording.frames.load(Ordering::Relaxed),
                 lost,
                 match &recording.snapshot_dir {
