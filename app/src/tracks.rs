@@ -43,11 +43,18 @@ impl TrackGate {
             return None;
         }
         self.silent.remove(name);
-        let first = *self.first_data.get_or_insert(now);
-        if self.silent.is_empty() || now.saturating_sub(first) >= TRACKS_DEADLINE {
-            return self.decide();
+        self.first_data.get_or_insert(now);
+        if self.silent.is_empty() { self.decide() } else { self.tick(now) }
+    }
+
+    /// At `now`: once [`TRACKS_DEADLINE`] has passed since the first data, the streams left out.
+    /// (Not only on data: a held stream's queue may be full and take no more.)
+    pub fn tick(&mut self, now: Duration) -> Option<Vec<String>> {
+        let first = self.first_data?;
+        if self.decided || now.saturating_sub(first) < TRACKS_DEADLINE {
+            return None;
         }
-        None
+        self.decide()
     }
 
     /// The session ends: the tracks are decided now (if none ever sent, none is left out: the
@@ -119,11 +126,26 @@ impl Gates {
         }
         let (gates, name) = (self.clone(), name.to_owned());
         queue.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            let decision = {
+            let (decision, first) = {
                 let mut held = gates.0.lock().unwrap();
                 let now = held.started.elapsed();
-                held.gate.data(&name, now)
+                let first = held.gate.first_data.is_none();
+                (held.gate.data(&name, now), first)
             };
+            if first && decision.is_none() {
+                // The deadline comes whether or not more data does.
+                let gates = gates.clone();
+                gst::glib::timeout_add_once(TRACKS_DEADLINE, move || {
+                    let decision = {
+                        let mut held = gates.0.lock().unwrap();
+                        let now = held.started.elapsed();
+                        held.gate.tick(now)
+                    };
+                    if let Some(left_out) = decision {
+                        gates.apply(&left_out);
+                    }
+                });
+            }
             match decision {
                 Some(left_out) => gates.apply(&left_out),
                 // Decided: this probe has no more work.
@@ -212,6 +234,16 @@ mod tests {
         assert_eq!(gate.data("video_0", ms(100) + TRACKS_DEADLINE), Some(vec!["audio_0".to_string()]));
         // Audio coming later changes nothing: the file's tracks are written.
         assert_eq!(gate.data("audio_0", ms(100) + TRACKS_DEADLINE * 2), None);
+    }
+
+    #[test]
+    fn the_deadline_comes_without_more_data() {
+        let mut gate = gate();
+        assert_eq!(gate.tick(ms(5000)), None, "no data yet: no deadline");
+        assert_eq!(gate.data("video_0", ms(100)), None);
+        assert_eq!(gate.tick(ms(100) + TRACKS_DEADLINE - ms(1)), None);
+        assert_eq!(gate.tick(ms(100) + TRACKS_DEADLINE), Some(vec!["audio_0".to_string()]));
+        assert_eq!(gate.tick(ms(100) + TRACKS_DEADLINE * 2), None, "decided once");
     }
 
     #[test]
