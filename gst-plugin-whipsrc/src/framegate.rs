@@ -59,6 +59,20 @@ impl Codec {
         }
     }
 
+    /// Whether the first slice that starts in this packet begins the picture (`None`: no slice
+    /// starts here). A frame's first slice must: a key frame sent as two slices, each behind its
+    /// own SPS and PPS, whose first slice was lost looks like a whole frame from its second SPS.
+    fn first_slice_begins_picture(self, payload: &[u8]) -> Option<bool> {
+        // (NAL unit type, the first byte of its slice header) of each NAL unit starting here.
+        let (vcl, heads): (fn(u8) -> bool, Vec<(u8, Option<u8>)>) = match self {
+            Codec::H264 => (|t| (1..=5).contains(&t), h264_nal_heads(payload)),
+            Codec::H265 => (|t| t <= 31, h265_nal_heads(payload)),
+            Codec::Vp8 | Codec::Vp9 => return None,
+        };
+        // first_mb_in_slice = 0 (ue(v) starting with 1), or first_slice_segment_in_pic_flag.
+        heads.into_iter().find(|&(t, _)| vcl(t)).map(|(_, head)| head.is_some_and(|b| b & 0x80 != 0))
+    }
+
     /// Whether this packet carries (the start of) a key frame.
     fn carries_key(self, payload: &[u8]) -> bool {
         match self {
@@ -82,6 +96,34 @@ fn h264_nal_types(payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
         Some(t) => Some(t),
     };
     aggregate.into_iter().flatten().chain(single)
+}
+
+/// H.264: each NAL unit that starts in the packet, with the byte after its header.
+fn h264_nal_heads(payload: &[u8]) -> Vec<(u8, Option<u8>)> {
+    match payload.first().map(|b| b & 0x1F) {
+        None => Vec::new(),
+        Some(24) => aggregated(&payload[1..]).map(|nal| (nal[0] & 0x1F, nal.get(1).copied())).collect(),
+        Some(28) => match payload.get(1) {
+            Some(&fu) if fu & 0x80 != 0 => vec![(fu & 0x1F, payload.get(2).copied())],
+            _ => Vec::new(),
+        },
+        Some(t) => vec![(t, payload.get(1).copied())],
+    }
+}
+
+/// H.265: each NAL unit that starts in the packet, with the byte after its (2-byte) header.
+fn h265_nal_heads(payload: &[u8]) -> Vec<(u8, Option<u8>)> {
+    if payload.len() < 2 {
+        return Vec::new();
+    }
+    match (payload[0] >> 1) & 0x3F {
+        48 => aggregated(&payload[2..]).map(|nal| ((nal[0] >> 1) & 0x3F, nal.get(2).copied())).collect(),
+        49 => match payload.get(2) {
+            Some(&fu) if fu & 0x80 != 0 => vec![(fu & 0x3F, payload.get(3).copied())],
+            _ => Vec::new(),
+        },
+        t => vec![(t, payload.get(2).copied())],
+    }
 }
 
 /// The first NAL unit of a packet and where its slice header starts, for H.264.
@@ -192,6 +234,8 @@ struct Frame<T> {
     items: Vec<T>,
     intact: bool,
     key: bool,
+    /// A slice of it has started (the first must begin the picture).
+    slice_seen: bool,
 }
 
 /// What a packet did.
@@ -301,7 +345,14 @@ impl<T> FrameGate<T> {
                     codec.surely_begins_frame(packet.payload)
                 },
                 key: false,
+                slice_seen: false,
             });
+            if !frame.slice_seen
+                && let Some(begins) = codec.first_slice_begins_picture(packet.payload)
+            {
+                frame.slice_seen = true;
+                frame.intact &= begins;
+            }
             frame.key |= codec.carries_key(packet.payload);
             frame.items.push(item);
         }
@@ -436,6 +487,32 @@ mod tests {
         gate.push(Packet { seq: 10, timestamp: 12, marker: false, payload: &pps }, 4, Duration::ZERO);
         let out = gate.push(Packet { seq: 11, timestamp: 12, marker: true, payload: &idr }, 5, Duration::ZERO);
         assert_eq!(out.release, [3, 4, 5], "a key frame that starts with its SPS after a gap");
+    }
+
+    #[test]
+    fn a_key_frame_whose_first_slice_was_lost_is_damaged_even_behind_a_second_sps() {
+        // x264 with two slices and rtph264pay's config-interval=-1: SPS, PPS, IDR slice (first_mb
+        // 0), then SPS, PPS again and the second IDR slice (first_mb != 0: 0x00 starts its ue(v)).
+        let (sps, pps) = ([0x67u8, 0x42, 0xC0, 0x1E], [0x68u8, 0xCE, 0x3C, 0x80]);
+        let (slice0, slice1) = ([0x65u8, 0x88, 0x84], [0x7Cu8, 0x85, 0x00, 0xF0]);
+        let frame: [&[u8]; 6] = [&sps, &pps, &slice0, &sps, &pps, &slice1];
+        for lost in [vec![], vec![2u16, 3, 4]] {
+            let mut gate = FrameGate::new(Codec::H264, SECOND);
+            // A P frame before it, so that the key frame follows a known packet.
+            let p = [0x41u8, 0x9A];
+            gate.push(Packet { seq: 1, timestamp: 0, marker: true, payload: &p }, 0, Duration::ZERO);
+            let mut released = Vec::new();
+            for (i, payload) in frame.iter().enumerate() {
+                let seq = 2 + i as u16;
+                if lost.contains(&seq) {
+                    continue;
+                }
+                let packet = Packet { seq, timestamp: 3000, marker: i == 5, payload };
+                released.extend(gate.push(packet, seq, Duration::ZERO).release);
+            }
+            let expected: Vec<u16> = if lost.is_empty() { (2..8).collect() } else { Vec::new() };
+            assert_eq!(released, expected, "lost {lost:?}");
+        }
     }
 
     #[test]
