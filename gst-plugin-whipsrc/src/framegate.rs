@@ -34,8 +34,8 @@ impl Codec {
     /// Whether this packet, as the first of a frame, begins it (the frame's head was not lost).
     fn begins_frame(self, payload: &[u8]) -> bool {
         match self {
-            Codec::H264 => h264_begins(payload),
-            Codec::H265 => h265_begins(payload),
+            Codec::H264 => first_nal_begins(h264_nal_heads(payload), h264_slice),
+            Codec::H265 => first_nal_begins(h265_nal_heads(payload), h265_slice),
             // S=1 and partition 0.
             Codec::Vp8 => payload.first().is_some_and(|&b| b & 0x10 != 0 && b & 0x07 == 0),
             // B (beginning of a frame).
@@ -47,37 +47,32 @@ impl Codec {
     /// was lost cannot have been the frame's own parameter sets (a new SPS after a resolution
     /// change, say) when the packet starts with them, or with an access unit delimiter.
     fn surely_begins_frame(self, payload: &[u8]) -> bool {
-        match self {
-            Codec::H264 => {
-                self.begins_frame(payload) && h264_nal_types(payload).next().is_some_and(|t| t == 7 || t == 9)
+        let first = |t: Option<(u8, Option<u8>)>, types: [u8; 2]| t.is_some_and(|(t, _)| types.contains(&t));
+        self.begins_frame(payload)
+            && match self {
+                Codec::H264 => first(h264_nal_heads(payload).next(), [7, 9]),
+                Codec::H265 => first(h265_nal_heads(payload).next(), [32, 35]),
+                // The key frame header carries everything (no separate parameter sets).
+                Codec::Vp8 | Codec::Vp9 => true,
             }
-            Codec::H265 => {
-                self.begins_frame(payload) && h265_nal_types(payload).next().is_some_and(|t| t == 32 || t == 35)
-            }
-            // The key frame header carries everything (no separate parameter sets).
-            Codec::Vp8 | Codec::Vp9 => self.begins_frame(payload),
-        }
     }
 
     /// Whether the first slice that starts in this packet begins the picture (`None`: no slice
     /// starts here). A frame's first slice must: a key frame sent as two slices, each behind its
     /// own SPS and PPS, whose first slice was lost looks like a whole frame from its second SPS.
     fn first_slice_begins_picture(self, payload: &[u8]) -> Option<bool> {
-        // (NAL unit type, the first byte of its slice header) of each NAL unit starting here.
-        let (vcl, heads): (fn(u8) -> bool, Vec<(u8, Option<u8>)>) = match self {
-            Codec::H264 => (|t| (1..=5).contains(&t), h264_nal_heads(payload)),
-            Codec::H265 => (|t| t <= 31, h265_nal_heads(payload)),
-            Codec::Vp8 | Codec::Vp9 => return None,
-        };
-        // first_mb_in_slice = 0 (ue(v) starting with 1), or first_slice_segment_in_pic_flag.
-        heads.into_iter().find(|&(t, _)| vcl(t)).map(|(_, head)| head.is_some_and(|b| b & 0x80 != 0))
+        match self {
+            Codec::H264 => first_slice_begins(h264_nal_heads(payload), h264_slice),
+            Codec::H265 => first_slice_begins(h265_nal_heads(payload), h265_slice),
+            Codec::Vp8 | Codec::Vp9 => None,
+        }
     }
 
     /// Whether this packet carries (the start of) a key frame.
     fn carries_key(self, payload: &[u8]) -> bool {
         match self {
-            Codec::H264 => h264_nal_types(payload).any(|t| t == 5),
-            Codec::H265 => h265_nal_types(payload).any(|t| (16..=23).contains(&t)),
+            Codec::H264 => h264_nal_heads(payload).any(|(t, _)| t == 5),
+            Codec::H265 => h265_nal_heads(payload).any(|(t, _)| (16..=23).contains(&t)),
             Codec::Vp8 => vp8_key(payload),
             // B=1 and P=0: the frame does not refer to earlier pictures.
             Codec::Vp9 => payload.first().is_some_and(|&b| b & 0x08 != 0 && b & 0x40 == 0),
@@ -85,103 +80,56 @@ impl Codec {
     }
 }
 
-/// H.264 (RFC 6184): the NAL unit types a packet carries (single NAL, STAP-A, FU-A start),
-/// without allocating (this runs for every packet).
-fn h264_nal_types(payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
+fn h264_slice(nal_type: u8) -> bool {
+    (1..=5).contains(&nal_type)
+}
+
+fn h265_slice(nal_type: u8) -> bool {
+    nal_type <= 31
+}
+
+/// A slice header's first byte begins the picture: H.264 first_mb_in_slice (ue(v)) is 0 when its
+/// first bit is 1; H.265's first bit is first_slice_segment_in_pic_flag.
+fn begins_picture(slice_header: Option<u8>) -> bool {
+    slice_header.is_some_and(|b| b & 0x80 != 0)
+}
+
+/// Whether the first NAL unit starting in a packet can begin a frame: any but a slice that does
+/// not begin its picture (no NAL unit starts in a packet that continues a fragment).
+fn first_nal_begins(mut heads: impl Iterator<Item = (u8, Option<u8>)>, slice: fn(u8) -> bool) -> bool {
+    heads.next().is_some_and(|(t, head)| !slice(t) || begins_picture(head))
+}
+
+/// Whether the first slice starting in a packet begins its picture (`None`: no slice starts).
+fn first_slice_begins(mut heads: impl Iterator<Item = (u8, Option<u8>)>, slice: fn(u8) -> bool) -> Option<bool> {
+    heads.find(|&(t, _)| slice(t)).map(|(_, head)| begins_picture(head))
+}
+
+/// H.264 (RFC 6184): each NAL unit that starts in the packet (single NAL, STAP-A, FU-A start), its
+/// type and the byte after its header, without allocating (this runs for every packet).
+fn h264_nal_heads(payload: &[u8]) -> impl Iterator<Item = (u8, Option<u8>)> + '_ {
     let first = payload.first().map(|b| b & 0x1F);
-    let aggregate = (first == Some(24)).then(|| aggregated(&payload[1..]).map(|nal| nal[0] & 0x1F));
+    let aggregate =
+        (first == Some(24)).then(|| aggregated(&payload[1..]).map(|nal| (nal[0] & 0x1F, nal.get(1).copied())));
     let single = match first {
         Some(24) | None => None,
-        Some(28) => payload.get(1).filter(|fu| *fu & 0x80 != 0).map(|fu| fu & 0x1F),
-        Some(t) => Some(t),
+        Some(28) => payload.get(1).filter(|fu| *fu & 0x80 != 0).map(|fu| (fu & 0x1F, payload.get(2).copied())),
+        Some(t) => Some((t, payload.get(1).copied())),
     };
     aggregate.into_iter().flatten().chain(single)
 }
 
-/// H.264: each NAL unit that starts in the packet, with the byte after its header.
-fn h264_nal_heads(payload: &[u8]) -> Vec<(u8, Option<u8>)> {
-    match payload.first().map(|b| b & 0x1F) {
-        None => Vec::new(),
-        Some(24) => aggregated(&payload[1..]).map(|nal| (nal[0] & 0x1F, nal.get(1).copied())).collect(),
-        Some(28) => match payload.get(1) {
-            Some(&fu) if fu & 0x80 != 0 => vec![(fu & 0x1F, payload.get(2).copied())],
-            _ => Vec::new(),
-        },
-        Some(t) => vec![(t, payload.get(1).copied())],
-    }
-}
-
-/// H.265: each NAL unit that starts in the packet, with the byte after its (2-byte) header.
-fn h265_nal_heads(payload: &[u8]) -> Vec<(u8, Option<u8>)> {
-    if payload.len() < 2 {
-        return Vec::new();
-    }
-    match (payload[0] >> 1) & 0x3F {
-        48 => aggregated(&payload[2..]).map(|nal| ((nal[0] >> 1) & 0x3F, nal.get(2).copied())).collect(),
-        49 => match payload.get(2) {
-            Some(&fu) if fu & 0x80 != 0 => vec![(fu & 0x3F, payload.get(3).copied())],
-            _ => Vec::new(),
-        },
-        t => vec![(t, payload.get(2).copied())],
-    }
-}
-
-/// The first NAL unit of a packet and where its slice header starts, for H.264.
-fn h264_begins(payload: &[u8]) -> bool {
-    let Some(&first) = payload.first() else { return false };
-    let (nal_type, slice) = match first & 0x1F {
-        24 => match aggregated(&payload[1..]).next() {
-            Some(nal) => (nal[0] & 0x1F, nal.get(1).copied()),
-            None => return false,
-        },
-        28 => match payload.get(1) {
-            Some(&fu) if fu & 0x80 != 0 => (fu & 0x1F, payload.get(2).copied()),
-            // A fragment that is not the first: the frame's head is missing.
-            _ => return false,
-        },
-        t => (t, payload.get(1).copied()),
-    };
-    match nal_type {
-        // A slice: first_mb_in_slice, ue(v), is 0 when its first bit is 1.
-        1..=5 => slice.is_some_and(|b| b & 0x80 != 0),
-        _ => true,
-    }
-}
-
-/// H.265 (RFC 7798): the NAL unit types a packet carries (single NAL, AP, FU start), without
-/// allocating.
-fn h265_nal_types(payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
-    let first = payload.first().map(|b| (b >> 1) & 0x3F);
+/// H.265 (RFC 7798): the same for single NAL, AP and FU start (2-byte NAL unit headers).
+fn h265_nal_heads(payload: &[u8]) -> impl Iterator<Item = (u8, Option<u8>)> + '_ {
+    let first = (payload.len() >= 2).then(|| (payload[0] >> 1) & 0x3F);
     let aggregate =
-        (first == Some(48)).then(|| aggregated(payload.get(2..).unwrap_or(&[])).map(|nal| (nal[0] >> 1) & 0x3F));
+        (first == Some(48)).then(|| aggregated(&payload[2..]).map(|nal| ((nal[0] >> 1) & 0x3F, nal.get(2).copied())));
     let single = match first {
         Some(48) | None => None,
-        Some(49) => payload.get(2).filter(|fu| *fu & 0x80 != 0).map(|fu| fu & 0x3F),
-        Some(t) => Some(t),
+        Some(49) => payload.get(2).filter(|fu| *fu & 0x80 != 0).map(|fu| (fu & 0x3F, payload.get(3).copied())),
+        Some(t) => Some((t, payload.get(2).copied())),
     };
     aggregate.into_iter().flatten().chain(single)
-}
-
-fn h265_begins(payload: &[u8]) -> bool {
-    if payload.len() < 2 {
-        return false;
-    }
-    let (nal_type, slice) = match (payload[0] >> 1) & 0x3F {
-        48 => match aggregated(&payload[2..]).next() {
-            Some(nal) => ((nal[0] >> 1) & 0x3F, nal.get(2).copied()),
-            None => return false,
-        },
-        49 => match payload.get(2) {
-            Some(&fu) if fu & 0x80 != 0 => (fu & 0x3F, payload.get(3).copied()),
-            _ => return false,
-        },
-        t => (t, payload.get(2).copied()),
-    };
-    match nal_type {
-        // A slice segment: first_slice_segment_in_pic_flag is its first bit.
-        0..=31 => slice.is_some_and(|b| b & 0x80 != 0),
-        _ => true,
-    }
 }
 
 /// The NAL units of an aggregation packet's body (16-bit size before each).

@@ -560,14 +560,7 @@ fn obs_simulcast_is_recorded_at_full_size_and_marked_on_a_smaller_layer() {
     // least 360 pixels tall (--analysis-height, default 360): 852x480.
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start("app-simulcast", &["--sessions", "1", "--snapshot-every", "30"]);
-    let publisher = obs_like_command()
-        .args(["--url", &server.url(), "--token", TOKEN, "--codec", "H264", "--audio", "--start-at-keyframe"])
-        .args(["--seconds", "6", "--layers", "3", "--layer-order", "2,1,0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("publisher starts");
-    let text = report(publisher);
+    let text = report(obs_like_with(&server.url(), "H264", 6, &["--layers", "3", "--layer-order", "2,1,0"]));
     assert_eq!(json_u64(&text, "layersAccepted"), 3, "{text}");
     let folder = server.folder.clone();
     let output = server.wait_exit(Duration::from_secs(30));
