@@ -314,6 +314,17 @@ fn fmtp_param<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|kv| kv.trim().split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
+/// The channels and sample rate an Opus stream is depayloaded with, from the offer's `a=fmtp`
+/// (RFC 7587 section 7: `sprop-stereo`, `sprop-maxcapturerate`), as rtpopusdepay sets them:
+/// stereo unless `sprop-stereo=0` (a mono sender may still send stereo at times), 48 kHz unless
+/// a valid `sprop-maxcapturerate` says otherwise. opusparse's OpusHead keeps both.
+pub fn opus_format(fmtp: Option<&str>) -> (u8, u32) {
+    let param = |key| fmtp.and_then(|f| fmtp_param(f, key)).map(str::trim);
+    let channels = if param("sprop-stereo") == Some("0") { 1 } else { 2 };
+    let rate = param("sprop-maxcapturerate").and_then(|r| r.parse::<u32>().ok()).filter(|&r| r <= i32::MAX as u32);
+    (channels, rate.unwrap_or(48_000))
+}
+
 /// How much we like one payload type of a codec among several (H264 profiles and modes).
 fn variant_rank(name: &str, fmtp: Option<&str>) -> u32 {
     if name != "H264" {

@@ -340,3 +340,14 @@ fn the_dependency_descriptor_and_mixed_extensions_are_kept_for_av1_svc() {
     assert_eq!(sdp.media[1].extension_id(DEPENDENCY_DESCRIPTOR_EXTENSION), Some(12));
     assert_eq!(sdp.media[0].extension_id(DEPENDENCY_DESCRIPTOR_EXTENSION), None, "not offered for audio");
 }
+
+#[test]
+fn opus_is_stereo_at_48_khz_unless_the_sender_says_otherwise() {
+    assert_eq!(opus_format(None), (2, 48_000));
+    assert_eq!(opus_format(Some("minptime=10;useinbandfec=1")), (2, 48_000), "Chromium: may be stereo");
+    assert_eq!(opus_format(Some("stereo=1;sprop-stereo=1")), (2, 48_000));
+    assert_eq!(opus_format(Some("stereo=1; sprop-stereo=0")), (1, 48_000), "what it sends, not what it takes");
+    assert_eq!(opus_format(Some("SPROP-MAXCAPTURERATE=16000")), (2, 16_000));
+    assert_eq!(opus_format(Some("sprop-maxcapturerate=-1;sprop-stereo=2")), (2, 48_000), "invalid: defaults");
+    assert_eq!(opus_format(Some("sprop-maxcapturerate=4294967295")), (2, 48_000), "beyond a caps int");
+}

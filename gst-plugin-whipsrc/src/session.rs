@@ -49,6 +49,13 @@ pub fn drained(waited: Duration, quiet: Duration, latency: Duration) -> bool {
     quiet >= latency + DRAIN_QUIET || waited >= latency + DRAIN_LIMIT
 }
 
+/// Whether a stream negotiated in a session and silent so far is given up (its pad ends, so that
+/// muxers waiting for every stream go on): the session's media has flowed for `media_for` (`None`:
+/// no media yet), and `timeout` (`None`: never) has passed.
+pub fn silent_stream_given_up(media_for: Option<Duration>, timeout: Option<Duration>) -> bool {
+    matches!((media_for, timeout), (Some(flowed), Some(timeout)) if flowed >= timeout)
+}
+
 /// What a PATCH asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchAction {
@@ -247,6 +254,15 @@ mod tests {
 
     fn s(v: u64) -> Duration {
         Duration::from_secs(v)
+    }
+
+    #[test]
+    fn a_silent_stream_is_given_up_once_the_others_flowed_long_enough() {
+        let timeout = Some(Duration::from_millis(1000));
+        assert!(!silent_stream_given_up(None, timeout), "no media at all: a publisher still connecting");
+        assert!(!silent_stream_given_up(Some(Duration::from_millis(999)), timeout));
+        assert!(silent_stream_given_up(Some(Duration::from_millis(1000)), timeout));
+        assert!(!silent_stream_given_up(Some(s(3600)), None), "never, where the stream outlives the session");
     }
 
     fn admit(sessions: &mut Sessions, policy: &Policy, id: &str, now: u64) -> Result<Option<Ending>, Rejection> {

@@ -69,12 +69,8 @@ fn interrupt(child: &Child) {
 fn udp_recording_is_finalized_on_ctrl_c() {
     let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let out = output_path("udp.webm");
-    let mut child = command("rtp-av1-to-webm.sh")
-        .arg(format!("udp://{port}"))
-        .arg(&out)
-        .env("PT", "45")
-        .spawn()
-        .unwrap();
+    let mut child =
+        command("rtp-av1-to-webm.sh").arg(format!("udp://{port}")).arg(&out).env("PT", "45").spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !udp_port_bound(port) {
         assert!(Instant::now() < deadline, "the pipeline never bound port {port}");
@@ -220,6 +216,43 @@ fn whip_record_scripts_record_each_codec_in_its_container() {
     }
 }
 
+/// A publisher that negotiates audio and never sends any (a browser's audio transceiver without a
+/// track; here the OBS-like peer): the MP4 is written while the session runs, not held back for
+/// the audio, and ends with every video frame and an empty Opus track that players open.
+#[test]
+fn whip_record_with_audio_negotiated_and_never_sent_writes_as_it_goes() {
+    let _serial = WHIP_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = output_path("silent-audio.mp4");
+    let (child, port) = start_whip_script("whip-record.sh", &[&out], &[("WHIP_CODECS", "H264")]);
+    let url = format!("http://127.0.0.1:{port}/whip/live");
+    let publisher =
+        spawn(obs_like_command().args(["--url", &url, "--codec", "H264", "--audio", "--silent-audio"]).args([
+            "--start-at-keyframe",
+            "--seconds",
+            "8",
+        ]));
+    // mp4mux waits for data on every pad: 1 s fragments only come out once the silent audio
+    // stream has ended (silent-stream-timeout, 1 s after the first video).
+    let start = Instant::now();
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) < 100_000 {
+        assert!(start.elapsed() < Duration::from_secs(6), "nothing written 6 s into the session");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report = publisher.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    let sent = json_u64(&text, "framesSent");
+    wait_script(child, Duration::from_secs(10));
+    let decoded = decode_file(&out);
+    assert!(decoded.report.errors.is_empty(), "{:?}", decoded.report.errors);
+    assert_eq!(decoded.frames as u64, sent, "frames decoded of those sent");
+    // ffmpeg opens it (an audio track without a sample description stops it) and lists the
+    // empty Opus track (GStreamer's qtdemux leaves it out).
+    let probe = Command::new("ffprobe").args(["-v", "error", "-show_streams"]).arg(&out).output().unwrap();
+    let streams = String::from_utf8_lossy(&probe.stdout);
+    assert!(probe.status.success() && probe.stderr.is_empty(), "{}", String::from_utf8_lossy(&probe.stderr));
+    assert!(streams.contains("codec_name=h264") && streams.contains("codec_name=opus"), "{streams}");
+}
+
 #[test]
 fn face_snapshots_from_a_whip_publisher() {
     let _serial = WHIP_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -228,7 +261,8 @@ fn face_snapshots_from_a_whip_publisher() {
     let (child, port) = start_whip_script("face-snapshots.sh", &[Path::new("whip"), &out], &[]);
     let sent = whip_publish(port, &["--codec", "av1", "--seconds", "5", "--image", image.to_str().unwrap()]);
     wait_script(child, Duration::from_secs(15));
-    let mut names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     // Every 100th of the frames received (at least 95% of those sent).
     let expected: Vec<String> = (1..=sent / 100).map(|n| format!("z{}.jpg", n * 100)).collect();

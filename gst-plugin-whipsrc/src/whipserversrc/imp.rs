@@ -17,7 +17,7 @@ use crate::session::{self, Ending, PatchAction, Sessions};
 use crate::whip::{self, Rejection, StreamAuth};
 
 use super::negotiation::Pending;
-use super::outputs::{OutputPad, stream_codecs};
+use super::outputs::{OutputPad, caps_from_sdp, session_pads, stream_codecs};
 use super::settings::Settings;
 
 /// How often a draining session is looked at.
@@ -57,6 +57,11 @@ pub(super) struct Session {
     pub(super) started: Instant,
     /// Milliseconds since `started` of the last media buffer.
     pub(super) last_media_ms: Arc<AtomicU64>,
+    /// Milliseconds since `started` of the first media buffer (`u64::MAX`: none yet).
+    pub(super) first_media_ms: Arc<AtomicU64>,
+    /// The pads of this session that have had no data yet, and whether their caps are known
+    /// (from the SDP): what may be given up for silence.
+    pub(super) silent: Mutex<Vec<(OutputPad, bool)>>,
     pub(super) keyframes: Arc<AtomicU64>,
     pub(super) keyframe_requests: Arc<AtomicU64>,
     pub(super) stats: Arc<Mutex<SessionStats>>,
@@ -260,22 +265,40 @@ impl WhipServerSrc {
     /// pads named in `streams` (e.g. `video_0` = `AV1`); the message's `layers` says which
     /// simulcast layer each pad fed by simulcast carries (the signal keeps its four arguments).
     pub(super) fn announce_session_started(&self, id: &str) {
-        let (choice, analysis) = {
+        let (choice, analysis, output) = {
             let settings = self.settings.lock().unwrap();
-            (settings.layer_choice(), settings.analysis_min_height > 0)
+            (settings.layer_choice(), settings.analysis_min_height > 0, settings.output)
         };
-        let (remote, user_agent, (streams, layers)) = {
+        let (remote, user_agent, media) = {
             let state = self.state.lock().unwrap();
             match state.session.as_ref().filter(|s| s.id == id) {
-                Some(s) => (
-                    s.peer.address.to_string(),
-                    s.peer.user_agent.clone().unwrap_or_default(),
-                    stream_codecs(&s.media, choice, analysis),
-                ),
+                Some(s) => (s.peer.address.to_string(), s.peer.user_agent.clone().unwrap_or_default(), s.media.clone()),
                 None => return,
             }
         };
+        let pads = session_pads(&media, choice, analysis);
+        let (streams, layers) = stream_codecs(&pads);
         gst::info!(CAT, imp = self, "Session {id} started: {remote} ({user_agent}), {streams}, {layers}");
+        // Every pad the session will feed exists from now on, data or not: downstream links it
+        // (gst-launch's delayed links) and gets its EOS when the stream ends, also for a stream
+        // the publisher negotiated and never sent.
+        let mut silent = Vec::new();
+        for pad in &pads {
+            match self.output_pad(&pad.name, pad.kind) {
+                Ok(out) => {
+                    let caps = caps_from_sdp(pad.codec, output);
+                    if let Some(caps) = &caps {
+                        out.appsrc.set_caps(Some(caps));
+                    }
+                    out.fed.store(false, Ordering::Relaxed);
+                    silent.push((out, caps.is_some()));
+                }
+                Err(e) => gst::warning!(CAT, imp = self, "Cannot add pad {}: {e}", pad.name),
+            }
+        }
+        if let Some(s) = self.state.lock().unwrap().session.as_ref().filter(|s| s.id == id) {
+            *s.silent.lock().unwrap() = silent;
+        }
         let obj = self.obj();
         obj.emit_by_name::<()>("session-started", &[&id, &remote, &user_agent, &streams]);
         let s = gst::Structure::builder("whipserversrc-session-started")
@@ -439,6 +462,35 @@ impl WhipServerSrc {
         let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
     }
 
+    /// Ends the pads of the current session's streams that stayed silent past
+    /// `silent-stream-timeout` while others flowed (a browser's audio transceiver without a
+    /// track): a muxer that waits for every stream (mp4mux, matroskamux) would hold the others
+    /// until the stream ends, and write nothing meanwhile.
+    fn give_up_silent_streams(&self) {
+        let timeout = self.settings.lock().unwrap().silent_stream_timeout();
+        let state = self.state.lock().unwrap();
+        let Some(session) = state.session.as_ref() else { return };
+        let first = session.first_media_ms.load(Ordering::Relaxed);
+        let media_for =
+            (first != u64::MAX).then(|| session.started.elapsed().saturating_sub(Duration::from_millis(first)));
+        let mut silent = session.silent.lock().unwrap();
+        silent.retain(|(out, _)| !out.fed.load(Ordering::Relaxed));
+        if !session::silent_stream_given_up(media_for, timeout) {
+            return;
+        }
+        for (out, caps_known) in silent.drain(..) {
+            let name = out.ghost.name();
+            if caps_known {
+                gst::info!(CAT, imp = self, "{name}: negotiated, nothing received: ended (EOS)");
+                out.given_up.store(true, Ordering::Relaxed);
+                let _ = out.appsrc.end_of_stream();
+            } else {
+                // Without caps a muxer writes a broken track (mp4mux): better it waits.
+                gst::warning!(CAT, imp = self, "{name}: negotiated, nothing received: a muxer waits for it");
+            }
+        }
+    }
+
     /// Once a second: the session logic's timeouts, and the current session's stats.
     pub(super) fn watch(&self) {
         let policy = self.settings.lock().unwrap().policy();
@@ -456,6 +508,7 @@ impl WhipServerSrc {
             self.carry_out(ending);
             return;
         }
+        self.give_up_silent_streams();
         let Some((webrtcbin, stats, layer_ssrcs)) = current else { return };
         let layer_ssrcs = layer_ssrcs.lock().unwrap().clone();
         let promise = gst::Promise::new();

@@ -13,6 +13,8 @@ mod imp;
 mod negotiation;
 mod outputs;
 mod settings;
+#[cfg(test)]
+mod tests;
 
 glib::wrapper! {
     pub struct WhipServerSrc(ObjectSubclass<imp::WhipServerSrc>) @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;

@@ -330,6 +330,7 @@ impl WhipServerSrc {
 
         let started = Instant::now();
         let last_media_ms = Arc::new(AtomicU64::new(0));
+        let first_media_ms = Arc::new(AtomicU64::new(u64::MAX));
         let keyframes = Arc::new(AtomicU64::new(0));
         let element = self.obj().downgrade();
         let session_id = id.to_owned();
@@ -360,6 +361,7 @@ impl WhipServerSrc {
             choice,
             started,
             last_media_ms: last_media_ms.clone(),
+            first_media_ms: first_media_ms.clone(),
             keyframes: keyframes.clone(),
             used_names: Mutex::default(),
             layered,
@@ -408,6 +410,8 @@ impl WhipServerSrc {
             patching: Arc::default(),
             started,
             last_media_ms,
+            first_media_ms,
+            silent: Mutex::default(),
             keyframes,
             keyframe_requests: Arc::new(AtomicU64::new(0)),
             stats: Arc::new(Mutex::new(SessionStats::default())),

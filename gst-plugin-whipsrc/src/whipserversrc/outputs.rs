@@ -14,7 +14,7 @@ use gst::subclass::prelude::*;
 use super::Output;
 use super::imp::{CAT, WhipServerSrc};
 use crate::rtptime::RtpTimeline;
-use crate::sdp::{MediaKind, MediaPlan};
+use crate::sdp::{self, Codec, MediaKind, MediaPlan};
 use crate::simulcast::{Choice, ItemInfo, LayerSelector};
 
 /// With `simulcast=best|lowest`, how long after the first frame a layer that has not said its
@@ -28,12 +28,22 @@ pub(super) struct OutputPad {
     /// Where keyframe requests go: the sink of the current session's chain for this pad.
     pub(super) upstream: Arc<Mutex<Option<gst::Pad>>>,
     pub(super) warned_unlinked: Arc<AtomicBool>,
+    /// The current session has sent data for this pad.
+    pub(super) fed: Arc<AtomicBool>,
+    /// Ended (EOS) for a stream that stayed silent: later data is dropped (warned once).
+    pub(super) given_up: Arc<AtomicBool>,
 }
 
 impl OutputPad {
     /// Hands a session's sample to the pad: dropped (with one warning) while nobody links the
     /// pad, so that it never stops the pipeline (not-linked); never blocks the session's thread.
     fn push(&self, sample: &gst::Sample, element: &glib::WeakRef<super::WhipServerSrc>) {
+        if !self.fed.swap(true, Ordering::Relaxed)
+            && self.given_up.load(Ordering::Relaxed)
+            && let Some(element) = element.upgrade()
+        {
+            gst::warning!(CAT, obj = element, "{} ended while silent: its data is dropped", self.ghost.name());
+        }
         if !self.ghost.is_linked() {
             if !self.warned_unlinked.swap(true, Ordering::Relaxed)
                 && let Some(element) = element.upgrade()
@@ -94,43 +104,79 @@ pub(super) fn pad_index(plans: &[MediaPlan], mline: usize, kind: MediaKind, choi
         .sum()
 }
 
-/// `streams, video_0=(string)AV1, audio_0=(string)OPUS`: the pads a session will feed and their
-/// codecs; and `layers, video_0=(string)best`: for each pad fed by simulcast, its rid
-/// (`simulcast=all`), or `best`/`lowest` (the choice is announced once made).
 /// The analysis pad of a simulcast section whose first video pad is `video_<first>`.
 pub(super) fn analysis_pad_name(first: usize) -> String {
     format!("analysis_{first}")
 }
 
-/// With `analysis` (analysis-min-height set), each simulcast section also feeds
-/// `analysis_<n>` (layer `analysis`) unless every layer has its own pad.
-pub(super) fn stream_codecs(plans: &[MediaPlan], choice: Choice, analysis: bool) -> (gst::Structure, gst::Structure) {
+/// A pad of the element that a session feeds.
+pub(super) struct SessionPad<'a> {
+    pub(super) name: String,
+    pub(super) kind: MediaKind,
+    pub(super) codec: &'a Codec,
+    /// For a pad fed by simulcast: its rid (`simulcast=all`), `best`, `lowest` or `analysis`.
+    pub(super) layer: Option<&'a str>,
+}
+
+/// The pads a session with media sections `plans` feeds. With `analysis` (analysis-min-height
+/// set), each simulcast section also feeds `analysis_<n>` unless every layer has its own pad.
+pub(super) fn session_pads(plans: &[MediaPlan], choice: Choice, analysis: bool) -> Vec<SessionPad<'_>> {
+    let mut pads = Vec::new();
+    for (mline, plan) in plans.iter().enumerate() {
+        let Some(codec) = plan.codec.as_ref().filter(|_| plan.kind != MediaKind::Other) else { continue };
+        let first = pad_index(plans, mline, plan.kind, choice);
+        for k in 0..pads_of(plan, choice) {
+            let layer = match choice {
+                _ if plan.rids.is_empty() => None,
+                Choice::All => Some(plan.rids[k].as_str()),
+                Choice::Best => Some("best"),
+                Choice::Lowest => Some("lowest"),
+            };
+            pads.push(SessionPad {
+                name: format!("{}_{}", pad_prefix(plan.kind), first + k),
+                kind: plan.kind,
+                codec,
+                layer,
+            });
+        }
+        if analysis && choice != Choice::All && !plan.rids.is_empty() {
+            pads.push(SessionPad { name: analysis_pad_name(first), kind: plan.kind, codec, layer: Some("analysis") });
+        }
+    }
+    pads
+}
+
+/// `streams, video_0=(string)AV1, audio_0=(string)OPUS`: the pads a session will feed and their
+/// codecs; and `layers, video_0=(string)best`: for each pad fed by simulcast, its rid
+/// (`simulcast=all`), or `best`/`lowest` (the choice is announced once made).
+pub(super) fn stream_codecs(pads: &[SessionPad]) -> (gst::Structure, gst::Structure) {
     let mut streams = gst::Structure::builder("streams");
     let mut layers = gst::Structure::builder("layers");
-    for (mline, plan) in plans.iter().enumerate() {
-        if let Some(codec) = &plan.codec
-            && plan.kind != MediaKind::Other
-        {
-            let first = pad_index(plans, mline, plan.kind, choice);
-            for k in 0..pads_of(plan, choice) {
-                let name = format!("{}_{}", pad_prefix(plan.kind), first + k);
-                streams = streams.field(&name, codec.name.as_str());
-                let layer = match choice {
-                    _ if plan.rids.is_empty() => continue,
-                    Choice::All => plan.rids[k].as_str(),
-                    Choice::Best => "best",
-                    Choice::Lowest => "lowest",
-                };
-                layers = layers.field(&name, layer);
-            }
-            if analysis && choice != Choice::All && !plan.rids.is_empty() {
-                let name = analysis_pad_name(first);
-                streams = streams.field(&name, codec.name.as_str());
-                layers = layers.field(&name, "analysis");
-            }
+    for pad in pads {
+        streams = streams.field(&pad.name, pad.codec.name.as_str());
+        if let Some(layer) = pad.layer {
+            layers = layers.field(&pad.name, layer);
         }
     }
     (streams.build(), layers.build())
+}
+
+/// The caps a pad will carry where the SDP alone says them: Opus out of `rtpopusdepay !
+/// opusparse`, whose caps follow from the offer (the first sample's add the OpusHead). Set when
+/// the session starts, they let a muxer write a valid (empty) track for a stream negotiated and
+/// never sent: mp4mux writes a track without a sample description for a pad without caps.
+pub(super) fn caps_from_sdp(codec: &Codec, output: Output) -> Option<gst::Caps> {
+    if output != Output::Encoded || codec.name != "OPUS" {
+        return None;
+    }
+    let (channels, rate) = sdp::opus_format(codec.fmtp.as_deref());
+    Some(
+        gst::Caps::builder("audio/x-opus")
+            .field("channel-mapping-family", 0i32)
+            .field("channels", i32::from(channels))
+            .field("rate", rate as i32)
+            .build(),
+    )
 }
 
 /// What every pad of a session's webrtcbin is linked with.
@@ -140,6 +186,7 @@ pub(super) struct PadContext {
     pub(super) choice: Choice,
     pub(super) started: Instant,
     pub(super) last_media_ms: Arc<AtomicU64>,
+    pub(super) first_media_ms: Arc<AtomicU64>,
     pub(super) keyframes: Arc<AtomicU64>,
     pub(super) used_names: Mutex<Vec<String>>,
     /// The simulcast sections, by media line.
@@ -271,6 +318,7 @@ impl WhipServerSrc {
         let upstream = appsink.static_pad("sink").unwrap();
         let element = self.obj().downgrade();
         let (started, last, keys) = (context.started, context.last_media_ms.clone(), context.keyframes.clone());
+        let first_media = context.first_media_ms.clone();
         let count_keyframes = kind == MediaKind::Video && context.output != Output::Rtp;
         let deliver: Box<dyn Fn(gst::Sample) + Send + Sync> = match layered {
             None => {
@@ -308,7 +356,9 @@ impl WhipServerSrc {
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    let now = started.elapsed().as_millis() as u64;
+                    last.store(now, Ordering::Relaxed);
+                    first_media.fetch_min(now, Ordering::Relaxed);
                     if count_keyframes
                         && sample.buffer().is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT))
                     {
@@ -496,7 +546,14 @@ impl WhipServerSrc {
         let _ = appsrc.sync_state_with_parent();
         ghost.set_active(true).map_err(|e| e.to_string())?;
         obj.add_pad(&ghost).map_err(|e| e.to_string())?;
-        let out = OutputPad { appsrc, ghost, upstream, warned_unlinked: Arc::default() };
+        let out = OutputPad {
+            appsrc,
+            ghost,
+            upstream,
+            warned_unlinked: Arc::default(),
+            fed: Arc::default(),
+            given_up: Arc::default(),
+        };
         state.outputs.insert(name.to_owned(), out.clone());
         Ok(out)
     }

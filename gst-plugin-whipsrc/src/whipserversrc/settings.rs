@@ -36,6 +36,7 @@ pub(super) struct Settings {
     pub(super) publish_page: bool,
     pub(super) max_sessions: u32,
     pub(super) timeout: u32,
+    pub(super) silent_stream_timeout: u32,
 }
 
 impl Default for Settings {
@@ -63,6 +64,7 @@ impl Default for Settings {
             publish_page: false,
             max_sessions: 0,
             timeout: 10,
+            silent_stream_timeout: 1000,
         }
     }
 }
@@ -86,6 +88,13 @@ impl Settings {
             timeout: (self.timeout > 0).then(|| Duration::from_secs(u64::from(self.timeout))),
             end_stream_with_session: self.on_disconnect == OnDisconnect::Eos,
         }
+    }
+
+    /// How long a negotiated stream may stay silent while others flow: only where the session's
+    /// end is the stream's (a later publisher could not feed a pad that has ended).
+    pub(super) fn silent_stream_timeout(&self) -> Option<Duration> {
+        (self.on_disconnect == OnDisconnect::Eos && self.silent_stream_timeout > 0)
+            .then(|| Duration::from_millis(u64::from(self.silent_stream_timeout)))
     }
 
     pub(super) fn layer_choice(&self) -> Choice {
@@ -184,6 +193,7 @@ impl Settings {
                 glib::ParamSpecBoolean::builder("replace-publisher").nick("Replace publisher").blurb("A new POST to a busy stream replaces the running session (as OBS reconnects); false: 409").default_value(d.replace_publisher).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("max-sessions").nick("Max sessions").blurb("Most sessions at once on this address and port (the smallest of the sharing elements' values); over it: 503. 0: no limit").default_value(d.max_sessions).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("timeout").nick("Timeout").blurb("End a session that sent no media for this many seconds (0: never)").default_value(d.timeout).mutable_ready().build(),
+                glib::ParamSpecUInt::builder("silent-stream-timeout").nick("Silent stream timeout").blurb("With on-disconnect=eos: a stream the publisher negotiated and has sent nothing of this many ms after the session's first media ends (EOS on its pad, with caps from the SDP) so that muxers waiting for every stream go on; its later data is dropped. Only for pads whose caps the SDP says (Opus with output=encoded). 0: wait for it").default_value(d.silent_stream_timeout).mutable_ready().build(),
         ]
     }
 
@@ -213,6 +223,7 @@ impl Settings {
             "publish-page" => s.publish_page = value.get().unwrap(),
             "max-sessions" => s.max_sessions = value.get().unwrap(),
             "timeout" => s.timeout = value.get().unwrap(),
+            "silent-stream-timeout" => s.silent_stream_timeout = value.get().unwrap(),
             _ => unreachable!(),
         }
     }
@@ -242,6 +253,7 @@ impl Settings {
             "publish-page" => s.publish_page.to_value(),
             "max-sessions" => s.max_sessions.to_value(),
             "timeout" => s.timeout.to_value(),
+            "silent-stream-timeout" => s.silent_stream_timeout.to_value(),
             _ => unreachable!(),
         }
     }
