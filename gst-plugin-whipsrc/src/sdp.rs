@@ -28,6 +28,8 @@ pub enum OfferError {
     Malformed(String),
     /// Nothing in it we can receive: 422.
     Unacceptable(String),
+    /// More than the server takes (sections, candidates, layers, unbundled transports): 422.
+    OverLimit(String),
 }
 
 impl fmt::Display for OfferError {
@@ -35,6 +37,7 @@ impl fmt::Display for OfferError {
         match self {
             OfferError::Malformed(why) => write!(f, "malformed SDP: {why}"),
             OfferError::Unacceptable(why) => write!(f, "nothing acceptable in the offer: {why}"),
+            OfferError::OverLimit(why) => write!(f, "offer refused: {why}"),
         }
     }
 }
@@ -235,11 +238,85 @@ pub enum CodecOrder {
     Server,
 }
 
+/// How much an offer may ask of the server. webrtcbin gives every media section a transceiver,
+/// and every unbundled one a transport of its own (ICE agent streams, sockets, DTLS, threads):
+/// unchecked, one 64 KiB offer of 700 sections costs thousands of threads and descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfferLimits {
+    /// Media sections (OBS sends 2, browsers 2 or 3).
+    pub media_sections: usize,
+    /// `a=candidate` lines in the whole offer (OBS sends none, Chromium a few per interface).
+    pub candidates: usize,
+    /// Simulcast layers of one section (OBS up to 4, browsers 3).
+    pub layers: usize,
+}
+
+pub const DEFAULT_MAX_MEDIA_SECTIONS: usize = 4;
+
+impl Default for OfferLimits {
+    fn default() -> Self {
+        OfferLimits { media_sections: DEFAULT_MAX_MEDIA_SECTIONS, candidates: 64, layers: 8 }
+    }
+}
+
+/// Checks the shape of an offer before anything is built for it: within `limits`, and every
+/// section in one BUNDLE group when there are several (RFC 9725 section 4.2: WHIP clients and
+/// endpoints use BUNDLE), so that a session is one transport.
+pub fn check_offer(sdp: &Sdp, limits: &OfferLimits) -> Result<(), OfferError> {
+    let over = |why: String| Err(OfferError::OverLimit(why));
+    if sdp.media.len() > limits.media_sections {
+        return over(format!(
+            "{} media sections; at most {} are taken here (max-media-sections)",
+            sdp.media.len(),
+            limits.media_sections
+        ));
+    }
+    let candidates = sdp.media.iter().map(|m| m.attributes("candidate").count()).sum::<usize>()
+        + attributes(&sdp.session, "candidate").count();
+    if candidates > limits.candidates {
+        return over(format!("{candidates} candidates; at most {} are taken", limits.candidates));
+    }
+    for (i, media) in sdp.media.iter().enumerate() {
+        let layers = media.sent_rids().len();
+        if layers > limits.layers {
+            return over(format!(
+                "media section {i} sends {layers} simulcast layers; at most {} are taken",
+                limits.layers
+            ));
+        }
+    }
+    if sdp.media.len() > 1 {
+        let bundled: Vec<&str> = attributes(&sdp.session, "group")
+            .filter_map(|g| g.strip_prefix("BUNDLE"))
+            .flat_map(|mids| mids.split_ascii_whitespace())
+            .collect();
+        for (i, media) in sdp.media.iter().enumerate() {
+            if !media.mid().is_some_and(|mid| bundled.contains(&mid)) {
+                return over(format!(
+                    "media section {i} is not in the BUNDLE group: WHIP sessions bundle every section (RFC 9725 4.2)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`prepare_offer_within`] with the default limits.
+pub fn prepare_offer(text: &str, prefs: &CodecPreferences) -> Result<PreparedOffer, OfferError> {
+    prepare_offer_within(text, prefs, &OfferLimits::default())
+}
+
 /// Reads a publisher's offer, checks it and makes it acceptable to webrtcbin: transport
 /// attributes copied into every media section, one codec (and its RTX) kept per section by
 /// preference, sections with nothing acceptable made inactive.
-pub fn prepare_offer(text: &str, prefs: &CodecPreferences) -> Result<PreparedOffer, OfferError> {
+/// Within `limits` (see [`check_offer`]).
+pub fn prepare_offer_within(
+    text: &str,
+    prefs: &CodecPreferences,
+    limits: &OfferLimits,
+) -> Result<PreparedOffer, OfferError> {
     let mut sdp = Sdp::parse(text)?;
+    check_offer(&sdp, limits)?;
     normalize_transport(&mut sdp)?;
     let mut plans = Vec::with_capacity(sdp.media.len());
     for media in &mut sdp.media {

@@ -351,3 +351,53 @@ fn opus_is_stereo_at_48_khz_unless_the_sender_says_otherwise() {
     assert_eq!(opus_format(Some("sprop-maxcapturerate=-1;sprop-stereo=2")), (2, 48_000), "invalid: defaults");
     assert_eq!(opus_format(Some("sprop-maxcapturerate=4294967295")), (2, 48_000), "beyond a caps int");
 }
+
+/// The OBS offer with `extra` more video sections (mids 2, 3, ...), bundled unless `bundle` is off.
+fn offer_with_sections(extra: usize, bundle: bool) -> String {
+    let video = &OBS_OFFER[OBS_OFFER.find("m=video").unwrap()..];
+    let mut text = OBS_OFFER.to_owned();
+    for i in 0..extra {
+        text += &video.replace("a=mid:1", &format!("a=mid:{}", i + 2));
+    }
+    let mids: Vec<String> = (0..extra + 2).map(|i| i.to_string()).collect();
+    let group = if bundle { format!("a=group:BUNDLE {}\r\n", mids.join(" ")) } else { String::new() };
+    text.replace("a=group:BUNDLE 0 1\r\n", &group)
+}
+
+#[test]
+fn offers_asking_too_much_are_refused_before_anything_is_built() {
+    let limits = OfferLimits::default();
+    for text in [OBS_OFFER, CHROME_OFFER] {
+        assert!(prepare_offer_within(text, &prefs(), &limits).is_ok());
+    }
+    assert!(prepare_offer(&offer_with_sections(2, true), &prefs()).is_ok(), "4 sections: the default most");
+    match prepare_offer(&offer_with_sections(3, true), &prefs()) {
+        Err(e @ OfferError::OverLimit(_)) => assert!(e.to_string().contains("max-media-sections"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let roomy = OfferLimits { media_sections: 700, ..limits };
+    assert!(prepare_offer_within(&offer_with_sections(698, true), &prefs(), &roomy).is_ok());
+    // Unbundled, every section is a transport of its own (sockets, ICE, DTLS): refused.
+    match prepare_offer_within(&offer_with_sections(0, false), &prefs(), &roomy) {
+        Err(e @ OfferError::OverLimit(_)) => assert!(e.to_string().contains("BUNDLE"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let half = OBS_OFFER.replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 1");
+    assert!(matches!(prepare_offer(&half, &prefs()), Err(OfferError::OverLimit(_))));
+    // One section needs no group.
+    let audio_only = OBS_OFFER[..OBS_OFFER.find("m=video").unwrap()].replace("a=group:BUNDLE 0 1\r\n", "");
+    assert!(check_offer(&Sdp::parse(&audio_only).unwrap(), &limits).is_ok());
+
+    let candidates: String =
+        (0..65).map(|i| format!("a=candidate:{i} 1 udp 2122260223 10.0.0.{i} 5000 typ host\r\n")).collect();
+    let many = OBS_OFFER.replace("a=mid:1\r\n", &format!("a=mid:1\r\n{candidates}"));
+    assert!(matches!(prepare_offer(&many, &prefs()), Err(OfferError::OverLimit(why)) if why.contains("65 candidates")));
+
+    let rids: String = (0..9).map(|i| format!("a=rid:{i} send\r\n")).collect();
+    let list: Vec<String> = (0..9).map(|i| i.to_string()).collect();
+    let layered =
+        OBS_OFFER.replace("a=mid:1\r\n", &format!("a=mid:1\r\n{rids}a=simulcast:send {}\r\n", list.join(";")));
+    assert!(
+        matches!(prepare_offer(&layered, &prefs()), Err(OfferError::OverLimit(why)) if why.contains("9 simulcast"))
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -19,6 +19,21 @@ use crate::whip::{self, Action, Rejection, RequestHead, StreamAuth};
 
 /// How long a POST may wait for its answer (OBS gives up after 8 s).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(6);
+/// How long a client may take to send a request's headers; also how long a kept-alive connection
+/// may wait idle for its next request (hyper runs the same timer for both).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's body may take to arrive (at most 64 KiB).
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections at most, in all and from one client address: a connection past either is
+/// closed as soon as it is accepted, so idle or slow clients cannot use up the descriptors.
+const MAX_CONNECTIONS: usize = 512;
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+/// The longest pause of the accept loop after an error (out of descriptors: EMFILE, ENFILE).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// Sessions being set up at once on a server (each a webrtcbin with its threads and sockets);
+/// a POST past them gets 503 at once rather than queueing work.
+const MAX_STARTING_SESSIONS: usize = 8;
 
 pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
@@ -63,6 +78,8 @@ pub trait Endpoint: Send + Sync + 'static {
     fn max_sessions(&self) -> u32;
     /// Whether a new POST would replace the running session rather than add one.
     fn replaces(&self) -> bool;
+    /// Starts a session for an offer. It blocks while it checks the offer and sets up webrtcbin;
+    /// the server calls it off its async threads, a few at a time.
     fn create(&self, offer: String, peer: Peer) -> oneshot::Receiver<Result<Created, Rejection>>;
     fn delete(&self, resource: &str) -> Result<(), Rejection>;
     /// Trickle candidates (204) or an ICE restart (200) for a session. It may block for as long
@@ -84,6 +101,53 @@ struct Server {
     endpoints: Mutex<HashMap<String, Arc<dyn Endpoint>>>,
     tls: Option<TlsFiles>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    connections: Arc<Mutex<Connections>>,
+    starting: Arc<tokio::sync::Semaphore>,
+}
+
+/// The connections open now, in all and by client address.
+#[derive(Debug, Default)]
+struct Connections {
+    open: usize,
+    by_address: HashMap<IpAddr, usize>,
+}
+
+impl Connections {
+    /// Counts a new connection from `address`, unless it is one too many.
+    fn open(&mut self, address: IpAddr) -> bool {
+        let from_address = self.by_address.entry(address).or_default();
+        if self.open >= MAX_CONNECTIONS || *from_address >= MAX_CONNECTIONS_PER_ADDRESS {
+            if *from_address == 0 {
+                self.by_address.remove(&address);
+            }
+            return false;
+        }
+        *from_address += 1;
+        self.open += 1;
+        true
+    }
+
+    fn close(&mut self, address: IpAddr) {
+        if let Some(count) = self.by_address.get_mut(&address) {
+            *count -= 1;
+            self.open -= 1;
+            if *count == 0 {
+                self.by_address.remove(&address);
+            }
+        }
+    }
+}
+
+/// One counted connection: uncounted when dropped.
+struct ConnectionSlot {
+    connections: Arc<Mutex<Connections>>,
+    address: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.connections.lock().unwrap().close(self.address);
+    }
 }
 
 static SERVERS: LazyLock<Mutex<HashMap<SocketAddr, Arc<Server>>>> = LazyLock::new(Default::default);
@@ -140,6 +204,8 @@ pub fn register(
         endpoints: Mutex::new(HashMap::from([(stream.to_owned(), endpoint)])),
         tls,
         task: Mutex::new(None),
+        connections: Arc::default(),
+        starting: Arc::new(tokio::sync::Semaphore::new(MAX_STARTING_SESSIONS)),
     });
     let weak = Arc::downgrade(&server);
     let task = RUNTIME.spawn(async move {
@@ -147,19 +213,40 @@ pub fn register(
             Ok(l) => l,
             Err(_) => return,
         };
+        let mut backoff = Duration::ZERO;
         loop {
-            let Ok((stream, peer)) = listener.accept().await else { continue };
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => {
+                    backoff = Duration::ZERO;
+                    accepted
+                }
+                Err(_) => {
+                    // Out of descriptors (or a connection reset before it was accepted): the
+                    // listener stays readable, so retrying at once would spin.
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
             let Some(server) = weak.upgrade() else { return };
+            if !server.connections.lock().unwrap().open(peer.ip()) {
+                drop(stream);
+                continue;
+            }
+            let slot = ConnectionSlot { connections: server.connections.clone(), address: peer.ip() };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let service = hyper::service::service_fn(move |req| {
                     let server = server.clone();
                     async move { Ok::<_, Infallible>(server.handle(req, peer).await) }
                 });
-                let builder = hyper::server::conn::http1::Builder::new();
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
                 match acceptor {
                     Some(acceptor) => {
-                        if let Ok(tls) = acceptor.accept(stream).await {
+                        if let Ok(Ok(tls)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                        {
                             let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
                         }
                     }
@@ -232,8 +319,14 @@ impl Server {
         let path = req.uri().path().to_owned();
 
         if method == "GET" && path == "/" {
-            let mut streams: Vec<String> =
-                self.endpoints.lock().unwrap().iter().filter(|(_, e)| e.publish_page()).map(|(s, _)| s.clone()).collect();
+            let mut streams: Vec<String> = self
+                .endpoints
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, e)| e.publish_page())
+                .map(|(s, _)| s.clone())
+                .collect();
             if !streams.is_empty() {
                 streams.sort();
                 return response(200, "text/html; charset=utf-8")
@@ -285,7 +378,17 @@ impl Server {
                             .with_header("retry-after", "10"),
                     );
                 }
-                let receiver = endpoint.create(offer, Peer { address, user_agent });
+                // SDP checks and webrtcbin's set-up block: off the threads serving every client.
+                let Ok(_starting) = self.starting.clone().try_acquire_owned() else {
+                    return reject(
+                        Rejection::new(503, "too many sessions starting at once on this server")
+                            .with_header("retry-after", "1"),
+                    );
+                };
+                let peer = Peer { address, user_agent };
+                let Ok(receiver) = tokio::task::spawn_blocking(move || endpoint.create(offer, peer)).await else {
+                    return reject(Rejection::new(500, "the session could not be started"));
+                };
                 match tokio::time::timeout(ANSWER_TIMEOUT, receiver).await {
                     Ok(Ok(Ok(created))) => {
                         let mut builder = response(201, whip::SDP)
@@ -326,12 +429,39 @@ impl Server {
 }
 
 async fn read_body(body: Incoming) -> Result<String, Rejection> {
-    let collected = Limited::new(body, whip::MAX_BODY).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-            whip::too_large()
-        } else {
-            Rejection::new(400, format!("cannot read the body: {e}"))
-        }
-    })?;
+    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, whip::MAX_BODY).collect())
+        .await
+        .map_err(|_| Rejection::new(408, format!("the body did not arrive within {} s", BODY_TIMEOUT.as_secs())))?
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                whip::too_large()
+            } else {
+                Rejection::new(400, format!("cannot read the body: {e}"))
+            }
+        })?;
     String::from_utf8(collected.to_bytes().to_vec()).map_err(|_| Rejection::new(400, "body is not UTF-8 text"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_bounded_in_all_and_per_address() {
+        let mut connections = Connections::default();
+        let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        for _ in 0..MAX_CONNECTIONS_PER_ADDRESS {
+            assert!(connections.open(a));
+        }
+        assert!(!connections.open(a), "one address cannot take more");
+        assert!(connections.open(b), "another still can");
+        connections.close(a);
+        assert!(connections.open(a), "a closed connection frees its place");
+        for i in 0..MAX_CONNECTIONS {
+            connections.open(IpAddr::from([10, 1, (i / 256) as u8, (i % 256) as u8]));
+        }
+        assert_eq!(connections.open, MAX_CONNECTIONS);
+        assert!(!connections.open(IpAddr::from([10, 2, 0, 1])), "none past the total");
+        assert!(!connections.by_address.contains_key(&IpAddr::from([10, 2, 0, 1])), "a refusal leaves nothing");
+    }
 }

@@ -73,7 +73,14 @@ struct Current {
     remote_ufrag: Option<String>,
     /// When media last came (the admission until the first media).
     last_media: Duration,
+    /// Media came: only then does the session's end end the stream.
+    had_media: bool,
+    /// Candidates trickled in PATCHes so far.
+    trickled: usize,
 }
+
+/// The most candidates a session takes in PATCHes, all together (each one is checked by ICE).
+pub const MAX_TRICKLED_CANDIDATES: usize = 64;
 
 /// How many ended sessions are remembered, to say why a late DELETE or PATCH finds none.
 const REMEMBERED_ENDINGS: usize = 16;
@@ -117,6 +124,8 @@ impl Sessions {
             etag: etag.to_owned(),
             remote_ufrag: remote_ufrag.map(str::to_owned),
             last_media: now,
+            had_media: false,
+            trickled: 0,
         });
         self.admitted += 1;
         Ok(replaced)
@@ -139,24 +148,20 @@ impl Sessions {
     pub fn media(&mut self, id: &str, at: Duration) {
         if let Some(c) = self.current.as_mut().filter(|c| c.id == id) {
             c.last_media = c.last_media.max(at);
+            c.had_media = true;
         }
     }
 
     /// Session `id` ends (its ICE or DTLS failed, webrtcbin refused the offer, ...), if current.
+    /// The stream ends with it where the policy says so, and only if media came: a POST that
+    /// never connects (a scanner, a client behind a firewall) does not end it for everyone.
     pub fn end(&mut self, policy: &Policy, id: &str, reason: &str) -> Option<Ending> {
-        if !self.is_current(id) {
-            return None;
-        }
-        self.current = None;
+        let current = self.current.take_if(|c| c.id == id)?;
         self.ended += 1;
         self.remember(id, reason);
-        self.stream_ended |= policy.end_stream_with_session;
-        Some(Ending {
-            id: id.to_owned(),
-            reason: reason.to_owned(),
-            end_stream: policy.end_stream_with_session,
-            drain: false,
-        })
+        let end_stream = policy.end_stream_with_session && current.had_media;
+        self.stream_ended |= end_stream;
+        Some(Ending { id: id.to_owned(), reason: reason.to_owned(), end_stream, drain: false })
     }
 
     /// Session `id` goes without ending the stream, whatever the policy: it was never answered
@@ -202,6 +207,20 @@ impl Sessions {
             }
             _ => Ok(if restart { PatchAction::Restart } else { PatchAction::Trickle }),
         }
+    }
+
+    /// Session `id` is trickled `count` more candidates: refused past [`MAX_TRICKLED_CANDIDATES`].
+    pub fn trickle(&mut self, id: &str, count: usize) -> Result<(), Rejection> {
+        let current =
+            self.current.as_mut().filter(|c| c.id == id).ok_or_else(|| Rejection::new(404, "the session ended"))?;
+        if current.trickled + count > MAX_TRICKLED_CANDIDATES {
+            return Err(Rejection::new(
+                422,
+                format!("too many trickled candidates: at most {MAX_TRICKLED_CANDIDATES} per session"),
+            ));
+        }
+        current.trickled += count;
+        Ok(())
     }
 
     /// An ICE restart of session `id` went through: its new ETag and the publisher's new ufrag.
@@ -300,6 +319,7 @@ mod tests {
         let eos = Policy { end_stream_with_session: true, ..POLICY };
         let mut sessions = Sessions::default();
         admit(&mut sessions, &eos, "a", 0).unwrap();
+        sessions.media("a", s(1));
         let ending = sessions.delete(&eos, "a").unwrap();
         assert_eq!((ending.reason.as_str(), ending.end_stream, ending.drain), ("publisher sent DELETE", true, true));
         assert_eq!(admit(&mut sessions, &eos, "b", 1).unwrap_err().status, 503);
@@ -308,6 +328,34 @@ mod tests {
         assert_eq!(sessions.delete(&eos, "never").unwrap_err().reason, "no such session");
         sessions.restart_stream();
         assert!(admit(&mut sessions, &eos, "b", 2).is_ok());
+    }
+
+    #[test]
+    fn a_session_that_never_delivered_media_does_not_end_the_stream() {
+        // A POST that never connects (or connects and sends nothing), then times out or says
+        // DELETE: the stream goes on for the next publisher even with on-disconnect=eos.
+        let eos = Policy { end_stream_with_session: true, ..POLICY };
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &eos, "scanner", 0).unwrap();
+        let ending = sessions.handle_timeout(&eos, s(11)).unwrap();
+        assert!(!ending.end_stream && !sessions.stream_ended());
+        admit(&mut sessions, &eos, "silent", 12).unwrap();
+        assert!(!sessions.delete(&eos, "silent").unwrap().end_stream);
+        admit(&mut sessions, &eos, "publisher", 13).unwrap();
+        sessions.media("publisher", s(14));
+        assert!(sessions.handle_timeout(&eos, s(30)).unwrap().end_stream && sessions.stream_ended());
+    }
+
+    #[test]
+    fn trickled_candidates_are_bounded_per_session() {
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &POLICY, "a", 0).unwrap();
+        sessions.trickle("a", MAX_TRICKLED_CANDIDATES - 1).unwrap();
+        sessions.trickle("a", 1).unwrap();
+        assert_eq!(sessions.trickle("a", 1).unwrap_err().status, 422);
+        assert_eq!(sessions.trickle("gone", 1).unwrap_err().status, 404);
+        admit(&mut sessions, &POLICY, "b", 1).unwrap();
+        assert!(sessions.trickle("b", MAX_TRICKLED_CANDIDATES).is_ok(), "each session its own count");
     }
 
     #[test]

@@ -177,7 +177,7 @@ fn layer_stats(layers: &[(String, u64, u64, i64)]) -> gst::Array {
 impl WhipServerSrc {
     pub(super) fn start_session(&self, offer: String, peer: Peer, reply: oneshot::Sender<Result<Created, Rejection>>) {
         let settings = self.settings.lock().unwrap().clone();
-        let prepared = match sdp::prepare_offer(&offer, &settings.preferences()) {
+        let prepared = match sdp::prepare_offer_within(&offer, &settings.preferences(), &settings.offer_limits()) {
             Ok(prepared) => prepared,
             Err(e) => {
                 let status = if matches!(e, OfferError::Malformed(_)) { 400 } else { 422 };
@@ -332,13 +332,17 @@ impl WhipServerSrc {
         let _one_at_a_time = patching.lock().unwrap();
         let frag = sdp::parse_sdpfrag(sdpfrag).map_err(|e| Rejection::new(400, e.to_string()))?;
         let (webrtcbin, media, action) = {
-            let state = self.state.lock().unwrap();
+            let mut state = self.state.lock().unwrap();
+            let state = &mut *state;
             let session = state
                 .session
                 .as_ref()
                 .filter(|s| s.id == resource)
                 .ok_or_else(|| state.sessions.not_found(resource))?;
             let action = state.sessions.patch(resource, frag.ice_ufrag.as_deref(), if_match)?;
+            if action == PatchAction::Trickle {
+                state.sessions.trickle(resource, frag.candidates.len())?;
+            }
             (session.webrtcbin.clone(), session.media.clone(), action)
         };
         if action == PatchAction::Restart {
@@ -497,7 +501,7 @@ impl WhipServerSrc {
         let (ending, current) = {
             let mut state = self.state.lock().unwrap();
             let state = &mut *state;
-            if let Some(s) = &state.session {
+            if let Some(s) = state.session.as_ref().filter(|s| s.first_media_ms.load(Ordering::Relaxed) != u64::MAX) {
                 let last_media = Duration::from_millis(s.last_media_ms.load(Ordering::Relaxed));
                 state.sessions.media(&s.id, s.started.duration_since(self.epoch) + last_media);
             }

@@ -7,7 +7,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::{CodecOrder, OnDisconnect, Output, Simulcast};
-use crate::sdp::{self, CodecPreferences};
+use crate::sdp::{self, CodecPreferences, OfferLimits};
 use crate::server::TlsFiles;
 use crate::session::Policy;
 use crate::simulcast::Choice;
@@ -37,6 +37,7 @@ pub(super) struct Settings {
     pub(super) max_sessions: u32,
     pub(super) timeout: u32,
     pub(super) silent_stream_timeout: u32,
+    pub(super) max_media_sections: u32,
 }
 
 impl Default for Settings {
@@ -65,6 +66,7 @@ impl Default for Settings {
             max_sessions: 0,
             timeout: 10,
             silent_stream_timeout: 1000,
+            max_media_sections: sdp::DEFAULT_MAX_MEDIA_SECTIONS as u32,
         }
     }
 }
@@ -80,6 +82,10 @@ impl Settings {
             CodecOrder::Server => sdp::CodecOrder::Server,
         };
         CodecPreferences { video: codec_list(&self.video_codecs), audio: codec_list(&self.audio_codecs), order }
+    }
+
+    pub(super) fn offer_limits(&self) -> OfferLimits {
+        OfferLimits { media_sections: self.max_media_sections as usize, ..OfferLimits::default() }
     }
 
     pub(super) fn policy(&self) -> Policy {
@@ -193,6 +199,7 @@ impl Settings {
                 glib::ParamSpecBoolean::builder("replace-publisher").nick("Replace publisher").blurb("A new POST to a busy stream replaces the running session (as OBS reconnects); false: 409").default_value(d.replace_publisher).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("max-sessions").nick("Max sessions").blurb("Most sessions at once on this address and port (the smallest of the sharing elements' values); over it: 503. 0: no limit").default_value(d.max_sessions).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("timeout").nick("Timeout").blurb("End a session that sent no media for this many seconds (0: never)").default_value(d.timeout).mutable_ready().build(),
+                glib::ParamSpecUInt::builder("max-media-sections").nick("Max media sections").blurb("Most media sections an offer may have (OBS sends 2, browsers 2 or 3); more: 422. Every section must be in one BUNDLE group").minimum(1).maximum(64).default_value(d.max_media_sections).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("silent-stream-timeout").nick("Silent stream timeout").blurb("With on-disconnect=eos: a stream the publisher negotiated and has sent nothing of this many ms after the session's first media ends (EOS on its pad, with caps from the SDP) so that muxers waiting for every stream go on; its later data is dropped. Only for pads whose caps the SDP says (Opus with output=encoded). 0: wait for it").default_value(d.silent_stream_timeout).mutable_ready().build(),
         ]
     }
@@ -224,6 +231,7 @@ impl Settings {
             "max-sessions" => s.max_sessions = value.get().unwrap(),
             "timeout" => s.timeout = value.get().unwrap(),
             "silent-stream-timeout" => s.silent_stream_timeout = value.get().unwrap(),
+            "max-media-sections" => s.max_media_sections = value.get().unwrap(),
             _ => unreachable!(),
         }
     }
@@ -254,6 +262,7 @@ impl Settings {
             "max-sessions" => s.max_sessions.to_value(),
             "timeout" => s.timeout.to_value(),
             "silent-stream-timeout" => s.silent_stream_timeout.to_value(),
+            "max-media-sections" => s.max_media_sections.to_value(),
             _ => unreachable!(),
         }
     }
