@@ -575,3 +575,15 @@ fn slow_and_idle_clients_are_closed() {
     assert!(start.elapsed() < std::time::Duration::from_secs(14), "{:?}", start.elapsed());
     trickle.join().unwrap();
 }
+
+#[test]
+fn eos_before_any_publisher_is_an_error_not_a_hang() {
+    // gst-launch-1.0 -e on Ctrl-C sends EOS and waits for it; with no pad yet it reaches no sink.
+    let server = serve(&["live"], &[]);
+    assert!(server.pipeline.send_event(gst::event::Eos::new()));
+    let bus = server.pipeline.bus().unwrap();
+    let message = bus.timed_pop_filtered(gst::ClockTime::from_seconds(2), &[gst::MessageType::Error]);
+    let Some(message) = message else { panic!("no error within 2 s") };
+    let gst::MessageView::Error(error) = message.view() else { unreachable!() };
+    assert!(error.error().message().contains("before any publisher"), "{}", error.error());
+}

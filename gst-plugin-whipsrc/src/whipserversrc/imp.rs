@@ -447,6 +447,8 @@ impl WhipServerSrc {
         gst::info!(CAT, imp = self, "Session {} ended: {reason}", session.id);
         let _ = session.bin.set_state(gst::State::Null);
         let _ = self.obj().remove(&session.bin);
+        // GstBin drops the flag when its last source child goes.
+        self.obj().set_element_flags(gst::ElementFlags::SOURCE);
         for out in self.state.lock().unwrap().outputs.values() {
             *out.upstream.lock().unwrap() = None;
         }
@@ -661,6 +663,13 @@ impl WhipServerSrc {
 }
 
 impl ObjectImpl for WhipServerSrc {
+    fn constructed(&self) {
+        self.parent_constructed();
+        // A source, pads or not: a pipeline sends EOS (gst-launch -e on Ctrl-C) to its sources,
+        // and a bin counts as one only while it holds one.
+        self.obj().set_element_flags(gst::ElementFlags::SOURCE);
+    }
+
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut specs = Settings::param_specs();
@@ -757,6 +766,15 @@ impl ElementImpl for WhipServerSrc {
             };
             if let (Some(ending), Some(session)) = (ending, session) {
                 self.finish_session(session, &ending);
+            }
+            if self.state.lock().unwrap().outputs.is_empty() {
+                // No pad yet: the EOS reaches no sink, and a pipeline waiting for it (gst-launch
+                // -e on Ctrl-C) would wait for ever.
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Stopped before any publisher came: nothing was received")
+                );
             }
         }
         self.parent_send_event(event)
