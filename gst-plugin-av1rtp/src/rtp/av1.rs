@@ -14,6 +14,9 @@ use crate::rtp::packet::{RtpError, RtpHeader};
 pub const MAX_TU_BYTES: usize = 32 << 20;
 /// As many packets as one TU may span.
 pub const MAX_TU_PACKETS: usize = 1 << 15;
+/// As many OBUs as one TU may hold (a real one has a handful: headers, tile groups, metadata).
+/// Each costs bookkeeping beyond its bytes: unbounded, 32 MiB of 1-byte OBUs took 1.1 GB.
+pub const MAX_TU_OBUS: usize = 1 << 16;
 /// A sequence number this far behind the expected one is a restart, not a late packet.
 const MAX_LATE: i16 = 1000;
 
@@ -290,6 +293,10 @@ impl<P: AsRef<[u8]>, M> Depacketizer<P, M> {
                 tu.broken = true;
                 return Err(PacketIssue::Malformed("empty OBU fragment"));
             } else if len > 0 {
+                if self.elements.len() >= MAX_TU_OBUS {
+                    tu.broken = true;
+                    return Err(PacketIssue::Malformed("temporal unit has too many OBUs"));
+                }
                 self.elements.push(ObuElement {
                     first_segment: self.segments.len() as u32,
                     segments: 1,

@@ -494,6 +494,27 @@ fn malformed_payloads_drop_the_tu_and_the_stream_goes_on() {
 }
 
 #[test]
+fn a_temporal_unit_of_too_many_obus_is_dropped_and_the_stream_goes_on() {
+    // Packets of 1-byte OBUs (W=0, each with a 1-byte length): bookkeeping per OBU, few bytes.
+    let per_packet = 600;
+    let mut payload = vec![agg(false, false, 0, false)];
+    for _ in 0..per_packet {
+        payload.extend([1, obu_type::PADDING << 3]);
+    }
+    let mut run = Run::new(false);
+    let packets = MAX_TU_OBUS / per_packet + 2;
+    for seq in 0..packets as u16 {
+        run.push(rtp(seq, 0, false, &payload));
+    }
+    assert_eq!(run.issues, vec![PacketIssue::Malformed("temporal unit has too many OBUs")]);
+    assert!(run.depay.elements.len() <= MAX_TU_OBUS, "{}", run.depay.elements.len());
+    run.push(rtp(packets as u16, 0, true, &payload));
+    assert!(run.tus.is_empty());
+    run.push(inter_packet(packets as u16 + 1, 3000, &inter_frame_payload(4)));
+    assert_eq!(run.tus.len(), 1, "the next TU passes");
+}
+
+#[test]
 fn rtp_errors_are_reported() {
     let mut run = Run::new(false);
     run.push(vec![0x80; 5]);
