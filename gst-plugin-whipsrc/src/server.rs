@@ -35,9 +35,17 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// a POST past them gets 503 at once rather than queueing work.
 const MAX_STARTING_SESSIONS: usize = 8;
 
+/// Threads for blocking work (sessions set up and torn down, PATCHes, stats) at most: a flood
+/// queues rather than growing the process; idle ones go after a short while (the once-a-second
+/// stats would otherwise keep waking, and so keeping, every thread a burst made).
+const MAX_BLOCKING_THREADS: usize = 32;
+const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(2);
+
 pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .thread_name("whipserversrc-http")
         .enable_all()
         .build()

@@ -203,7 +203,7 @@ impl WhipServerSrc {
             let now = self.epoch.elapsed();
             match state.sessions.admit(&settings.policy(), &id, &etag, remote_ufrag.as_deref(), now) {
                 Ok(replaced) => (
-                    replaced.map(|ending| (state.session.take().filter(|s| s.id == ending.id), ending)),
+                    replaced.map(|ending| (state.session.take_if(|s| s.id == ending.id), ending)),
                     // The new publisher's media must not mix with the old one's tail: cut it short.
                     state.draining.take(),
                 ),
@@ -408,7 +408,12 @@ impl WhipServerSrc {
     fn drain_then_finish(&self, session: Session, ending: Ending) {
         let latency = Duration::from_millis(self.settings.lock().unwrap().latency.into());
         let (id, started, last_media_ms) = (session.id.clone(), session.started, session.last_media_ms.clone());
-        self.state.lock().unwrap().draining = Some((session, ending));
+        // One drains at a time: a session still draining (two DELETEs in a row) stops now; left
+        // in the slot it would be overwritten and run on, owned by nobody.
+        let earlier = self.state.lock().unwrap().draining.replace((session, ending));
+        if let Some((earlier, ending)) = earlier {
+            self.finish_session(earlier, &ending);
+        }
         let begun = Instant::now();
         loop {
             let last_media = started + Duration::from_millis(last_media_ms.load(Ordering::Relaxed));
@@ -764,7 +769,13 @@ impl ElementImpl for WhipServerSrc {
                 let mut state = self.state.lock().unwrap();
                 (state.sessions.end_stream("EOS sent to the element"), state.session.take())
             };
-            if let (Some(ending), Some(session)) = (ending, session) {
+            if let Some(session) = session {
+                let ending = ending.unwrap_or_else(|| Ending {
+                    id: session.id.clone(),
+                    reason: "EOS sent to the element".into(),
+                    end_stream: true,
+                    drain: false,
+                });
                 self.finish_session(session, &ending);
             }
             if self.state.lock().unwrap().outputs.is_empty() {

@@ -224,12 +224,15 @@ impl WhipServerSrc {
                 imp.carry_out(ending);
             }
         };
-        let webrtc = webrtcbin.clone();
+        // Weak: a promise webrtcbin still holds (a session torn down mid-negotiation) must not
+        // keep webrtcbin, and with it its ICE sockets, alive.
+        let webrtc = webrtcbin.downgrade();
         let promise = gst::Promise::with_change_func(move |reply| {
             if let Err(e) = promise_reply(reply) {
                 return fail(format!("webrtcbin refused the offer: {e}"));
             }
-            let webrtc2 = webrtc.clone();
+            let Some(webrtc) = webrtc.upgrade() else { return fail("the session was torn down".into()) };
+            let webrtc2 = webrtc.downgrade();
             let promise = gst::Promise::with_change_func(move |reply| {
                 let local = match promise_reply(reply).and_then(|s| {
                     s.and_then(|s| s.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
@@ -242,6 +245,7 @@ impl WhipServerSrc {
                     Ok(local) => local,
                     Err(e) => return fail(format!("webrtcbin's answer: {e}")),
                 };
+                let Some(webrtc2) = webrtc2.upgrade() else { return fail("the session was torn down".into()) };
                 let webrtcbin = webrtc2.downgrade();
                 let promise = gst::Promise::with_change_func(move |reply| {
                     if let Err(e) = promise_reply(reply) {

@@ -1,0 +1,166 @@
+//! Hostile clients against a whipserversrc in a process of its own (gst-launch-1.0), whose
+//! threads, descriptors and memory are read from /proc: what sessions took comes back once they
+//! are gone, and a publisher is still served afterwards.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use whipcast_tests::*;
+
+const OBS_OFFER: &str = include_str!("../data/obs_av1.offer.sdp");
+
+/// `gst-launch-1.0 whipserversrc ... ! fakesink`, killed when dropped.
+struct Served {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(properties: &[&str]) -> Served {
+    let port = free_port();
+    let child = Command::new("gst-launch-1.0")
+        .args(["-q", "whipserversrc", "address=127.0.0.1", &format!("port={port}"), "timeout=1"])
+        .args(properties)
+        .args(["!", "fakesink", "async=false"])
+        .env("GST_PLUGIN_PATH", build_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0 runs");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "whipserversrc never listened on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Served { child, port }
+}
+
+/// Threads, open descriptors and resident memory (KiB) of the server process.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    threads: usize,
+    fds: usize,
+    rss_kib: u64,
+}
+
+fn usage(served: &Served) -> Usage {
+    let pid = served.child.id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server is alive");
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    Usage { threads: field("Threads:") as usize, fds, rss_kib: field("VmRSS:") }
+}
+
+/// What the server's descriptors are (sockets, pipes, ...) and its threads' names.
+fn held(served: &Served) -> (Vec<String>, Vec<String>) {
+    let pid = served.child.id();
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|t| t.display().to_string())
+        .collect();
+    fds.sort();
+    let mut threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect();
+    threads.sort();
+    (fds, threads)
+}
+
+fn post(port: u16) -> HttpResponse {
+    http(port, "POST", "/whip/live", &[("Content-Type", "application/sdp")], OBS_OFFER.as_bytes())
+}
+
+/// `rounds` rounds of `at_once` POSTs that never do ICE, each session DELETEd if it is still
+/// there; the statuses seen.
+fn flood(port: u16, rounds: usize, at_once: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..rounds {
+        let posts: Vec<_> = (0..at_once).map(|_| std::thread::spawn(move || post(port))).collect();
+        for r in posts.into_iter().map(|p| p.join().unwrap()) {
+            statuses.push(r.status);
+            if let Some(location) = r.header("location") {
+                let deleted = http(port, "DELETE", location, &[], b"").status;
+                assert!(deleted == 200 || deleted == 404, "DELETE {location}: {deleted}");
+            }
+        }
+    }
+    statuses
+}
+
+/// Waits until the server is back to `base` (within `slack` threads and descriptors).
+fn back_to(served: &Served, base: Usage, slack: usize) -> Usage {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = usage(served);
+        if now.threads <= base.threads + slack && now.fds <= base.fds + slack {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not back to {base:?} 20 s after the flood: {now:?}, holding {:?}",
+            held(served)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+#[ignore = "known bug (issue 15): on a busy machine (stress-ng --cpu 2) about 1 in 50 sessions torn down \
+            mid-negotiation keeps its webrtcbin alive (5 descriptors: ICE sockets, eventfds); idle it passes"]
+fn sessions_that_never_connect_give_back_what_they_took() {
+    let served = serve(&[]);
+    // One session first: GStreamer's plugins and thread pools, made once, are in the baseline.
+    flood(served.port, 1, 1);
+    std::thread::sleep(Duration::from_secs(3));
+    let base = usage(&served);
+    let statuses = flood(served.port, 12, 8);
+    assert!(statuses.iter().all(|s| [201, 409, 503].contains(s)), "{statuses:?}");
+    assert!(statuses.iter().filter(|&&s| s == 201).count() >= 12, "{statuses:?}");
+    let after = back_to(&served, base, 4);
+    eprintln!("before {base:?}, after 96 POSTs {after:?}");
+    // A publisher is still answered.
+    let r = post(served.port);
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
+#[test]
+fn post_and_delete_cycles_keep_memory_flat() {
+    let served = serve(&[]);
+    flood(served.port, 10, 1);
+    std::thread::sleep(Duration::from_secs(2));
+    let warm = usage(&served);
+    flood(served.port, 40, 1);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = back_to(&served, warm, 4);
+    // A session that stayed behind costs megabytes (webrtcbin, libnice, DTLS): 40 of them show.
+    assert!(
+        after.rss_kib < warm.rss_kib + 16 * 1024,
+        "RSS {} KiB -> {} KiB over 40 cycles",
+        warm.rss_kib,
+        after.rss_kib
+    );
+}
+
+#[test]
+fn with_two_ice_ports_a_publisher_still_connects_after_a_flood() {
+    // Leftover sessions holding the only two ports would leave every later answer without a
+    // candidate.
+    let served = serve(&["port-range=47100-47101"]);
+    let statuses = flood(served.port, 4, 8);
+    assert!(statuses.contains(&201), "{statuses:?}");
+    let url = format!("http://127.0.0.1:{}/whip/live", served.port);
+    let text = report(spawn(obs_like_command().args(["--url", &url, "--codec", "H264", "--seconds", "3"])));
+    assert!(json_u64(&text, "framesSent") >= 60, "{text}");
+}
