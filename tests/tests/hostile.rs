@@ -23,8 +23,17 @@ impl Drop for Served {
 }
 
 fn serve(properties: &[&str]) -> Served {
+    serve_with_descriptor_limit(properties, None)
+}
+
+/// With `limit`, the server runs under `ulimit -n <limit>`.
+fn serve_with_descriptor_limit(properties: &[&str], limit: Option<u32>) -> Served {
     let port = free_port();
-    let child = Command::new("gst-launch-1.0")
+    let ulimit = limit.map(|n| format!("ulimit -n {n}; ")).unwrap_or_default();
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{ulimit}exec gst-launch-1.0 \"$@\""))
+        .arg("sh")
         .args(["-q", "whipserversrc", "address=127.0.0.1", &format!("port={port}"), "timeout=1"])
         .args(properties)
         .args(["!", "fakesink", "async=false"])
@@ -39,6 +48,15 @@ fn serve(properties: &[&str]) -> Served {
         std::thread::sleep(Duration::from_millis(50));
     }
     Served { child, port }
+}
+
+/// CPU time (user + system) the server process has used.
+fn cpu_time(served: &Served) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", served.child.id())).unwrap();
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 1000 / 100) // USER_HZ is 100 on Linux
 }
 
 /// Threads, open descriptors and resident memory (KiB) of the server process.
@@ -163,4 +181,29 @@ fn with_two_ice_ports_a_publisher_still_connects_after_a_flood() {
     let url = format!("http://127.0.0.1:{}/whip/live", served.port);
     let text = report(spawn(obs_like_command().args(["--url", &url, "--codec", "H264", "--seconds", "3"])));
     assert!(json_u64(&text, "framesSent") >= 60, "{text}");
+}
+
+#[test]
+fn out_of_descriptors_the_server_waits_instead_of_spinning() {
+    // 60 descriptors: fewer than the 64 connections one address may hold, so accept() fails with
+    // EMFILE while the listener stays readable; retrying at once burnt a core.
+    let served = serve_with_descriptor_limit(&[], Some(60));
+    let held: Vec<_> = (0..70).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", served.port)).ok()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_time(&served);
+    std::thread::sleep(Duration::from_secs(3));
+    let spent = cpu_time(&served) - before;
+    assert!(usage(&served).fds >= 55, "the limit was not reached: {:?}", usage(&served));
+    assert!(spent < Duration::from_millis(600), "{spent:?} of CPU in 3 s while out of descriptors");
+    drop(held);
+    // Once descriptors are free again, a publisher is answered.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = post(served.port);
+        if r.status == 201 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not served after the connections went: {r:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
