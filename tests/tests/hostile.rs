@@ -56,7 +56,8 @@ fn cpu_time(served: &Served) -> Duration {
     // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
     let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 1000 / 100) // USER_HZ is 100 on Linux
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
 }
 
 /// Threads, open descriptors and resident memory (KiB) of the server process.

@@ -38,7 +38,9 @@ impl OutputPad {
     /// Hands a session's sample to the pad: dropped (with one warning) while nobody links the
     /// pad, so that it never stops the pipeline (not-linked); never blocks the session's thread.
     fn push(&self, sample: &gst::Sample, element: &glib::WeakRef<super::WhipServerSrc>) {
-        if !self.fed.swap(true, Ordering::Relaxed)
+        // A load first: the swap, a write, happens once per session rather than per sample.
+        if !self.fed.load(Ordering::Relaxed)
+            && !self.fed.swap(true, Ordering::Relaxed)
             && self.given_up.load(Ordering::Relaxed)
             && let Some(element) = element.upgrade()
         {
