@@ -144,7 +144,14 @@ impl Sessions {
         self.current.as_ref().filter(|c| c.id == id).map(|c| c.etag.as_str())
     }
 
-    /// Media of session `id` came at `at`.
+    /// Packets of session `id` came at `at` (perhaps nothing decodable yet): it is alive.
+    pub fn received(&mut self, id: &str, at: Duration) {
+        if let Some(c) = self.current.as_mut().filter(|c| c.id == id) {
+            c.last_media = c.last_media.max(at);
+        }
+    }
+
+    /// Media of session `id` came out at `at`.
     pub fn media(&mut self, id: &str, at: Duration) {
         if let Some(c) = self.current.as_mut().filter(|c| c.id == id) {
             c.last_media = c.last_media.max(at);
@@ -344,6 +351,22 @@ mod tests {
         admit(&mut sessions, &eos, "publisher", 13).unwrap();
         sessions.media("publisher", s(14));
         assert!(sessions.handle_timeout(&eos, s(30)).unwrap().end_stream && sessions.stream_ended());
+    }
+
+    #[test]
+    fn packets_with_nothing_decodable_keep_a_session_alive_but_are_not_media() {
+        // A publisher whose key frame was lost and who ignores PLI: packets come, the depayloader
+        // drops them until the next key frame, seconds later. It is live, yet it delivered nothing.
+        let eos = Policy { end_stream_with_session: true, ..POLICY };
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &eos, "a", 0).unwrap();
+        sessions.received("a", s(9));
+        assert_eq!(sessions.handle_timeout(&eos, s(15)), None, "packets 6 s ago: alive");
+        let ending = sessions.handle_timeout(&eos, s(20)).unwrap();
+        assert_eq!(ending.reason, "no media for 10 s");
+        assert!(!ending.end_stream, "nothing came out: the stream goes on");
+        sessions.received("gone", s(21));
+        assert_eq!(sessions.current_id(), None);
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum Loss {
     Scattered(f64),
     /// Runs of 2 to 10 packets, each run starting with this probability.
     Bursts(f64),
+    /// The first packet of each frame (RTP timestamp, counted from 0 in order of arrival) in
+    /// `first..end`: packets flow, and from a publisher that ignores PLI nothing decodable.
+    Frames { first: usize, end: usize },
 }
 
 /// Decides, packet after packet, which are lost (seeded: a failure reproduces).
@@ -35,17 +38,28 @@ pub struct Dropper {
     rng: Rng,
     /// Packets left in the current burst.
     burst: u32,
+    /// The frames seen so far: the last one's RTP timestamp, and how many.
+    frame: Option<(u32, usize)>,
 }
 
 impl Dropper {
     pub fn new(loss: Loss, seed: u64) -> Dropper {
-        Dropper { loss, rng: Rng::new(seed), burst: 0 }
+        Dropper { loss, rng: Rng::new(seed), burst: 0, frame: None }
     }
 
-    /// Whether the next packet is lost.
-    pub fn lose(&mut self) -> bool {
+    /// Whether the next packet, of the frame with RTP `timestamp`, is lost.
+    pub fn lose(&mut self, timestamp: u32) -> bool {
+        let (index, starts_frame) = match self.frame {
+            Some((last, count)) if last == timestamp => (count - 1, false),
+            Some((_, count)) => (count, true),
+            None => (0, true),
+        };
+        if starts_frame {
+            self.frame = Some((timestamp, index + 1));
+        }
         match self.loss {
             Loss::Nothing => false,
+            Loss::Frames { first, end } => starts_frame && (first..end).contains(&index),
             Loss::Scattered(p) => self.rng.chance(p),
             Loss::Bursts(p) => {
                 if self.burst == 0 && self.rng.chance(p) {
@@ -391,8 +405,8 @@ fn passes(datagram: &[u8], dropper: &mut Dropper, log: &mut Log) -> bool {
         }
         return !defeated;
     }
-    let lose = dropper.lose();
     let timestamp = u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]);
+    let lose = dropper.lose(timestamp);
     log.packets.push(VideoPacket { ssrc, seq, timestamp, lost: lose, repaired: false });
     if lose {
         log.lost.insert((ssrc, seq), log.packets.len() - 1);

@@ -141,7 +141,7 @@ fn run(codec: &Codec, loss: Loss, seed: u64) {
                         map[at..].iter().take(4).copied().collect(),
                     )
                 };
-                let lose = dropper.lose();
+                let lose = dropper.lose(rtp);
                 seen.sent.push((frame, header.0, header.1, lose, header.2));
                 if lose {
                     seen.lost += 1;

@@ -44,12 +44,17 @@ const H265: Codec = Codec {
 const VP8: Codec = Codec { name: "vp8", tail: "w.video_0 ! webmmux ! filesink location=FILE", extension: "webm" };
 
 fn run(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack, seed: u64) {
+    run_with_timeout(publisher, codec, loss, nack, seed, 3);
+}
+
+/// `timeout`: whipserversrc's, in seconds (no media for that long ends the session).
+fn run_with_timeout(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack, seed: u64, timeout: u32) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     init();
     let port = free_port();
     let file = output_path(&format!("loss-e2e-{}-{seed}.{}", codec.name, codec.extension));
     let launch = format!(
-        "whipserversrc name=w address=127.0.0.1 port={port} timeout=3 output=encoded {}",
+        "whipserversrc name=w address=127.0.0.1 port={port} timeout={timeout} output=encoded {}",
         codec
             .tail
             .replace("FILE", &file.display().to_string())
@@ -205,6 +210,14 @@ fn obs_like_av1_with_nack_defeated_records_only_decodable_frames() {
 #[test]
 fn obs_like_h264_with_nack_defeated_records_only_decodable_frames() {
     run(Publisher::ObsLike, &H264, Loss::Bursts(0.01), Nack::Defeated, 32);
+}
+
+/// Packets keep coming while nothing is decodable for 4 s (a key frame lost, PLI ignored): the
+/// publisher is live, so a 2 s `timeout` does not end its session, and the next key frame on is
+/// recorded.
+#[test]
+fn obs_like_h264_undecodable_for_longer_than_the_timeout_stays_live() {
+    run_with_timeout(Publisher::ObsLike, &H264, Loss::Frames { first: 3, end: 120 }, Nack::Defeated, 35, 2);
 }
 
 /// The server asks for every lost packet in time (whipserversrc's RTCP feedback timing): with

@@ -55,8 +55,11 @@ pub(super) struct Session {
     /// next PATCH is checked against.
     pub(super) patching: Arc<Mutex<()>>,
     pub(super) started: Instant,
-    /// Milliseconds since `started` of the last media buffer.
+    /// Milliseconds since `started` of the last media buffer out of the session's chains.
     pub(super) last_media_ms: Arc<AtomicU64>,
+    /// Milliseconds since `started` of the last RTP packet received (`u64::MAX`: none yet): the
+    /// publisher is alive even while depayloaders drop damaged frames until a key frame.
+    pub(super) received_ms: Arc<AtomicU64>,
     /// Milliseconds since `started` of the first media buffer (`u64::MAX`: none yet).
     pub(super) first_media_ms: Arc<AtomicU64>,
     /// The pads of this session that have had no data yet, and whether their caps are known
@@ -508,9 +511,15 @@ impl WhipServerSrc {
         let (ending, current) = {
             let mut state = self.state.lock().unwrap();
             let state = &mut *state;
-            if let Some(s) = state.session.as_ref().filter(|s| s.first_media_ms.load(Ordering::Relaxed) != u64::MAX) {
-                let last_media = Duration::from_millis(s.last_media_ms.load(Ordering::Relaxed));
-                state.sessions.media(&s.id, s.started.duration_since(self.epoch) + last_media);
+            if let Some(s) = state.session.as_ref() {
+                let since_epoch = |ms: u64| s.started.duration_since(self.epoch) + Duration::from_millis(ms);
+                match s.received_ms.load(Ordering::Relaxed) {
+                    u64::MAX => {}
+                    received => state.sessions.received(&s.id, since_epoch(received)),
+                }
+                if s.first_media_ms.load(Ordering::Relaxed) != u64::MAX {
+                    state.sessions.media(&s.id, since_epoch(s.last_media_ms.load(Ordering::Relaxed)));
+                }
             }
             let ending = state.sessions.handle_timeout(&policy, self.epoch.elapsed());
             (ending, state.session.as_ref().map(|s| (s.webrtcbin.clone(), s.stats.clone(), s.layer_ssrcs.clone())))

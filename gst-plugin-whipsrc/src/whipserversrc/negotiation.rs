@@ -335,6 +335,7 @@ impl WhipServerSrc {
         let started = Instant::now();
         let last_media_ms = Arc::new(AtomicU64::new(0));
         let first_media_ms = Arc::new(AtomicU64::new(u64::MAX));
+        let received_ms = Arc::new(AtomicU64::new(u64::MAX));
         let keyframes = Arc::new(AtomicU64::new(0));
         let element = self.obj().downgrade();
         let session_id = id.to_owned();
@@ -366,6 +367,7 @@ impl WhipServerSrc {
             started,
             last_media_ms: last_media_ms.clone(),
             first_media_ms: first_media_ms.clone(),
+            received_ms: received_ms.clone(),
             keyframes: keyframes.clone(),
             used_names: Mutex::default(),
             layered,
@@ -415,6 +417,7 @@ impl WhipServerSrc {
             started,
             last_media_ms,
             first_media_ms,
+            received_ms,
             silent: Mutex::default(),
             keyframes,
             keyframe_requests: Arc::new(AtomicU64::new(0)),

@@ -189,6 +189,7 @@ pub(super) struct PadContext {
     pub(super) started: Instant,
     pub(super) last_media_ms: Arc<AtomicU64>,
     pub(super) first_media_ms: Arc<AtomicU64>,
+    pub(super) received_ms: Arc<AtomicU64>,
     pub(super) keyframes: Arc<AtomicU64>,
     pub(super) used_names: Mutex<Vec<String>>,
     /// The simulcast sections, by media line.
@@ -277,7 +278,9 @@ impl WhipServerSrc {
 
         let clock_rate = s.get::<i32>("clock-rate").map_err(|_| format!("caps without clock-rate: {caps}"))?;
         let timeline = Mutex::new(RtpTimeline::new(clock_rate as u32));
+        let (started, received) = (context.started, context.received_ms.clone());
         pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            received.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
             if let Some(buffer) = info.buffer_mut() {
                 let rtp = buffer
                     .map_readable()
