@@ -44,11 +44,15 @@ pub struct ServeArgs {
     /// Stream names (publish to /whip/<stream>); repeat for several.
     #[arg(long = "stream", default_values_t = ["live".to_string()])]
     pub streams: Vec<String>,
-    /// Bearer token publishers must send; generated and printed when not set.
+    /// Bearer token publishers of every stream must send. Without it each stream gets a token
+    /// of its own, generated and printed.
     #[arg(long, env = "WHIP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A stream's own Bearer token (repeat for several): a leaked token opens only its stream.
+    #[arg(long = "stream-token", value_name = "STREAM=TOKEN", value_parser = stream_token)]
+    pub stream_tokens: Vec<(String, String)>,
     /// Accept publishers without a token (not recommended outside a lab).
-    #[arg(long, conflicts_with = "token")]
+    #[arg(long, conflicts_with_all = ["token", "stream_tokens"])]
     pub no_token: bool,
     /// Where recordings go: <stream>-<UTC time>.webm|.mp4, snapshots in <stream>-<UTC time>/.
     #[arg(long, default_value = "recordings")]
@@ -95,6 +99,45 @@ pub struct ServeArgs {
     pub sessions: u32,
 }
 
+fn stream_token(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((stream, token)) if !stream.is_empty() && !token.is_empty() => Ok((stream.into(), token.into())),
+        _ => Err("expected STREAM=TOKEN, both non-empty".into()),
+    }
+}
+
+impl ServeArgs {
+    /// The Bearer token publishers of `stream` must send (`None`: anyone may publish).
+    pub fn token_for(&self, stream: &str) -> Option<&str> {
+        let own = self.stream_tokens.iter().find(|(s, _)| s == stream);
+        own.map(|(_, token)| token.as_str()).or(self.token.as_deref())
+    }
+
+    /// Checks `--stream-token` against the streams served, and gives each stream without a
+    /// token its own random one unless `--token` or `--no-token` says otherwise.
+    fn settle_tokens(&mut self) -> Result<(), String> {
+        if self.token.as_deref().is_some_and(str::is_empty) {
+            self.token = None;
+        }
+        for (i, (stream, _)) in self.stream_tokens.iter().enumerate() {
+            if !self.streams.contains(stream) {
+                return Err(format!("--stream-token names {stream:?}, which is not served (add --stream {stream})"));
+            }
+            if self.stream_tokens[..i].iter().any(|(earlier, _)| earlier == stream) {
+                return Err(format!("--stream-token gives {stream:?} two tokens"));
+            }
+        }
+        if self.token.is_none() && !self.no_token {
+            for stream in &self.streams {
+                if !self.stream_tokens.iter().any(|(s, _)| s == stream) {
+                    self.stream_tokens.push((stream.clone(), gstwhipsrc::whip::random_id()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = init() {
@@ -123,12 +166,7 @@ fn init() -> Result<(), String> {
 }
 
 fn serve(mut args: ServeArgs) -> Result<(), String> {
-    if args.token.as_deref().is_some_and(str::is_empty) {
-        args.token = None;
-    }
-    if args.token.is_none() && !args.no_token {
-        args.token = Some(gstwhipsrc::whip::random_id());
-    }
+    args.settle_tokens()?;
     std::fs::create_dir_all(&args.recordings)
         .map_err(|e| format!("cannot create the recordings folder {}: {e}", args.recordings.display()))?;
     let main_loop = glib::MainLoop::new(None, false);
@@ -136,4 +174,50 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
     setup::print_settings(&args);
     main_loop.run();
     recorder.shut_down()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(args: &[&str]) -> Result<ServeArgs, String> {
+        let cli = Cli::try_parse_from(["whipcast", "serve"].iter().chain(args)).map_err(|e| e.to_string())?;
+        let Command::Serve(mut args) = cli.command else { unreachable!("serve was parsed") };
+        args.settle_tokens()?;
+        Ok(*args)
+    }
+
+    #[test]
+    fn without_a_token_each_stream_gets_its_own() {
+        let args = serve_args(&["--stream", "a", "--stream", "b", "--stream-token", "b=bee"]).unwrap();
+        let a = args.token_for("a").unwrap();
+        assert_eq!(args.token_for("b"), Some("bee"));
+        assert!(a.len() >= 16 && a != "bee", "{a}");
+        let again = serve_args(&["--stream", "a"]).unwrap();
+        assert_ne!(again.token_for("a"), Some(a), "generated anew each time");
+    }
+
+    #[test]
+    fn one_token_serves_every_stream_but_those_with_their_own() {
+        let args =
+            serve_args(&["--stream", "a", "--stream", "b", "--stream", "c", "--token", "t", "--stream-token", "c=x"])
+                .unwrap();
+        assert_eq!(["a", "b", "c"].map(|s| args.token_for(s)), [Some("t"), Some("t"), Some("x")]);
+        let open = serve_args(&["--stream", "a", "--no-token"]).unwrap();
+        assert_eq!(open.token_for("a"), None);
+    }
+
+    #[test]
+    fn stream_tokens_that_cannot_be_meant_are_refused() {
+        for (args, error) in [
+            (&["--stream-token", "studio=x"][..], "not served"),
+            (&["--stream-token", "live=x", "--stream-token", "live=y"][..], "two tokens"),
+            (&["--stream-token", "live="][..], "STREAM=TOKEN"),
+            (&["--stream-token", "live"][..], "STREAM=TOKEN"),
+            (&["--stream-token", "live=x", "--no-token"][..], "cannot be used with"),
+        ] {
+            let got = serve_args(args).err().unwrap_or_default();
+            assert!(got.contains(error), "{args:?}: {got}");
+        }
+    }
 }

@@ -217,7 +217,7 @@ impl Inner {
             .property("address", &a.address)
             .property("port", u32::from(a.port))
             .property("stream", stream)
-            .property("token", a.token.clone().unwrap_or_default())
+            .property("token", a.token_for(stream).unwrap_or_default())
             .property_from_str("output", "encoded")
             .property_from_str("on-disconnect", "wait")
             .property("publish-page", !a.no_publish_page)

@@ -48,9 +48,18 @@ pub fn print_settings(args: &ServeArgs) {
     for ip in &addresses[1..] {
         out += &format!("  {:<13} (or {}/whip/{})\n", "", base(ip), args.streams[0]);
     }
-    match &args.token {
-        Some(token) => out += &format!("  Bearer Token  {token}\n"),
-        None => out += "  Bearer Token  (leave empty: this server accepts anyone)\n",
+    let tokens: Vec<Option<&str>> = args.streams.iter().map(|s| args.token_for(s)).collect();
+    if tokens.iter().all(|t| *t == tokens[0]) {
+        match tokens[0] {
+            Some(token) => out += &format!("  Bearer Token  {token}\n"),
+            None => out += "  Bearer Token  (leave empty: this server accepts anyone)\n",
+        }
+    } else {
+        for (i, (stream, token)) in args.streams.iter().zip(&tokens).enumerate() {
+            let label = if i == 0 { "Bearer Token" } else { "" };
+            let token = token.unwrap_or("(leave empty)");
+            out += &format!("  {label:<13} {token}  (for /whip/{stream})\n");
+        }
     }
     out += "OBS Studio > Settings > Output (Output Mode: Advanced) > Streaming\n";
     out += "  Video Encoder AV1 (SVT-AV1, AOM or NVENC AV1) or H.264 (x264 or NVENC H.264)\n";

@@ -41,13 +41,19 @@ impl Server {
 
     /// The same, recording into `folder`.
     fn start_in(folder: PathBuf, extra: &[&str]) -> Server {
+        Server::spawn(folder, &[&["--stream", "s"], extra].concat(), Some(TOKEN))
+    }
+
+    /// `whipcast serve` on 127.0.0.1 with `args`, `WHIP_TOKEN` set to `token`.
+    fn spawn(folder: PathBuf, args: &[&str], token: Option<&str>) -> Server {
         let port = free_port();
-        let mut child = Command::new(workspace_binary("whipcast"))
-            .args(["serve", "--address", "127.0.0.1", "--stream", "s", "--port", &port.to_string()])
-            .arg("--recordings")
-            .arg(&folder)
-            .args(extra)
-            .env("WHIP_TOKEN", TOKEN)
+        let mut command = Command::new(workspace_binary("whipcast"));
+        command.args(["serve", "--address", "127.0.0.1", "--port", &port.to_string()]);
+        command.arg("--recordings").arg(&folder).args(args).env_remove("WHIP_TOKEN");
+        if let Some(token) = token {
+            command.env("WHIP_TOKEN", token);
+        }
+        let mut child = command
             // A GStreamer-CRITICAL aborts whipcast, and so fails the test.
             .env("G_DEBUG", "fatal-criticals")
             .stdout(Stdio::piped())
@@ -288,6 +294,42 @@ fn the_publish_page_needs_the_token_to_publish() {
     assert!(!out.status.success() && text.contains("401"), "a wrong token is refused with 401 on the page: {text}");
     server.interrupt();
     server.wait_exit(Duration::from_secs(15));
+}
+
+/// Several streams and no `--token`: each stream gets a token of its own, printed for it, and
+/// one stream's token opens no other (a leaked token exposes one stream, not the server).
+#[test]
+fn each_stream_has_a_token_of_its_own() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let args = ["--stream", "a", "--stream", "b", "--stream-token", "b=bee", "--no-facemark"];
+    let server = Server::spawn(output_path("app-stream-tokens"), &args, None);
+    server.wait_for("Ctrl-C stops", Duration::from_secs(20));
+    let printed = server.output.lock().unwrap().clone();
+    let token_of = |stream: &str| {
+        let line = printed.lines().find(|l| l.ends_with(&format!("(for /whip/{stream})")));
+        line.and_then(|l| l.split_whitespace().rev().nth(2))
+            .unwrap_or_else(|| panic!("no token for {stream}: {printed}"))
+    };
+    let a = token_of("a");
+    assert_eq!(token_of("b"), "bee");
+    assert!(a.len() >= 16 && a != "bee", "{printed}");
+    let offer = std::fs::read(data_path("obs_av1.offer.sdp")).unwrap();
+    let post = |stream: &str, token: &str| {
+        let bearer = format!("Bearer {token}");
+        let headers = [("Content-Type", "application/sdp"), ("Authorization", bearer.as_str())];
+        http(server.port, "POST", &format!("/whip/{stream}"), &headers, &offer)
+    };
+    for (stream, token) in [("a", "bee"), ("b", a), ("a", TOKEN)] {
+        let refused = post(stream, token);
+        assert_eq!(refused.status, 401, "{stream} with {token}: {refused:?}");
+    }
+    for (stream, token) in [("a", a), ("b", "bee")] {
+        let created = post(stream, token);
+        assert_eq!(created.status, 201, "{stream}: {created:?}");
+        let location = created.header("location").unwrap();
+        let deleted = http(server.port, "DELETE", location, &[("Authorization", &format!("Bearer {token}"))], b"");
+        assert_eq!(deleted.status, 200, "{deleted:?}");
+    }
 }
 
 #[test]
