@@ -11,6 +11,7 @@ use gst::glib;
 pub mod framegate;
 mod fragmentsync;
 pub mod fragments;
+pub mod ratelimit;
 mod rtpframegate;
 pub mod rtptime;
 pub mod sdp;

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::sync::oneshot;
 
+use crate::ratelimit::RateLimit;
 use crate::whip::{self, Action, Rejection, RequestHead, StreamAuth};
 
 /// How long a POST may wait for its answer (OBS gives up after 8 s).
@@ -84,6 +85,8 @@ pub trait Endpoint: Send + Sync + 'static {
     /// Sessions running now, and the most this endpoint allows on the server (0: no limit).
     fn sessions(&self) -> usize;
     fn max_sessions(&self) -> u32;
+    /// POSTs a client address may send at once (then 2 per second); 0: no limit.
+    fn posts_per_address(&self) -> u32;
     /// Whether a new POST would replace the running session rather than add one.
     fn replaces(&self) -> bool;
     /// Starts a session for an offer. It blocks while it checks the offer and sets up webrtcbin;
@@ -111,6 +114,10 @@ struct Server {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     connections: Arc<Mutex<Connections>>,
     starting: Arc<tokio::sync::Semaphore>,
+    /// POSTs by client address (each builds a session: the costly request).
+    posts: Mutex<RateLimit>,
+    /// The rate limit's time origin.
+    started: Instant,
 }
 
 /// The connections open now, in all and by client address.
@@ -214,6 +221,8 @@ pub fn register(
         task: Mutex::new(None),
         connections: Arc::default(),
         starting: Arc::new(tokio::sync::Semaphore::new(MAX_STARTING_SESSIONS)),
+        posts: Mutex::default(),
+        started: Instant::now(),
     });
     let weak = Arc::downgrade(&server);
     let task = RUNTIME.spawn(async move {
@@ -341,6 +350,19 @@ impl Server {
                     .header("cache-control", "no-store")
                     .body(Full::new(Bytes::from(whip::publish_page(&streams))))
                     .unwrap();
+            }
+        }
+        // Counted before the token is checked: guessing tokens is as slow as flooding.
+        let stream = whip::parse_path(path.split('?').next().unwrap_or("")).map(|(stream, _)| stream);
+        let burst = stream.and_then(|s| self.endpoint(s)).map_or(0, |e| e.posts_per_address());
+        if method == "POST" && burst > 0 {
+            let allowed = self.posts.lock().unwrap().check(address.ip(), burst, self.started.elapsed());
+            if let Err(wait) = allowed {
+                let seconds = wait.as_secs_f64().ceil().max(1.0);
+                return reject(
+                    Rejection::new(429, format!("too many POSTs from this address: retry in {seconds} s"))
+                        .with_header("retry-after", seconds.to_string()),
+                );
             }
         }
         let head = RequestHead {

@@ -183,7 +183,7 @@ fn run(n: usize, window: Duration, fragmentsync: Option<&str>) -> f64 {
     let mut launch = String::new();
     for (i, file) in files.iter().enumerate() {
         launch += &format!(
-            "whipserversrc name=w{i} address=127.0.0.1 port={port} stream=bench{i} timeout=5 \
+            "whipserversrc name=w{i} address=127.0.0.1 port={port} stream=bench{i} timeout=5 max-posts-per-address=0 \
              w{i}.video_0 ! rtpav1depay-rs name=d{i} ! av1obufix ! webmmux ! {}filesink location={} ",
             fragmentsync.unwrap_or_default(),
             file.display()

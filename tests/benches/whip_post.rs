@@ -20,6 +20,8 @@ fn main() {
         .property("address", "127.0.0.1")
         .property("port", u32::from(port))
         .property_from_str("on-disconnect", "wait")
+        // One client POSTing back to back: measured, not rate limited.
+        .property("max-posts-per-address", 0u32)
         .build()
         .unwrap();
     pipeline.add(&src).unwrap();

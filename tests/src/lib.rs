@@ -339,8 +339,23 @@ impl HttpResponse {
 
 /// A plain HTTP/1.1 request (Connection: close) to 127.0.0.1:`port`.
 pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+    http_from(std::net::Ipv4Addr::LOCALHOST, port, method, path, headers, body)
+}
+
+/// [`http`] from the loopback address `source` (any of 127.0.0.0/8): another client to the server.
+pub fn http_from(
+    source: std::net::Ipv4Addr,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("server is listening");
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&std::net::SocketAddr::from((source, 0)).into()).unwrap_or_else(|e| panic!("bind {source}: {e}"));
+    socket.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into()).expect("server is listening");
+    let mut stream = std::net::TcpStream::from(socket);
     stream.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",

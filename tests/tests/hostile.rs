@@ -2,6 +2,7 @@
 //! threads, descriptors and memory are read from /proc: what sessions took comes back once they
 //! are gone, and a publisher is still served afterwards.
 
+use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -98,15 +99,27 @@ fn held(served: &Served) -> (Vec<String>, Vec<String>) {
 }
 
 fn post(port: u16) -> HttpResponse {
-    http(port, "POST", "/whip/live", &[("Content-Type", "application/sdp")], OBS_OFFER.as_bytes())
+    post_from(Ipv4Addr::LOCALHOST, port, &[])
+}
+
+fn post_from(source: Ipv4Addr, port: u16, headers: &[(&str, &str)]) -> HttpResponse {
+    let headers = [&[("Content-Type", "application/sdp")], headers].concat();
+    http_from(source, port, "POST", "/whip/live", &headers, OBS_OFFER.as_bytes())
 }
 
 /// `rounds` rounds of `at_once` POSTs that never do ICE, each session DELETEd if it is still
-/// there; the statuses seen.
+/// there; the statuses seen. Each POST comes from an address of its own (127.0.0.2 on): many
+/// clients, each within its POST rate.
 fn flood(port: u16, rounds: usize, at_once: usize) -> Vec<u16> {
     let mut statuses = Vec::new();
+    let mut clients = (0..250u8).map(|i| Ipv4Addr::new(127, 0, 0, 2 + i)).cycle();
     for _ in 0..rounds {
-        let posts: Vec<_> = (0..at_once).map(|_| std::thread::spawn(move || post(port))).collect();
+        let posts: Vec<_> = (0..at_once)
+            .map(|_| {
+                let source = clients.next().unwrap();
+                std::thread::spawn(move || post_from(source, port, &[]))
+            })
+            .collect();
         for r in posts.into_iter().map(|p| p.join().unwrap()) {
             statuses.push(r.status);
             if let Some(location) = r.header("location") {
@@ -182,6 +195,44 @@ fn with_two_ice_ports_a_publisher_still_connects_after_a_flood() {
     let url = format!("http://127.0.0.1:{}/whip/live", served.port);
     let text = report(spawn(obs_like_command().args(["--url", &url, "--codec", "H264", "--seconds", "3"])));
     assert!(json_u64(&text, "framesSent") >= 60, "{text}");
+}
+
+#[test]
+fn a_thousand_posts_without_the_token_are_turned_away_and_a_publisher_goes_on() {
+    // A scanner (or a token guesser) on one address: after its burst, 429 and Retry-After, at
+    // the cost of an HTTP exchange; a publisher elsewhere streams meanwhile.
+    // on-disconnect=wait: the publisher leaving does not end the server.
+    let served = serve(&["token=s3cret", "on-disconnect=wait"]);
+    let warm = post_from(Ipv4Addr::new(127, 0, 0, 3), served.port, &[("Authorization", "Bearer s3cret")]);
+    assert_eq!(warm.status, 201, "{warm:?}");
+    http(served.port, "DELETE", warm.header("location").unwrap(), &[("Authorization", "Bearer s3cret")], b"");
+    std::thread::sleep(Duration::from_secs(3));
+    let base = usage(&served);
+    let url = format!("http://127.0.0.1:{}/whip/live", served.port);
+    let publisher =
+        spawn(obs_like_command().args(["--url", &url, "--codec", "H264", "--seconds", "4", "--token", "s3cret"]));
+    let started = Instant::now();
+    let port = served.port;
+    let scanners: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..125).map(|_| post_from(Ipv4Addr::new(127, 0, 0, 2), port, &[])).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let responses: Vec<HttpResponse> = scanners.into_iter().flat_map(|s| s.join().unwrap()).collect();
+    let took = started.elapsed();
+    let unauthorized = responses.iter().filter(|r| r.status == 401).count();
+    let limited: Vec<&HttpResponse> = responses.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(unauthorized + limited.len(), 1000, "{:?}", responses.iter().find(|r| ![401, 429].contains(&r.status)));
+    // The burst (10), then 2 a second.
+    let allowed = 10 + (took.as_secs_f64() * 2.0).ceil() as usize;
+    assert!((10..=allowed).contains(&unauthorized), "{unauthorized} answered 401 in {took:?}");
+    assert!(limited.iter().all(|r| r.header("retry-after").is_some_and(|s| s.parse::<u32>().is_ok_and(|s| s >= 1))));
+    let text = report(publisher);
+    assert!(json_u64(&text, "framesSent") >= 100, "{text}");
+    let after = back_to(&served, base, 4);
+    eprintln!("1000 POSTs in {took:?}: {unauthorized} x 401; before {base:?}, after {after:?}");
 }
 
 #[test]

@@ -7,6 +7,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::{CodecOrder, OnDisconnect, Output, Simulcast};
+use crate::ratelimit;
 use crate::sdp::{self, CodecPreferences, OfferLimits};
 use crate::server::TlsFiles;
 use crate::session::Policy;
@@ -38,6 +39,7 @@ pub(super) struct Settings {
     pub(super) timeout: u32,
     pub(super) silent_stream_timeout: u32,
     pub(super) max_media_sections: u32,
+    pub(super) max_posts_per_address: u32,
 }
 
 impl Default for Settings {
@@ -67,6 +69,7 @@ impl Default for Settings {
             timeout: 10,
             silent_stream_timeout: 1000,
             max_media_sections: sdp::DEFAULT_MAX_MEDIA_SECTIONS as u32,
+            max_posts_per_address: ratelimit::DEFAULT_POSTS_PER_ADDRESS,
         }
     }
 }
@@ -200,6 +203,7 @@ impl Settings {
                 glib::ParamSpecUInt::builder("max-sessions").nick("Max sessions").blurb("Most sessions at once on this address and port (the smallest of the sharing elements' values); over it: 503. 0: no limit").default_value(d.max_sessions).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("timeout").nick("Timeout").blurb("End a session that sent no media for this many seconds (0: never)").default_value(d.timeout).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("max-media-sections").nick("Max media sections").blurb("Most media sections an offer may have (OBS sends 2, browsers 2 or 3); more: 422. Every section must be in one BUNDLE group").minimum(1).maximum(64).default_value(d.max_media_sections).mutable_ready().build(),
+                glib::ParamSpecUInt::builder("max-posts-per-address").nick("Max POSTs per address").blurb("POSTs one client address (an IPv6 /64) may send at once, then 2 per second; more: 429 with Retry-After (also without a valid token: guessing one is as slow). 0: no limit").default_value(d.max_posts_per_address).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("silent-stream-timeout").nick("Silent stream timeout").blurb("With on-disconnect=eos: a stream the publisher negotiated and has sent nothing of this many ms after the session's first media ends (EOS on its pad, with caps from the SDP) so that muxers waiting for every stream go on; its later data is dropped. Only for pads whose caps the SDP says (Opus with output=encoded). 0: wait for it").default_value(d.silent_stream_timeout).mutable_ready().build(),
         ]
     }
@@ -232,6 +236,7 @@ impl Settings {
             "timeout" => s.timeout = value.get().unwrap(),
             "silent-stream-timeout" => s.silent_stream_timeout = value.get().unwrap(),
             "max-media-sections" => s.max_media_sections = value.get().unwrap(),
+            "max-posts-per-address" => s.max_posts_per_address = value.get().unwrap(),
             _ => unreachable!(),
         }
     }
@@ -263,6 +268,7 @@ impl Settings {
             "timeout" => s.timeout.to_value(),
             "silent-stream-timeout" => s.silent_stream_timeout.to_value(),
             "max-media-sections" => s.max_media_sections.to_value(),
+            "max-posts-per-address" => s.max_posts_per_address.to_value(),
             _ => unreachable!(),
         }
     }
