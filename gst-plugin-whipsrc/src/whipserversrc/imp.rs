@@ -22,6 +22,8 @@ use super::settings::Settings;
 
 /// How often a draining session is looked at.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
+/// A stopped session's elements are looked at again this long after (see `stop_stragglers`).
+const STRAGGLERS_AFTER: Duration = Duration::from_secs(1);
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("whipserversrc", gst::DebugColorFlags::empty(), Some("WHIP server source"))
@@ -133,6 +135,10 @@ impl Endpoint for Handle {
         self.with(|imp| imp.settings.lock().unwrap().max_sessions).unwrap_or(0)
     }
 
+    fn posts_per_address(&self) -> u32 {
+        self.with(|imp| imp.settings.lock().unwrap().max_posts_per_address).unwrap_or(0)
+    }
+
     fn replaces(&self) -> bool {
         self.with(|imp| imp.settings.lock().unwrap().replace_publisher).unwrap_or(false)
     }
@@ -175,6 +181,29 @@ fn layer_stats(layers: &[(String, u64, u64, i64)]) -> gst::Array {
             .build()
             .to_send_value()
     }))
+}
+
+/// Stops what still runs in a session's bin once it was stopped and removed: webrtcbin 1.22,
+/// stopped while its own thread still applies an offer, creates the ICE transports after and
+/// starts them. Found running (about 1 session in 300 torn down mid-negotiation on a busy
+/// machine), they held their threads and sockets, and so the whole webrtcbin, for good.
+fn stop_stragglers(bin: &gst::Bin) {
+    let running: Vec<gst::Element> = bin
+        .iterate_recurse()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.current_state() != gst::State::Null || e.pending_state() != gst::State::VoidPending)
+        .collect();
+    for element in running {
+        gst::info!(
+            CAT,
+            obj = bin,
+            "{} still {:?} after its session stopped: stopping it",
+            element.name(),
+            element.current_state()
+        );
+        let _ = element.set_state(gst::State::Null);
+    }
 }
 
 impl WhipServerSrc {
@@ -235,8 +264,13 @@ impl WhipServerSrc {
                 return;
             }
         };
+        // Started before anyone else can see it: a concurrent POST that replaces it then stops
+        // a running bin. Started later, it could restart a bin already stopped and being
+        // removed, which would run on, owned by nobody (its ICE threads and sockets held).
+        if session.bin.sync_state_with_parent().is_err() {
+            gst::warning!(CAT, imp = self, "Session bin did not follow the element's state");
+        }
         let webrtcbin = session.webrtcbin.clone();
-        let bin = session.bin.clone();
         let too_late = {
             let mut state = self.state.lock().unwrap();
             if state.sessions.is_current(&id) {
@@ -255,7 +289,7 @@ impl WhipServerSrc {
             return;
         }
         let pending = Pending { id, etag, settings, offer: offered, sdp_message, sent_answer };
-        self.negotiate(pending, webrtcbin, bin, reply);
+        self.negotiate(pending, webrtcbin, reply);
     }
 
     pub(super) fn count_keyframe_request(&self) {
@@ -455,6 +489,11 @@ impl WhipServerSrc {
         gst::info!(CAT, imp = self, "Session {} ended: {reason}", session.id);
         let _ = session.bin.set_state(gst::State::Null);
         let _ = self.obj().remove(&session.bin);
+        let bin = session.bin.clone();
+        RUNTIME.spawn(async move {
+            tokio::time::sleep(STRAGGLERS_AFTER).await;
+            let _ = tokio::task::spawn_blocking(move || stop_stragglers(&bin)).await;
+        });
         // GstBin drops the flag when its last source child goes.
         self.obj().set_element_flags(gst::ElementFlags::SOURCE);
         for out in self.state.lock().unwrap().outputs.values() {

@@ -94,7 +94,6 @@ impl WhipServerSrc {
         &self,
         pending: Pending,
         webrtcbin: gst::Element,
-        bin: gst::Bin,
         reply: oneshot::Sender<Result<Created, Rejection>>,
     ) {
         let Pending { id, etag, settings, offer, sdp_message, sent_answer } = pending;
@@ -205,9 +204,6 @@ impl WhipServerSrc {
             });
         }
 
-        if bin.sync_state_with_parent().is_err() {
-            gst::warning!(CAT, imp = self, "Session bin did not follow the element's state");
-        }
         let description = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp_message);
         let element = self.obj().downgrade();
         let fail = move |why: String| {
