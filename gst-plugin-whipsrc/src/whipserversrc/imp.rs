@@ -2,7 +2,7 @@
 //! handle on the element, signals, messages, stats and state changes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,8 @@ use super::settings::Settings;
 
 /// How often a draining session is looked at.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
+/// The longest a session's end waits for webrtcbin to be done with the offer.
+const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 /// A stopped session's elements are looked at again this long after (see `stop_stragglers`).
 const STRAGGLERS_AFTER: Duration = Duration::from_secs(1);
 
@@ -69,6 +71,8 @@ pub(super) struct Session {
     pub(super) silent: Mutex<Vec<(OutputPad, bool)>>,
     pub(super) keyframes: Arc<AtomicU64>,
     pub(super) keyframe_requests: Arc<AtomicU64>,
+    /// webrtcbin is working on the offer: see `finish_session`.
+    pub(super) negotiating: Arc<AtomicBool>,
     pub(super) stats: Arc<Mutex<SessionStats>>,
     /// The rid of each simulcast stream's SSRC.
     pub(super) layer_ssrcs: Arc<Mutex<HashMap<u32, String>>>,
@@ -270,7 +274,7 @@ impl WhipServerSrc {
         if session.bin.sync_state_with_parent().is_err() {
             gst::warning!(CAT, imp = self, "Session bin did not follow the element's state");
         }
-        let webrtcbin = session.webrtcbin.clone();
+        let (webrtcbin, negotiating) = (session.webrtcbin.clone(), session.negotiating.clone());
         let too_late = {
             let mut state = self.state.lock().unwrap();
             if state.sessions.is_current(&id) {
@@ -288,7 +292,7 @@ impl WhipServerSrc {
             self.finish_session(session, &ending);
             return;
         }
-        let pending = Pending { id, etag, settings, offer: offered, sdp_message, sent_answer };
+        let pending = Pending { id, etag, settings, offer: offered, sdp_message, sent_answer, negotiating };
         self.negotiate(pending, webrtcbin, reply);
     }
 
@@ -487,6 +491,12 @@ impl WhipServerSrc {
     pub(super) fn finish_session(&self, session: Session, ending: &Ending) {
         let reason = ending.reason.as_str();
         gst::info!(CAT, imp = self, "Session {} ended: {reason}", session.id);
+        // webrtcbin 1.22 stopped while it applies an offer or gathers may leave parts of it
+        // running or held (ICE transports, the agent's sockets): let it get there first.
+        let settling = Instant::now();
+        while session.negotiating.load(Ordering::Relaxed) && settling.elapsed() < SETTLE_LIMIT {
+            std::thread::sleep(DRAIN_POLL);
+        }
         let _ = session.bin.set_state(gst::State::Null);
         let _ = self.obj().remove(&session.bin);
         let bin = session.bin.clone();

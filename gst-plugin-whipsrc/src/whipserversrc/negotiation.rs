@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,8 @@ pub(super) struct Pending {
     pub sdp_message: gst_sdp::SDPMessage,
     /// The answer the publisher gets, once sent (for ICE restarts).
     pub sent_answer: Arc<Mutex<Option<Sdp>>>,
+    /// Set while webrtcbin works on the offer (until gathering completes or it fails).
+    pub negotiating: Arc<AtomicBool>,
 }
 
 /// webrtcbin's answer with us as the DTLS server where the offer lets us choose (sdp::as_dtls_server).
@@ -96,7 +98,8 @@ impl WhipServerSrc {
         webrtcbin: gst::Element,
         reply: oneshot::Sender<Result<Created, Rejection>>,
     ) {
-        let Pending { id, etag, settings, offer, sdp_message, sent_answer } = pending;
+        let Pending { id, etag, settings, offer, sdp_message, sent_answer, negotiating } = pending;
+        negotiating.store(true, Ordering::Relaxed);
         let posted = Instant::now();
         let reply = Arc::new(Mutex::new(Some(reply)));
         let candidates = Arc::new(Mutex::new(Vec::<LocalCandidate>::new()));
@@ -187,10 +190,11 @@ impl WhipServerSrc {
             });
         }
         {
-            let answer = answer.clone();
+            let (answer, negotiating) = (answer.clone(), negotiating.clone());
             webrtcbin.connect_notify(Some("ice-gathering-state"), move |webrtcbin, _| {
                 let state = webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
                 if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+                    negotiating.store(false, Ordering::Relaxed);
                     answer(Some(webrtcbin));
                 }
             });
@@ -207,6 +211,7 @@ impl WhipServerSrc {
         let description = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp_message);
         let element = self.obj().downgrade();
         let fail = move |why: String| {
+            negotiating.store(false, Ordering::Relaxed);
             let Some(element) = element.upgrade() else { return };
             let imp = element.imp();
             // A session replaced meanwhile fails too (its webrtcbin is closed): 409, not 422.
@@ -417,6 +422,7 @@ impl WhipServerSrc {
             silent: Mutex::default(),
             keyframes,
             keyframe_requests: Arc::new(AtomicU64::new(0)),
+            negotiating: Arc::default(),
             stats: Arc::new(Mutex::new(SessionStats::default())),
             layer_ssrcs,
         })
