@@ -437,3 +437,383 @@ fn damaged_model_bytes_are_errors() {
     }
     assert!(check(&bytes, "undamaged"));
 }
+
+/// Just enough protobuf encoding to write small ONNX models by hand, hostile ones included (no
+/// dependency of the crate encodes protobuf). Field numbers are those of onnx.proto.
+mod onnx_bytes {
+    pub const FLOAT: i64 = 1;
+    pub const INT64: i64 = 7;
+    /// AttributeProto.AttributeType INT and TENSOR.
+    const ATTRIBUTE_INT: i64 = 2;
+    const ATTRIBUTE_TENSOR: i64 = 4;
+
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// A varint field (wire type 0).
+    fn int(out: &mut Vec<u8>, field: u64, v: i64) {
+        varint(out, field << 3);
+        varint(out, v as u64);
+    }
+
+    /// A length-delimited field (wire type 2): bytes, a string or a message.
+    fn bytes(out: &mut Vec<u8>, field: u64, data: &[u8]) {
+        varint(out, (field << 3) | 2);
+        varint(out, data.len() as u64);
+        out.extend_from_slice(data);
+    }
+
+    /// A TensorProto: dims (1), data_type (2), name (8), raw_data (9).
+    pub fn tensor(name: &str, data_type: i64, dims: &[i64], raw: &[u8]) -> Vec<u8> {
+        let mut t = vec![];
+        for &d in dims {
+            int(&mut t, 1, d);
+        }
+        int(&mut t, 2, data_type);
+        bytes(&mut t, 8, name.as_bytes());
+        if !raw.is_empty() {
+            bytes(&mut t, 9, raw);
+        }
+        t
+    }
+
+    /// An INT64 tensor holding `values`.
+    pub fn int64s(name: &str, values: &[i64]) -> Vec<u8> {
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensor(name, INT64, &[values.len() as i64], &raw)
+    }
+
+    /// A NodeProto: input (1), output (2), name (3), op_type (4), attribute (5).
+    pub fn node(op: &str, inputs: &[&str], output: &str, attributes: &[Vec<u8>]) -> Vec<u8> {
+        let mut n = vec![];
+        for i in inputs {
+            bytes(&mut n, 1, i.as_bytes());
+        }
+        bytes(&mut n, 2, output.as_bytes());
+        bytes(&mut n, 3, output.as_bytes());
+        bytes(&mut n, 4, op.as_bytes());
+        for a in attributes {
+            bytes(&mut n, 5, a);
+        }
+        n
+    }
+
+    /// An AttributeProto (name 1, i 3, type 20) holding an integer.
+    pub fn int_attribute(name: &str, value: i64) -> Vec<u8> {
+        let mut a = vec![];
+        bytes(&mut a, 1, name.as_bytes());
+        int(&mut a, 3, value);
+        int(&mut a, 20, ATTRIBUTE_INT);
+        a
+    }
+
+    /// An AttributeProto (name 1, t 5, type 20) holding a tensor.
+    pub fn tensor_attribute(name: &str, tensor: Vec<u8>) -> Vec<u8> {
+        let mut a = vec![];
+        bytes(&mut a, 1, name.as_bytes());
+        bytes(&mut a, 5, &tensor);
+        int(&mut a, 20, ATTRIBUTE_TENSOR);
+        a
+    }
+
+    /// A ValueInfoProto (name 1, type 2) of a float tensor: TypeProto.tensor_type (1) with
+    /// elem_type (1) and, when given, shape (2), whose dims (1) hold dim_value (1).
+    fn float_value(name: &str, dims: Option<&[i64]>) -> Vec<u8> {
+        let mut tensor_type = vec![];
+        int(&mut tensor_type, 1, FLOAT);
+        if let Some(dims) = dims {
+            let mut shape = vec![];
+            for &d in dims {
+                let mut dim = vec![];
+                int(&mut dim, 1, d);
+                bytes(&mut shape, 1, &dim);
+            }
+            bytes(&mut tensor_type, 2, &shape);
+        }
+        let mut ty = vec![];
+        bytes(&mut ty, 1, &tensor_type);
+        let mut v = vec![];
+        bytes(&mut v, 1, name.as_bytes());
+        bytes(&mut v, 2, &ty);
+        v
+    }
+
+    /// A ModelProto (ir_version 1, graph 7, opset_import 8 at opset 13) whose graph (node 1,
+    /// name 2, initializer 5, input 11, output 12) reads the float input `x` [1, 3, 128, 128]
+    /// and has the output `y`.
+    pub fn model(nodes: &[Vec<u8>], initializers: &[Vec<u8>]) -> Vec<u8> {
+        let mut g = vec![];
+        for n in nodes {
+            bytes(&mut g, 1, n);
+        }
+        bytes(&mut g, 2, b"handmade");
+        for t in initializers {
+            bytes(&mut g, 5, t);
+        }
+        bytes(&mut g, 11, &float_value("x", Some(&[1, 3, 128, 128])));
+        bytes(&mut g, 12, &float_value("y", None));
+        let mut opset = vec![];
+        bytes(&mut opset, 1, b"");
+        int(&mut opset, 2, 13);
+        let mut m = vec![];
+        int(&mut m, 1, 7);
+        bytes(&mut m, 7, &g);
+        bytes(&mut m, 8, &opset);
+        m
+    }
+}
+
+/// The elements of the handmade models' output when it has the input's shape.
+const HANDMADE_OUTPUT: usize = 3 * 128 * 128;
+
+/// A field of /proc/self/status, in kB.
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Runs `load` (a model load that must fail) on its own thread and returns its error text,
+/// asserting that it came within a second and that the process's peak resident memory grew
+/// by less than 200 MB meanwhile (other tests run at the same time, so a little growth is
+/// theirs). A load still running after 10 s fails the test rather than hanging it.
+fn refused_quickly<E: std::fmt::Display>(
+    what: &str,
+    load: impl FnOnce() -> Result<(), E> + Send + 'static,
+) -> String {
+    use std::time::{Duration, Instant};
+    // Writing 5 to clear_refs resets the peak (VmHWM) to the current resident size.
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let before = status_kb("VmRSS:");
+    let started = Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load().err().map(|e| e.to_string()));
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what}: still loading after 10 s"));
+    let took = started.elapsed();
+    let grew_mb = status_kb("VmHWM:").saturating_sub(before) / 1024;
+    let err = result.unwrap_or_else(|| panic!("{what}: loads"));
+    assert!(
+        took < Duration::from_secs(1),
+        "{what}: took {took:?} ({err})"
+    );
+    assert!(
+        grew_mb < 200,
+        "{what}: peak memory grew by {grew_mb} MB ({err})"
+    );
+    assert!(err.contains("fetch-models.sh"), "{what}: {err}");
+    err
+}
+
+/// Loads handmade model bytes the way the element loads the detector.
+fn load_bytes(bytes: Vec<u8>) -> Result<(), gstfacemark::ModelError> {
+    use gstfacemark::core::model::Net;
+    Net::from_bytes(
+        std::path::Path::new("handmade.onnx"),
+        &bytes,
+        128,
+        &[HANDMADE_OUTPUT],
+    )
+    .map(drop)
+}
+
+/// A named pipe, a folder or an oversized file as a model path is refused before anything is
+/// read: opening a pipe with no writer would block the loader for ever, and reading a huge file
+/// would take its size in memory.
+#[test]
+fn model_paths_that_are_not_regular_files_are_refused() {
+    use gstfacemark::core::model::{DETECTOR_FILE, Net};
+    let dir = std::env::temp_dir().join(format!("facemark-not-a-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("pipe.onnx");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let path = fifo.clone();
+    let err = refused_quickly("a FIFO", move || {
+        Net::load(&path, 128, &[HANDMADE_OUTPUT]).map(drop)
+    });
+    assert!(
+        err.contains("pipe.onnx") && err.contains("not a regular file"),
+        "{err}"
+    );
+
+    // The same through the element's loader, the FIFO standing for the detector.
+    let models = dir.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::rename(&fifo, models.join(DETECTOR_FILE)).unwrap();
+    let err = refused_quickly("a FIFO in the model folder", move || {
+        gstfacemark::FaceMarker::new(&models, gstfacemark::Config::default()).map(drop)
+    });
+    assert!(
+        err.contains(DETECTOR_FILE) && err.contains("not a regular file"),
+        "{err}"
+    );
+
+    let folder = dir.clone();
+    let err = refused_quickly("a folder", move || {
+        Net::load(&folder, 128, &[HANDMADE_OUTPUT]).map(drop)
+    });
+    assert!(err.contains("not a regular file"), "{err}");
+
+    // Sparse: it takes no room on disk.
+    let huge = dir.join("huge.onnx");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let err = refused_quickly("a 1 TiB file", move || {
+        Net::load(&huge, 128, &[HANDMADE_OUTPUT]).map(drop)
+    });
+    assert!(
+        err.contains("huge.onnx") && err.contains("larger than"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Initializers that declare more values than they hold, or more than any face model has, are
+/// refused before anything is allocated for them.
+#[test]
+fn huge_initializers_are_refused() {
+    use onnx_bytes::{FLOAT, model, node, tensor};
+    // The same graph with a small initializer loads: the models below differ only in `w`.
+    let add_w = |w: Vec<u8>| model(&[node("Add", &["x", "w"], "y", &[])], &[w]);
+    load_bytes(add_w(tensor("w", FLOAT, &[1], &1f32.to_le_bytes()))).unwrap();
+    for (what, dims, raw) in [
+        (
+            "2^40 values and no data",
+            &[1i64 << 20, 1 << 20][..],
+            &[][..],
+        ),
+        (
+            "2^40 values and 4 bytes",
+            &[1 << 20, 1 << 20],
+            &[0u8; 4][..],
+        ),
+        (
+            "dims whose product overflows",
+            &[1 << 32, 1 << 32, 1 << 32],
+            &[0; 4],
+        ),
+        ("16 values and 4 bytes", &[16], &[0; 4]),
+    ] {
+        let err = refused_quickly(what, move || {
+            load_bytes(add_w(tensor("w", FLOAT, dims, raw)))
+        });
+        assert!(
+            err.contains("handmade.onnx") && err.contains("tensor \"w\""),
+            "{what}: {err}"
+        );
+    }
+}
+
+/// ConstantOfShape asking for 2^28 values (1 GiB of floats), 2^40 values or an overflowing
+/// shape, directly or from a computed shape: refused before tract allocates the result (it
+/// evaluates constant nodes while it loads a model, and only then looks at their size).
+#[test]
+fn huge_constant_of_shape_is_refused() {
+    use onnx_bytes::{FLOAT, int_attribute, int64s, model, node, tensor, tensor_attribute};
+    // Ones, so that the values are written (zeroed memory need not be resident).
+    let one = || {
+        [tensor_attribute(
+            "value",
+            tensor("one", FLOAT, &[1], &1f32.to_le_bytes()),
+        )]
+    };
+    for (what, shape) in [
+        ("2^28 values", &[1i64 << 14, 1 << 14][..]),
+        ("2^40 values", &[1 << 20, 1 << 20]),
+        ("an overflowing shape", &[1 << 32, 1 << 32, 1 << 32]),
+    ] {
+        let bytes = model(
+            &[node("ConstantOfShape", &["s"], "y", &one())],
+            &[int64s("s", shape)],
+        );
+        let err = refused_quickly(what, move || load_bytes(bytes));
+        assert!(err.contains("ConstantOfShape"), "{what}: {err}");
+    }
+    let computed = model(
+        &[
+            node("Concat", &["a", "b"], "s", &[int_attribute("axis", 0)]),
+            node("ConstantOfShape", &["s"], "y", &one()),
+        ],
+        &[int64s("a", &[1 << 14]), int64s("b", &[1 << 14])],
+    );
+    let err = refused_quickly("a computed shape", move || load_bytes(computed));
+    assert!(err.contains("ConstantOfShape"), "{err}");
+}
+
+/// Tensors that would take gigabytes although the file is small: a broadcast of two constants
+/// (which tract would compute while loading), a broadcast, a padding and a convolution of the
+/// input (computed when the model runs, by tract or the fused engine), and tensors that each fit
+/// but add up to too much.
+#[test]
+fn huge_computed_tensors_are_refused() {
+    use onnx_bytes::{FLOAT, int64s, model, node, tensor};
+    let ones = |n: usize| -> Vec<u8> { (0..n).flat_map(|_| 1f32.to_le_bytes()).collect() };
+    let constants = model(
+        &[node("Add", &["a", "b"], "y", &[])],
+        &[
+            tensor("a", FLOAT, &[1 << 14, 1], &ones(1 << 14)),
+            tensor("b", FLOAT, &[1, 1 << 14], &ones(1 << 14)),
+        ],
+    );
+    let err = refused_quickly("a broadcast of constants to 2^28 values", move || {
+        load_bytes(constants)
+    });
+    assert!(err.contains("constants only"), "{err}");
+
+    // Each is computed from the input `x` [1, 3, 128, 128].
+    let cases = [
+        (
+            "a broadcast of the input to 3 * 2^28 values",
+            vec![node("Add", &["x", "c"], "y", &[])],
+            vec![tensor("c", FLOAT, &[1 << 14, 1, 1, 1], &ones(1 << 14))],
+            "more than the",
+        ),
+        (
+            "a padding of the input to 3 * 2^30 values",
+            vec![node("Pad", &["x", "pads"], "y", &[])],
+            vec![int64s(
+                "pads",
+                &[0, 0, 1 << 14, 1 << 14, 0, 0, 1 << 14, 1 << 14],
+            )],
+            "more than the",
+        ),
+        (
+            "a 1x1 convolution of the input to 2^14 channels (2^28 values)",
+            vec![node("Conv", &["x", "w"], "y", &[])],
+            vec![tensor("w", FLOAT, &[1 << 14, 3, 1, 1], &ones(3 << 14))],
+            "more than the",
+        ),
+        (
+            "five tensors of 300 * 3 * 128 * 128 values",
+            vec![
+                node("Add", &["x", "c"], "y1", &[]),
+                node("Add", &["y1", "c"], "y2", &[]),
+                node("Add", &["y2", "c"], "y3", &[]),
+                node("Add", &["y3", "c"], "y4", &[]),
+                node("Add", &["y4", "c"], "y", &[]),
+            ],
+            vec![tensor("c", FLOAT, &[300, 1, 1, 1], &ones(300))],
+            "together",
+        ),
+    ];
+    for (what, nodes, initializers, reason) in cases {
+        let bytes = model(&nodes, &initializers);
+        let err = refused_quickly(what, move || load_bytes(bytes));
+        assert!(err.contains(reason), "{what}: {err}");
+    }
+}

@@ -1,9 +1,12 @@
 //! Loading and running the two ONNX models with tract.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tract_onnx::pb::{ModelProto, TensorProto, tensor_proto::DataType};
 use tract_onnx::prelude::*;
 
 use super::cnn;
@@ -18,6 +21,36 @@ pub const IRIS_FILE: &str = "iris_landmark.onnx";
 pub const FIX_HINT: &str = "run scripts/fetch-models.sh (it installs the models into the default \
      model dir, or into the folder given as its argument) or point the model-dir property / \
      FACEMARK_MODEL_DIR at a folder holding them";
+
+/// The largest model file read. The face models are 0.4 to 2.6 MB: this leaves room for far
+/// bigger variants, while a wrong or hostile path (a disk image, an endless device) is refused
+/// rather than read into memory.
+const MAX_MODEL_BYTES: u64 = 256 << 20;
+
+/// The most values one tensor of a model may hold, constant or computed, and all of them
+/// together: the fused engine's bounds (see there why these values). The engines allocate what a
+/// model's shapes ask for, and a small hostile file must not get to ask for gigabytes.
+const MAX_TENSOR_VALUES: u64 = cnn::MAX_FLOATS as u64;
+const MAX_TOTAL_VALUES: u64 = cnn::MAX_TOTAL_FLOATS as u64;
+
+/// The ops a model may use: those of the face models (the ones the fused engine runs) and those
+/// [`rewrite_prelu`] adds. tract knows many more, some of which allocate whatever values in the
+/// file ask for while the model loads (ConstantOfShape, Expand, Tile, Range, Resize) or loop as
+/// long as they say (Loop, Scan): none is needed, so hostile files do not get to use them.
+const MODEL_OPS: &[&str] = &[
+    "Add",
+    "Concat",
+    "Constant",
+    "Conv",
+    "MaxPool",
+    "Min",
+    "Mul",
+    "PRelu",
+    "Pad",
+    "Relu",
+    "Reshape",
+    "Transpose",
+];
 
 /// The folder the element reads models from when `model-dir` is not set:
 /// `$FACEMARK_MODEL_DIR` at run time, else `$FACEMARK_MODEL_DIR` as it was at build time, else
@@ -196,14 +229,26 @@ impl Net {
                 "the file does not exist".into()
             }));
         }
+        let read;
+        let bytes = match source {
+            Source::Bytes(_, b) => b,
+            Source::Path(p) => {
+                read = read_model_file(p).map_err(err)?;
+                &read
+            }
+        };
+        if bytes.len() as u64 > MAX_MODEL_BYTES {
+            return Err(err(format!(
+                "{} bytes, larger than any face model ({MAX_MODEL_BYTES} bytes at most)",
+                bytes.len()
+            )));
+        }
         // Parsers report malformed files as errors; the catch_unwind is a last line of defence
         // so that a hostile file can never take the pipeline down.
         let built = std::panic::catch_unwind(|| -> TractResult<(Backend, Option<String>)> {
             let onnx = tract_onnx::onnx();
-            let mut proto = match source {
-                Source::Bytes(_, mut b) => onnx.proto_model_for_read(&mut b)?,
-                Source::Path(p) => onnx.proto_model_for_path(p)?,
-            };
+            let mut proto = onnx.proto_model_for_read(&mut &bytes[..])?;
+            check_model(&proto).map_err(TractError::msg)?;
             let mut fallback = None;
             if runtime == Runtime::Auto {
                 match cnn::Engine::build(&proto, [1, 3, size, size], keep, cnn::Isa::detect()) {
@@ -216,11 +261,12 @@ impl Net {
             }
             keep_outputs(&mut proto, keep)?;
             refuse_negative_pads(&proto)?;
-            let plan = onnx
+            let model = onnx
                 .model_for_proto_model(&proto)?
                 .with_input_fact(0, f32::fact([1, 3, size, size]).into())?
-                .into_optimized()?
-                .into_runnable()?;
+                .into_typed()?;
+            check_tensor_sizes(&model)?;
+            let plan = model.into_optimized()?.into_runnable()?;
             let state = TypedSimpleState::new(&plan)?;
             let input = Arc::new(Tensor::zero::<f32>(&[1, 3, size, size])?);
             let tract = TractNet {
@@ -383,6 +429,163 @@ pub fn rewrite_prelu(proto: &mut tract_onnx::pb::ModelProto) {
         });
     }
     graph.node = nodes;
+}
+
+/// Reads a model file, refusing anything but a regular file (opening a named pipe would block
+/// until something writes to it, a device may never end) and files past [`MAX_MODEL_BYTES`].
+fn read_model_file(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it ({e})"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let too_big = |len: u64| {
+        format!("{len} bytes, larger than any face model ({MAX_MODEL_BYTES} bytes at most)")
+    };
+    if meta.len() > MAX_MODEL_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open it ({e})"))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // One byte past the bound tells a file that grew since the metadata was read.
+    file.take(MAX_MODEL_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read it ({e})"))?;
+    if bytes.len() as u64 > MAX_MODEL_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Refuses what no face model has and what would make loading allocate without bound: ops
+/// outside [`MODEL_OPS`], constant tensors that are too large or hold fewer or more values than
+/// their dims say, and nodes that compute on constants only (tract evaluates those while it
+/// loads the model, and only afterwards looks at the size of the result).
+fn check_model(proto: &ModelProto) -> Result<(), String> {
+    let graph = proto.graph.as_ref().ok_or("the model has no graph")?;
+    for t in &graph.initializer {
+        check_tensor(t)?;
+    }
+    for node in &graph.node {
+        if !["", "ai.onnx"].contains(&node.domain.as_str())
+            || !MODEL_OPS.contains(&node.op_type.as_str())
+        {
+            return Err(format!(
+                "node {:?} is a {} op (domain {:?}), which no face model uses",
+                node.name, node.op_type, node.domain
+            ));
+        }
+        for a in &node.attribute {
+            a.t.iter().chain(&a.tensors).try_for_each(check_tensor)?;
+        }
+    }
+    let constants: HashSet<&str> = graph
+        .initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(
+            graph
+                .node
+                .iter()
+                .filter(|n| n.op_type == "Constant")
+                .flat_map(|n| n.output.iter().map(String::as_str)),
+        )
+        .collect();
+    // Checking each node's direct inputs is enough: any computation on constants starts with
+    // a node whose inputs are all constants.
+    for node in graph.node.iter().filter(|n| n.op_type != "Constant") {
+        let mut inputs = node.input.iter().filter(|i| !i.is_empty());
+        if inputs.all(|i| constants.contains(i.as_str())) {
+            return Err(format!(
+                "node {:?} ({}) computes on constants only, which no face model does",
+                node.name, node.op_type
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a constant tensor with more than [`MAX_TENSOR_VALUES`] values, or whose data does not
+/// hold exactly the values its dims declare.
+fn check_tensor(t: &TensorProto) -> Result<(), String> {
+    let mut values: u64 = 1;
+    for &d in &t.dims {
+        let d = u64::try_from(d)
+            .map_err(|_| format!("tensor {:?} has a negative dimension ({d})", t.name))?;
+        // Saturating: past the bound the exact count does not matter, and a zero still wins.
+        values = values.saturating_mul(d);
+    }
+    if values > MAX_TENSOR_VALUES {
+        return Err(format!(
+            "tensor {:?} has dims {:?}: more than the {MAX_TENSOR_VALUES} values a model tensor \
+             may hold",
+            t.name, t.dims
+        ));
+    }
+    // The size of a value in raw_data, and how many values the typed field holds.
+    let (size, typed) = match DataType::try_from(t.data_type) {
+        Ok(DataType::Float) => (4, t.float_data.len()),
+        Ok(DataType::Double) => (8, t.double_data.len()),
+        Ok(DataType::Int64) => (8, t.int64_data.len()),
+        Ok(DataType::Uint64) => (8, t.uint64_data.len()),
+        Ok(DataType::Uint32) => (4, t.uint64_data.len()),
+        Ok(DataType::Int32) => (4, t.int32_data.len()),
+        Ok(DataType::Int16 | DataType::Uint16 | DataType::Float16) => (2, t.int32_data.len()),
+        Ok(DataType::Int8 | DataType::Uint8 | DataType::Bool) => (1, t.int32_data.len()),
+        _ => {
+            return Err(format!(
+                "tensor {:?} has data type {}, which no face model uses",
+                t.name, t.data_type
+            ));
+        }
+    };
+    // tract reads raw_data when there is any, else the typed field.
+    let held = if t.raw_data.is_empty() {
+        typed as u64
+    } else if t.raw_data.len().is_multiple_of(size) {
+        (t.raw_data.len() / size) as u64
+    } else {
+        u64::MAX
+    };
+    if held != values {
+        return Err(format!(
+            "tensor {:?} has dims {:?} ({values} values) but its data holds {} bytes and {typed} \
+             typed values",
+            t.name,
+            t.dims,
+            t.raw_data.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a model (its input's shape set) with a tensor of more than [`MAX_TENSOR_VALUES`]
+/// values or of a size the input's does not settle, or whose tensors hold more than
+/// [`MAX_TOTAL_VALUES`] together: tract allocates them when the model runs.
+fn check_tensor_sizes(model: &TypedModel) -> TractResult<()> {
+    let mut total: u64 = 0;
+    for node in &model.nodes {
+        for output in &node.outputs {
+            let shape = &output.fact.shape;
+            let values = shape
+                .as_concrete()
+                .and_then(|dims| dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64)));
+            let Some(values) = values.filter(|&v| v <= MAX_TENSOR_VALUES) else {
+                return Err(TractError::msg(format!(
+                    "node {:?} makes a tensor of shape {shape:?}, more than the \
+                     {MAX_TENSOR_VALUES} values a model tensor may hold",
+                    node.name
+                )));
+            };
+            total = total.saturating_add(values);
+        }
+    }
+    if total > MAX_TOTAL_VALUES {
+        return Err(TractError::msg(format!(
+            "the model's tensors hold {total} values together, more than the \
+             {MAX_TOTAL_VALUES} allowed"
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses `Pad` nodes with negative pads (cropping). tract 0.23 asserts, rather than

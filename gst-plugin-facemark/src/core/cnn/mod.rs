@@ -32,8 +32,13 @@ use onnx::{Attrs, Const};
 
 type ValueId = usize;
 
-/// The largest tensor the engine makes (1 GiB of floats): a model asking for more is refused.
-const MAX_FLOATS: usize = 1 << 28;
+/// The largest tensor the engine makes (64 MiB of floats, some 40 times the largest tensor of
+/// the face models): a model asking for more is refused.
+pub const MAX_FLOATS: usize = 1 << 24;
+
+/// The most floats a model's tensors may hold together (256 MiB, some 10 times what those of the
+/// landmark model add up to): many tensors under [`MAX_FLOATS`] must not add up to gigabytes.
+pub const MAX_TOTAL_FLOATS: usize = 1 << 26;
 
 /// A feature map: NHWC with `cp` floats per pixel (the first `min(c, cp)` channels stored, the
 /// rest of the stored lanes zero, channels past `cp` zero by definition), or the model's NCHW
@@ -765,6 +770,13 @@ impl<'g> Builder<'g> {
         }
         if self.sizes.iter().any(|&s| s > MAX_FLOATS) {
             return Err(format!("a tensor larger than {MAX_FLOATS} values"));
+        }
+        // Each is at most MAX_FLOATS now: the sum cannot overflow.
+        let total: usize = self.sizes.iter().sum();
+        if total > MAX_TOTAL_FLOATS {
+            return Err(format!(
+                "tensors of {total} values together (at most {MAX_TOTAL_FLOATS})"
+            ));
         }
         // When a bordered copy of the input is all that reads it, the caller writes the input
         // straight into that copy.

@@ -21,12 +21,15 @@ fn tensor(t: &TensorProto) -> Result<Const, String> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| format!("tensor {} has dimension {d}", t.name)))
         .collect::<Result<Vec<_>, _>>()?;
-    let n: usize = dims.iter().product();
+    let n = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("tensor {} has dims {dims:?}: too many values", t.name))?;
     let raw = |size: usize| -> Result<Option<&[u8]>, String> {
         if t.raw_data.is_empty() {
             return Ok(None);
         }
-        if t.raw_data.len() != n * size {
+        if n.checked_mul(size) != Some(t.raw_data.len()) {
             return Err(format!(
                 "tensor {} holds {} bytes for {n} values",
                 t.name,
