@@ -233,6 +233,114 @@ fn a_thousand_posts_without_the_token_are_turned_away_and_a_publisher_goes_on() 
     eprintln!("1000 POSTs in {took:?}: {unauthorized} x 401; before {base:?}, after {after:?}");
 }
 
+/// An offer of many unbundled sections, each asking webrtcbin for a transport of its own.
+fn unbundled_offer(sections: usize) -> String {
+    let mut text = OBS_OFFER.replace("a=group:BUNDLE 0 1\r\n", "").replace("a=group:BUNDLE 0 1\n", "");
+    for i in 2..sections {
+        text += &format!("m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:{i}\r\na=sendonly\r\na=rtpmap:96 AV1/90000\r\n");
+    }
+    text
+}
+
+#[test]
+fn offers_of_hundreds_of_sections_cost_nothing_under_a_common_descriptor_limit() {
+    // Handed to webrtcbin, one such offer took 2,200 threads and 1,450 descriptors: under
+    // `ulimit -n 1024` GLib aborted the whole process.
+    let served = serve_with_descriptor_limit(&["on-disconnect=wait"], Some(1024));
+    flood(served.port, 1, 1);
+    std::thread::sleep(Duration::from_secs(3));
+    let base = usage(&served);
+    let offer = unbundled_offer(700);
+    assert!(offer.len() < 64 * 1024, "{} bytes: within the body limit", offer.len());
+    let posts: Vec<_> = (0..8u8)
+        .map(|i| {
+            let (offer, port) = (offer.clone(), served.port);
+            std::thread::spawn(move || {
+                let headers = [("Content-Type", "application/sdp")];
+                http_from(Ipv4Addr::new(127, 0, 0, 10 + i), port, "POST", "/whip/live", &headers, offer.as_bytes())
+            })
+        })
+        .collect();
+    for r in posts.into_iter().map(|p| p.join().unwrap()) {
+        assert!(r.status == 422 && r.body.contains("700 media sections"), "{r:?}");
+    }
+    // At most the 8 threads that check offers (they end 2 s after), no socket.
+    let now = usage(&served);
+    assert!(now.threads <= base.threads + 8 + 4 && now.fds <= base.fds + 4, "{base:?} -> {now:?}");
+    let url = format!("http://127.0.0.1:{}/whip/live", served.port);
+    let text = report(spawn(obs_like_command().args(["--url", &url, "--codec", "H264", "--seconds", "2"])));
+    assert!(json_u64(&text, "framesSent") >= 40, "{text}");
+    back_to(&served, base, 4);
+}
+
+#[test]
+fn two_thousand_idle_connections_hold_at_most_the_cap_and_are_closed() {
+    // From 40 addresses, 50 each (under the 64 one address may hold): the server keeps at most
+    // 512 open and closes idle ones after the header timeout (10 s); a publisher is then served.
+    raise_descriptor_limit(4096);
+    let served = serve(&["on-disconnect=wait"]);
+    flood(served.port, 1, 1);
+    std::thread::sleep(Duration::from_secs(3));
+    let base = usage(&served);
+    let mut idle = Vec::new();
+    for i in 0..40u8 {
+        for _ in 0..50 {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 20 + i], 0)).into()).unwrap();
+            if socket.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], served.port)).into()).is_ok() {
+                idle.push(socket);
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let held = usage(&served);
+    assert!(held.fds <= base.fds + 512 + 8, "{} connections made: {base:?} -> {held:?}", idle.len());
+    // Served once the idle ones are closed (10 s without a request), while they are still open
+    // on this side.
+    let started = Instant::now();
+    loop {
+        let r = post(served.port);
+        if r.status == 201 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "never served: {r:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let after = back_to(&served, base, 4);
+    eprintln!("{} idle connections: {base:?}, with them {held:?}, after {after:?}", idle.len());
+}
+
+#[test]
+fn a_ten_mib_chunked_body_is_refused_without_being_held() {
+    use std::io::{Read, Write};
+    let served = serve(&[]);
+    std::thread::sleep(Duration::from_secs(1));
+    let base = usage(&served);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = "POST /whip/live HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n\
+                Transfer-Encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).unwrap();
+    let chunk = [format!("{:x}\r\n", 64 * 1024).into_bytes(), vec![b'a'; 64 * 1024], b"\r\n".to_vec()].concat();
+    // The server answers (and closes) once it has more than it takes: writing then fails.
+    let sent = (0..160).take_while(|_| stream.write_all(&chunk).is_ok()).count();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "after {sent} chunks: {answer:?}");
+    let now = usage(&served);
+    assert!(now.rss_kib < base.rss_kib + 4 * 1024, "RSS {} -> {} KiB", base.rss_kib, now.rss_kib);
+    assert_eq!(post(served.port).status, 201);
+}
+
+/// Lets this test process open `n` descriptors (the usual soft limit is 1,024).
+fn raise_descriptor_limit(n: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    limit.rlim_cur = limit.rlim_cur.max(n.min(limit.rlim_max));
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+}
+
 #[test]
 fn out_of_descriptors_the_server_waits_instead_of_spinning() {
     // 60 descriptors: fewer than the 64 connections one address may hold, so accept() fails with
