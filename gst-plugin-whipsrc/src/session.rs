@@ -144,6 +144,12 @@ impl Sessions {
         self.current.as_ref().filter(|c| c.id == id).map(|c| c.etag.as_str())
     }
 
+    /// Session `id` was answered at `at`: its publisher may send from now on, so the time
+    /// without media counts from here (gathering our candidates may take seconds).
+    pub fn answered(&mut self, id: &str, at: Duration) {
+        self.received(id, at);
+    }
+
     /// Packets of session `id` came at `at` (perhaps nothing decodable yet): it is alive.
     pub fn received(&mut self, id: &str, at: Duration) {
         if let Some(c) = self.current.as_mut().filter(|c| c.id == id) {
@@ -425,6 +431,16 @@ mod tests {
         let ending = sessions.end_stream("EOS sent to the element").unwrap();
         assert!(ending.end_stream && sessions.stream_ended());
         assert_eq!(admit(&mut sessions, &POLICY, "b", 1).unwrap_err().status, 503);
+    }
+
+    #[test]
+    fn the_time_without_media_counts_from_the_answer() {
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &POLICY, "a", 100).unwrap();
+        // Our candidates took long (a busy machine, STUN): the publisher could not send before.
+        sessions.answered("a", s(105));
+        assert_eq!(sessions.handle_timeout(&POLICY, s(114)), None);
+        assert_eq!(sessions.handle_timeout(&POLICY, s(116)).unwrap().reason, "no media for 10 s");
     }
 
     #[test]

@@ -296,6 +296,12 @@ impl WhipServerSrc {
         self.negotiate(pending, webrtcbin, reply);
     }
 
+    /// Session `id` was answered: its time without media counts from now.
+    pub(super) fn answered(&self, id: &str) {
+        let now = self.epoch.elapsed();
+        self.state.lock().unwrap().sessions.answered(id, now);
+    }
+
     pub(super) fn count_keyframe_request(&self) {
         if let Some(session) = &self.state.lock().unwrap().session {
             session.keyframe_requests.fetch_add(1, Ordering::Relaxed);
@@ -491,7 +497,7 @@ impl WhipServerSrc {
     pub(super) fn finish_session(&self, session: Session, ending: &Ending) {
         let reason = ending.reason.as_str();
         gst::info!(CAT, imp = self, "Session {} ended: {reason}", session.id);
-        // webrtcbin 1.22 stopped while it applies an offer or gathers may leave parts of it
+        // webrtcbin 1.22 stopped while it applies an offer and its answer may leave parts of it
         // running or held (ICE transports, the agent's sockets): let it get there first.
         let settling = Instant::now();
         while session.negotiating.load(Ordering::Relaxed) && settling.elapsed() < SETTLE_LIMIT {

@@ -47,7 +47,7 @@ pub(super) struct Pending {
     pub sdp_message: gst_sdp::SDPMessage,
     /// The answer the publisher gets, once sent (for ICE restarts).
     pub sent_answer: Arc<Mutex<Option<Sdp>>>,
-    /// Set while webrtcbin works on the offer (until gathering completes or it fails).
+    /// Set while webrtcbin applies the offer and its answer (until both are set, or it fails).
     pub negotiating: Arc<AtomicBool>,
 }
 
@@ -142,6 +142,7 @@ impl WhipServerSrc {
                 });
                 let answered = result.is_ok();
                 if answered {
+                    element.imp().answered(&id);
                     element.imp().announce_session_started(&id);
                 }
                 if reply.send(result).is_err() && answered {
@@ -190,11 +191,10 @@ impl WhipServerSrc {
             });
         }
         {
-            let (answer, negotiating) = (answer.clone(), negotiating.clone());
+            let answer = answer.clone();
             webrtcbin.connect_notify(Some("ice-gathering-state"), move |webrtcbin, _| {
                 let state = webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
                 if state == gst_webrtc::WebRTCICEGatheringState::Complete {
-                    negotiating.store(false, Ordering::Relaxed);
                     answer(Some(webrtcbin));
                 }
             });
@@ -210,6 +210,7 @@ impl WhipServerSrc {
 
         let description = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp_message);
         let element = self.obj().downgrade();
+        let applied = negotiating.clone();
         let fail = move |why: String| {
             negotiating.store(false, Ordering::Relaxed);
             let Some(element) = element.upgrade() else { return };
@@ -252,6 +253,8 @@ impl WhipServerSrc {
                     if let Err(e) = promise_reply(reply) {
                         return fail(format!("webrtcbin refused its own answer: {e}"));
                     }
+                    // Offer and answer applied, its transports made: it may be stopped.
+                    applied.store(false, Ordering::Relaxed);
                     let wait = GATHERING_TIMEOUT.saturating_sub(posted.elapsed()).max(GATHERING_AFTER_LOCAL);
                     RUNTIME.spawn(async move {
                         tokio::time::sleep(wait).await;
