@@ -75,12 +75,20 @@ struct Current {
     last_media: Duration,
     /// Media came: only then does the session's end end the stream.
     had_media: bool,
+    /// When it was admitted, and whether its answer went out: until then the time without
+    /// media does not count (gathering our candidates may take seconds), [`ANSWER_LIMIT`] does.
+    admitted: Duration,
+    answered: bool,
     /// Candidates trickled in PATCHes so far.
     trickled: usize,
 }
 
 /// The most candidates a session takes in PATCHes, all together (each one is checked by ICE).
 pub const MAX_TRICKLED_CANDIDATES: usize = 64;
+
+/// The longest a session may wait for its answer: the POST gives up after 6 s (504), and
+/// webrtcbin never answering must not leave the session current for good.
+pub const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 
 /// How many ended sessions are remembered, to say why a late DELETE or PATCH finds none.
 const REMEMBERED_ENDINGS: usize = 16;
@@ -125,6 +133,8 @@ impl Sessions {
             remote_ufrag: remote_ufrag.map(str::to_owned),
             last_media: now,
             had_media: false,
+            admitted: now,
+            answered: false,
             trickled: 0,
         });
         self.admitted += 1;
@@ -150,18 +160,25 @@ impl Sessions {
         self.received(id, at);
     }
 
+    fn current_mut(&mut self, id: &str) -> Option<&mut Current> {
+        self.current.as_mut().filter(|c| c.id == id)
+    }
+
     /// Packets of session `id` came at `at` (perhaps nothing decodable yet): it is alive.
     pub fn received(&mut self, id: &str, at: Duration) {
-        if let Some(c) = self.current.as_mut().filter(|c| c.id == id) {
+        if let Some(c) = self.current_mut(id) {
             c.last_media = c.last_media.max(at);
+            // Packets mean the publisher had the answer.
+            c.answered = true;
         }
     }
 
     /// Media of session `id` came out at `at`.
     pub fn media(&mut self, id: &str, at: Duration) {
-        if let Some(c) = self.current.as_mut().filter(|c| c.id == id) {
+        if let Some(c) = self.current_mut(id) {
             c.last_media = c.last_media.max(at);
             c.had_media = true;
+            c.answered = true;
         }
     }
 
@@ -245,15 +262,20 @@ impl Sessions {
         Ok(())
     }
 
-    /// At `now`: the current session ends if no media came for the policy's timeout.
+    /// At `now`: the current session ends if no media came for the policy's timeout since its
+    /// answer, or if it had no answer within [`ANSWER_LIMIT`].
     pub fn handle_timeout(&mut self, policy: &Policy, now: Duration) -> Option<Ending> {
-        let timeout = policy.timeout?;
         let current = self.current.as_ref()?;
-        if now.saturating_sub(current.last_media) <= timeout {
+        let (since, limit, reason) = match (current.answered, policy.timeout) {
+            (true, None) => return None,
+            (true, Some(timeout)) => (current.last_media, timeout, format!("no media for {} s", timeout.as_secs())),
+            (false, _) => (current.admitted, ANSWER_LIMIT, format!("not answered within {} s", ANSWER_LIMIT.as_secs())),
+        };
+        if now.saturating_sub(since) <= limit {
             return None;
         }
         let id = current.id.clone();
-        self.end(policy, &id, &format!("no media for {} s", timeout.as_secs()))
+        self.end(policy, &id, &reason)
     }
 
     /// 404 for a request on session `id`, with why it ended if it did lately.
@@ -438,16 +460,32 @@ mod tests {
         let mut sessions = Sessions::default();
         admit(&mut sessions, &POLICY, "a", 100).unwrap();
         // Our candidates took long (a busy machine, STUN): the publisher could not send before.
+        assert_eq!(sessions.handle_timeout(&POLICY, s(105)), None);
         sessions.answered("a", s(105));
         assert_eq!(sessions.handle_timeout(&POLICY, s(114)), None);
         assert_eq!(sessions.handle_timeout(&POLICY, s(116)).unwrap().reason, "no media for 10 s");
     }
 
     #[test]
+    fn a_session_never_answered_ends_after_the_answer_limit_whatever_the_timeout() {
+        let never = Policy { timeout: None, ..POLICY };
+        let mut sessions = Sessions::default();
+        admit(&mut sessions, &never, "a", 0).unwrap();
+        assert_eq!(sessions.handle_timeout(&never, ANSWER_LIMIT), None);
+        let ending = sessions.handle_timeout(&never, ANSWER_LIMIT + s(1)).unwrap();
+        assert_eq!((ending.reason.as_str(), ending.end_stream), ("not answered within 10 s", false));
+        // A short timeout does not cut the wait for the answer short.
+        let short = Policy { timeout: Some(s(1)), ..POLICY };
+        admit(&mut sessions, &short, "b", 20).unwrap();
+        assert_eq!(sessions.handle_timeout(&short, s(25)), None);
+    }
+
+    #[test]
     fn no_media_for_the_timeout_ends_the_session() {
         let mut sessions = Sessions::default();
         admit(&mut sessions, &POLICY, "a", 100).unwrap();
-        assert_eq!(sessions.handle_timeout(&POLICY, s(110)), None, "10 s after admission: not yet");
+        sessions.answered("a", s(100));
+        assert_eq!(sessions.handle_timeout(&POLICY, s(110)), None, "10 s after the answer: not yet");
         sessions.media("a", s(105));
         assert_eq!(sessions.handle_timeout(&POLICY, s(115)), None);
         sessions.media("a", s(104)); // late news never moves the clock back
@@ -456,6 +494,7 @@ mod tests {
         assert_eq!(sessions.current_id(), None);
         let never = Policy { timeout: None, ..POLICY };
         admit(&mut sessions, &never, "b", 0).unwrap();
+        sessions.answered("b", s(0));
         assert_eq!(sessions.handle_timeout(&never, s(100_000)), None);
     }
 

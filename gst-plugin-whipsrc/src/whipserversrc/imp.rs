@@ -505,10 +505,13 @@ impl WhipServerSrc {
         }
         let _ = session.bin.set_state(gst::State::Null);
         let _ = self.obj().remove(&session.bin);
-        let bin = session.bin.clone();
+        // Weak: held here, the bin would keep webrtcbin, and its ICE ports, for that long.
+        let bin = session.bin.downgrade();
         RUNTIME.spawn(async move {
             tokio::time::sleep(STRAGGLERS_AFTER).await;
-            let _ = tokio::task::spawn_blocking(move || stop_stragglers(&bin)).await;
+            if let Some(bin) = bin.upgrade() {
+                let _ = tokio::task::spawn_blocking(move || stop_stragglers(&bin)).await;
+            }
         });
         // GstBin drops the flag when its last source child goes.
         self.obj().set_element_flags(gst::ElementFlags::SOURCE);
