@@ -333,6 +333,71 @@ fn a_ten_mib_chunked_body_is_refused_without_being_held() {
     assert_eq!(post(served.port).status, 201);
 }
 
+#[test]
+fn two_hundred_slowloris_connections_are_closed_and_a_publisher_is_served_meanwhile() {
+    // Each sends a header line a second and never ends its headers: the server closes each when
+    // its headers are not complete after 10 s, and answers a publisher in the meantime.
+    use std::io::{Read, Write};
+    let served = serve(&["on-disconnect=wait"]);
+    flood(served.port, 1, 1);
+    std::thread::sleep(Duration::from_secs(3));
+    let base = usage(&served);
+    let mut slow: Vec<std::net::TcpStream> = (0..200u8)
+        .map(|i| {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 100 + i / 20], 0)).into()).unwrap();
+            socket.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], served.port)).into()).unwrap();
+            let mut stream = std::net::TcpStream::from(socket);
+            stream.write_all(b"POST /whip/live HTTP/1.1\r\nHost: x\r\n").unwrap();
+            stream.set_nonblocking(true).unwrap();
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    let mut served_meanwhile = false;
+    let closed = |mut stream: &std::net::TcpStream| {
+        let mut byte = [0u8; 1];
+        !matches!(stream.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    };
+    while started.elapsed() < Duration::from_secs(14) {
+        for stream in &mut slow {
+            let _ = stream.write_all(b"X-Slow: 1\r\n");
+        }
+        if !served_meanwhile && started.elapsed() > Duration::from_secs(2) {
+            let r = post(served.port);
+            assert_eq!(r.status, 201, "{r:?}");
+            http(served.port, "DELETE", r.header("location").unwrap(), &[], b"");
+            served_meanwhile = true;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let open = slow.iter().filter(|s| !closed(s)).count();
+    assert_eq!(open, 0, "{open} of 200 slow connections still open after 14 s");
+    let after = back_to(&served, base, 4);
+    eprintln!("200 slowloris: before {base:?}, after {after:?}");
+}
+
+#[test]
+fn fifty_publishers_connecting_and_leaving_keep_memory_flat() {
+    // Each one connects (ICE, DTLS), sends half a second of H.264 and leaves with DELETE.
+    let served = serve(&["on-disconnect=wait"]);
+    let url = format!("http://127.0.0.1:{}/whip/live", served.port);
+    let publish = || {
+        let text = report(spawn(obs_like_command().args(["--url", &url, "--codec", "H264", "--seconds", "0.5"])));
+        assert!(json_u64(&text, "framesSent") >= 10, "{text}");
+    };
+    (0..10).for_each(|_| publish());
+    std::thread::sleep(Duration::from_secs(2));
+    let warm = usage(&served);
+    let started = Instant::now();
+    (0..40).for_each(|_| publish());
+    std::thread::sleep(Duration::from_secs(2));
+    let after = back_to(&served, warm, 4);
+    eprintln!("40 publishers in {:?}: after 10 {warm:?}, after 50 {after:?}", started.elapsed());
+    // A session left behind costs megabytes (webrtcbin, libnice, DTLS, the depayloader).
+    assert!(after.rss_kib < warm.rss_kib + 16 * 1024, "RSS {} KiB -> {} KiB", warm.rss_kib, after.rss_kib);
+}
+
 /// Lets this test process open `n` descriptors (the usual soft limit is 1,024).
 fn raise_descriptor_limit(n: u64) {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
