@@ -353,9 +353,11 @@ impl Server {
             }
         }
         // Counted before the token is checked: guessing tokens is as slow as flooding.
-        let stream = whip::parse_path(path.split('?').next().unwrap_or("")).map(|(stream, _)| stream);
-        let burst = stream.and_then(|s| self.endpoint(s)).map_or(0, |e| e.posts_per_address());
-        if method == "POST" && burst > 0 {
+        let posts_per_address = || {
+            let (stream, _) = whip::parse_path(path.split('?').next().unwrap_or(""))?;
+            self.endpoint(stream).map(|e| e.posts_per_address()).filter(|&burst| burst > 0)
+        };
+        if let Some(burst) = (method == "POST").then(posts_per_address).flatten() {
             let allowed = self.posts.lock().unwrap().check(address.ip(), burst, self.started.elapsed());
             if let Err(wait) = allowed {
                 let seconds = wait.as_secs_f64().ceil().max(1.0);

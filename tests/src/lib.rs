@@ -381,6 +381,16 @@ pub fn http_from(
     HttpResponse { status, headers, body: body.to_owned() }
 }
 
+/// `offer` (OBS's two bundled sections) without its BUNDLE group and grown to `sections` media
+/// sections, each asking webrtcbin for a transport of its own: the offer of a hostile client.
+pub fn unbundled_offer(offer: &str, sections: usize) -> String {
+    let mut text = offer.replace("a=group:BUNDLE 0 1\r\n", "").replace("a=group:BUNDLE 0 1\n", "");
+    for i in 2..sections {
+        text += &format!("m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:{i}\r\na=sendonly\r\na=rtpmap:96 AV1/90000\r\n");
+    }
+    text
+}
+
 /// The folder of the peers in tests/peers (installed by `make test` through their setup.sh).
 pub fn peers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")

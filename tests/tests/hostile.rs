@@ -233,15 +233,6 @@ fn a_thousand_posts_without_the_token_are_turned_away_and_a_publisher_goes_on() 
     eprintln!("1000 POSTs in {took:?}: {unauthorized} x 401; before {base:?}, after {after:?}");
 }
 
-/// An offer of many unbundled sections, each asking webrtcbin for a transport of its own.
-fn unbundled_offer(sections: usize) -> String {
-    let mut text = OBS_OFFER.replace("a=group:BUNDLE 0 1\r\n", "").replace("a=group:BUNDLE 0 1\n", "");
-    for i in 2..sections {
-        text += &format!("m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:{i}\r\na=sendonly\r\na=rtpmap:96 AV1/90000\r\n");
-    }
-    text
-}
-
 #[test]
 fn offers_of_hundreds_of_sections_cost_nothing_under_a_common_descriptor_limit() {
     // Handed to webrtcbin, one such offer took 2,200 threads and 1,450 descriptors: under
@@ -250,7 +241,7 @@ fn offers_of_hundreds_of_sections_cost_nothing_under_a_common_descriptor_limit()
     flood(served.port, 1, 1);
     std::thread::sleep(Duration::from_secs(3));
     let base = usage(&served);
-    let offer = unbundled_offer(700);
+    let offer = unbundled_offer(OBS_OFFER, 700);
     assert!(offer.len() < 64 * 1024, "{} bytes: within the body limit", offer.len());
     let posts: Vec<_> = (0..8u8)
         .map(|i| {

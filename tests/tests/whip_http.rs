@@ -445,25 +445,17 @@ fn concurrent_posts_leave_one_session_and_nothing_nobody_owns() {
 
 /// An OBS offer with `sections` media sections, none bundled: unchecked, webrtcbin gives each a
 /// transport of its own (sockets, ICE, DTLS, threads).
-fn unbundled_offer(sections: usize) -> String {
-    let mut text = OBS_OFFER.replace("a=group:BUNDLE 0 1\n", "").replace("a=group:BUNDLE 0 1\r\n", "");
-    for i in 2..sections {
-        text += &format!("m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:{i}\r\na=sendonly\r\na=rtpmap:96 AV1/90000\r\n");
-    }
-    text
-}
-
 #[test]
 fn an_offer_asking_for_many_transports_is_refused_before_anything_is_built() {
     let server = serve(&["live"], &[]);
     let start = std::time::Instant::now();
-    let offer = unbundled_offer(700);
+    let offer = unbundled_offer(OBS_OFFER, 700);
     assert!(offer.len() < 64 * 1024, "{} bytes: within the body limit, as the attack was", offer.len());
     let r = post(&server, "/whip/live", &[], &offer);
     assert_error(&r, 422);
     assert!(r.body.contains("700 media sections") && r.body.contains("max-media-sections"), "{}", r.body);
     assert!(start.elapsed() < std::time::Duration::from_secs(1), "{:?}", start.elapsed());
-    assert_error(&post(&server, "/whip/live", &[], &unbundled_offer(2)), 422);
+    assert_error(&post(&server, "/whip/live", &[], &unbundled_offer(OBS_OFFER, 2)), 422);
     assert!(session_bins(&server).is_empty(), "no webrtcbin was made");
     // A publisher as OBS is still served.
     assert_eq!(post(&server, "/whip/live", &[], OBS_OFFER).status, 201);
