@@ -330,6 +330,9 @@ impl Inner {
             // adds the duration and the fragment index (mfra).
             mux.set_property("fragment-duration", MP4_FRAGMENT_MS);
         }
+        if extension == "webm" {
+            mux.connect_pad_added(|_, pad| keep_first_size(pad));
+        }
         // Whole fragments and Matroska elements, each written at once and fsynced.
         let whole = make("fragmentsync")?;
         let sink = gst::ElementFactory::make("filesink")
@@ -341,7 +344,8 @@ impl Inner {
         gst::Element::link_many([&mux, &whole, &sink]).map_err(|e| e.to_string())?;
         let mut sinks = vec![sink.clone()];
 
-        let gates = Gates::new(&name, &bin, &mux);
+        let source = src.downgrade();
+        let gates = Gates::new(&name, &bin, &mux, move || receiving(source.upgrade().as_ref()));
         let frames = Arc::new(AtomicU64::new(0));
         let media = Arc::new(AtomicU64::new(0));
         let snapshots = Arc::new(AtomicU64::new(0));
@@ -855,6 +859,39 @@ fn sink_done(pending: &AtomicUsize, weak: &std::sync::Weak<Inner>, name: &str) {
 }
 
 /// A queue for live data: up to 3 s, and for `leaky` ones the oldest data goes when full.
+/// The pads of whipserversrc whose RTP arrives (its stats' `receiving`).
+fn receiving(src: Option<&gst::Element>) -> Vec<String> {
+    let stats = src.map(|src| src.property::<gst::Structure>("stats"));
+    let list = stats.as_ref().and_then(|s| s.get::<gst::Structure>("session").ok());
+    let list = list.and_then(|s| s.get::<gst::Array>("receiving").ok());
+    list.map(|a| a.iter().filter_map(|v| v.get::<String>().ok()).collect()).unwrap_or_default()
+}
+
+/// Matroska in GStreamer 1.22 refuses new caps on a track (an error that ends the recording), yet
+/// a publisher changes its size (a browser adapting to its CPU and bandwidth, a simulcast layer
+/// switch). AV1, VP8 and VP9 say their size in the stream itself (sequence header, key frame
+/// header), where players read it: the muxer keeps the caps it started with.
+fn keep_first_size(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |pad, info| {
+        let Some(gst::PadProbeData::Event(event)) = &info.data else { return gst::PadProbeReturn::Ok };
+        let gst::EventView::Caps(new) = event.view() else { return gst::PadProbeReturn::Ok };
+        let Some(current) = pad.current_caps() else { return gst::PadProbeReturn::Ok };
+        let (Some(old), Some(new)) = (current.structure(0), new.caps().structure(0)) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let in_band = ["video/x-av1", "video/x-vp8", "video/x-vp9"].contains(&new.name().as_str());
+        if !in_band || old.name() != new.name() || old == new {
+            return gst::PadProbeReturn::Ok;
+        }
+        if let (Ok(w), Ok(h)) = (new.get::<i32>("width"), new.get::<i32>("height")) {
+            gst::info!(gst::CAT_DEFAULT, obj = pad, "the stream is now {w}x{h}: recorded in-band");
+        }
+        // Taken and Handled, not Drop: on Drop GStreamer 1.22 unrefs the emptied event.
+        info.data.take();
+        gst::PadProbeReturn::Handled
+    });
+}
+
 fn live_queue(leaky: bool) -> Result<gst::Element, String> {
     let queue = gst::ElementFactory::make("queue")
         .property("max-size-buffers", 0u32)

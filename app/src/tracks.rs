@@ -6,6 +6,9 @@
 //! ends, and lose what the queue cannot hold. So each stream is held at its queue until every
 //! stream has sent its first buffer, or until [`TRACKS_DEADLINE`] after the first one did: the
 //! streams silent by then are left out of the file (their pads released before the muxer starts).
+//! A stream whose RTP arrives but whose first frame has not come (a publisher starting mid-GOP,
+//! as OBS does, sends its first frame at its next key frame) is waited for, up to
+//! [`RECEIVING_DEADLINE`]: the others wait in their queues, and then upstream.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -16,19 +19,31 @@ use gst::prelude::*;
 /// How long after a session's first buffer its other streams may start and still be recorded
 /// (publishers start audio and video within milliseconds of each other).
 pub const TRACKS_DEADLINE: Duration = Duration::from_secs(1);
+/// How long after a session's first buffer a stream whose RTP arrives may take to send its first
+/// frame (OBS's key-frame interval is 2 s as recommended, more as configured).
+pub const RECEIVING_DEADLINE: Duration = Duration::from_secs(10);
+/// How often the held streams are looked at again while one is waited for.
+const RECHECK: Duration = Duration::from_millis(250);
 
 /// The decision, sans IO: time comes in as an argument.
 #[derive(Debug)]
 pub struct TrackGate {
     /// Streams without data yet.
     silent: BTreeSet<String>,
+    /// Streams whose RTP arrives (as the source last said).
+    receiving: BTreeSet<String>,
     first_data: Option<Duration>,
     decided: bool,
 }
 
 impl TrackGate {
     pub fn new(streams: impl IntoIterator<Item = String>) -> TrackGate {
-        TrackGate { silent: streams.into_iter().collect(), first_data: None, decided: false }
+        TrackGate {
+            silent: streams.into_iter().collect(),
+            receiving: BTreeSet::new(),
+            first_data: None,
+            decided: false,
+        }
     }
 
     /// One more stream to wait for.
@@ -36,25 +51,40 @@ impl TrackGate {
         self.silent.insert(name.to_owned());
     }
 
-    /// Stream `name` has data at `now`. Once the tracks are decided (the first call that
-    /// decides): the streams left out.
+    /// Stream `name` has data at `now`: once every stream has, the tracks are decided (none left
+    /// out). The deadlines are `tick`'s, told first which streams receive.
     pub fn data(&mut self, name: &str, now: Duration) -> Option<Vec<String>> {
         if self.decided {
             return None;
         }
         self.silent.remove(name);
         self.first_data.get_or_insert(now);
-        if self.silent.is_empty() { self.decide() } else { self.tick(now) }
+        if self.silent.is_empty() { self.decide() } else { None }
     }
 
-    /// At `now`: once [`TRACKS_DEADLINE`] has passed since the first data, the streams left out.
-    /// (Not only on data: a held stream's queue may be full and take no more.)
+    /// The streams whose RTP arrives, frames or not yet.
+    pub fn receiving(&mut self, names: impl IntoIterator<Item = String>) {
+        self.receiving = names.into_iter().collect();
+    }
+
+    /// At `now`: once [`TRACKS_DEADLINE`] has passed since the first data, and no silent stream
+    /// is receiving (or [`RECEIVING_DEADLINE`] has passed), the streams left out. (Not only on
+    /// data: a held stream's queue may be full and take no more.)
     pub fn tick(&mut self, now: Duration) -> Option<Vec<String>> {
         let first = self.first_data?;
-        if self.decided || now.saturating_sub(first) < TRACKS_DEADLINE {
+        let since = now.saturating_sub(first);
+        if self.decided || since < TRACKS_DEADLINE {
+            return None;
+        }
+        if since < RECEIVING_DEADLINE && self.silent.iter().any(|s| self.receiving.contains(s)) {
             return None;
         }
         self.decide()
+    }
+
+    /// Whether the decision is made.
+    pub fn decided(&self) -> bool {
+        self.decided
     }
 
     /// The session ends: the tracks are decided now (if none ever sent, none is left out: the
@@ -89,6 +119,8 @@ struct Held {
     bin: gst::Bin,
     mux: gst::Element,
     streams: Vec<Stream>,
+    /// The source's streams whose RTP arrives.
+    receiving: Box<dyn Fn() -> Vec<String> + Send>,
 }
 
 struct Stream {
@@ -102,7 +134,13 @@ struct Stream {
 }
 
 impl Gates {
-    pub fn new(recording: &str, bin: &gst::Bin, mux: &gst::Element) -> Gates {
+    /// `receiving` says which of the source's streams have RTP arriving.
+    pub fn new(
+        recording: &str,
+        bin: &gst::Bin,
+        mux: &gst::Element,
+        receiving: impl Fn() -> Vec<String> + Send + 'static,
+    ) -> Gates {
         Gates(Arc::new(Mutex::new(Held {
             recording: recording.to_owned(),
             gate: TrackGate::new([]),
@@ -110,7 +148,29 @@ impl Gates {
             bin: bin.clone(),
             mux: mux.clone(),
             streams: Vec::new(),
+            receiving: Box::new(receiving),
         })))
+    }
+
+    /// The deadlines come whether or not more data does: the decision is looked at again after
+    /// `after`, and every [`RECHECK`] while a receiving stream is waited for.
+    fn check_later(&self, after: Duration) {
+        let gates = self.clone();
+        gst::glib::timeout_add_once(after, move || {
+            let (decision, decided) = {
+                let mut held = gates.0.lock().unwrap();
+                let now = held.started.elapsed();
+                let receiving = (held.receiving)();
+                held.gate.receiving(receiving);
+                let decision = held.gate.tick(now);
+                (decision, held.gate.decided())
+            };
+            match decision {
+                Some(left_out) => gates.apply(&left_out),
+                None if !decided => gates.check_later(RECHECK),
+                None => {}
+            }
+        });
     }
 
     /// Holds stream `name` (its input `queue`, whose data leaves for the muxer at `feed`) until the
@@ -133,18 +193,7 @@ impl Gates {
                 (held.gate.data(&name, now), first)
             };
             if first && decision.is_none() {
-                // The deadline comes whether or not more data does.
-                let gates = gates.clone();
-                gst::glib::timeout_add_once(TRACKS_DEADLINE, move || {
-                    let decision = {
-                        let mut held = gates.0.lock().unwrap();
-                        let now = held.started.elapsed();
-                        held.gate.tick(now)
-                    };
-                    if let Some(left_out) = decision {
-                        gates.apply(&left_out);
-                    }
-                });
+                gates.check_later(TRACKS_DEADLINE);
             }
             match decision {
                 Some(left_out) => gates.apply(&left_out),
@@ -175,7 +224,11 @@ impl Gates {
         };
         for (name, track, feed, _) in &streams {
             let linked = if left_out.contains(name) {
-                Err(format!("it sent nothing within {} s of the first data", TRACKS_DEADLINE.as_secs()))
+                Err(format!(
+                    "it sent no frame within {} s of the first data ({} s with its RTP arriving)",
+                    TRACKS_DEADLINE.as_secs(),
+                    RECEIVING_DEADLINE.as_secs()
+                ))
             } else {
                 mux.request_pad_simple(&format!("{track}_%u"))
                     .ok_or_else(|| format!("the muxer takes no more {track}"))
@@ -230,10 +283,35 @@ mod tests {
     fn a_stream_silent_for_the_deadline_after_the_first_data_is_left_out() {
         let mut gate = gate();
         assert_eq!(gate.data("video_0", ms(100)), None);
-        assert_eq!(gate.data("video_0", ms(100) + TRACKS_DEADLINE - ms(1)), None);
-        assert_eq!(gate.data("video_0", ms(100) + TRACKS_DEADLINE), Some(vec!["audio_0".to_string()]));
+        assert_eq!(gate.data("video_0", ms(100) + TRACKS_DEADLINE), None, "deadlines are tick's");
+        assert_eq!(gate.tick(ms(100) + TRACKS_DEADLINE - ms(1)), None);
+        assert_eq!(gate.tick(ms(100) + TRACKS_DEADLINE), Some(vec!["audio_0".to_string()]));
         // Audio coming later changes nothing: the file's tracks are written.
         assert_eq!(gate.data("audio_0", ms(100) + TRACKS_DEADLINE * 2), None);
+    }
+
+    #[test]
+    fn a_stream_whose_rtp_arrives_is_waited_for_until_its_first_frame() {
+        // OBS starts mid-GOP: Opus at once, its first video frame at the next key frame.
+        let mut gate = gate();
+        assert_eq!(gate.data("audio_0", ms(100)), None);
+        gate.receiving(["audio_0".to_string(), "video_0".to_string()]);
+        assert_eq!(gate.tick(ms(100) + TRACKS_DEADLINE), None);
+        assert_eq!(gate.data("audio_0", ms(1900)), None);
+        assert_eq!(gate.data("video_0", ms(2000)), Some(vec![]));
+
+        // A stream whose RTP arrives but never makes a frame is left out at the longer deadline.
+        let mut gate = self::gate();
+        gate.receiving(["video_0".to_string()]);
+        assert_eq!(gate.data("audio_0", ms(100)), None);
+        assert_eq!(gate.tick(ms(100) + RECEIVING_DEADLINE - ms(1)), None);
+        assert_eq!(gate.tick(ms(100) + RECEIVING_DEADLINE), Some(vec!["video_0".to_string()]));
+
+        // Only the silent streams that receive are waited for.
+        let mut gate = self::gate();
+        gate.receiving(["audio_0".to_string()]);
+        assert_eq!(gate.data("audio_0", ms(100)), None);
+        assert_eq!(gate.tick(ms(100) + TRACKS_DEADLINE), Some(vec!["video_0".to_string()]));
     }
 
     #[test]

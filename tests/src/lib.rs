@@ -232,6 +232,39 @@ pub fn read_file(path: &Path, chain: &str) -> Decoded {
     Decoded { frames: frames.load(std::sync::atomic::Ordering::SeqCst), report, caps: caps.lock().unwrap().clone() }
 }
 
+/// The decoded video frames of a file by size, in order: `[((1280, 720), 60), ((852, 480), 30)]`
+/// for a file that changes size once; with the decoding report.
+pub fn frames_by_size(path: &Path) -> (Vec<((i32, i32), usize)>, BusReport) {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! decodebin name=d ! video/x-raw ! fakesink name=sink sync=false \
+           d. ! audio/x-raw ! fakesink sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let runs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<((i32, i32), usize)>::new()));
+    let pad = pipeline.by_name("sink").unwrap().static_pad("sink").unwrap();
+    let seen = runs.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+        let size = pad.current_caps().and_then(|c| {
+            let s = c.structure(0)?;
+            Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?))
+        });
+        let size = size.unwrap_or((0, 0));
+        let mut runs = seen.lock().unwrap();
+        match runs.last_mut() {
+            Some((last, count)) if *last == size => *count += 1,
+            _ => runs.push((size, 1)),
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(120));
+    let runs = runs.lock().unwrap().clone();
+    (runs, report)
+}
+
 type FrameCounter =
     (std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Option<gst::Caps>>>);
 

@@ -620,6 +620,66 @@ fn obs_simulcast_is_recorded_at_full_size_and_marked_on_a_smaller_layer() {
     assert_eq!((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()), (852, 480), "{output}");
 }
 
+/// OBS drops what it encoded before the connection was up, so its video starts mid-GOP: the Opus
+/// packets come at once, the first video frame at the next key frame (here 1.8 s later, past the
+/// 1 s that a stream sending nothing at all is given). The video's RTP is arriving, so the
+/// recording waits for its first frame and the file has the video from its first key frame.
+#[test]
+fn obs_starting_mid_gop_is_recorded_with_its_video() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-mid-gop", &["--sessions", "1"]);
+    let text = report(obs_like_with(&server.url(), "H264", 5, &["--first-key-after", "1.8"]));
+    let folder = server.folder.clone();
+    let output = server.wait_exit(Duration::from_secs(30));
+    assert!(!output.contains("is not recorded"), "{output}");
+    let mp4 = files_with(&folder, "mp4");
+    assert_eq!(mp4.len(), 1, "{output}");
+    let checked = check(&mp4[0]);
+    let keys = json_u64_list(&text, "keyFrameIndexes");
+    assert_eq!(keys.first(), Some(&54), "the first key frame 1.8 s in: {text}");
+    assert_holds_frames(&checked, json_u64(&text, "framesSent") - keys[0]);
+    assert!(checked.contains("audio/x-opus"), "{checked}");
+}
+
+/// A simulcast layer that starts late and stops early, as a browser's upper layer does with its
+/// bandwidth estimate: the recording starts on 852x480, moves to 1280x720 at that layer's first
+/// key frame (2 s) and back to 852x480 at 852x480's first key frame after the larger one has
+/// been silent for 1.5 s (6 s: the OBS-like publisher ignores the key-frame request, as OBS
+/// does). The file decodes whole through both changes, in ffmpeg and GStreamer.
+fn simulcast_follows_the_layers_that_send(codec: &str, extension: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&format!("app-late-layer-{codec}"), &["--sessions", "1"]);
+    let layers = ["--layers", "3", "--layer-from", "0=1.9", "--layer-until", "0=4"];
+    let text = report(obs_like_with(&server.url(), codec, 8, &layers));
+    assert_eq!(json_u64(&text, "layersAccepted"), 3, "{text}");
+    let folder = server.folder.clone();
+    let output = server.wait_exit(Duration::from_secs(30));
+    let files = files_with(&folder, extension);
+    assert_eq!(files.len(), 1, "{output}");
+    check(&files[0]);
+    let ffmpeg = ffmpeg_decode(&files[0]);
+    assert!(ffmpeg.errors.is_empty(), "{:?}", ffmpeg.errors);
+    let (runs, decoding) = frames_by_size(&files[0]);
+    assert!(decoding.errors.is_empty(), "{:?}", decoding.errors);
+    assert_eq!(ffmpeg.video_frames, runs.iter().map(|(_, n)| *n as u64).sum::<u64>(), "{runs:?}");
+    let sizes: Vec<(i32, i32)> = runs.iter().map(|(size, _)| *size).collect();
+    assert_eq!(sizes, [(852, 480), (1280, 720), (852, 480)], "{runs:?}\n{text}");
+    let sent = json_u64_list(&text, "layerFramesSent");
+    assert!(runs[1].1 as u64 * 100 >= sent[0] * 95, "{} of the {} frames of layer 0: {runs:?}", runs[1].1, sent[0]);
+    // 852x480 before 2 s and from 6 s to 8 s: 60 frames each, less what the joining took.
+    assert!(runs[0].1 >= 45 && runs[2].1 >= 45, "{runs:?}");
+}
+
+#[test]
+fn obs_simulcast_h264_follows_a_layer_that_starts_late_and_stops_early() {
+    simulcast_follows_the_layers_that_send("H264", "mp4");
+}
+
+#[test]
+fn obs_simulcast_av1_follows_a_layer_that_starts_late_and_stops_early() {
+    simulcast_follows_the_layers_that_send("AV1", "webm");
+}
+
 #[test]
 fn audio_negotiated_but_never_sent_still_gives_a_file_that_decodes() {
     // The publisher offers Opus and sends none: the muxer must neither wait for it (it held

@@ -76,6 +76,9 @@ pub(super) struct Session {
     pub(super) stats: Arc<Mutex<SessionStats>>,
     /// The rid of each simulcast stream's SSRC.
     pub(super) layer_ssrcs: Arc<Mutex<HashMap<u32, String>>>,
+    /// The pads whose RTP is arriving, frames or not yet (a stream starting mid-GOP sends its
+    /// first frame at its next key frame).
+    pub(super) receiving: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Default)]
@@ -651,6 +654,7 @@ impl WhipServerSrc {
                 .field("keyframes", session.keyframes.load(Ordering::Relaxed))
                 .field("keyframe-requests", session.keyframe_requests.load(Ordering::Relaxed))
                 .field("layers", layer_stats(&s.layers))
+                .field("receiving", gst::Array::new(session.receiving.lock().unwrap().iter()))
                 .build();
             builder = builder.field("session", current);
         }
@@ -746,7 +750,7 @@ impl ObjectImpl for WhipServerSrc {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut specs = Settings::param_specs();
             specs.push(
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats").nick("Statistics").blurb("sessions-started, sessions-ended and, while a publisher is live, a session structure (id, remote-address, user-agent, duration, bitrate, packets-received, bytes-received, packets-lost, nack-count, pli-count, fir-count, keyframes, keyframe-requests, layers: per simulcast layer its rid, packets-received, bytes-received, packets-lost)").read_only().build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats").nick("Statistics").blurb("sessions-started, sessions-ended and, while a publisher is live, a session structure (id, remote-address, user-agent, duration, bitrate, packets-received, bytes-received, packets-lost, nack-count, pli-count, fir-count, keyframes, keyframe-requests, layers: per simulcast layer its rid, packets-received, bytes-received, packets-lost; receiving: the pads whose RTP arrives, frames or not yet)").read_only().build(),
             );
             specs
         });

@@ -364,6 +364,7 @@ impl WhipServerSrc {
             })
             .collect();
         let layer_ssrcs = Arc::new(Mutex::new(HashMap::new()));
+        let receiving: Arc<Mutex<Vec<String>>> = Arc::default();
         let context = PadContext {
             plans: media.clone(),
             output: settings.output,
@@ -376,6 +377,7 @@ impl WhipServerSrc {
             used_names: Mutex::default(),
             layered,
             layer_ssrcs: layer_ssrcs.clone(),
+            receiving: receiving.clone(),
         };
         webrtcbin.connect_pad_added(move |webrtcbin, pad| {
             if pad.direction() != gst::PadDirection::Src {
@@ -428,6 +430,7 @@ impl WhipServerSrc {
             negotiating: Arc::default(),
             stats: Arc::new(Mutex::new(SessionStats::default())),
             layer_ssrcs,
+            receiving,
         })
     }
 

@@ -196,6 +196,33 @@ pub(super) struct PadContext {
     pub(super) layered: HashMap<usize, Arc<LayeredSection>>,
     /// The rid of each simulcast stream's SSRC, once seen (for per-layer stats).
     pub(super) layer_ssrcs: Arc<Mutex<HashMap<u32, String>>>,
+    /// The pads whose RTP is arriving (stats' `receiving`).
+    pub(super) receiving: Arc<Mutex<Vec<String>>>,
+}
+
+/// `sample` with its buffer's times moved by `shift` ns (a simulcast layer switched to, on the
+/// output's clock).
+fn shifted(sample: gst::Sample, shift: i64) -> gst::Sample {
+    let Some(buffer) = sample.buffer_owned().filter(|_| shift != 0) else { return sample };
+    let mut buffer = buffer;
+    let moved = |t: Option<gst::ClockTime>| {
+        t.map(|t| gst::ClockTime::from_nseconds((t.nseconds() as i64).saturating_add(shift).max(0) as u64))
+    };
+    {
+        let b = buffer.make_mut();
+        let (pts, dts) = (moved(b.pts()), moved(b.dts()));
+        b.set_pts(pts);
+        b.set_dts(dts);
+    }
+    let caps = sample.caps_owned();
+    let mut builder = gst::Sample::builder().buffer(&buffer);
+    if let Some(caps) = &caps {
+        builder = builder.caps(caps);
+    }
+    if let Some(segment) = sample.segment() {
+        builder = builder.segment(segment);
+    }
+    builder.build()
 }
 
 /// The rid in an RTP packet's RID header extension `id` (one- or two-byte form, RFC 8285).
@@ -279,8 +306,28 @@ impl WhipServerSrc {
         let clock_rate = s.get::<i32>("clock-rate").map_err(|_| format!("caps without clock-rate: {caps}"))?;
         let timeline = Mutex::new(RtpTimeline::new(clock_rate as u32));
         let (started, received) = (context.started, context.received_ms.clone());
+        // The element's pads this stream feeds: a simulcast section's stream may feed any of its.
+        let feeds: Vec<String> = match &layered {
+            None => vec![name.clone()],
+            Some(section) => {
+                let selector = section.selector.lock().unwrap();
+                let mut names: Vec<String> =
+                    (0..selector.outputs()).map(|k| format!("{prefix}_{}", first + k)).collect();
+                names.extend(selector.analysis_output().map(|_| analysis_pad_name(first)));
+                names
+            }
+        };
+        let (receiving, announced) = (context.receiving.clone(), AtomicBool::new(false));
         pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             received.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            if !announced.swap(true, Ordering::Relaxed) {
+                let mut receiving = receiving.lock().unwrap();
+                for name in &feeds {
+                    if !receiving.contains(name) {
+                        receiving.push(name.clone());
+                    }
+                }
+            }
             if let Some(buffer) = info.buffer_mut() {
                 let rtp = buffer
                     .map_readable()
@@ -426,25 +473,40 @@ impl WhipServerSrc {
             let (w, h) = (s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?);
             Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?))
         });
+        let buffer = sample.buffer();
         let info = ItemInfo {
-            bytes: sample.buffer().map_or(0, |b| b.size()),
+            bytes: buffer.map_or(0, |b| b.size()),
             pixels: size.map(|(w, h)| u64::from(w) * u64::from(h)),
             height: size.map(|(_, h)| h),
+            key: buffer.is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT)),
+            pts: buffer.and_then(|b| b.pts()).map(|t| Duration::from_nanos(t.nseconds())),
         };
+        gst::log!(CAT, imp = self, "Simulcast: layer {rid:?} {size:?} key {} pts {:?}", info.key, info.pts);
         // Output k: video_<first + k>, or the analysis pad; each with the chain of the layer it
         // carries, where its key-frame requests go.
-        let (out, analysis, newly_chosen) = {
-            let mut selector = section.selector.lock().unwrap();
-            let undecided = selector.chosen().is_none();
+        // The selector stays locked until its items are pushed: each layer's chain delivers on a
+        // thread of its own, and an output's items must leave in the order the selector gave.
+        let mut selector = section.selector.lock().unwrap();
+        let (out, analysis, switched, asked) = {
+            let outputs = 1 + usize::from(selector.analysis_output().is_some());
+            let before: Vec<Option<String>> =
+                (0..outputs).map(|k| selector.rid_of_output(k).map(str::to_owned)).collect();
             let out = selector.push(rid, sample, info, now);
             let chains = section.chains.lock().unwrap();
             let out: Vec<(usize, gst::Sample, Option<gst::Pad>)> = out
                 .into_iter()
-                .map(|(k, sample)| (k, sample, selector.rid_of_output(k).and_then(|r| chains.get(r).cloned())))
+                .map(|(k, sample)| {
+                    let chain = selector.rid_of_output(k).and_then(|r| chains.get(r).cloned());
+                    (k, shifted(sample, selector.shift(k)), chain)
+                })
                 .collect();
-            let newly_chosen = selector.chosen().filter(|_| undecided).map(str::to_owned);
-            let analysed = selector.analysed().filter(|_| undecided).map(str::to_owned);
-            (out, selector.analysis_output(), newly_chosen.map(|c| (c, analysed)))
+            let switched: Vec<(usize, String)> = (0..outputs)
+                .filter_map(|k| Some((k, selector.rid_of_output(k)?.to_owned())))
+                .filter(|(k, rid)| before[*k].as_ref() != Some(rid))
+                .collect();
+            let asked: Vec<gst::Pad> =
+                selector.key_frame_requests().iter().filter_map(|r| chains.get(r).cloned()).collect();
+            (out, selector.analysis_output(), switched, asked)
         };
         let element = self.obj().downgrade();
         let pad_name = |k: usize| {
@@ -469,17 +531,21 @@ impl WhipServerSrc {
             }
             pad.push(&sample, &element);
         }
-        if let Some((rid, analysed)) = newly_chosen {
-            let obj = self.obj();
-            let chosen = std::iter::once((pad_name(0), rid)).chain(analysed.map(|a| (analysis_pad_name(first), a)));
-            for (name, rid) in chosen {
-                gst::info!(CAT, imp = self, "Simulcast: layer {rid:?} on {name}");
-                let s = gst::Structure::builder("whipserversrc-layer-chosen")
-                    .field("pad", &name)
-                    .field("rid", &rid)
-                    .build();
-                let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+        drop(selector);
+        // A layer an output waits to switch to: a key frame asked of it (PLI).
+        for chain in asked {
+            gst::debug!(CAT, imp = self, "Simulcast: key frame asked of the layer on {}", chain.name());
+            if chain.push_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(false).build()) {
+                self.count_keyframe_request();
             }
+        }
+        let obj = self.obj();
+        for (k, rid) in switched {
+            let name = pad_name(k);
+            gst::info!(CAT, imp = self, "Simulcast: layer {rid:?} on {name}");
+            let s =
+                gst::Structure::builder("whipserversrc-layer-chosen").field("pad", &name).field("rid", &rid).build();
+            let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
         }
     }
 

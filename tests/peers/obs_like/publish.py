@@ -3,7 +3,8 @@
 
     .venv/bin/python publish.py --url http://127.0.0.1:PORT/whip/STREAM --codec AV1|H264 \
         --seconds N [--token T] [--audio] [--timeout S] [--media-dir DIR] [--start-at-keyframe] \
-        [--layers N [--size WxH] [--kbps K] [--layer-order 2,1,0]]
+        [--first-key-after S] \
+        [--layers N [--size WxH] [--kbps K] [--layer-order 2,1,0] [--layer-from I=S] [--layer-until I=S]]
 
 Mirrors OBS Studio's obs-webrtc WHIP output (whip-output.cpp, OBS 30.2+):
   * libdatachannel PeerConnection with automatic ICE gathering disabled;
@@ -23,7 +24,10 @@ has a=rid:i send and a=simulcast:send 0;1;...; and no video a=ssrc (libdatachann
 out); one packetizer, SR reporter and NACK responder for all layers (a NACK is answered by
 sequence number only), every layer starting at sequence number 0 and RTP time 0. The answer
 is checked as OBS does: the first a=simulcast line must list N layers, or the publisher gives
-up without DELETE. --layer-order sends each frame's layers in that order.
+up without DELETE. --layer-order sends each frame's layers in that order. --layer-from I=S starts
+layer I S seconds into the sending, at its first key frame from then (as a browser adds an upper
+layer when its bandwidth estimate grows); --layer-until I=S stops it then (as a browser drops one).
+Both are repeatable; the result has each layer's frames sent ("layerFramesSent").
 Prints ONE JSON line on stdout; logs to stderr; exit 0 only when ok.
 """
 import argparse
@@ -185,11 +189,17 @@ def main():
                     help="test picture: bars (frames of several RTP packets) or ball (one packet each)")
     ap.add_argument("--start-at-keyframe", action="store_true",
                     help="start sending at a keyframe instead of mid-GOP")
+    ap.add_argument("--first-key-after", type=float, metavar="S",
+                    help="start mid-GOP with the first key frame S seconds after the first frame (over --start-at-keyframe)")
     ap.add_argument("--dump-offer", help="write the POSTed offer to this file")
     ap.add_argument("--layers", type=int, default=1, choices=[1, 2, 3, 4], help="simulcast layers (OBS 32.1+)")
     ap.add_argument("--size", default="1280x720", help="size of layer 0 with --layers")
     ap.add_argument("--kbps", type=int, default=2500, help="bitrate of layer 0 with --layers")
     ap.add_argument("--layer-order", help="order in which each frame's layers are sent, e.g. 2,1,0")
+    ap.add_argument("--layer-from", action="append", default=[], metavar="I=S",
+                    help="layer I starts S seconds in, at a key frame (repeatable)")
+    ap.add_argument("--layer-until", action="append", default=[], metavar="I=S",
+                    help="layer I stops S seconds in (repeatable)")
     ap.add_argument("--no-rid-extension", action="store_true",
                     help="offer no RID header extension (not OBS: a server then cannot tell the layers apart)")
     args = ap.parse_args()
@@ -213,6 +223,19 @@ def main():
             frames = split(media.ensure(args.codec, args.media_dir, log, args.pattern))
             layer_frames = [frames]
         order = [int(i) for i in args.layer_order.split(",")] if args.layer_order else list(range(len(layer_frames)))
+
+        def layer_times(values, default):
+            times = [default] * len(layer_frames)
+            for value in values:
+                i, at = value.split("=")
+                times[int(i)] = float(at)
+            return times
+        layer_from = layer_times(args.layer_from, 0.0)
+        layer_until = layer_times(args.layer_until, float("inf"))
+        # A layer started late sends from its first key frame at or after its start; the others
+        # from the first frame (mid-GOP, as OBS).
+        layer_on = [at == 0.0 for at in layer_from]
+        res["layerFramesSent"] = [0] * len(layer_frames)
         opus = media.opus_packets(media.ensure("OPUS", args.media_dir, log)) if args.audio and not args.silent_audio else []
         log(f"{len(frames)} {args.codec} frames, {len(opus)} opus packets in the clip")
 
@@ -343,7 +366,13 @@ def main():
         send_start = time.monotonic()
         vi = int((send_start - enc_start) * media.FPS) + 1  # next frame not yet "encoded"
         res["framesDropped"] = vi
-        if args.start_at_keyframe:
+        if args.first_key_after is not None:
+            # Mid-GOP, the next key frame that many seconds after the first frame sent.
+            ahead = round(args.first_key_after * media.FPS)
+            key = next(k for k in range(vi + ahead, vi + ahead + len(frames)) if frames[k % len(frames)][1])
+            vi = key - ahead
+            enc_start = send_start - vi / media.FPS
+        elif args.start_at_keyframe:
             while not frames[vi % len(frames)][1]:
                 vi += 1
             # re-base the "encoder" clock so that this keyframe is due now
@@ -367,7 +396,16 @@ def main():
                 if first:
                     res["firstFrameKeyframe"] = key
                     first = False
+                into = time.monotonic() - send_start
                 for i in order:
+                    if into < layer_from[i] or into >= layer_until[i]:
+                        layer_on[i] = False
+                        continue
+                    if not layer_on[i]:
+                        if not layer_frames[i][vi % len(layer_frames[i])][1]:
+                            continue
+                        layer_on[i] = True
+                    res["layerFramesSent"][i] += 1
                     state = layer_state[i]
                     if layers:
                         vcfg.ssrc, vcfg.rid, vcfg.sequence_number = state[0], str(i), state[1]
