@@ -326,6 +326,31 @@ fn the_answer_accepts_every_layer_as_obs_checks_it() {
 }
 
 #[test]
+fn firefox_offer_shape_is_read_whatever_its_attribute_order() {
+    let offer = include_str!("../tests/data/firefox_simulcast.offer.sdp");
+    let prepared = prepare_offer(offer, &prefs()).unwrap();
+    let (audio, video) = (&prepared.media[0], &prepared.media[1]);
+    assert_eq!(audio.codec.as_ref().map(|c| (c.name.as_str(), c.payload_type)), Some(("OPUS", 109)));
+    // VP8 is Firefox's first; its fmtp comes before its rtpmap.
+    let codec = video.codec.clone().unwrap();
+    assert_eq!((codec.name.as_str(), codec.payload_type), ("VP8", 120));
+    assert_eq!(codec.fmtp.as_deref(), Some("max-fs=12288;max-fr=60"));
+    assert_eq!(video.rids, ["q", "h", "f"]);
+    assert_eq!(video.rid_extension, Some(8));
+    // The session-level fingerprint is copied into each section (webrtcbin reads it there).
+    let sdp = &prepared.sdp;
+    for media in &sdp.media {
+        assert!(media.attribute("fingerprint").is_some_and(|f| f.starts_with("sha-256 7E:0C")));
+    }
+    // `a=extmap:<id>/<direction>` is read by id.
+    assert_eq!(sdp.media[1].extension_id("http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"), Some(6));
+    // H.264 first: packetization-mode=1 (PT 126) rather than mode 0 (PT 97).
+    let h264 = CodecPreferences { video: vec!["H264".into()], ..prefs() };
+    let codec = prepare_offer(offer, &h264).unwrap().media[1].codec.clone().unwrap();
+    assert_eq!(codec.payload_type, 126, "{codec:?}");
+}
+
+#[test]
 fn the_dependency_descriptor_and_mixed_extensions_are_kept_for_av1_svc() {
     let offer = format!(
         "{}a=extmap:12 {DEPENDENCY_DESCRIPTOR_EXTENSION}\r\n",

@@ -55,12 +55,16 @@ fn publish(port: u16, codec: &str, layer_order: &str) -> String {
 }
 
 fn start_publisher(port: u16, codec: &str, layer_order: &str) -> std::process::Child {
+    spawn(&mut publisher_command(port, codec, layer_order))
+}
+
+fn publisher_command(port: u16, codec: &str, layer_order: &str) -> std::process::Command {
     let url = format!("http://127.0.0.1:{port}/whip/live");
     let mut command = obs_like_command();
     // With audio, as OBS always sends it (the layers' section is then the second).
     command.args(["--url", &url, "--codec", codec, "--seconds", SECONDS, "--layers", "3", "--audio"]);
     command.args(["--start-at-keyframe", "--layer-order", layer_order]);
-    spawn(&mut command)
+    command
 }
 
 /// whipserversrc's per-layer stats while the session is live: (rid, packets received) once
@@ -135,10 +139,22 @@ fn obs_simulcast_av1_best_records_1280x720_whatever_the_layer_order() {
 
 #[test]
 fn obs_simulcast_all_records_each_layer_on_the_pad_of_its_place() {
+    all_records_each_layer_on_the_pad_of_its_place(&[]);
+}
+
+/// Firefox declares every layer's SSRC in its offer (OBS and Chromium declare none), so webrtcbin
+/// knows the streams before their packets come: the layers still land on the pads of their place.
+#[test]
+fn layers_whose_ssrcs_the_offer_declares_as_firefox_does_land_on_their_pads() {
+    all_records_each_layer_on_the_pad_of_its_place(&["--declare-layer-ssrcs"]);
+}
+
+fn all_records_each_layer_on_the_pad_of_its_place(extra: &[&str]) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = serve("all-H264", "all", 3);
+    let server = serve(&format!("all-H264{}", extra.concat()), "all", 3);
     // The smallest layer's packets first: arrival order does not name the pads.
-    let publisher = start_publisher(server.port, "H264", "2,0,1");
+    let mut command = publisher_command(server.port, "H264", "2,0,1");
+    let publisher = spawn(command.args(extra));
     let layers = layer_stats(&server, 3);
     let rids: Vec<&str> = layers.iter().map(|(rid, _)| rid.as_str()).collect();
     assert_eq!(rids, ["0", "1", "2"], "per-layer stats: {layers:?}");

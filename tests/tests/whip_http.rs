@@ -389,6 +389,41 @@ fn a_simulcast_offer_gets_every_layer_accepted_as_obs_checks_it() {
     assert!(video.contains("urn:ietf:params:rtp-hdrext:sdes:mid"), "MID extension kept:\n{}", r.body);
 }
 
+/// Firefox's offer shape (128 ESR, simulcast with three rids): the fingerprint at session level
+/// only, attributes in its own order (`a=fmtp` before `a=rtpmap`, `a=mid` after the extensions),
+/// extensions with a direction (`a=extmap:6/recvonly`), VP8 first, H.264 in both packetization
+/// modes, RTX, RED and ULPFEC, rids listed lowest first, and every layer's SSRC and RTX SSRC
+/// declared (`a=ssrc-group:FID`), which OBS and Chromium leave out.
+#[test]
+fn a_firefox_simulcast_offer_gets_its_layers_and_its_first_codec() {
+    let offer = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../gst-plugin-whipsrc/tests/data/firefox_simulcast.offer.sdp"),
+    )
+    .unwrap();
+    let server = serve(&["live"], &[]);
+    let r = post(
+        &server,
+        "/whip/live",
+        &[("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")],
+        &offer,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let answer = &r.body;
+    let line = answer.split("a=simulcast").nth(1).and_then(|rest| rest.split("\r\n").next());
+    assert_eq!(line, Some(":recv q;h;f"), "{answer}");
+    let (audio, video) = answer.split_once("m=video").unwrap();
+    assert!(video.starts_with(" 9 UDP/TLS/RTP/SAVPF 120"), "VP8 (Firefox's first) taken:\n{answer}");
+    assert!(video.contains("a=rtpmap:120 VP8/90000"), "{answer}");
+    for rid in ["a=rid:q recv\r\n", "a=rid:h recv\r\n", "a=rid:f recv\r\n"] {
+        assert!(video.contains(rid), "{rid} missing in\n{answer}");
+    }
+    assert!(video.contains("a=extmap:8 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"), "{answer}");
+    assert!(audio.contains("m=audio 9 UDP/TLS/RTP/SAVPF 109"), "Opus taken:\n{answer}");
+    assert!(answer.contains("a=fingerprint:sha-256") && answer.matches("a=candidate:").count() >= 1, "{answer}");
+    assert!(!answer.contains("a=sendonly"));
+}
+
 /// The session bins inside the (first) whipserversrc of a pipeline.
 fn session_bins(server: &Server) -> Vec<String> {
     let src = server

@@ -200,6 +200,8 @@ def main():
                     help="layer I starts S seconds in, at a key frame (repeatable)")
     ap.add_argument("--layer-until", action="append", default=[], metavar="I=S",
                     help="layer I stops S seconds in (repeatable)")
+    ap.add_argument("--declare-layer-ssrcs", action="store_true",
+                    help="declare each layer's SSRC in the offer, as Firefox does (not OBS)")
     ap.add_argument("--no-rid-extension", action="store_true",
                     help="offer no RID header extension (not OBS: a server then cannot tell the layers apart)")
     args = ap.parse_args()
@@ -312,6 +314,11 @@ def main():
 
         pc.set_local_description()
         offer = obs_shape(str(pc.local_description()))
+        if args.declare_layer_ssrcs and layers:
+            # As Firefox does: every layer's SSRC in the video section (libdatachannel writes none).
+            declared = "".join(f"a=ssrc:{state[0]} cname:{cname}\r\n" for state in layer_state)
+            head, video = offer.split("m=video", 1)
+            offer = head + "m=video" + video + declared
         if args.dump_offer:
             with open(args.dump_offer, "w") as f:
                 f.write(offer)
