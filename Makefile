@@ -23,7 +23,7 @@ models: deps
 # What only the tests need: the real publishers in tests/peers (headless Chromium with
 # playwright-core, libdatachannel-py in a Python 3.13 venv).
 test-deps: deps models dav1d relay-plugins
-	@scripts/install-deps.sh chromium openssl curl ffmpeg
+	@scripts/install-deps.sh chromium openssl curl ffmpeg prometheus
 	@tests/peers/chromium/setup.sh
 	@tests/peers/obs_like/setup.sh
 

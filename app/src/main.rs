@@ -3,9 +3,13 @@
 //! facemark on the decoded video for annotated snapshots, session after session, until Ctrl-C.
 //! `whipcast check FILE...` decodes recordings and says what they hold.
 
+mod analysis;
 mod check;
+mod faces;
+mod metrics;
 mod progress;
 mod recorder;
+mod served;
 mod setup;
 mod tracks;
 
@@ -77,6 +81,9 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_publish_page: bool,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
+    /// Serve /metrics without a token (it wants a publisher's token by default).
+    #[arg(long)]
+    pub metrics_open: bool,
     #[arg(long, requires = "tls_key")]
     pub tls_certificate: Option<PathBuf>,
     /// PEM private key for --tls-certificate.

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,8 +14,12 @@ use gst::glib;
 use gst::prelude::*;
 
 use crate::ServeArgs;
+use crate::analysis;
+use crate::metrics::{SessionMetrics, Snapshot};
 use crate::progress;
+use crate::served::{Access, EventsHub, Served};
 use crate::tracks::Gates;
+use gstwhipsrc::server::TlsFiles;
 
 /// Decoders for facemark, best first: NVIDIA's where the GPU is there, then the CPU ones.
 const DECODERS: &[(&str, &[&str])] = &[
@@ -41,6 +46,12 @@ struct Inner {
     main_loop: glib::MainLoop,
     facemark: Option<String>,
     state: Mutex<State>,
+    /// Readers of `/events/<stream>`.
+    events: Arc<EventsHub>,
+    /// facemark's inference times and drops, over every session.
+    analysis: Arc<Mutex<analysis::Totals>>,
+    /// `/metrics` and `/events` on the server, once it listens.
+    served: Mutex<Option<Served>>,
 }
 
 #[derive(Default)]
@@ -117,12 +128,17 @@ fn container_for(video_codec: Option<&str>) -> (&'static str, &'static str) {
 impl Recorder {
     pub fn start(args: ServeArgs, main_loop: glib::MainLoop) -> Result<Recorder, String> {
         let facemark = if args.no_facemark { None } else { check_facemark(&args) };
+        let tokens: Vec<(String, Option<String>)> =
+            args.streams.iter().map(|s| (s.clone(), args.token_for(s).map(str::to_owned))).collect();
         let inner = Arc::new(Inner {
+            events: Arc::new(EventsHub::new(tokens.clone())),
             args,
             pipeline: gst::Pipeline::with_name("whipcast"),
             main_loop,
             facemark,
             state: Mutex::default(),
+            analysis: Arc::default(),
+            served: Mutex::default(),
         });
         for stream in &inner.args.streams {
             let src = inner.whip_source(stream)?;
@@ -139,6 +155,36 @@ impl Recorder {
                 });
             let _ = inner.pipeline.set_state(gst::State::Null);
             return Err(why.unwrap_or_else(|| "the pipeline does not start".into()));
+        }
+        let access = Access {
+            address: SocketAddr::new(
+                inner
+                    .args
+                    .address
+                    .parse()
+                    .map_err(|_| format!("address {:?} is not an IP address", inner.args.address))?,
+                inner.args.port,
+            ),
+            tls: inner
+                .args
+                .tls_certificate
+                .clone()
+                .zip(inner.args.tls_key.clone())
+                .map(|(certificate, key)| TlsFiles { certificate, key }),
+            streams: tokens,
+            metrics_open: inner.args.metrics_open,
+        };
+        let weak = Arc::downgrade(&inner);
+        let served = Served::start(&access, inner.events.clone(), move || match weak.upgrade() {
+            Some(inner) => inner.metrics(access.address),
+            None => Snapshot::default(),
+        });
+        match served {
+            Ok(served) => *inner.served.lock().unwrap() = Some(served),
+            Err(e) => {
+                let _ = inner.pipeline.set_state(gst::State::Null);
+                return Err(e);
+            }
         }
         {
             let weak = Arc::downgrade(&inner);
@@ -373,7 +419,17 @@ impl Inner {
                 self.facemark.is_some() && snapshot_dir.is_none() && (analysis || (video && !analysis_input));
             let branch = FaceBranch::default();
             let added = if marked_here {
-                self.add_face_branch(&bin, &queue, track.is_some(), &codec, &name, &snapshots, &branch)
+                let output = analysis::Output::new(
+                    stream,
+                    self.events.clone(),
+                    &self.args.recordings.join(format!("{name}.landmarks.jsonl")),
+                    {
+                        let gates = gates.clone();
+                        move || gates.zero()
+                    },
+                    self.analysis.clone(),
+                );
+                self.add_face_branch(&bin, &queue, track.is_some(), &codec, &name, &snapshots, &branch, output)
             } else {
                 Err(String::new())
             };
@@ -481,6 +537,7 @@ impl Inner {
         name: &str,
         snapshots: &Arc<AtomicU64>,
         branch: &FaceBranch,
+        output: analysis::Output,
     ) -> Result<(PathBuf, &'static str, gst::Element, Option<gst::Pad>), String> {
         let decoder = decoder_for(codec).ok_or_else(|| format!("no decoder for {codec} is installed"))?;
         let dir = self.args.recordings.join(name);
@@ -508,6 +565,7 @@ impl Inner {
         if let Some(dir) = &self.args.model_dir {
             facemark.set_property("model-dir", dir.to_string_lossy().as_ref());
         }
+        analysis::attach(&facemark, Arc::new(output));
         chain.push(facemark);
         let to_jpeg = make("videoconvert")?;
         chain.push(to_jpeg.clone());
@@ -753,6 +811,12 @@ impl Inner {
     fn watch_bus(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let bus = self.pipeline.bus().unwrap();
+        // facemark's results leave from facemark's own thread, as each frame is analysed.
+        bus.set_sync_handler(
+            |_, message| {
+                if analysis::handle(message) { gst::BusSyncReply::Drop } else { gst::BusSyncReply::Pass }
+            },
+        );
         let watch = bus
             .add_watch(move |_, message| {
                 let Some(inner) = weak.upgrade() else { return glib::ControlFlow::Break };
@@ -764,6 +828,39 @@ impl Inner {
             .expect("one bus watch");
         // The watch lives as long as the pipeline.
         unsafe { self.pipeline.set_data("bus-watch", watch) };
+    }
+
+    /// What `/metrics` says now: each stream's live session from its whipserversrc's stats.
+    fn metrics(&self, address: SocketAddr) -> Snapshot {
+        let state = self.state.lock().unwrap();
+        let mut sessions = Vec::new();
+        for stream in &self.args.streams {
+            let Some(src) = self.pipeline.by_name(&format!("whip-{stream}")) else { continue };
+            let stats = src.property::<gst::Structure>("stats");
+            let Ok(session) = stats.get::<gst::Structure>("session") else { continue };
+            let count = |name: &str| session.get::<u64>(name).unwrap_or(0);
+            sessions.push(SessionMetrics {
+                stream: stream.clone(),
+                received_bytes_per_second: count("bitrate") / 8,
+                packets_received: count("packets-received"),
+                packets_lost: session.get::<i64>("packets-lost").unwrap_or(0).max(0) as u64,
+                nacks_sent: count("nack-count"),
+                keyframe_requests: count("keyframe-requests"),
+                jitter_seconds: session.get::<f64>("jitter").unwrap_or(0.0),
+                recording_frames: state
+                    .live
+                    .values()
+                    .find(|r| r.src == src)
+                    .map_or(0, |r| r.frames.load(Ordering::Relaxed)),
+            });
+        }
+        let analysis = self.analysis.lock().unwrap().clone();
+        Snapshot {
+            sessions,
+            http_responses: gstwhipsrc::server::responses(address),
+            inference_seconds: analysis.inference_seconds,
+            dropped_inferences: analysis.dropped_inferences,
+        }
     }
 
     /// An error inside a recording ends that recording; anywhere else it ends the server.

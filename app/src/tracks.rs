@@ -121,6 +121,9 @@ struct Held {
     streams: Vec<Stream>,
     /// The source's streams whose RTP arrives.
     receiving: Box<dyn Fn() -> Vec<String> + Send>,
+    /// Each stream's first buffer time (ns), and the streams left out once decided.
+    first_pts: Vec<(String, u64)>,
+    left_out: Option<Vec<String>>,
 }
 
 struct Stream {
@@ -149,6 +152,8 @@ impl Gates {
             mux: mux.clone(),
             streams: Vec::new(),
             receiving: Box::new(receiving),
+            first_pts: Vec::new(),
+            left_out: None,
         })))
     }
 
@@ -185,9 +190,15 @@ impl Gates {
             held.streams.push(Stream { name: name.to_owned(), track, feed: feed.clone(), held: held_at });
         }
         let (gates, name) = (self.clone(), name.to_owned());
-        queue.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        queue.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let pts = info.buffer().and_then(|b| b.dts_or_pts());
             let (decision, first) = {
                 let mut held = gates.0.lock().unwrap();
+                if let Some(pts) = pts
+                    && !held.first_pts.iter().any(|(n, _)| *n == name)
+                {
+                    held.first_pts.push((name.clone(), pts.nseconds()));
+                }
                 let now = held.started.elapsed();
                 let first = held.gate.first_data.is_none();
                 (held.gate.data(&name, now), first)
@@ -213,11 +224,20 @@ impl Gates {
         }
     }
 
+    /// Where the file's timeline starts, once the tracks are decided: the earliest first buffer
+    /// of the streams in it (the muxers start the file there: mp4mux `offset-to-zero`, webmmux).
+    pub fn zero(&self) -> Option<u64> {
+        let held = self.0.lock().unwrap();
+        let left_out = held.left_out.as_ref()?;
+        held.first_pts.iter().filter(|(name, _)| !left_out.contains(name)).map(|(_, pts)| *pts).min()
+    }
+
     /// Links each stream in to a new muxer pad and each left out to a fakesink, then lets every
     /// stream through.
     fn apply(&self, left_out: &[String]) {
         let (recording, bin, mux, streams) = {
             let mut held = self.0.lock().unwrap();
+            held.left_out = Some(left_out.to_vec());
             let streams: Vec<_> =
                 held.streams.iter_mut().map(|s| (s.name.clone(), s.track, s.feed.clone(), s.held.take())).collect();
             (held.recording.clone(), held.bin.clone(), held.mux.clone(), streams)

@@ -1,17 +1,22 @@
 //! The HTTP(S) server: one per address and port in a process, shared by every whipserversrc
 //! that names them; each registers its stream path. Requests are checked by the rules in
-//! [`crate::whip`] and handed to the stream's [`Endpoint`].
+//! [`crate::whip`] and handed to the stream's [`Endpoint`]. An application may serve more on the
+//! same port: a [`Resource`] answers GETs under a path of its own (whipcast's `/metrics` and
+//! `/events/<stream>`), whole or as Server-Sent Events.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, LazyLock, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use tokio::sync::oneshot;
 
@@ -102,6 +107,24 @@ pub trait Endpoint: Send + Sync + 'static {
     }
 }
 
+/// What GETs under a path of its own get (whipcast's `/metrics`, `/events/<stream>`).
+pub trait Resource: Send + Sync + 'static {
+    /// Whether `rest` (the path after the resource's own, `""` or `/...`) is served (`None`:
+    /// 404), and the bearer tokens that may GET it (any one; none: open).
+    fn tokens(&self, rest: &str) -> Option<Vec<String>>;
+    fn get(&self, rest: &str) -> Result<Content, Rejection>;
+}
+
+/// A resource's answer to a GET.
+pub enum Content {
+    Whole {
+        content_type: &'static str,
+        body: Bytes,
+    },
+    /// `text/event-stream`: each item one or more whole events, until the sender is dropped.
+    Events(tokio::sync::mpsc::Receiver<Bytes>),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     pub certificate: PathBuf,
@@ -110,6 +133,10 @@ pub struct TlsFiles {
 
 struct Server {
     endpoints: Mutex<HashMap<String, Arc<dyn Endpoint>>>,
+    /// GET resources by their path (`/metrics`).
+    resources: Mutex<HashMap<String, Arc<dyn Resource>>>,
+    /// Responses given, by status code.
+    responses: Mutex<BTreeMap<u16, u64>>,
     tls: Option<TlsFiles>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     connections: Arc<Mutex<Connections>>,
@@ -167,11 +194,16 @@ impl Drop for ConnectionSlot {
 
 static SERVERS: LazyLock<Mutex<HashMap<SocketAddr, Arc<Server>>>> = LazyLock::new(Default::default);
 
-/// Keeps a stream registered; dropping it unregisters (and stops the server with its last
-/// stream).
+/// Keeps a stream or a resource registered; dropping it unregisters (and stops the server with
+/// the last).
 pub struct Registration {
     address: SocketAddr,
-    stream: String,
+    what: Registered,
+}
+
+enum Registered {
+    Stream(String),
+    Resource(String),
 }
 
 impl Drop for Registration {
@@ -180,8 +212,12 @@ impl Drop for Registration {
         let Some(server) = servers.get(&self.address) else { return };
         let empty = {
             let mut endpoints = server.endpoints.lock().unwrap();
-            endpoints.remove(&self.stream);
-            endpoints.is_empty()
+            let mut resources = server.resources.lock().unwrap();
+            match &self.what {
+                Registered::Stream(stream) => endpoints.remove(stream).map(|_| ()),
+                Registered::Resource(path) => resources.remove(path).map(|_| ()),
+            };
+            endpoints.is_empty() && resources.is_empty()
         };
         if empty {
             if let Some(task) = server.task.lock().unwrap().take() {
@@ -200,23 +236,66 @@ pub fn register(
     endpoint: Arc<dyn Endpoint>,
 ) -> Result<Registration, String> {
     let mut servers = SERVERS.lock().unwrap();
-    if let Some(server) = servers.get(&address) {
-        if server.tls != tls {
+    let server = match servers.get(&address) {
+        Some(server) if server.tls != tls => {
             return Err(format!("{address} is already served with other TLS settings"));
         }
-        let mut endpoints = server.endpoints.lock().unwrap();
-        if endpoints.contains_key(stream) {
-            return Err(format!("stream {stream:?} is already served on {address} by another element"));
-        }
-        endpoints.insert(stream.to_owned(), endpoint);
-        return Ok(Registration { address, stream: stream.to_owned() });
+        Some(server) => server.clone(),
+        None => start(&mut servers, address, tls)?,
+    };
+    let mut endpoints = server.endpoints.lock().unwrap();
+    if endpoints.contains_key(stream) {
+        return Err(format!("stream {stream:?} is already served on {address} by another element"));
     }
+    endpoints.insert(stream.to_owned(), endpoint);
+    Ok(Registration { address, what: Registered::Stream(stream.to_owned()) })
+}
 
+/// Serves `resource` at `path` (and below) on `address`, starting the server there if need be.
+pub fn register_resource(
+    address: SocketAddr,
+    tls: Option<TlsFiles>,
+    path: &str,
+    resource: Arc<dyn Resource>,
+) -> Result<Registration, String> {
+    if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') || path.starts_with("/whip") {
+        return Err(format!("{path:?} cannot be a resource's path"));
+    }
+    let mut servers = SERVERS.lock().unwrap();
+    let server = match servers.get(&address) {
+        Some(server) if server.tls != tls => {
+            return Err(format!("{address} is already served with other TLS settings"));
+        }
+        Some(server) => server.clone(),
+        None => start(&mut servers, address, tls)?,
+    };
+    let mut resources = server.resources.lock().unwrap();
+    if resources.contains_key(path) {
+        return Err(format!("{path} is already served on {address}"));
+    }
+    resources.insert(path.to_owned(), resource);
+    Ok(Registration { address, what: Registered::Resource(path.to_owned()) })
+}
+
+/// The responses the server on `address` gave so far, by status code.
+pub fn responses(address: SocketAddr) -> Vec<(u16, u64)> {
+    let server = SERVERS.lock().unwrap().get(&address).cloned();
+    server.map(|s| s.responses.lock().unwrap().iter().map(|(c, n)| (*c, *n)).collect()).unwrap_or_default()
+}
+
+/// Listens on `address` and serves there, until the last registration on it goes.
+fn start(
+    servers: &mut HashMap<SocketAddr, Arc<Server>>,
+    address: SocketAddr,
+    tls: Option<TlsFiles>,
+) -> Result<Arc<Server>, String> {
     let acceptor = tls.as_ref().map(tls_acceptor).transpose()?;
     let listener = std::net::TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let server = Arc::new(Server {
-        endpoints: Mutex::new(HashMap::from([(stream.to_owned(), endpoint)])),
+        endpoints: Mutex::default(),
+        resources: Mutex::default(),
+        responses: Mutex::default(),
         tls,
         task: Mutex::new(None),
         connections: Arc::default(),
@@ -256,7 +335,11 @@ pub fn register(
                 let _slot = slot;
                 let service = hyper::service::service_fn(move |req| {
                     let server = server.clone();
-                    async move { Ok::<_, Infallible>(server.handle(req, peer).await) }
+                    async move {
+                        let reply = server.clone().handle(req, peer).await;
+                        *server.responses.lock().unwrap().entry(reply.status().as_u16()).or_default() += 1;
+                        Ok::<_, Infallible>(reply)
+                    }
                 });
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
@@ -275,8 +358,8 @@ pub fn register(
         }
     });
     *server.task.lock().unwrap() = Some(task);
-    servers.insert(address, server);
-    Ok(Registration { address, stream: stream.to_owned() })
+    servers.insert(address, server.clone());
+    Ok(server)
 }
 
 fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, String> {
@@ -296,7 +379,23 @@ fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, String> {
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<BoxBody<Bytes, Infallible>>;
+
+fn whole(body: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
+    Full::new(body.into()).boxed()
+}
+
+/// A response body fed by a channel: Server-Sent Events as they come.
+struct EventBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for EventBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|event| event.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
 
 fn response(status: u16, content_type: &str) -> hyper::http::response::Builder {
     let mut builder = Response::builder().status(status).header("content-type", content_type);
@@ -311,12 +410,21 @@ fn reject(rejection: Rejection) -> Reply {
     for (name, value) in &rejection.headers {
         builder = builder.header(*name, value);
     }
-    builder.body(Full::new(Bytes::from(format!("{}\n", rejection.reason)))).unwrap()
+    builder.body(whole(format!("{}\n", rejection.reason))).unwrap()
 }
 
 impl Server {
     fn endpoint(&self, stream: &str) -> Option<Arc<dyn Endpoint>> {
         self.endpoints.lock().unwrap().get(stream).cloned()
+    }
+
+    /// The resource serving `path`, and the rest of the path after the resource's own.
+    fn resource(&self, path: &str) -> Option<(Arc<dyn Resource>, String)> {
+        let resources = self.resources.lock().unwrap();
+        resources.iter().find_map(|(own, resource)| {
+            let rest = path.strip_prefix(own.as_str())?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| (resource.clone(), rest.to_owned()))
+        })
     }
 
     fn session_limit_reached(&self, endpoint: &Arc<dyn Endpoint>) -> bool {
@@ -348,9 +456,12 @@ impl Server {
                 streams.sort();
                 return response(200, "text/html; charset=utf-8")
                     .header("cache-control", "no-store")
-                    .body(Full::new(Bytes::from(whip::publish_page(&streams))))
+                    .body(whole(whip::publish_page(&streams)))
                     .unwrap();
             }
+        }
+        if let Some((resource, rest)) = self.resource(&path) {
+            return serve_resource(resource.as_ref(), &method, &rest, authorization.as_deref());
         }
         // Counted before the token is checked: guessing tokens is as slow as flooding.
         let posts_per_address = || {
@@ -397,7 +508,7 @@ impl Server {
                 } else {
                     builder.header("accept-post", whip::SDP)
                 };
-                builder.body(Full::new(Bytes::new())).unwrap()
+                builder.body(whole(Bytes::new())).unwrap()
             }
             Action::Create { stream } => {
                 let offer = match read_body(req.into_body()).await {
@@ -429,7 +540,7 @@ impl Server {
                         for link in &created.links {
                             builder = builder.header("link", link);
                         }
-                        builder.body(Full::new(Bytes::from(created.answer))).unwrap()
+                        builder.body(whole(created.answer)).unwrap()
                     }
                     Ok(Ok(Err(rejection))) => reject(rejection),
                     Ok(Err(_)) => reject(Rejection::new(500, "the session ended before it was answered")),
@@ -437,7 +548,7 @@ impl Server {
                 }
             }
             Action::Delete { resource, .. } => match endpoint.delete(&resource) {
-                Ok(()) => response(200, "text/plain").body(Full::new(Bytes::new())).unwrap(),
+                Ok(()) => response(200, "text/plain").body(whole(Bytes::new())).unwrap(),
                 Err(rejection) => reject(rejection),
             },
             Action::Patch { resource, .. } => {
@@ -448,15 +559,51 @@ impl Server {
                 let patched =
                     tokio::task::spawn_blocking(move || endpoint.patch(&resource, &body, if_match.as_deref())).await;
                 match patched {
-                    Ok(Ok(Patched::Trickle)) => response(204, "text/plain").body(Full::new(Bytes::new())).unwrap(),
+                    Ok(Ok(Patched::Trickle)) => response(204, "text/plain").body(whole(Bytes::new())).unwrap(),
                     Ok(Ok(Patched::Restarted { sdpfrag, etag })) => {
-                        response(200, whip::SDPFRAG).header("etag", etag).body(Full::new(Bytes::from(sdpfrag))).unwrap()
+                        response(200, whip::SDPFRAG).header("etag", etag).body(whole(sdpfrag)).unwrap()
                     }
                     Ok(Err(rejection)) => reject(rejection),
                     Err(_) => reject(Rejection::new(500, "the PATCH could not be handled")),
                 }
             }
         }
+    }
+}
+
+/// At most this many events wait for a slow reader; past them its stream ends (an EventSource
+/// reconnects).
+pub const EVENTS_BACKLOG: usize = 256;
+
+fn serve_resource(resource: &dyn Resource, method: &str, rest: &str, authorization: Option<&str>) -> Reply {
+    let Some(tokens) = resource.tokens(rest) else {
+        return reject(Rejection::new(404, format!("nothing here at {rest:?}")));
+    };
+    match method {
+        "OPTIONS" => {
+            return response(204, "text/plain").header("allow", "OPTIONS, GET").body(whole(Bytes::new())).unwrap();
+        }
+        "GET" => {}
+        other => {
+            return reject(
+                Rejection::new(405, format!("{other} is not allowed here; GET it"))
+                    .with_header("allow", "OPTIONS, GET"),
+            );
+        }
+    }
+    if let Some(Err(rejection)) = tokens.iter().map(|t| whip::check_token(authorization, t)).reduce(|a, b| a.or(b)) {
+        return reject(rejection);
+    }
+    match resource.get(rest) {
+        Ok(Content::Whole { content_type, body }) => {
+            response(200, content_type).header("cache-control", "no-store").body(whole(body)).unwrap()
+        }
+        Ok(Content::Events(receiver)) => response(200, "text/event-stream")
+            .header("cache-control", "no-store")
+            .header("x-accel-buffering", "no")
+            .body(EventBody(receiver).boxed())
+            .unwrap(),
+        Err(rejection) => reject(rejection),
     }
 }
 

@@ -12,7 +12,7 @@ pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 /// Headers every response carries so that a page on any origin can publish.
 pub const CORS_HEADERS: [(&str, &str); 5] = [
     ("access-control-allow-origin", "*"),
-    ("access-control-allow-methods", "OPTIONS, POST, PATCH, DELETE"),
+    ("access-control-allow-methods", "OPTIONS, GET, POST, PATCH, DELETE"),
     ("access-control-allow-headers", "Authorization, Content-Type, If-Match"),
     ("access-control-expose-headers", "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After"),
     ("access-control-max-age", "86400"),
@@ -124,14 +124,7 @@ pub fn route(head: &RequestHead<'_>, auth: impl FnOnce(&str) -> StreamAuth) -> R
         }
     };
     if let Some(token) = token {
-        let given = head.authorization.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
-        match given {
-            None => return Err(unauthorized("missing Authorization: Bearer token")),
-            Some(given) if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) => {
-                return Err(unauthorized("wrong bearer token"));
-            }
-            Some(_) => {}
-        }
+        check_token(head.authorization, &token)?;
     }
     let expected_type = match &action {
         Action::Create { .. } => Some(SDP),
@@ -152,6 +145,18 @@ pub fn route(head: &RequestHead<'_>, auth: impl FnOnce(&str) -> StreamAuth) -> R
         return Err(too_large());
     }
     Ok(action)
+}
+
+/// `authorization` (the header's value) must carry `Bearer <token>`.
+pub fn check_token(authorization: Option<&str>, token: &str) -> Result<(), Rejection> {
+    let given = authorization.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
+    match given {
+        None => Err(unauthorized("missing Authorization: Bearer token")),
+        Some(given) if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) => {
+            Err(unauthorized("wrong bearer token"))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 pub fn too_large() -> Rejection {
@@ -208,7 +213,13 @@ mod tests {
     use super::*;
 
     fn head<'a>(method: &'a str, path: &'a str) -> RequestHead<'a> {
-        RequestHead { method, path, content_type: Some("application/sdp"), authorization: None, content_length: Some(100) }
+        RequestHead {
+            method,
+            path,
+            content_type: Some("application/sdp"),
+            authorization: None,
+            content_length: Some(100),
+        }
     }
 
     fn open(_: &str) -> StreamAuth {
@@ -239,7 +250,9 @@ mod tests {
     #[test]
     fn publish_page_lists_streams_escaped() {
         let page = publish_page(&["live".into(), "a\"><script>".into()]);
-        assert!(page.contains(r#"<datalist id="streams"><option value="live"><option value="a&quot;&gt;&lt;script&gt;"></datalist>"#));
+        assert!(page.contains(
+            r#"<datalist id="streams"><option value="live"><option value="a&quot;&gt;&lt;script&gt;"></datalist>"#
+        ));
         assert!(!page.contains("<!--STREAMS-->"));
         assert!(page.contains("window.whipPublish"));
     }

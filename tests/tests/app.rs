@@ -680,6 +680,163 @@ fn obs_simulcast_av1_follows_a_layer_that_starts_late_and_stops_early() {
     simulcast_follows_the_layers_that_send("AV1", "webm");
 }
 
+/// The astronaut photo (a face) sliding across the frame, H.264 with Opus, for `seconds`.
+fn publish_a_face(server: &Server, seconds: u32) -> Child {
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gst-plugin-facemark/tests/data/astronaut.png");
+    publish(
+        &server.url(),
+        &["--codec", "h264", "--audio", "--seconds", &seconds.to_string(), "--image", image.to_str().unwrap()],
+    )
+}
+
+/// The value of the sample `name` (with its labels) in a Prometheus text.
+fn sample(text: &str, name: &str) -> f64 {
+    let line = text.lines().find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ')));
+    line.and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn metrics_pass_promtool_and_their_counters_move() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-metrics", &["--sessions", "1"]);
+    let auth = format!("Bearer {TOKEN}");
+    let scrape = || {
+        let r = http(server.port, "GET", "/metrics", &[("Authorization", &auth)], b"");
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"), "{r:?}");
+        r.body
+    };
+    let refused = http(server.port, "GET", "/metrics", &[], b"");
+    assert_eq!(refused.status, 401, "a publisher's token is needed: {refused:?}");
+    let publisher = publish_a_face(&server, 7);
+    std::thread::sleep(Duration::from_millis(3000));
+    let first = scrape();
+    std::thread::sleep(Duration::from_millis(2000));
+    let second = scrape();
+    report(publisher);
+    server.wait_exit(Duration::from_secs(30));
+
+    for text in [&first, &second] {
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool runs (Debian package prometheus; make test-deps installs it)");
+        std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        let out = promtool.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(sample(&second, "whipcast_sessions_active"), 1.0);
+    assert!(sample(&second, "whipcast_session_received_bytes_per_second{stream=\"s\"}") > 10_000.0, "{second}");
+    for counter in [
+        "whipcast_session_packets_received_total{stream=\"s\"}",
+        "whipcast_recording_frames_total{stream=\"s\"}",
+        "whipcast_facemark_inference_seconds_count",
+    ] {
+        let (before, after) = (sample(&first, counter), sample(&second, counter));
+        assert!(0.0 < before && before < after, "{counter}: {before} then {after}");
+    }
+    assert!(sample(&second, "whipcast_http_requests_total{code=\"201\"}") >= 1.0, "{second}");
+    assert!(sample(&second, "whipcast_http_requests_total{code=\"401\"}") >= 1.0, "{second}");
+}
+
+/// What facemark finds in a recording's video, frame by frame (its `-m` messages): the first
+/// face's landmarks (x, y) by the frame's time (ns).
+fn facemark_on(file: &Path) -> Vec<(u64, Vec<(f64, f64)>)> {
+    let out = Command::new("gst-launch-1.0")
+        .env("GST_PLUGIN_PATH", build_dir())
+        .args(["-m", "filesrc", &format!("location={}", file.display()), "!", "qtdemux", "!", "h264parse"])
+        .args(["!", "avdec_h264", "!", "videoconvert", "!", "facemark", "emit-messages=true", "!", "fakesink"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let pts = line.split("faces-timestamp=(guint64)").nth(1)?.split(',').next()?.parse().ok()?;
+            let values = line.split(r"landmarks\=\(double\)\<\ ").nth(1)?.split(r"\>").next()?;
+            let numbers: Vec<f64> =
+                values.split(r"\,\ ").filter_map(|v| v.trim_end_matches(['\\', ' ']).parse().ok()).collect();
+            Some((pts, numbers.chunks_exact(3).map(|p| (p[0], p[1])).collect()))
+        })
+        .collect()
+}
+
+/// `/events/<stream>` sends one event per analysed frame; the recording's `.landmarks.jsonl`
+/// holds the same frames on the file's timeline: each line's pts is a frame of the file, and
+/// facemark run again on that frame of the file finds the same landmarks (within 3 px).
+#[test]
+fn face_events_and_the_landmarks_file_follow_the_analysed_frames() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-events", &["--sessions", "1"]);
+    let refused = http(server.port, "GET", "/events/s", &[("Authorization", "Bearer wrong")], b"");
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert_eq!(http(server.port, "GET", "/events/nope", &[], b"").status, 404);
+    // A reader from before the session to the server's exit.
+    let mut reader = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let request = format!("GET /events/s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    std::io::Write::write_all(&mut reader, request.as_bytes()).unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut text);
+        text
+    });
+    report(publish_a_face(&server, 6));
+    let folder = server.folder.clone();
+    let output = server.wait_exit(Duration::from_secs(30));
+    let events = reading.join().unwrap();
+    assert!(events.starts_with("HTTP/1.1 200") && events.contains("content-type: text/event-stream"), "{events:.300}");
+    let events: Vec<&str> = events.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+
+    let mp4 = files_with(&folder, "mp4");
+    assert_eq!(mp4.len(), 1, "{output}");
+    let landmarks = std::fs::read_to_string(mp4[0].with_extension("landmarks.jsonl")).unwrap();
+    let lines: Vec<&str> = landmarks.lines().collect();
+    assert_eq!(events.len(), lines.len(), "one event per line of the file");
+    // How many frames facemark takes depends on the machine (a busy worker passes frames on with
+    // its last result); each one it analysed is a line, and an event.
+    let frames = json_u64(&check(&mp4[0]), "video_frames") as usize;
+    assert!(lines.len() >= 30 && lines.len() <= frames, "{} analysed of {frames} frames", lines.len());
+    let file_frames: Vec<u64> = video_pts(&mp4[0]).iter().map(|s| (s * 1e9).round() as u64).collect();
+    let again = facemark_on(&mp4[0]);
+    let mut compared = 0;
+    for line in &lines {
+        assert!(line.contains("\"width\":640,\"height\":360"), "{line:.200}");
+        let pts = json_u64(line, "pts");
+        // The file stores times in its timescale: the same frame within a millisecond.
+        let frame = file_frames.iter().find(|&&f| f.abs_diff(pts) < 1_000_000);
+        let frame = frame.unwrap_or_else(|| panic!("{pts} ns is no frame of the file"));
+        let Some((_, points)) = again.iter().find(|(t, _)| t.abs_diff(*frame) < 1_000_000) else { continue };
+        // The first face's landmarks: [[x,y,z],[x,y,z],...]
+        let Some(first) = line.split("\"landmarks\":[[").nth(1).and_then(|rest| rest.split("]]").next()) else {
+            continue;
+        };
+        let ours: Vec<(f64, f64)> = first
+            .split("],[")
+            .map(|p| {
+                let v: Vec<f64> = p.split(',').map(|n| n.parse().unwrap()).collect();
+                (v[0], v[1])
+            })
+            .collect();
+        assert_eq!(ours.len(), points.len(), "{line:.200}");
+        let worst = ours.iter().zip(points).map(|(a, b)| (a.0 - b.0).abs().max((a.1 - b.1).abs())).fold(0.0, f64::max);
+        assert!(worst <= 3.0, "frame {pts}: a landmark {worst:.1} px from facemark's on the file");
+        compared += 1;
+    }
+    assert!(compared * 100 >= lines.len() * 80, "{compared} of {} frames compared", lines.len());
+    let shown = events.iter().filter(|e| e.contains("\"faces\":[{")).count();
+    assert!(shown * 100 >= events.len() * 80, "the face is found: {shown} of {}", events.len());
+}
+
 #[test]
 fn audio_negotiated_but_never_sent_still_gives_a_file_that_decodes() {
     // The publisher offers Opus and sends none: the muxer must neither wait for it (it held

@@ -381,7 +381,7 @@ impl ObjectImpl for FaceMark {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames-in, inferences, dropped-inferences, mean-inference-ms, detector-runs, landmark-runs, iris-runs, runtime (what runs each model)")
+                    .blurb("frames-in, inferences, dropped-inferences, mean-inference-ms, inference-seconds (their total), detector-runs, landmark-runs, iris-runs, runtime (what runs each model)")
                     .read_only()
                     .build(),
             ]
@@ -704,6 +704,7 @@ impl FaceMark {
             .field("inferences", c.inferences)
             .field("dropped-inferences", c.dropped)
             .field("mean-inference-ms", mean_ms)
+            .field("inference-seconds", c.marker.inference_seconds)
             .field("detector-runs", c.marker.detector_runs)
             .field("landmark-runs", c.marker.landmark_runs)
             .field("iris-runs", c.marker.iris_runs)

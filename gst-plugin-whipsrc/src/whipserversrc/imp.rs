@@ -40,6 +40,8 @@ pub(super) struct SessionStats {
     pub(super) pli_count: u64,
     pub(super) fir_count: u64,
     pub(super) bitrate: u64,
+    /// The largest interarrival jitter of the session's RTP streams (s).
+    pub(super) jitter: f64,
     pub(super) last_bytes: Option<(Instant, u64)>,
     /// Simulcast layers: rid, packets received, bytes received, packets lost.
     pub(super) layers: Vec<(String, u64, u64, i64)>,
@@ -611,6 +613,7 @@ impl WhipServerSrc {
             total.nack_count += u64::from(entry.get::<u32>("nack-count").unwrap_or(0));
             total.pli_count += u64::from(entry.get::<u32>("pli-count").unwrap_or(0));
             total.fir_count += u64::from(entry.get::<u32>("fir-count").unwrap_or(0));
+            total.jitter = total.jitter.max(entry.get::<f64>("jitter").unwrap_or(0.0));
             if let Some(rid) = entry.get::<u32>("ssrc").ok().and_then(|ssrc| layer_ssrcs.get(&ssrc)) {
                 total.layers.push((
                     rid.clone(),
@@ -651,6 +654,7 @@ impl WhipServerSrc {
                 .field("nack-count", s.nack_count)
                 .field("pli-count", s.pli_count)
                 .field("fir-count", s.fir_count)
+                .field("jitter", s.jitter)
                 .field("keyframes", session.keyframes.load(Ordering::Relaxed))
                 .field("keyframe-requests", session.keyframe_requests.load(Ordering::Relaxed))
                 .field("layers", layer_stats(&s.layers))
@@ -750,7 +754,7 @@ impl ObjectImpl for WhipServerSrc {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut specs = Settings::param_specs();
             specs.push(
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats").nick("Statistics").blurb("sessions-started, sessions-ended and, while a publisher is live, a session structure (id, remote-address, user-agent, duration, bitrate, packets-received, bytes-received, packets-lost, nack-count, pli-count, fir-count, keyframes, keyframe-requests, layers: per simulcast layer its rid, packets-received, bytes-received, packets-lost; receiving: the pads whose RTP arrives, frames or not yet)").read_only().build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats").nick("Statistics").blurb("sessions-started, sessions-ended and, while a publisher is live, a session structure (id, remote-address, user-agent, duration, bitrate, packets-received, bytes-received, packets-lost, nack-count, pli-count, fir-count, jitter (s, the largest of its RTP streams), keyframes, keyframe-requests, layers: per simulcast layer its rid, packets-received, bytes-received, packets-lost; receiving: the pads whose RTP arrives, frames or not yet)").read_only().build(),
             );
             specs
         });
