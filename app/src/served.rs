@@ -101,7 +101,11 @@ impl Resource for EventsHub {
         let (sender, receiver) = tokio::sync::mpsc::channel(server::EVENTS_BACKLOG);
         // A comment first: the reader sees the stream open before the first frame.
         let _ = sender.try_send(Bytes::from_static(b": whipcast face events\n\n"));
-        self.readers.lock().unwrap().entry(stream.to_owned()).or_default().push(sender);
+        let mut readers = self.readers.lock().unwrap();
+        let list = readers.entry(stream.to_owned()).or_default();
+        // Readers gone while no frame came are forgotten here.
+        list.retain(|reader| !reader.is_closed());
+        list.push(sender);
         Ok(Content::Events(receiver))
     }
 }
