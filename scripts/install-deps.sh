@@ -10,7 +10,7 @@ packages=(
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-libav gstreamer1.0-nice libnice-dev
   python3 python3-venv
-  python3-gi gir1.2-gst-plugins-base-1.0
+  python3-gi gir1.2-gst-plugins-base-1.0 python3-gst-1.0
 )
 packages+=("$@")
 

@@ -101,10 +101,12 @@ impl Example {
                 Err(RecvTimeoutError::Timeout) => {
                     panic!("no line with {text:?} within {within:?}: {:?}", self.seen)
                 }
-                Err(RecvTimeoutError::Disconnected) => panic!(
-                    "the example exited without printing {text:?}: {:?}",
-                    self.seen
-                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "the example exited without printing {text:?}: {:?}",
+                        self.seen
+                    )
+                }
             }
         }
     }
@@ -274,5 +276,86 @@ fn interrupted_before_any_publisher_both_exit_at_once() {
         );
         example.wait_exit(Duration::from_secs(10));
         example.expect_line("nothing recorded", Duration::ZERO);
+    }
+}
+
+/// `face_landmarks.py` reads facemark's messages from Python (PyGObject with GStreamer's
+/// overrides, python3-gst-1.0, for the GstValueArray lists): a second of the astronaut photo gives
+/// one line per frame, each with its face where the photo has it and 478 landmarks inside it.
+#[test]
+fn python_reads_the_faces_and_landmarks_of_each_frame() {
+    let clip = output_path("python-face.mp4");
+    let image = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../gst-plugin-facemark/tests/data/astronaut.png");
+    let status = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "filesrc",
+            &format!("location={}", image.display()),
+            "!",
+            "pngdec",
+            "!",
+            "videoconvert",
+        ])
+        .args([
+            "!",
+            "imagefreeze",
+            "num-buffers=30",
+            "!",
+            "video/x-raw,framerate=30/1",
+            "!",
+            "videoconvert",
+        ])
+        .args(["!", "x264enc", "speed-preset=ultrafast", "!", "mp4mux"])
+        .args(["!", "filesink", &format!("location={}", clip.display())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/face_landmarks.py");
+    let out = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(&clip)
+        .env("GST_PLUGIN_PATH", build_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 30, "{text:.500}");
+    for (i, line) in lines.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!(
+                "{{\"pts\":{},\"width\":512,\"height\":512,",
+                i as u64 * 1_000_000_000 / 30
+            )),
+            "{line:.100}"
+        );
+        let numbers = |key: &str| -> Vec<f64> {
+            let rest = line.split(&format!("\"{key}\":[")).nth(1).unwrap();
+            rest.split(']')
+                .next()
+                .unwrap()
+                .split(',')
+                .map(|n| n.trim().parse().unwrap())
+                .collect()
+        };
+        // The astronaut's face: about x 178-270, y 68-172 of the 512x512 photo.
+        let [x, y, w, h] = numbers("box")[..] else {
+            panic!("{line:.200}")
+        };
+        assert!(
+            (160.0..200.0).contains(&x) && (50.0..90.0).contains(&y),
+            "box {x} {y}"
+        );
+        assert!(
+            (70.0..120.0).contains(&w) && (80.0..130.0).contains(&h),
+            "box {w}x{h}"
+        );
+        let landmarks = line.split("\"landmarks\":[[").nth(1).unwrap();
+        assert_eq!(landmarks.matches("],[").count() + 1, 478, "{line:.200}");
     }
 }
