@@ -807,15 +807,28 @@ fn face_events_and_the_landmarks_file_follow_the_analysed_frames() {
     let frames = json_u64(&check(&mp4[0]), "video_frames") as usize;
     assert!(lines.len() >= 30 && lines.len() <= frames, "{} analysed of {frames} frames", lines.len());
     let file_frames: Vec<u64> = video_pts(&mp4[0]).iter().map(|s| (s * 1e9).round() as u64).collect();
+    // facemark run again on the file finds landmarks that differ a little where the live one
+    // tracked the face from another history (a busy worker skips frames, and a tracked face's
+    // crop comes from the frame before): on average within 3 px of the same frame, and closer
+    // to it than to the frames on either side (the face moves), which a line a frame off fails.
     let again = facemark_on(&mp4[0]);
-    let mut compared = 0;
-    for line in &lines {
+    let landmarks_at = |frame: u64| again.iter().find(|(t, _)| t.abs_diff(frame) < 1_000_000).map(|(_, p)| p);
+    let (mut compared, mut told_apart) = (0, 0);
+    for (line, event) in lines.iter().zip(&events) {
         assert!(line.contains("\"width\":640,\"height\":360"), "{line:.200}");
+        // The event has the same result, on the pipeline's clock.
+        assert_eq!(line.split_once(",\"width\"").unwrap().1, event.split_once(",\"width\"").unwrap().1);
         let pts = json_u64(line, "pts");
         // The file stores times in its timescale: the same frame within a millisecond.
-        let frame = file_frames.iter().find(|&&f| f.abs_diff(pts) < 1_000_000);
-        let frame = frame.unwrap_or_else(|| panic!("{pts} ns is no frame of the file"));
-        let Some((_, points)) = again.iter().find(|(t, _)| t.abs_diff(*frame) < 1_000_000) else { continue };
+        let index = file_frames.iter().position(|&f| f.abs_diff(pts) < 1_000_000);
+        let index = index.unwrap_or_else(|| {
+            let nearest = file_frames.iter().min_by_key(|f| f.abs_diff(pts));
+            let firsts: Vec<u64> = lines.iter().take(5).map(|l| json_u64(l, "pts")).collect();
+            panic!(
+                "{pts} ns is no frame of the file (nearest {nearest:?}; lines from {firsts:?}, frames from {:?})",
+                &file_frames[..5]
+            )
+        });
         // The first face's landmarks: [[x,y,z],[x,y,z],...]
         let Some(first) = line.split("\"landmarks\":[[").nth(1).and_then(|rest| rest.split("]]").next()) else {
             continue;
@@ -827,11 +840,30 @@ fn face_events_and_the_landmarks_file_follow_the_analysed_frames() {
                 (v[0], v[1])
             })
             .collect();
-        assert_eq!(ours.len(), points.len(), "{line:.200}");
-        let worst = ours.iter().zip(points).map(|(a, b)| (a.0 - b.0).abs().max((a.1 - b.1).abs())).fold(0.0, f64::max);
-        assert!(worst <= 3.0, "frame {pts}: a landmark {worst:.1} px from facemark's on the file");
+        let mean_distance = |points: &Vec<(f64, f64)>| {
+            assert_eq!(ours.len(), points.len(), "{line:.200}");
+            ours.iter().zip(points).map(|(a, b)| (a.0 - b.0).hypot(a.1 - b.1)).sum::<f64>() / ours.len() as f64
+        };
+        let Some(same) = landmarks_at(file_frames[index]).map(mean_distance) else { continue };
+        assert!(same <= 3.0, "frame {pts}: landmarks {same:.1} px from facemark's on the file");
+        // Where the face moved between frames (a busy publisher repeats some), the line is
+        // closer to its own frame than to the one before or after.
+        let own = landmarks_at(file_frames[index]).unwrap();
+        let neighbours = [index.checked_sub(1), Some(index + 1)];
+        for other in
+            neighbours.into_iter().flatten().filter_map(|i| file_frames.get(i)).filter_map(|&f| landmarks_at(f))
+        {
+            let moved =
+                own.iter().zip(other).map(|(a, b)| (a.0 - b.0).hypot(a.1 - b.1)).sum::<f64>() / own.len() as f64;
+            if moved >= 3.0 {
+                let distance = mean_distance(other);
+                assert!(same < distance, "frame {pts}: {same:.1} px from its frame, {distance:.1} from a neighbour");
+                told_apart += 1;
+            }
+        }
         compared += 1;
     }
+    assert!(told_apart >= 10, "only {told_apart} frames had a neighbour where the face had moved");
     assert!(compared * 100 >= lines.len() * 80, "{compared} of {} frames compared", lines.len());
     let shown = events.iter().filter(|e| e.contains("\"faces\":[{")).count();
     assert!(shown * 100 >= events.len() * 80, "the face is found: {shown} of {}", events.len());
