@@ -367,10 +367,9 @@ impl Inner {
 
         let bin = gst::Bin::with_name(&format!("recording-{name}"));
         let mux = make(muxer)?;
-        if mux.find_property("offset-to-zero").is_some() {
-            // The server's running time goes on across sessions; each file starts at zero.
-            mux.set_property("offset-to-zero", true);
-        }
+        // The server's running time goes on across sessions; each file starts at zero: the
+        // streams' pads to the muxer are offset by the session's first buffer (tracks.rs), which
+        // mp4mux's offset-to-zero did not always agree with (it starts with the streams it has).
         if mux.find_property("fragment-duration").is_some() {
             // MP4 in fragments: a crash costs at most the fragment being written; a clean stop
             // adds the duration and the fragment index (mfra).

@@ -126,6 +126,13 @@ struct Held {
     left_out: Option<Vec<String>>,
 }
 
+impl Held {
+    fn zero(&self) -> Option<u64> {
+        let left_out = self.left_out.as_ref()?;
+        self.first_pts.iter().filter(|(name, _)| !left_out.contains(name)).map(|(_, pts)| *pts).min()
+    }
+}
+
 struct Stream {
     name: String,
     /// The muxer's pad template prefix: "video" or "audio".
@@ -225,11 +232,12 @@ impl Gates {
     }
 
     /// Where the file's timeline starts, once the tracks are decided: the earliest first buffer
-    /// of the streams in it (the muxers start the file there: mp4mux `offset-to-zero`, webmmux).
+    /// of the streams in it, which each stream's pad to the muxer is offset by (so the file
+    /// starts at zero, and its times are known here: the landmarks file is on them).
     pub fn zero(&self) -> Option<u64> {
         let held = self.0.lock().unwrap();
-        let left_out = held.left_out.as_ref()?;
-        held.first_pts.iter().filter(|(name, _)| !left_out.contains(name)).map(|(_, pts)| *pts).min()
+        held.left_out.as_ref()?;
+        held.zero()
     }
 
     /// Links each stream in to a new muxer pad and each left out to a fakesink, then lets every
@@ -238,8 +246,13 @@ impl Gates {
         let (recording, bin, mux, streams) = {
             let mut held = self.0.lock().unwrap();
             held.left_out = Some(left_out.to_vec());
+            let zero = held.zero().unwrap_or(0);
             let streams: Vec<_> =
                 held.streams.iter_mut().map(|s| (s.name.clone(), s.track, s.feed.clone(), s.held.take())).collect();
+            for (_, _, feed, _) in &streams {
+                // Every stream by the same amount: their times relative to each other stay.
+                feed.set_offset(-i64::try_from(zero).unwrap_or(i64::MAX));
+            }
             (held.recording.clone(), held.bin.clone(), held.mux.clone(), streams)
         };
         for (name, track, feed, _) in &streams {
