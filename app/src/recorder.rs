@@ -398,6 +398,8 @@ impl Inner {
         let mut described = Vec::new();
         let mut snapshot_dir = None;
         let (mut face, mut face_sink) = (None::<FaceBranch>, None::<gst::Element>);
+        // The stream recorded as the file's video.
+        let recorded_video = streams.iter().map(|(name, _)| name.to_string()).find(|n| n.starts_with("video_"));
         // A simulcast session with an analysis pad: facemark marks that layer, the file keeps video_0.
         let analysis_input = streams.iter().any(|(name, _)| name.starts_with("analysis_"));
         for (pad_name, codec) in streams.iter() {
@@ -423,8 +425,14 @@ impl Inner {
                     self.events.clone(),
                     &self.args.recordings.join(format!("{name}.landmarks.jsonl")),
                     {
-                        let gates = gates.clone();
-                        move || gates.zero()
+                        // Where the file's video starts: the session's first buffer in WebM's
+                        // one timeline; MP4's tracks each start at their own first sample.
+                        let (gates, mp4) = (gates.clone(), extension == "mp4");
+                        let video = recorded_video.clone();
+                        move || match (mp4, &video) {
+                            (true, Some(video)) => gates.first(video),
+                            _ => gates.zero(),
+                        }
                     },
                     self.analysis.clone(),
                 );

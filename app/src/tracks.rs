@@ -240,6 +240,13 @@ impl Gates {
         held.zero()
     }
 
+    /// The first buffer time of stream `name` (ns), once the tracks are decided.
+    pub fn first(&self, name: &str) -> Option<u64> {
+        let held = self.0.lock().unwrap();
+        held.left_out.as_ref()?;
+        held.first_pts.iter().find(|(n, _)| n == name).map(|(_, pts)| *pts)
+    }
+
     /// Links each stream in to a new muxer pad and each left out to a fakesink, then lets every
     /// stream through.
     fn apply(&self, left_out: &[String]) {
