@@ -1,16 +1,19 @@
 //! GStreamer plugin `whipsrc`: `whipserversrc`, a WHIP (RFC 9725) endpoint inside a source
-//! element, built on webrtcbin; `rtpframegate`, which passes only decodable video frames after a loss;
+//! element, built on webrtcbin; `whepserversink`, a WHEP endpoint that sends what flows into it
+//! to any number of viewers; `rtpframegate`, which passes only decodable video frames after a loss;
 //! and `fragmentsync`, which keeps recordings whole on disk through a crash.
 //!
-//! The WHIP HTTP rules ([`whip`]), SDP decisions ([`sdp`]), who publishes and when a session ends
-//! ([`session`]) and which simulcast layer leaves where ([`simulcast`]) are sans-IO; [`server`]
+//! The WHIP/WHEP HTTP rules ([`whip`]), SDP decisions ([`sdp`]), who publishes and when a
+//! session ends ([`session`]), which simulcast layer leaves where ([`simulcast`]) and what each
+//! viewer is sent ([`viewers`]) are sans-IO; [`endpoint`] holds what both elements are told; [`server`]
 //! runs them on a shared HTTP(S) server; the element shell turns sessions into webrtcbins and pads.
 
 use gst::glib;
 
-pub mod framegate;
-mod fragmentsync;
+pub mod endpoint;
 pub mod fragments;
+mod fragmentsync;
+pub mod framegate;
 pub mod ratelimit;
 mod rtpframegate;
 pub mod rtptime;
@@ -18,11 +21,14 @@ pub mod sdp;
 pub mod server;
 pub mod session;
 pub mod simulcast;
+pub mod viewers;
+mod whepserversink;
 pub mod whip;
 mod whipserversrc;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     whipserversrc::register(plugin)?;
+    whepserversink::register(plugin)?;
     fragmentsync::register(plugin)?;
     rtpframegate::register(plugin)
 }

@@ -174,7 +174,8 @@ mod tests {
         let base = 1_000_000_000;
         // Transmission order I P B B: RTP time 0, 3, 1, 2 frames.
         let order = [0u32, 3, 1, 2];
-        let pts: Vec<u64> = order.iter().enumerate().map(|(i, f)| t.pts(f * FRAME, base + i as u64 * FRAME_NS)).collect();
+        let pts: Vec<u64> =
+            order.iter().enumerate().map(|(i, f)| t.pts(f * FRAME, base + i as u64 * FRAME_NS)).collect();
         assert_eq!(pts, order.map(|f| base + u64::from(f) * 100_000_000 / 3));
     }
 

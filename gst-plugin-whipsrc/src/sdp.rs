@@ -315,6 +315,33 @@ pub fn prepare_offer_within(
     prefs: &CodecPreferences,
     limits: &OfferLimits,
 ) -> Result<PreparedOffer, OfferError> {
+    prepare(text, prefs, limits, Role::Publisher)
+}
+
+/// A viewer's offer (WHEP), read as [`prepare_offer_within`] reads a publisher's: here the
+/// sections taken are those that receive (`recvonly`, `sendrecv`), and `prefs` lists the codecs
+/// we have to send.
+pub fn prepare_viewer_offer(
+    text: &str,
+    prefs: &CodecPreferences,
+    limits: &OfferLimits,
+) -> Result<PreparedOffer, OfferError> {
+    prepare(text, prefs, limits, Role::Viewer)
+}
+
+/// Who made an offer: which of its sections we can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Publisher,
+    Viewer,
+}
+
+fn prepare(
+    text: &str,
+    prefs: &CodecPreferences,
+    limits: &OfferLimits,
+    role: Role,
+) -> Result<PreparedOffer, OfferError> {
     let mut sdp = Sdp::parse(text)?;
     check_offer(&sdp, limits)?;
     normalize_transport(&mut sdp)?;
@@ -325,8 +352,11 @@ pub fn prepare_offer_within(
             MediaKind::Audio => &prefs.audio,
             MediaKind::Other => &Vec::new(),
         };
-        let sends = !matches!(media.direction(), Some("recvonly" | "inactive"));
-        let codec = if sends { choose_codec(media, wanted, prefs.order) } else { None };
+        let taken = match role {
+            Role::Publisher => !matches!(media.direction(), Some("recvonly" | "inactive")),
+            Role::Viewer => !matches!(media.direction(), Some("sendonly" | "inactive")),
+        };
+        let codec = if taken { choose_codec(media, wanted, prefs.order) } else { None };
         match &codec {
             Some(codec) => keep_only(media, codec),
             None => make_inactive(media),
@@ -343,8 +373,12 @@ pub fn prepare_offer_within(
             .iter()
             .flat_map(|m| m.attributes("rtpmap").filter_map(|r| r.split(' ').nth(1)).map(str::to_owned))
             .collect();
+        let (directions, verb) = match role {
+            Role::Publisher => ("sendonly/sendrecv", "take"),
+            Role::Viewer => ("recvonly/sendrecv", "send"),
+        };
         return Err(OfferError::Unacceptable(format!(
-            "no sendonly/sendrecv media with a codec we take (video {:?}, audio {:?}); offered {:?}",
+            "no {directions} media with a codec we {verb} (video {:?}, audio {:?}); offered {:?}",
             prefs.video, prefs.audio, offered
         )));
     }

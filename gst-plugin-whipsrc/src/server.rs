@@ -21,7 +21,7 @@ use hyper::{Request, Response};
 use tokio::sync::oneshot;
 
 use crate::ratelimit::RateLimit;
-use crate::whip::{self, Action, Rejection, RequestHead, StreamAuth};
+use crate::whip::{self, Action, Protocol, Rejection, RequestHead, StreamAuth};
 
 /// How long a POST may wait for its answer (OBS gives up after 8 s).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(6);
@@ -84,10 +84,11 @@ pub struct Peer {
     pub user_agent: Option<String>,
 }
 
-/// A stream served here: implemented by whipserversrc.
+/// A stream served here: implemented by whipserversrc (publishers) and whepserversink (viewers).
 pub trait Endpoint: Send + Sync + 'static {
     fn auth(&self) -> StreamAuth;
-    /// Sessions running now, and the most this endpoint allows on the server (0: no limit).
+    /// Sessions running now, and the most this endpoint allows on the server (0: no limit),
+    /// counted among the endpoints of the same protocol.
     fn sessions(&self) -> usize;
     fn max_sessions(&self) -> u32;
     /// POSTs a client address may send at once (then 2 per second); 0: no limit.
@@ -132,7 +133,7 @@ pub struct TlsFiles {
 }
 
 struct Server {
-    endpoints: Mutex<HashMap<String, Arc<dyn Endpoint>>>,
+    endpoints: Mutex<HashMap<(Protocol, String), Arc<dyn Endpoint>>>,
     /// GET resources by their path (`/metrics`).
     resources: Mutex<HashMap<String, Arc<dyn Resource>>>,
     /// Responses given, by status code.
@@ -202,7 +203,7 @@ pub struct Registration {
 }
 
 enum Registered {
-    Stream(String),
+    Stream(Protocol, String),
     Resource(String),
 }
 
@@ -214,7 +215,7 @@ impl Drop for Registration {
             let mut endpoints = server.endpoints.lock().unwrap();
             let mut resources = server.resources.lock().unwrap();
             match &self.what {
-                Registered::Stream(stream) => endpoints.remove(stream).map(|_| ()),
+                Registered::Stream(protocol, stream) => endpoints.remove(&(*protocol, stream.clone())).map(|_| ()),
                 Registered::Resource(path) => resources.remove(path).map(|_| ()),
             };
             endpoints.is_empty() && resources.is_empty()
@@ -228,13 +229,20 @@ impl Drop for Registration {
     }
 }
 
-/// Serves `stream` on `address`, starting the server there if this is its first stream.
+/// Serves `stream` on `address` at `/<protocol>/<stream>`, starting the server there if this is
+/// its first stream.
 pub fn register(
     address: SocketAddr,
     tls: Option<TlsFiles>,
+    protocol: Protocol,
     stream: &str,
     endpoint: Arc<dyn Endpoint>,
 ) -> Result<Registration, String> {
+    if !whip::is_stream_name(stream) {
+        return Err(format!(
+            "{stream:?} cannot name a stream: one or two /-separated parts of letters, digits, '-', '_', '.'"
+        ));
+    }
     let mut servers = SERVERS.lock().unwrap();
     let server = match servers.get(&address) {
         Some(server) if server.tls != tls => {
@@ -244,11 +252,13 @@ pub fn register(
         None => start(&mut servers, address, tls)?,
     };
     let mut endpoints = server.endpoints.lock().unwrap();
-    if endpoints.contains_key(stream) {
-        return Err(format!("stream {stream:?} is already served on {address} by another element"));
+    let key = (protocol, stream.to_owned());
+    if endpoints.contains_key(&key) {
+        let path = format!("/{}/{stream}", protocol.name());
+        return Err(format!("{path} is already served on {address} by another element"));
     }
-    endpoints.insert(stream.to_owned(), endpoint);
-    Ok(Registration { address, what: Registered::Stream(stream.to_owned()) })
+    endpoints.insert(key, endpoint);
+    Ok(Registration { address, what: Registered::Stream(protocol, stream.to_owned()) })
 }
 
 /// Serves `resource` at `path` (and below) on `address`, starting the server there if need be.
@@ -258,7 +268,12 @@ pub fn register_resource(
     path: &str,
     resource: Arc<dyn Resource>,
 ) -> Result<Registration, String> {
-    if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') || path.starts_with("/whip") {
+    if !path.starts_with('/')
+        || path.len() < 2
+        || path.ends_with('/')
+        || path.starts_with("/whip")
+        || path.starts_with("/whep")
+    {
         return Err(format!("{path:?} cannot be a resource's path"));
     }
     let mut servers = SERVERS.lock().unwrap();
@@ -414,8 +429,8 @@ fn reject(rejection: Rejection) -> Reply {
 }
 
 impl Server {
-    fn endpoint(&self, stream: &str) -> Option<Arc<dyn Endpoint>> {
-        self.endpoints.lock().unwrap().get(stream).cloned()
+    fn endpoint(&self, protocol: Protocol, stream: &str) -> Option<Arc<dyn Endpoint>> {
+        self.endpoints.lock().unwrap().get(&(protocol, stream.to_owned())).cloned()
     }
 
     /// The resource serving `path`, and the rest of the path after the resource's own.
@@ -427,8 +442,15 @@ impl Server {
         })
     }
 
-    fn session_limit_reached(&self, endpoint: &Arc<dyn Endpoint>) -> bool {
-        let endpoints: Vec<_> = self.endpoints.lock().unwrap().values().cloned().collect();
+    fn session_limit_reached(&self, protocol: Protocol, endpoint: &Arc<dyn Endpoint>) -> bool {
+        let endpoints: Vec<_> = self
+            .endpoints
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((p, _), _)| *p == protocol)
+            .map(|(_, e)| e.clone())
+            .collect();
         let limit = endpoints.iter().map(|e| e.max_sessions()).filter(|&m| m > 0).min();
         let running: usize = endpoints.iter().map(|e| e.sessions()).sum();
         let freed = usize::from(endpoint.replaces() && endpoint.sessions() > 0);
@@ -449,8 +471,8 @@ impl Server {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|(_, e)| e.publish_page())
-                .map(|(s, _)| s.clone())
+                .filter(|((protocol, _), e)| *protocol == Protocol::Whip && e.publish_page())
+                .map(|((_, s), _)| s.clone())
                 .collect();
             if !streams.is_empty() {
                 streams.sort();
@@ -465,8 +487,15 @@ impl Server {
         }
         // Counted before the token is checked: guessing tokens is as slow as flooding.
         let posts_per_address = || {
-            let (stream, _) = whip::parse_path(path.split('?').next().unwrap_or(""))?;
-            self.endpoint(stream).map(|e| e.posts_per_address()).filter(|&burst| burst > 0)
+            let mut endpoint = None;
+            let _ = whip::locate(&path, |protocol, stream| match self.endpoint(protocol, stream) {
+                Some(found) => {
+                    endpoint = Some(found);
+                    StreamAuth::Open
+                }
+                None => StreamAuth::Unknown,
+            });
+            endpoint.map(|e| e.posts_per_address()).filter(|&burst| burst > 0)
         };
         if let Some(burst) = (method == "POST").then(posts_per_address).flatten() {
             let allowed = self.posts.lock().unwrap().check(address.ip(), burst, self.started.elapsed());
@@ -485,7 +514,7 @@ impl Server {
             authorization: authorization.as_deref(),
             content_length,
         };
-        let action = match whip::route(&head, |stream| match self.endpoint(stream) {
+        let (protocol, action) = match whip::route(&head, |protocol, stream| match self.endpoint(protocol, stream) {
             Some(e) => e.auth(),
             None => StreamAuth::Unknown,
         }) {
@@ -496,7 +525,7 @@ impl Server {
             Action::Preflight { stream, .. } | Action::Create { stream } => stream,
             Action::Delete { stream, .. } | Action::Patch { stream, .. } => stream,
         };
-        let Some(endpoint) = self.endpoint(stream) else {
+        let Some(endpoint) = self.endpoint(protocol, stream) else {
             return reject(Rejection::new(404, format!("no stream named {stream:?} here")));
         };
 
@@ -515,7 +544,7 @@ impl Server {
                     Ok(body) => body,
                     Err(rejection) => return reject(rejection),
                 };
-                if self.session_limit_reached(&endpoint) {
+                if self.session_limit_reached(protocol, &endpoint) {
                     return reject(
                         Rejection::new(503, "too many sessions on this server (max-sessions)")
                             .with_header("retry-after", "10"),
@@ -535,7 +564,7 @@ impl Server {
                 match tokio::time::timeout(ANSWER_TIMEOUT, receiver).await {
                     Ok(Ok(Ok(created))) => {
                         let mut builder = response(201, whip::SDP)
-                            .header("location", format!("/whip/{stream}/{}", created.resource))
+                            .header("location", format!("/{}/{stream}/{}", protocol.name(), created.resource))
                             .header("etag", &created.etag);
                         for link in &created.links {
                             builder = builder.header("link", link);

@@ -72,17 +72,70 @@ pub enum StreamAuth {
     Token(String),
 }
 
-/// Splits `/whip/<stream>[/<resource>]`.
-pub fn parse_path(path: &str) -> Option<(&str, Option<&str>)> {
-    let rest = path.strip_prefix("/whip/")?;
-    let mut parts = rest.split('/');
-    let stream = parts.next().filter(|s| is_name(s))?;
-    let resource = match parts.next() {
-        None => None,
-        Some(r) if is_name(r) => Some(r),
-        Some(_) => return None,
+/// What an endpoint serves: publishers POST to `/whip/<stream>` (RFC 9725), viewers to
+/// `/whep/<stream>` (draft-ietf-wish-whep); a session's URL is the endpoint's with its id added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Whip,
+    Whep,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Whip => "whip",
+            Protocol::Whep => "whep",
+        }
+    }
+}
+
+/// Most path segments a stream name may have (`cam`, `cam/source`).
+pub const MAX_STREAM_SEGMENTS: usize = 2;
+
+/// Whether `stream` can name an endpoint: one or two segments of letters, digits, `-`, `_`, `.`.
+pub fn is_stream_name(stream: &str) -> bool {
+    let segments = stream.split('/').count();
+    segments <= MAX_STREAM_SEGMENTS && stream.split('/').all(is_name)
+}
+
+/// Splits `/whip/<stream>[/<resource>]` (or `/whep/...`) into the protocol and the segments.
+pub fn parse_path(path: &str) -> Option<(Protocol, Vec<&str>)> {
+    let (protocol, rest) = [Protocol::Whip, Protocol::Whep]
+        .into_iter()
+        .find_map(|p| Some((p, path.strip_prefix('/')?.strip_prefix(p.name())?.strip_prefix('/')?)))?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    (segments.len() <= MAX_STREAM_SEGMENTS + 1 && segments.iter().all(|s| is_name(s))).then_some((protocol, segments))
+}
+
+/// Where a request goes: its protocol, the stream that exists (the longest name the path starts
+/// with: `/whep/cam/source` is stream `cam/source` when served, else a session `source` of
+/// `cam`), the session id after it, and the token the stream wants (`None`: open).
+pub fn locate(
+    path: &str,
+    mut auth: impl FnMut(Protocol, &str) -> StreamAuth,
+) -> Result<(Protocol, String, Option<String>, Option<String>), Rejection> {
+    let path = path.split('?').next().unwrap_or("");
+    let Some((protocol, segments)) = parse_path(path) else {
+        return Err(Rejection::new(
+            404,
+            format!("no WHIP or WHEP endpoint at {path}; publish to /whip/<stream>, watch /whep/<stream>"),
+        ));
     };
-    parts.next().is_none().then_some((stream, resource))
+    for resource_segments in 0..=1 {
+        let Some(split) = segments.len().checked_sub(resource_segments).filter(|&n| n >= 1) else { continue };
+        if split > MAX_STREAM_SEGMENTS {
+            continue;
+        }
+        let stream = segments[..split].join("/");
+        let token = match auth(protocol, &stream) {
+            StreamAuth::Unknown => continue,
+            StreamAuth::Open => None,
+            StreamAuth::Token(token) => Some(token),
+        };
+        return Ok((protocol, stream, segments.get(split).map(|s| (*s).to_owned()), token));
+    }
+    let stream = segments[..segments.len().min(MAX_STREAM_SEGMENTS)].join("/");
+    Err(Rejection::new(404, format!("no stream named {stream:?} here")))
 }
 
 fn is_name(s: &str) -> bool {
@@ -98,29 +151,31 @@ fn media_type(content_type: Option<&str>) -> Option<String> {
 }
 
 /// Decides what to do with a request, or why not.
-pub fn route(head: &RequestHead<'_>, auth: impl FnOnce(&str) -> StreamAuth) -> Result<Action, Rejection> {
-    let path = head.path.split('?').next().unwrap_or("");
-    let Some((stream, resource)) = parse_path(path) else {
-        return Err(Rejection::new(404, format!("no WHIP endpoint at {path}; publish to /whip/<stream>")));
-    };
-    let token = match auth(stream) {
-        StreamAuth::Unknown => return Err(Rejection::new(404, format!("no stream named {stream:?} here"))),
-        StreamAuth::Open => None,
-        StreamAuth::Token(t) => Some(t),
-    };
-    let (stream, resource) = (stream.to_owned(), resource.map(str::to_owned));
+pub fn route(
+    head: &RequestHead<'_>,
+    auth: impl FnMut(Protocol, &str) -> StreamAuth,
+) -> Result<(Protocol, Action), Rejection> {
+    let (protocol, stream, resource, token) = locate(head.path, auth)?;
     let action = match (head.method, resource) {
-        ("OPTIONS", resource) => return Ok(Action::Preflight { stream, resource: resource.is_some() }),
+        ("OPTIONS", resource) => return Ok((protocol, Action::Preflight { stream, resource: resource.is_some() })),
         ("POST", None) => Action::Create { stream },
         ("DELETE", Some(resource)) => Action::Delete { stream, resource },
         ("PATCH", Some(resource)) => Action::Patch { stream, resource },
         (method, None) => {
-            return Err(Rejection::new(405, format!("{method} is not allowed on a WHIP endpoint; POST an SDP offer"))
-                .with_header("allow", "OPTIONS, POST"));
+            let name = protocol.name().to_ascii_uppercase();
+            return Err(Rejection::new(
+                405,
+                format!("{method} is not allowed on a {name} endpoint; POST an SDP offer"),
+            )
+            .with_header("allow", "OPTIONS, POST"));
         }
         (method, Some(_)) => {
-            return Err(Rejection::new(405, format!("{method} is not allowed on a WHIP session; use PATCH or DELETE"))
-                .with_header("allow", "OPTIONS, PATCH, DELETE"));
+            let name = protocol.name().to_ascii_uppercase();
+            return Err(Rejection::new(
+                405,
+                format!("{method} is not allowed on a {name} session; use PATCH or DELETE"),
+            )
+            .with_header("allow", "OPTIONS, PATCH, DELETE"));
         }
     };
     if let Some(token) = token {
@@ -144,7 +199,7 @@ pub fn route(head: &RequestHead<'_>, auth: impl FnOnce(&str) -> StreamAuth) -> R
     if head.content_length.is_some_and(|len| len > MAX_BODY as u64) {
         return Err(too_large());
     }
-    Ok(action)
+    Ok((protocol, action))
 }
 
 /// `authorization` (the header's value) must carry `Bearer <token>`.
@@ -222,29 +277,60 @@ mod tests {
         }
     }
 
-    fn open(_: &str) -> StreamAuth {
-        StreamAuth::Open
+    fn open(_: Protocol, stream: &str) -> StreamAuth {
+        if stream.contains('/') { StreamAuth::Unknown } else { StreamAuth::Open }
     }
 
-    fn secret(stream: &str) -> StreamAuth {
+    fn secret(_: Protocol, stream: &str) -> StreamAuth {
         if stream == "live" { StreamAuth::Token("s3cret".into()) } else { StreamAuth::Unknown }
     }
 
+    const W: Protocol = Protocol::Whip;
+
     #[test]
     fn routes() {
-        assert_eq!(route(&head("POST", "/whip/live"), open), Ok(Action::Create { stream: "live".into() }));
+        assert_eq!(route(&head("POST", "/whip/live"), open), Ok((W, Action::Create { stream: "live".into() })));
         assert_eq!(
             route(&head("DELETE", "/whip/live/abc"), open),
-            Ok(Action::Delete { stream: "live".into(), resource: "abc".into() })
+            Ok((W, Action::Delete { stream: "live".into(), resource: "abc".into() }))
         );
         assert_eq!(
             route(&head("OPTIONS", "/whip/live"), secret),
-            Ok(Action::Preflight { stream: "live".into(), resource: false }),
+            Ok((W, Action::Preflight { stream: "live".into(), resource: false })),
             "preflight needs no token"
         );
         let mut patch = head("PATCH", "/whip/live/abc");
         patch.content_type = Some("application/trickle-ice-sdpfrag");
-        assert_eq!(route(&patch, open), Ok(Action::Patch { stream: "live".into(), resource: "abc".into() }));
+        assert_eq!(route(&patch, open), Ok((W, Action::Patch { stream: "live".into(), resource: "abc".into() })));
+    }
+
+    #[test]
+    fn whep_streams_of_two_segments_are_told_from_sessions() {
+        // Served: whep "cam" and whep "cam/source"; whip "cam".
+        let served = |protocol: Protocol, stream: &str| match (protocol, stream) {
+            (_, "cam") | (Protocol::Whep, "cam/source") => StreamAuth::Open,
+            _ => StreamAuth::Unknown,
+        };
+        let whep = Protocol::Whep;
+        assert_eq!(route(&head("POST", "/whep/cam"), served), Ok((whep, Action::Create { stream: "cam".into() })));
+        assert_eq!(
+            route(&head("POST", "/whep/cam/source"), served),
+            Ok((whep, Action::Create { stream: "cam/source".into() }))
+        );
+        assert_eq!(
+            route(&head("DELETE", "/whep/cam/source/abc"), served),
+            Ok((whep, Action::Delete { stream: "cam/source".into(), resource: "abc".into() }))
+        );
+        assert_eq!(
+            route(&head("DELETE", "/whep/cam/abc"), served),
+            Ok((whep, Action::Delete { stream: "cam".into(), resource: "abc".into() }))
+        );
+        // whip has no "cam/source": a POST there aims at a session of "cam".
+        assert_eq!(route(&head("POST", "/whip/cam/source"), served).unwrap_err().status, 405);
+        assert_eq!(route(&head("POST", "/whep/other"), served).unwrap_err().status, 404);
+        assert_eq!(route(&head("DELETE", "/whep/cam/source/abc/def"), served).unwrap_err().status, 404);
+        assert!(is_stream_name("cam/source") && is_stream_name("live"));
+        assert!(!is_stream_name("a/b/c") && !is_stream_name("a//b") && !is_stream_name("../x") && !is_stream_name(""));
     }
 
     #[test]
@@ -259,7 +345,7 @@ mod tests {
 
     #[test]
     fn not_found_and_not_allowed() {
-        for path in ["/", "/whip", "/whip/", "/other/live", "/whip/a/b/c", "/whip/../etc"] {
+        for path in ["/", "/whip", "/whip/", "/other/live", "/whip/a/b/c", "/whip/../etc", "/whipx/live", "/whep"] {
             assert_eq!(route(&head("POST", path), open).unwrap_err().status, 404, "{path}");
         }
         assert_eq!(route(&head("POST", "/whip/nope"), secret).unwrap_err().status, 404);

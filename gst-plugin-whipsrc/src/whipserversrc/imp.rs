@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use crate::sdp::{self, MediaPlan, OfferError, Sdp};
 use crate::server::{self, Created, Endpoint, Patched, Peer, RUNTIME, Registration};
 use crate::session::{self, Ending, PatchAction, Sessions};
-use crate::whip::{self, Rejection, StreamAuth};
+use crate::whip::{self, Protocol, Rejection, StreamAuth};
 
 use super::negotiation::Pending;
 use super::outputs::{OutputPad, caps_from_sdp, session_pads, stream_codecs};
@@ -129,7 +129,7 @@ pub(super) fn gone() -> Rejection {
 
 impl Endpoint for Handle {
     fn auth(&self) -> StreamAuth {
-        self.with(|imp| match imp.settings.lock().unwrap().token.clone().filter(|t| !t.is_empty()) {
+        self.with(|imp| match imp.settings.lock().unwrap().endpoint.required_token() {
             Some(token) => StreamAuth::Token(token),
             None => StreamAuth::Open,
         })
@@ -668,28 +668,22 @@ impl WhipServerSrc {
     pub(super) fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let settings_error = |e: String| gst::error_msg!(gst::ResourceError::Settings, ["{e}"]);
-        let address = settings.socket_address().map_err(settings_error)?;
-        let tls = settings.tls().map_err(settings_error)?;
-        settings.public_addresses().map_err(settings_error)?;
-        settings.port_range().map_err(settings_error)?;
-        if whip::parse_path(&format!("/whip/{}", settings.stream)).is_none() {
-            return Err(settings_error(format!(
-                "stream {:?} must be letters, digits, '-', '_' or '.'",
-                settings.stream
-            )));
-        }
-        if settings.token.as_deref().is_none_or(str::is_empty) {
-            gst::warning!(CAT, imp = self, "No token set: any publisher is accepted on /whip/{}", settings.stream);
+        let endpoint = &settings.endpoint;
+        endpoint.check().map_err(settings_error)?;
+        let address = endpoint.socket_address().map_err(settings_error)?;
+        let tls = endpoint.tls().map_err(settings_error)?;
+        if endpoint.required_token().is_none() {
+            gst::warning!(CAT, imp = self, "No token set: any publisher is accepted on /whip/{}", endpoint.stream);
         }
         let handle = Arc::new(Handle(self.obj().downgrade()));
-        let registration = server::register(address, tls, &settings.stream, handle)
+        let registration = server::register(address, tls, Protocol::Whip, &endpoint.stream, handle)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?;
         gst::info!(
             CAT,
             imp = self,
             "Serving WHIP on {}://{address}/whip/{}",
-            if settings.tls_certificate.is_some() { "https" } else { "http" },
-            settings.stream
+            if endpoint.tls_certificate.is_some() { "https" } else { "http" },
+            endpoint.stream
         );
         let element = self.obj().downgrade();
         let watchdog = RUNTIME.spawn(async move {

@@ -3,12 +3,10 @@
 //! restarts (which webrtcbin 1.22 does not do on its own).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use tokio::sync::oneshot;
@@ -16,6 +14,7 @@ use tokio::sync::oneshot;
 use super::imp::{CAT, Session, SessionStats, WhipServerSrc};
 use super::outputs::{LAYER_CHOICE_WINDOW, LayeredSection, PadContext};
 use super::settings::Settings;
+use crate::endpoint::{as_dtls_server, promise_reply, wait_promise};
 use crate::sdp::{self, IceCredentials, LocalCandidate, MediaPlan, Sdp};
 use crate::server::{Created, Patched, Peer, RUNTIME};
 use crate::simulcast::LayerSelector;
@@ -49,44 +48,6 @@ pub(super) struct Pending {
     pub sent_answer: Arc<Mutex<Option<Sdp>>>,
     /// Set while webrtcbin applies the offer and its answer (until both are set, or it fails).
     pub negotiating: Arc<AtomicBool>,
-}
-
-/// webrtcbin's answer with us as the DTLS server where the offer lets us choose (sdp::as_dtls_server).
-pub(super) fn as_dtls_server(
-    answer: &gst_webrtc::WebRTCSessionDescription,
-    offer: &Sdp,
-) -> Result<gst_webrtc::WebRTCSessionDescription, String> {
-    let text = answer.sdp().as_text().map_err(|e| e.to_string())?;
-    let text = sdp::as_dtls_server(&text, offer).map_err(|e| e.to_string())?;
-    let message = gst_sdp::SDPMessage::parse_buffer(text.as_bytes())
-        .map_err(|_| "unparsable after setting a=setup".to_string())?;
-    Ok(gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message))
-}
-
-/// Emits `signal` (set-remote-description, set-local-description) and waits for its promise.
-pub(super) fn wait_promise(
-    webrtcbin: &gst::Element,
-    signal: &str,
-    description: &gst_webrtc::WebRTCSessionDescription,
-) -> Result<(), String> {
-    let promise = gst::Promise::new();
-    webrtcbin.emit_by_name::<()>(signal, &[description, &promise]);
-    match promise.wait() {
-        gst::PromiseResult::Replied => promise_reply(Ok(promise.get_reply())).map(|_| ()),
-        other => Err(format!("{other:?}")),
-    }
-}
-
-pub(super) fn promise_reply(
-    reply: Result<Option<&gst::StructureRef>, gst::PromiseError>,
-) -> Result<Option<&gst::StructureRef>, String> {
-    match reply {
-        Ok(Some(s)) if s.has_field("error") => {
-            Err(s.get::<glib::Error>("error").map(|e| e.to_string()).unwrap_or_else(|_| s.to_string()))
-        }
-        Ok(s) => Ok(s),
-        Err(e) => Err(format!("{e:?}")),
-    }
 }
 
 impl WhipServerSrc {
@@ -138,7 +99,7 @@ impl WhipServerSrc {
                     answer,
                     resource: id.clone(),
                     etag: etag.clone(),
-                    links: settings.ice_server_links(),
+                    links: settings.endpoint.ice_server_links(),
                 });
                 let answered = result.is_ok();
                 if answered {
@@ -160,8 +121,7 @@ impl WhipServerSrc {
         {
             // Without STUN or TURN every candidate is a host candidate, known at once; libnice
             // still takes ~200 ms to call gathering complete. Answer when candidates stop coming.
-            let host_only = settings.stun_server.as_deref().unwrap_or("").is_empty()
-                && settings.turn_server.as_deref().unwrap_or("").is_empty();
+            let host_only = settings.endpoint.host_candidates_only();
             let candidates = candidates.clone();
             let last_candidate = Arc::new(Mutex::new(None::<Instant>));
             let answer = answer.clone();
@@ -285,30 +245,7 @@ impl WhipServerSrc {
             .map_err(|_| {
                 "webrtcbin is missing (Debian package gstreamer1.0-plugins-bad, gstreamer1.0-nice)".to_string()
             })?;
-        if let Some(stun) = settings.stun_server.as_deref().filter(|s| !s.is_empty()) {
-            webrtcbin.set_property("stun-server", stun);
-        }
-        if let Some(turn) = settings.turn_server.as_deref().filter(|s| !s.is_empty()) {
-            webrtcbin.set_property("turn-server", turn);
-        }
-        let ice = webrtcbin.property::<gst_webrtc::WebRTCICE>("ice-agent");
-        // No UPnP port mapping attempts (libnice's default): slow, noisy, and not ours to do.
-        if ice.find_property("agent").is_some() {
-            let agent = ice.property::<glib::Object>("agent");
-            if agent.find_property("upnp").is_some() {
-                agent.set_property("upnp", false);
-            }
-        }
-        if let Some((min, max)) = settings.port_range()? {
-            ice.set_property("min-rtp-port", min);
-            ice.set_property("max-rtp-port", max);
-        }
-        if let Ok(ip) = settings.address.parse::<IpAddr>()
-            && !ip.is_unspecified()
-        {
-            // ICE on the address HTTP listens on (libnice skips loopback unless told).
-            let _ = ice.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]);
-        }
+        settings.endpoint.configure_ice(&webrtcbin)?;
         // Ask for retransmissions (answer with rtcp-fb nack) on every transceiver.
         webrtcbin.connect("on-new-transceiver", false, |values| {
             if let Ok(transceiver) = values[1].get::<gst_webrtc::WebRTCRTPTransceiver>() {
@@ -445,7 +382,7 @@ impl WhipServerSrc {
             .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
             .ok_or_else(|| Rejection::new(500, "webrtcbin produced no answer"))?;
         let text = local.sdp().as_text().map_err(|_| Rejection::new(500, "answer cannot be written"))?;
-        let public = settings.public_addresses().map_err(|e| Rejection::new(500, e))?;
+        let public = settings.endpoint.public_addresses().map_err(|e| Rejection::new(500, e))?;
         let text = sdp::finish_answer(&text, candidates, &public, START_BITRATE_KBPS)
             .map_err(|e| Rejection::new(500, e.to_string()))?;
         sdp::accept_layers(&text, offer).map_err(|e| Rejection::new(500, e.to_string()))

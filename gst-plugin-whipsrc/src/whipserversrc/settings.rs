@@ -1,30 +1,22 @@
 //! whipserversrc's properties: their values, defaults and what they mean in one place.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
 
 use super::{CodecOrder, OnDisconnect, Output, Simulcast};
+use crate::endpoint::EndpointSettings;
 use crate::ratelimit;
 use crate::sdp::{self, CodecPreferences, OfferLimits};
-use crate::server::TlsFiles;
 use crate::session::Policy;
 use crate::simulcast::Choice;
+use crate::whip::Protocol;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
-    pub(super) address: String,
-    pub(super) port: u32,
-    pub(super) stream: String,
-    pub(super) token: Option<String>,
-    pub(super) tls_certificate: Option<String>,
-    pub(super) tls_key: Option<String>,
-    pub(super) stun_server: Option<String>,
-    pub(super) turn_server: Option<String>,
-    pub(super) public_address: Option<String>,
-    pub(super) port_range: Option<String>,
+    /// Address, port, stream, token, TLS, ICE: shared with whepserversink.
+    pub(super) endpoint: EndpointSettings,
     pub(super) latency: u32,
     pub(super) video_codecs: String,
     pub(super) audio_codecs: String,
@@ -45,16 +37,7 @@ pub(super) struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            address: "0.0.0.0".into(),
-            port: 8080,
-            stream: "live".into(),
-            token: None,
-            tls_certificate: None,
-            tls_key: None,
-            stun_server: None,
-            turn_server: None,
-            public_address: None,
-            port_range: None,
+            endpoint: EndpointSettings::default(),
             latency: 200,
             video_codecs: "AV1,H264,H265,VP9,VP8".into(),
             audio_codecs: "OPUS".into(),
@@ -113,78 +96,14 @@ impl Settings {
             Simulcast::All => Choice::All,
         }
     }
-
-    pub(super) fn socket_address(&self) -> Result<SocketAddr, String> {
-        let ip: IpAddr =
-            self.address.parse().map_err(|_| format!("address {:?} is not an IP address", self.address))?;
-        let port = u16::try_from(self.port).map_err(|_| format!("port {} out of range", self.port))?;
-        Ok(SocketAddr::new(ip, port))
-    }
-
-    pub(super) fn public_addresses(&self) -> Result<Vec<IpAddr>, String> {
-        self.public_address
-            .iter()
-            .flat_map(|list| list.split(','))
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| a.parse().map_err(|_| format!("public-address {a:?} is not an IP address")))
-            .collect()
-    }
-
-    pub(super) fn port_range(&self) -> Result<Option<(u32, u32)>, String> {
-        let Some(range) = self.port_range.as_deref().filter(|r| !r.is_empty()) else { return Ok(None) };
-        let parse = || {
-            let (min, max) = range.split_once('-')?;
-            let (min, max): (u16, u16) = (min.trim().parse().ok()?, max.trim().parse().ok()?);
-            (min > 0 && min <= max).then_some((u32::from(min), u32::from(max)))
-        };
-        parse().map(Some).ok_or_else(|| format!("port-range {range:?} is not MIN-MAX"))
-    }
-
-    pub(super) fn tls(&self) -> Result<Option<TlsFiles>, String> {
-        match (&self.tls_certificate, &self.tls_key) {
-            (None, None) => Ok(None),
-            (Some(c), Some(k)) if !c.is_empty() && !k.is_empty() => {
-                Ok(Some(TlsFiles { certificate: c.into(), key: k.into() }))
-            }
-            _ => Err("HTTPS needs both tls-certificate and tls-key".into()),
-        }
-    }
-
-    /// `Link` header values announcing our ICE servers (RFC 9725 4.6).
-    pub(super) fn ice_server_links(&self) -> Vec<String> {
-        let mut links = Vec::new();
-        if let Some(stun) = self.stun_server.as_deref().filter(|s| !s.is_empty()) {
-            let host = stun.trim_start_matches("stun://");
-            links.push(format!("<stun:{host}>; rel=\"ice-server\""));
-        }
-        if let Some(turn) = self.turn_server.as_deref().filter(|s| !s.is_empty()) {
-            let (scheme, rest) = turn.split_once("://").unwrap_or(("turn", turn));
-            let (credentials, host) = rest.rsplit_once('@').unwrap_or(("", rest));
-            let (user, pass) = credentials.split_once(':').unwrap_or((credentials, ""));
-            links.push(format!(
-                "<{scheme}:{host}?transport=udp>; rel=\"ice-server\"; username=\"{user}\"; credential=\"{pass}\"; credential-type=\"password\""
-            ));
-        }
-        links
-    }
 }
 
 impl Settings {
     /// Every property but `stats` (the element's own).
     pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
         let d = Settings::default();
-        vec![
-                glib::ParamSpecString::builder("address").nick("Address").blurb("IP address the HTTP server listens on (ICE uses it too when it is not 0.0.0.0)").default_value(Some(d.address.as_str())).mutable_ready().build(),
-                glib::ParamSpecUInt::builder("port").nick("Port").blurb("TCP port of the HTTP server; elements naming the same address and port share one server").maximum(65535).default_value(d.port).mutable_ready().build(),
-                glib::ParamSpecString::builder("stream").nick("Stream").blurb("Stream name: publishers POST to /whip/<stream>").default_value(Some(d.stream.as_str())).mutable_ready().build(),
-                glib::ParamSpecString::builder("token").nick("Token").blurb("Bearer token publishers must send (POST, PATCH, DELETE); empty: anyone may publish").mutable_ready().build(),
-                glib::ParamSpecString::builder("tls-certificate").nick("TLS certificate").blurb("PEM certificate chain file: serve HTTPS (with tls-key)").mutable_ready().build(),
-                glib::ParamSpecString::builder("tls-key").nick("TLS key").blurb("PEM private key file for tls-certificate").mutable_ready().build(),
-                glib::ParamSpecString::builder("stun-server").nick("STUN server").blurb("stun://host:port, used for gathering and announced in a Link header").mutable_ready().build(),
-                glib::ParamSpecString::builder("turn-server").nick("TURN server").blurb("turn(s)://user:password@host:port, used for gathering and announced in a Link header").mutable_ready().build(),
-                glib::ParamSpecString::builder("public-address").nick("Public address").blurb("Comma-separated IP addresses announced as extra host candidates (a server behind NAT with forwarded UDP ports)").mutable_ready().build(),
-                glib::ParamSpecString::builder("port-range").nick("Port range").blurb("UDP ports for ICE as MIN-MAX (e.g. 40000-40100); empty: any").mutable_ready().build(),
+        let mut specs = EndpointSettings::param_specs(Protocol::Whip);
+        specs.extend([
                 glib::ParamSpecUInt::builder("latency").nick("Latency").blurb("Jitter buffer latency in ms").default_value(d.latency).mutable_ready().build(),
                 glib::ParamSpecString::builder("video-codecs").nick("Video codecs").blurb("Video codecs accepted, most preferred first (see codec-order)").default_value(Some(d.video_codecs.as_str())).mutable_ready().build(),
                 glib::ParamSpecString::builder("audio-codecs").nick("Audio codecs").blurb("Audio codecs accepted, most preferred first").default_value(Some(d.audio_codecs.as_str())).mutable_ready().build(),
@@ -205,23 +124,17 @@ impl Settings {
                 glib::ParamSpecUInt::builder("max-media-sections").nick("Max media sections").blurb("Most media sections an offer may have (OBS sends 2, browsers 2 or 3); more: 422. Every section must be in one BUNDLE group").minimum(1).maximum(64).default_value(d.max_media_sections).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("max-posts-per-address").nick("Max POSTs per address").blurb("POSTs one client address (an IPv6 /64) may send at once, then 2 per second; more: 429 with Retry-After (also without a valid token: guessing one is as slow). 0: no limit").default_value(d.max_posts_per_address).mutable_ready().build(),
                 glib::ParamSpecUInt::builder("silent-stream-timeout").nick("Silent stream timeout").blurb("With on-disconnect=eos: a stream the publisher negotiated and has sent nothing of this many ms after the session's first media ends (EOS on its pad, with caps from the SDP) so that muxers waiting for every stream go on; its later data is dropped. Only for pads whose caps the SDP says (Opus with output=encoded). 0: wait for it").default_value(d.silent_stream_timeout).mutable_ready().build(),
-        ]
+        ]);
+        specs
     }
 
     pub(super) fn set(&mut self, name: &str, value: &glib::Value) {
+        if self.endpoint.set(name, value) {
+            return;
+        }
         let s = self;
         let string = || value.get::<Option<String>>().unwrap();
         match name {
-            "address" => s.address = string().unwrap_or_else(|| Settings::default().address),
-            "port" => s.port = value.get().unwrap(),
-            "stream" => s.stream = string().unwrap_or_else(|| Settings::default().stream),
-            "token" => s.token = string(),
-            "tls-certificate" => s.tls_certificate = string(),
-            "tls-key" => s.tls_key = string(),
-            "stun-server" => s.stun_server = string(),
-            "turn-server" => s.turn_server = string(),
-            "public-address" => s.public_address = string(),
-            "port-range" => s.port_range = string(),
             "latency" => s.latency = value.get().unwrap(),
             "video-codecs" => s.video_codecs = string().unwrap_or_default(),
             "audio-codecs" => s.audio_codecs = string().unwrap_or_default(),
@@ -242,18 +155,11 @@ impl Settings {
     }
 
     pub(super) fn get(&self, name: &str) -> glib::Value {
+        if let Some(value) = self.endpoint.get(name) {
+            return value;
+        }
         let s = self;
         match name {
-            "address" => s.address.to_value(),
-            "port" => s.port.to_value(),
-            "stream" => s.stream.to_value(),
-            "token" => s.token.to_value(),
-            "tls-certificate" => s.tls_certificate.to_value(),
-            "tls-key" => s.tls_key.to_value(),
-            "stun-server" => s.stun_server.to_value(),
-            "turn-server" => s.turn_server.to_value(),
-            "public-address" => s.public_address.to_value(),
-            "port-range" => s.port_range.to_value(),
             "latency" => s.latency.to_value(),
             "video-codecs" => s.video_codecs.to_value(),
             "audio-codecs" => s.audio_codecs.to_value(),

@@ -1,0 +1,56 @@
+//! The element's shell against the GStreamer it runs on (viewers are in tests/tests/whep.rs).
+
+use gst::prelude::*;
+
+fn init() {
+    let _ = gst::init();
+    let _ = super::register_static();
+}
+
+#[test]
+fn pads_are_requested_by_kind_and_released() {
+    init();
+    let sink = gst::ElementFactory::make("whepserversink").build().unwrap();
+    let video = sink.request_pad_simple("video_%u").unwrap();
+    let audio = sink.request_pad_simple("audio_%u").unwrap();
+    assert_eq!((video.name().as_str(), audio.name().as_str()), ("video_0", "audio_0"));
+    assert_eq!(sink.request_pad_simple("video_%u").unwrap().name(), "video_1");
+    let taken = video.query_caps(None);
+    for codec in ["video/x-h264", "video/x-vp8", "video/x-vp9", "video/x-av1", "video/x-h265"] {
+        assert!(taken.iter().any(|s| s.name() == codec), "{codec} in {taken}");
+    }
+    sink.release_request_pad(&video);
+    assert_eq!(sink.request_pad_simple("video_%u").unwrap().name(), "video_0", "a released name is free again");
+}
+
+#[test]
+fn bad_settings_fail_the_start_with_a_message() {
+    init();
+    for (property, value, says) in [
+        ("stream", "a/b/c", "stream"),
+        ("address", "localhost", "not an IP address"),
+        ("port-range", "5-1", "port-range"),
+    ] {
+        let pipeline = gst::Pipeline::new();
+        let sink = gst::ElementFactory::make("whepserversink").property("port", 0u32).build().unwrap();
+        sink.set_property_from_str(property, value);
+        pipeline.add(&sink).unwrap();
+        assert!(pipeline.set_state(gst::State::Paused).is_err(), "{property}={value}");
+        let bus = pipeline.bus().unwrap();
+        let error = bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]).unwrap();
+        let gst::MessageView::Error(error) = error.view() else { unreachable!() };
+        assert!(error.error().to_string().contains(says), "{property}={value}: {}", error.error());
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
+}
+
+#[test]
+fn defaults_are_documented_in_the_properties() {
+    init();
+    let sink = gst::ElementFactory::make("whepserversink").build().unwrap();
+    assert_eq!(sink.property::<u32>("max-viewers"), super::settings::DEFAULT_MAX_VIEWERS);
+    assert_eq!(sink.property::<u32>("max-backlog"), super::settings::DEFAULT_MAX_BACKLOG);
+    assert_eq!(sink.property::<String>("stream"), "live");
+    let stats = sink.property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("viewers-started").unwrap(), 0);
+}
