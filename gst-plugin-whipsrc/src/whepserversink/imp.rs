@@ -414,11 +414,12 @@ impl WhepServerSink {
         }
     }
 
-    /// Ends viewers whose connection failed or closed (checked once a second while playing).
+    /// Ends viewers whose connection failed or closed, or who went silent (checked once a second).
     pub(super) fn watch(&self) {
         let failed: Vec<(String, String)> = {
             let state = self.state.lock().unwrap();
-            state.viewers.values().filter_map(|v| v.failure().map(|why| (v.id.clone(), why))).collect()
+            let now = Instant::now();
+            state.viewers.values().filter_map(|v| v.failure(now).map(|why| (v.id.clone(), why))).collect()
         };
         for (id, why) in failed {
             self.end_viewer(&id, &why);

@@ -22,6 +22,10 @@ const GATHERING_TIMEOUT: Duration = Duration::from_secs(3);
 const HOST_CANDIDATES_SETTLE: Duration = Duration::from_millis(20);
 /// RTP packets at most this large: room for SRTP and TURN headers within a 1280-byte path.
 const MTU: u32 = 1200;
+/// A connected viewer from which nothing came for this long (receivers send RTCP reports every
+/// second or so; ICE keeps its checks going) is gone: its browser was killed or frozen. webrtcbin
+/// 1.22 cannot turn on libnice's consent freshness, which would tell.
+pub(super) const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 
 pub(super) struct Viewer {
     pub(super) id: String,
@@ -39,6 +43,8 @@ pub(super) struct Viewer {
     pub(super) key_requests: Arc<AtomicU64>,
     /// Why the viewer can no longer watch, once it cannot.
     failure: Arc<Mutex<Option<String>>>,
+    /// When a packet last came from the viewer (ms since `started`; 0: none yet).
+    heard_ms: Arc<AtomicU64>,
 }
 
 impl Viewer {
@@ -47,8 +53,16 @@ impl Viewer {
         format!("{state:?}").to_ascii_lowercase()
     }
 
-    pub(super) fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap().clone()
+    /// Why the viewer can no longer watch: its connection failed, its pipeline erred, or it went
+    /// silent (as of `now`).
+    pub(super) fn failure(&self, now: Instant) -> Option<String> {
+        if let Some(failure) = self.failure.lock().unwrap().clone() {
+            return Some(failure);
+        }
+        let heard = self.heard_ms.load(Ordering::Relaxed);
+        let silent = now.saturating_duration_since(self.started).saturating_sub(Duration::from_millis(heard));
+        (heard > 0 && silent >= SILENCE_LIMIT)
+            .then(|| format!("nothing came from the viewer for {} s", silent.as_secs()))
     }
 }
 
@@ -138,6 +152,23 @@ pub(super) fn start(
             None
         });
     }
+    // Every packet from the viewer (RTCP, STUN) enters through webrtcbin's nicesrc.
+    let started = Instant::now();
+    let heard_ms = Arc::new(AtomicU64::new(0));
+    {
+        let heard_ms = heard_ms.clone();
+        pipeline.connect_deep_element_added(move |_, _, element| {
+            if element.factory().is_some_and(|f| f.name() == "nicesrc")
+                && let Some(pad) = element.static_pad("src")
+            {
+                let heard_ms = heard_ms.clone();
+                pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, _| {
+                    heard_ms.store(started.elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                });
+            }
+        });
+    }
     let stop_on_error = |rejection: Rejection| {
         let _ = pipeline.set_state(gst::State::Null);
         rejection
@@ -187,14 +218,13 @@ pub(super) fn start(
         if let Some(pad) = appsrc.static_pad("src") {
             let (element, track, key_requests) = (imp.obj().downgrade(), Arc::downgrade(track), key_requests.clone());
             pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
-                if let Some(event) = info.event()
-                    && gst_video::UpstreamForceKeyUnitEvent::parse(event).is_ok()
-                {
+                // Passed on to appsrc, which ignores it (dropped here, GStreamer 1.22 unreffed a
+                // NULL event: GStreamer-CRITICAL).
+                if info.event().is_some_and(|e| gst_video::UpstreamForceKeyUnitEvent::parse(e).is_ok()) {
                     key_requests.fetch_add(1, Ordering::Relaxed);
                     if let (Some(element), Some(track)) = (element.upgrade(), track.upgrade()) {
                         element.imp().request_key_unit(&track);
                     }
-                    return gst::PadProbeReturn::Drop;
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -274,7 +304,7 @@ pub(super) fn start(
         id,
         etag,
         peer,
-        started: Instant::now(),
+        started,
         pipeline,
         webrtcbin,
         mids,
@@ -282,6 +312,7 @@ pub(super) fn start(
         counters,
         key_requests,
         failure,
+        heard_ms,
     };
     Ok((viewer, created))
 }
