@@ -12,6 +12,7 @@ mod recorder;
 mod served;
 mod setup;
 mod tracks;
+mod viewing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,10 @@ pub struct ServeArgs {
     /// A stream's own Bearer token (repeat for several): a leaked token opens only its stream.
     #[arg(long = "stream-token", value_name = "STREAM=TOKEN", value_parser = stream_token)]
     pub stream_tokens: Vec<(String, String)>,
+    /// Bearer token viewers (WHEP: /whep/<stream>, /whep/<stream>/source) must send; without it,
+    /// the stream's publisher token.
+    #[arg(long, env = "WHEP_TOKEN", hide_env_values = true)]
+    pub viewer_token: Option<String>,
     /// Accept publishers without a token (not recommended outside a lab).
     #[arg(long, conflicts_with_all = ["token", "stream_tokens"])]
     pub no_token: bool,
@@ -114,6 +119,11 @@ fn stream_token(value: &str) -> Result<(String, String), String> {
 }
 
 impl ServeArgs {
+    /// The Bearer token viewers of `stream` must send (`None`: anyone may watch).
+    pub fn viewer_token_for(&self, stream: &str) -> Option<&str> {
+        self.viewer_token.as_deref().filter(|t| !t.is_empty()).or_else(|| self.token_for(stream))
+    }
+
     /// The Bearer token publishers of `stream` must send (`None`: anyone may publish).
     pub fn token_for(&self, stream: &str) -> Option<&str> {
         let own = self.stream_tokens.iter().find(|(s, _)| s == stream);
@@ -169,6 +179,7 @@ fn init() -> Result<(), String> {
     gstav1rtp::plugin_register_static().map_err(|e| e.to_string())?;
     gstwhipsrc::plugin_register_static().map_err(|e| e.to_string())?;
     gstfacemark::plugin_register_static().map_err(|e| e.to_string())?;
+    gstrsrtp::plugin_register_static().map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -49,6 +49,8 @@ impl Histogram {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub sessions: Vec<SessionMetrics>,
+    /// WHEP viewers watching now (every stream, both views).
+    pub viewers: u64,
     /// HTTP responses of the server, by status code.
     pub http_responses: Vec<(u16, u64)>,
     pub inference_seconds: Histogram,
@@ -59,6 +61,7 @@ impl Default for Snapshot {
     fn default() -> Self {
         Snapshot {
             sessions: Vec::new(),
+            viewers: 0,
             http_responses: Vec::new(),
             inference_seconds: Histogram::new(&INFERENCE_BUCKETS),
             dropped_inferences: 0,
@@ -75,6 +78,10 @@ pub fn render(snapshot: &Snapshot) -> String {
     blocks.push((
         header("whipcast_sessions_active", "gauge", "Publishers connected now."),
         vec![format!("whipcast_sessions_active {}", sessions.len())],
+    ));
+    blocks.push((
+        header("whipcast_viewers_active", "gauge", "WHEP viewers watching now."),
+        vec![format!("whipcast_viewers_active {}", snapshot.viewers)],
     ));
     let mut codes = snapshot.http_responses.clone();
     codes.sort();
@@ -181,6 +188,7 @@ mod tests {
                 jitter_seconds: 0.0042,
                 recording_frames: 300,
             }],
+            viewers: 2,
             http_responses: vec![(404, 2), (201, 1)],
             inference_seconds,
             dropped_inferences: 5,
@@ -193,6 +201,8 @@ mod tests {
         for line in [
             "# TYPE whipcast_sessions_active gauge",
             "whipcast_sessions_active 1",
+            "# TYPE whipcast_viewers_active gauge",
+            "whipcast_viewers_active 2",
             "whipcast_http_requests_total{code=\"201\"} 1",
             "whipcast_http_requests_total{code=\"404\"} 2",
             "whipcast_session_received_bytes_per_second{stream=\"live\"} 312500",

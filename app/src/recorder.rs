@@ -19,6 +19,7 @@ use crate::metrics::{SessionMetrics, Snapshot};
 use crate::progress;
 use crate::served::{Access, EventsHub, Served};
 use crate::tracks::Gates;
+use crate::viewing::{self, Watched};
 use gstwhipsrc::server::TlsFiles;
 
 /// Decoders for facemark, best first: NVIDIA's where the GPU is there, then the CPU ones.
@@ -52,6 +53,8 @@ struct Inner {
     analysis: Arc<Mutex<analysis::Totals>>,
     /// `/metrics` and `/events` on the server, once it listens.
     served: Mutex<Option<Served>>,
+    /// Whether each stream's annotated view (WHEP) is watched.
+    watched: Mutex<HashMap<String, Watched>>,
 }
 
 #[derive(Default)]
@@ -73,6 +76,13 @@ struct FaceBranch {
     off: Arc<AtomicBool>,
     /// Its sink is done (EOS, or the branch failed): counted once towards finalizing.
     done: Arc<AtomicBool>,
+}
+
+/// Where a face branch's marked frames go: snapshots (counted), and the annotated view while
+/// `watched`.
+struct FaceSinks<'a> {
+    snapshots: &'a Arc<AtomicU64>,
+    watched: Option<Watched>,
 }
 
 /// Elements of the face branch are named with this prefix, so their errors are told apart.
@@ -139,10 +149,15 @@ impl Recorder {
             state: Mutex::default(),
             analysis: Arc::default(),
             served: Mutex::default(),
+            watched: Mutex::default(),
         });
         for stream in &inner.args.streams {
             let src = inner.whip_source(stream)?;
             inner.pipeline.add(&src).map_err(|e| e.to_string())?;
+            viewing::add_endpoints(&inner.pipeline, &inner.args, stream, inner.facemark.is_some())?;
+            if let Some(processed) = inner.pipeline.by_name(&viewing::processed_name(stream)) {
+                inner.watched.lock().unwrap().insert(stream.clone(), Watched::follow(&processed));
+            }
         }
         inner.watch_bus();
         if inner.pipeline.set_state(gst::State::Playing).is_err() {
@@ -336,20 +351,63 @@ impl Inner {
                 // Pads that exist from an earlier session; new ones come through pad-added.
                 for name in inputs {
                     if let Some(pad) = src.static_pad(&name) {
-                        link_input(&pad, &bin);
+                        self.link_input(src, &pad, &bin);
                     }
                 }
+                self.link_processed(&stream, &bin);
             }
             Err(e) => println!("\nsession {id} on {stream} from {remote} is not recorded: {e}"),
         }
     }
 
     fn link_new_pad(&self, src: &gst::Element, pad: &gst::Pad) {
-        let state = self.state.lock().unwrap();
-        if let Some(recording) =
-            state.live.values().find(|r| &r.src == src && r.inputs.iter().any(|n| *n == pad.name()))
-        {
-            link_input(pad, &recording.bin);
+        let stream = src.property::<String>("stream");
+        if let Err(e) = viewing::split(&self.pipeline, src, pad, &stream) {
+            println!("\n{} is not served to viewers: {e}", pad.name());
+        }
+        let bin = {
+            let state = self.state.lock().unwrap();
+            let recording = state.live.values().find(|r| &r.src == src && r.inputs.iter().any(|n| *n == pad.name()));
+            recording.map(|r| r.bin.clone())
+        };
+        if let Some(bin) = bin {
+            self.link_input(src, pad, &bin);
+        }
+    }
+
+    /// Feeds the recording `bin`'s input of the same name from `src_pad` (of whipserversrc `src`).
+    fn link_input(&self, src: &gst::Element, src_pad: &gst::Pad, bin: &gst::Bin) {
+        let Some(sink_pad) = bin.static_pad(&src_pad.name()) else { return };
+        if sink_pad.is_linked() {
+            return;
+        }
+        let Some(from) = viewing::feed(&self.pipeline, src, src_pad) else {
+            println!("\ncannot record {}: no branch for it", src_pad.name());
+            return;
+        };
+        if let Some(old) = from.peer() {
+            let _ = from.unlink(&old);
+        }
+        // The pad still holds the caps of the previous session (perhaps another codec): this
+        // session's caps come with its first buffer.
+        if let Err(e) = from.link_full(&sink_pad, gst::PadLinkCheck::HIERARCHY) {
+            println!("\ncannot record {}: {e:?}", src_pad.name());
+        }
+    }
+
+    /// The annotated video of a recording (its `processed` pad) to the stream's annotated view.
+    fn link_processed(&self, stream: &str, bin: &gst::Bin) {
+        let (Some(out), Some(view)) =
+            (bin.static_pad("processed"), self.pipeline.by_name(&viewing::processed_name(stream)))
+        else {
+            return;
+        };
+        let Some(input) = view.static_pad("video_0").or_else(|| view.request_pad_simple("video_%u")) else { return };
+        if let Some(old) = input.peer() {
+            let _ = old.unlink(&input);
+        }
+        if let Err(e) = out.link(&input) {
+            println!("\nthe annotated view of {stream} gets nothing: {e:?}");
         }
     }
 
@@ -436,7 +494,9 @@ impl Inner {
                     },
                     self.analysis.clone(),
                 );
-                self.add_face_branch(&bin, &queue, track.is_some(), &codec, &name, &snapshots, &branch, output)
+                let watched = self.watched.lock().unwrap().get(stream).cloned();
+                let sinks = FaceSinks { snapshots: &snapshots, watched };
+                self.add_face_branch(&bin, &queue, track.is_some(), &codec, &name, sinks, &branch, output)
             } else {
                 Err(String::new())
             };
@@ -542,7 +602,7 @@ impl Inner {
         feeds_mux: bool,
         codec: &str,
         name: &str,
-        snapshots: &Arc<AtomicU64>,
+        sinks: FaceSinks<'_>,
         branch: &FaceBranch,
         output: analysis::Output,
     ) -> Result<(PathBuf, &'static str, gst::Element, Option<gst::Pad>), String> {
@@ -574,6 +634,12 @@ impl Inner {
         }
         analysis::attach(&facemark, Arc::new(output));
         chain.push(facemark);
+        // The marked frames also go to the annotated view (WHEP), when the stream has one.
+        let to_view = match &sinks.watched {
+            Some(_) => Some(make("tee")?),
+            None => None,
+        };
+        chain.extend(to_view.clone());
         let to_jpeg = make("videoconvert")?;
         chain.push(to_jpeg.clone());
         chain.push(make("jpegenc")?);
@@ -606,6 +672,12 @@ impl Inner {
         };
         to_decoder.link(&chain[0]).map_err(|e| e.to_string())?;
         gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+        if let (Some(tee), Some(watched)) = (&to_view, sinks.watched)
+            && let Err(e) = viewing::add_processed_branch(bin, tee, watched)
+        {
+            // The marking and the snapshots go on without it.
+            println!("the annotated view of {name} is off: {e}");
+        }
         {
             // A failed branch takes nothing more: its error must not flow back into the tee.
             let off = branch.off.clone();
@@ -657,7 +729,7 @@ impl Inner {
                 }
             });
         }
-        let (folder, written) = (dir.clone(), snapshots.clone());
+        let (folder, written) = (dir.clone(), sinks.snapshots.clone());
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
@@ -690,11 +762,15 @@ impl Inner {
     /// Detaches the recording from the server and sends EOS through it to finalize the file.
     fn finish(self: &Arc<Self>, recording: Recording) {
         for name in &recording.inputs {
-            if let (Some(src_pad), Some(sink_pad)) = (recording.src.static_pad(name), recording.bin.static_pad(name))
-                && src_pad.peer().as_ref() == Some(&sink_pad)
-            {
-                let _ = src_pad.unlink(&sink_pad);
+            if let Some(sink_pad) = recording.bin.static_pad(name) {
+                viewing::unfeed(&sink_pad);
             }
+        }
+        // The annotated view goes on with the next session.
+        if let Some(out) = recording.bin.static_pad("processed")
+            && let Some(view) = out.peer()
+        {
+            let _ = out.unlink(&view);
         }
         // Streams that never sent leave the file before the end goes through.
         recording.gates.end();
@@ -862,8 +938,17 @@ impl Inner {
             });
         }
         let analysis = self.analysis.lock().unwrap().clone();
+        let viewers = self
+            .args
+            .streams
+            .iter()
+            .flat_map(|s| [viewing::source_name(s), viewing::processed_name(s)])
+            .filter_map(|name| self.pipeline.by_name(&name))
+            .map(|sink| sink.property::<gst::Structure>("stats").get::<gst::Array>("viewers").map_or(0, |a| a.len()))
+            .sum::<usize>() as u64;
         Snapshot {
             sessions,
+            viewers,
             http_responses: gstwhipsrc::server::responses(address),
             inference_seconds: analysis.inference_seconds,
             dropped_inferences: analysis.dropped_inferences,
@@ -1007,21 +1092,6 @@ fn live_queue(leaky: bool) -> Result<gst::Element, String> {
         queue.set_property_from_str("leaky", "downstream");
     }
     Ok(queue)
-}
-
-fn link_input(src_pad: &gst::Pad, bin: &gst::Bin) {
-    let Some(sink_pad) = bin.static_pad(&src_pad.name()) else { return };
-    if sink_pad.is_linked() {
-        return;
-    }
-    if let Some(old) = src_pad.peer() {
-        let _ = src_pad.unlink(&old);
-    }
-    // The pad still holds the caps of the previous session (perhaps another codec): this
-    // session's caps come with its first buffer.
-    if let Err(e) = src_pad.link_full(&sink_pad, gst::PadLinkCheck::HIERARCHY) {
-        println!("\ncannot record {}: {e:?}", src_pad.name());
-    }
 }
 
 /// `base`, or `base-2`, `base-3` ... when a file of that name exists.

@@ -148,6 +148,7 @@ mod tests {
     fn metrics_need_a_publishers_token_unless_open() {
         let snapshot = || Snapshot {
             sessions: Vec::new(),
+            viewers: 0,
             http_responses: Vec::new(),
             inference_seconds: metrics::Histogram::new(&metrics::INFERENCE_BUCKETS),
             dropped_inferences: 0,
