@@ -1,6 +1,7 @@
 //! What whipcast serves beside WHIP, on the same port: `/metrics` (Prometheus text) and
 //! `/events/<stream>` (facemark's results as Server-Sent Events), each behind the publishers'
-//! tokens (`/metrics` open with `--metrics-open`).
+//! tokens (`/metrics` open with `--metrics-open`), and `/watch/<stream>`, a page that plays the
+//! stream's WHEP views (open: the token is entered in the page).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,6 +42,12 @@ impl Served {
         let registrations = vec![
             server::register_resource(access.address, access.tls.clone(), "/metrics", metrics)?,
             server::register_resource(access.address, access.tls.clone(), "/events", events)?,
+            server::register_resource(
+                access.address,
+                access.tls.clone(),
+                "/watch",
+                Arc::new(WatchPage { streams: access.streams.iter().map(|(s, _)| s.clone()).collect() }),
+            )?,
         ];
         Ok(Served { _registrations: registrations })
     }
@@ -59,6 +66,25 @@ impl Resource for Metrics {
     fn get(&self, _: &str) -> Result<Content, Rejection> {
         let body = metrics::render(&(self.snapshot)());
         Ok(Content::Whole { content_type: "text/plain; version=0.0.4; charset=utf-8", body: Bytes::from(body) })
+    }
+}
+
+/// `/watch/<stream>`: the page playing the stream's views.
+struct WatchPage {
+    streams: Vec<String>,
+}
+
+impl Resource for WatchPage {
+    fn tokens(&self, rest: &str) -> Option<Vec<String>> {
+        let stream = rest.strip_prefix('/')?;
+        self.streams.iter().any(|s| s == stream).then(Vec::new)
+    }
+
+    fn get(&self, rest: &str) -> Result<Content, Rejection> {
+        let stream = rest.trim_start_matches('/');
+        // Stream names are letters, digits, '-', '_' and '.' (whipserversrc refuses others).
+        let page = include_str!("watch-page.html").replace("<!--STREAM-->", stream);
+        Ok(Content::Whole { content_type: "text/html; charset=utf-8", body: Bytes::from(page) })
     }
 }
 
@@ -142,6 +168,17 @@ mod tests {
         drop(fast);
         hub.publish("a", &frame(1));
         assert_eq!(hub.readers("a"), 0, "a reader gone is forgotten");
+    }
+
+    #[test]
+    fn the_watch_page_is_open_for_the_streams_served() {
+        let page = WatchPage { streams: vec!["cam".into()] };
+        assert_eq!(page.tokens("/cam"), Some(vec![]));
+        assert_eq!(page.tokens("/other"), None);
+        assert_eq!(page.tokens(""), None);
+        let Ok(Content::Whole { body, .. }) = page.get("/cam") else { panic!("whole") };
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("const STREAM = 'cam';") && !text.contains("<!--STREAM-->"));
     }
 
     #[test]
