@@ -693,12 +693,17 @@ impl Inner {
             // The leaky queue drops frames when marking lags (marking DISCONT what follows): the
             // decoder then gets nothing until the next key frame, never a frame whose reference
             // was dropped (libaom's av1dec fails on those).
+            // It asks for that key frame (a browser sends one on request, else only every few
+            // minutes: without asking, the marking stopped at its first drop for good).
             let waiting = AtomicBool::new(false);
-            to_decoder.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            to_decoder.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
                 let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
                 let delta = buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
                 if buffer.flags().contains(gst::BufferFlags::DISCONT) && delta {
-                    waiting.store(true, Ordering::Relaxed);
+                    if !waiting.swap(true, Ordering::Relaxed) {
+                        let _ =
+                            pad.send_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
+                    }
                 } else if !delta {
                     waiting.store(false, Ordering::Relaxed);
                 }

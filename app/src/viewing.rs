@@ -164,12 +164,22 @@ pub fn add_processed_branch(bin: &gst::Bin, tee: &gst::Element, watched: Watched
         .map_err(|e| format!("the annotated view's encoder: {e}"))?;
     bin.add(&chain).map_err(|e| e.to_string())?;
     tee.link(&chain).map_err(|e| e.to_string())?;
+    let src = chain.static_pad("src").ok_or("no src pad on the annotated view's encoder")?;
+    // Frames go until the encoder has put one out (x264enc holds one back): the view learns its
+    // caps, which a viewer's answer needs. Then they go while someone watches, the first of
+    // them asked to be a key frame.
+    let primed = Arc::new(AtomicBool::new(false));
+    {
+        let primed = primed.clone();
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            primed.store(true, Ordering::Relaxed);
+            gst::PadProbeReturn::Remove
+        });
+    }
     if let Some(queue) = chain.by_name("processed-queue").and_then(|q| q.static_pad("src")) {
-        // The first frame always goes (the view learns its caps: a viewer's answer needs them);
-        // then frames go while someone watches, the first of them asked to be a key frame.
-        let (primed, passing) = (AtomicBool::new(false), AtomicBool::new(true));
+        let passing = AtomicBool::new(true);
         queue.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-            if !primed.swap(true, Ordering::Relaxed) {
+            if !primed.load(Ordering::Relaxed) {
                 return gst::PadProbeReturn::Ok;
             }
             if watched.get() {
@@ -185,7 +195,6 @@ pub fn add_processed_branch(bin: &gst::Bin, tee: &gst::Element, watched: Watched
             gst::PadProbeReturn::Handled
         });
     }
-    let src = chain.static_pad("src").ok_or("no src pad on the annotated view's encoder")?;
     let ghost = gst::GhostPad::builder_with_target(&src).map_err(|e| e.to_string())?.name("processed").build();
     ghost.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
         if matches!(&info.data, Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos) {

@@ -2,6 +2,7 @@
 //! replay with real timestamps, AV1 encoding through real peers, and decoding of what we record.
 
 pub mod relay;
+pub mod whipcast;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;

@@ -162,10 +162,18 @@ impl Endpoint for Handle {
 }
 
 impl WhepServerSink {
-    /// The pads' tracks that have caps, and their codecs.
-    pub(super) fn tracks_with_codecs(&self) -> Vec<(Arc<Track>, &'static str)> {
-        let tracks = self.tracks.lock().unwrap().clone();
-        tracks.into_iter().filter_map(|t| t.codec().map(|c| (t, c))).collect()
+    /// The pads' tracks that have caps, and their codecs, once every pad has caps or after `wait`.
+    pub(super) fn tracks_with_codecs(&self, wait: Duration) -> Vec<(Arc<Track>, &'static str)> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let tracks = self.tracks.lock().unwrap().clone();
+            let all = tracks.len();
+            let known: Vec<_> = tracks.into_iter().filter_map(|t| t.codec().map(|c| (t, c))).collect();
+            if known.len() == all || Instant::now() >= deadline {
+                return known;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A viewer's offer: admitted (or 503), answered (or 4xx/5xx); its frames start once it is
@@ -314,6 +322,7 @@ impl WhepServerSink {
         if let Some(segment) = &segment {
             let out = out.make_mut();
             let pts = buffer.pts().and_then(|t| segment.to_running_time(t));
+            gst::log!(CAT, imp = self, "{}: pts {:?} in {:?} -> {:?}", track.pad_name, buffer.pts(), segment, pts);
             let dts = buffer.dts().and_then(|t| segment.to_running_time(t));
             out.set_pts(pts);
             out.set_dts(dts);
@@ -330,6 +339,7 @@ impl WhepServerSink {
                 for feed in &state.feeds {
                     feed.appsrc.set_caps(Some(&caps));
                 }
+                gst::info!(CAT, imp = self, "{} carries {caps}", track.pad_name);
                 state.caps = Some(caps);
             }
             if track.video {

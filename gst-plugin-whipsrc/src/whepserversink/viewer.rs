@@ -20,6 +20,9 @@ use crate::whip::{self, Rejection};
 const GATHERING_TIMEOUT: Duration = Duration::from_secs(3);
 /// With host candidates only, the answer goes out once no candidate came for this long.
 const HOST_CANDIDATES_SETTLE: Duration = Duration::from_millis(20);
+/// A viewer that comes while a pad has had no data yet (a publisher's video starts after its
+/// audio; an encoder's first frame) waits this long for it before it is answered without it.
+const CAPS_WAIT: Duration = Duration::from_secs(3);
 /// RTP packets at most this large: room for SRTP and TURN headers within a 1280-byte path.
 const MTU: u32 = 1200;
 /// A connected viewer from which nothing came for this long (receivers send RTCP reports every
@@ -94,7 +97,7 @@ pub(super) fn start(
     offer: &str,
     peer: Peer,
 ) -> Result<(Viewer, Created), Rejection> {
-    let tracks = imp.tracks_with_codecs();
+    let tracks = imp.tracks_with_codecs(CAPS_WAIT);
     if tracks.is_empty() {
         return Err(Rejection::new(503, "nothing to watch yet: no media has reached the stream")
             .with_header("retry-after", "2"));
@@ -273,6 +276,7 @@ pub(super) fn start(
     let found = candidates.lock().unwrap().0.clone();
     let text =
         sdp::finish_answer(&text, &found, &public, 0).map_err(|e| stop_on_error(failed("answer", e.to_string())))?;
+    gst::debug!(CAT, imp = imp, "Viewer {id}: offer\n{offer}\nanswer\n{text}");
 
     {
         let (element, id, failure) = (imp.obj().downgrade(), id.clone(), failure.clone());

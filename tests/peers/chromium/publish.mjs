@@ -24,14 +24,14 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 function usage(msg) {
   if (msg) console.error('error: ' + msg);
-  console.error('usage: node publish.mjs --url URL --codec AV1|H264|VP8|VP9 --seconds N [--token T] [--audio] [--fps F] [--timeout S] [--ice-restart-at S] [--simulcast N] [--scalability-mode M]');
+  console.error('usage: node publish.mjs --url URL --codec AV1|H264|VP8|VP9 --seconds N [--token T] [--audio] [--fps F] [--size WxH] [--timeout S] [--ice-restart-at S] [--simulcast N] [--scalability-mode M]');
   console.error('       node publish.mjs --page-url URL --codec C --seconds N [--token T] [--stream S] [--audio]');
   process.stdout.write(JSON.stringify({ ok: false, error: 'usage: ' + (msg || '') }) + '\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const o = { codec: 'AV1', seconds: 10, fps: 30, audio: false, chromium: process.env.CHROMIUM || '/usr/bin/chromium' };
+  const o = { codec: 'AV1', seconds: 10, fps: 30, width: 1280, height: 720, audio: false, chromium: process.env.CHROMIUM || '/usr/bin/chromium' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => { if (i + 1 >= argv.length) usage(`${a} needs a value`); return argv[++i]; };
@@ -44,6 +44,7 @@ function parseArgs(argv) {
       case '--token': o.token = val(); break;
       case '--audio': o.audio = true; break;
       case '--fps': o.fps = Number(val()); break;
+      case '--size': [o.width, o.height] = val().split('x').map(Number); break;
       case '--ice-restart-at': o.iceRestartAt = Number(val()); break;
       case '--simulcast': o.simulcast = Number(val()); break;
       case '--scalability-mode': o.scalabilityMode = val(); break;
@@ -57,6 +58,7 @@ function parseArgs(argv) {
   if (!['AV1', 'H264', 'VP8', 'VP9'].includes(o.codec)) usage('bad --codec ' + o.codec);
   if (!(o.seconds >= 0)) usage('bad --seconds');
   if (!(o.fps > 0)) usage('bad --fps');
+  if (!(o.width > 0 && o.height > 0)) usage('bad --size (WxH)');
   if (o.simulcast !== undefined && ![1, 2, 3].includes(o.simulcast)) usage('--simulcast takes 1 to 3 layers');
   if (o.iceRestartAt !== undefined && !(o.iceRestartAt > 0 && o.iceRestartAt < o.seconds)) usage('--ice-restart-at must be within --seconds');
   if (!o.timeout) o.timeout = o.seconds + 60;
@@ -164,7 +166,7 @@ async function main() {
   await page.goto(pageUrl, { timeout: 15000 });
   const result = await page.evaluate(o => window.whipPublish(o), {
     url: opts.url, codec: opts.codec, seconds: opts.seconds, token: opts.token || null,
-    audio: opts.audio, fps: opts.fps, width: 1280, height: 720, iceRestartAt: opts.iceRestartAt || 0,
+    audio: opts.audio, fps: opts.fps, width: opts.width, height: opts.height, iceRestartAt: opts.iceRestartAt || 0,
     simulcast: opts.simulcast || 1, scalabilityMode: opts.scalabilityMode || null,
   });
   // Put the summary fields first in the JSON line.
