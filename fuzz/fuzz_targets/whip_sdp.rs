@@ -1,5 +1,5 @@
-//! Any text as a WHIP offer, answer or PATCH fragment, and any request head: no panic; an
-//! accepted offer always keeps at least one codec and parses again.
+//! Any text as a WHIP or WHEP offer, answer or PATCH fragment, and any request head: no panic;
+//! an accepted offer always keeps at least one codec and parses again.
 #![no_main]
 
 use gstwhipsrc::sdp::{self, CodecPreferences};
@@ -13,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
         audio: vec!["OPUS".into()],
         order: sdp::CodecOrder::Offer,
     };
-    if let Ok(prepared) = sdp::prepare_offer(text, &prefs) {
+    let limits = sdp::OfferLimits::default();
+    for prepared in [sdp::prepare_offer(text, &prefs), sdp::prepare_viewer_offer(text, &prefs, &limits)] {
+        let Ok(prepared) = prepared else { continue };
         assert!(prepared.media.iter().any(|m| m.codec.is_some()));
         sdp::Sdp::parse(&prepared.sdp.to_string()).expect("what we give webrtcbin parses");
     }
@@ -30,5 +32,10 @@ fuzz_target!(|data: &[u8]| {
         authorization: parts.next(),
         content_length: Some(data.len() as u64),
     };
-    let _ = whip::route(&head, |s| if s == "live" { StreamAuth::Token("t".into()) } else { StreamAuth::Open });
+    // WHIP "live" (token), WHEP "live" and "live/source" (open), nothing else.
+    let _ = whip::route(&head, |protocol, s| match (protocol, s) {
+        (whip::Protocol::Whip, "live") => StreamAuth::Token("t".into()),
+        (whip::Protocol::Whep, "live" | "live/source") => StreamAuth::Open,
+        _ => StreamAuth::Unknown,
+    });
 });

@@ -426,3 +426,22 @@ fn offers_asking_too_much_are_refused_before_anything_is_built() {
         matches!(prepare_offer(&layered, &prefs()), Err(OfferError::OverLimit(why)) if why.contains("9 simulcast"))
     );
 }
+
+#[test]
+fn a_viewers_offer_takes_the_sections_that_receive_a_codec_we_send() {
+    // Chrome's offer made recvonly: a WHEP viewer's; our stream has H.264 and Opus.
+    let viewer = CHROME_OFFER.replace("a=sendrecv", "a=recvonly").replace("a=sendonly", "a=recvonly");
+    let prefs = CodecPreferences { video: vec!["H264".into()], audio: vec!["OPUS".into()], order: CodecOrder::Offer };
+    let prepared = prepare_viewer_offer(&viewer, &prefs, &OfferLimits::default()).unwrap();
+    let codecs: Vec<_> = prepared.media.iter().map(|m| m.codec.as_ref().map(|c| c.name.as_str())).collect();
+    assert!(codecs.contains(&Some("H264")) && codecs.contains(&Some("OPUS")), "{codecs:?}");
+    let h264 = prepared.media.iter().filter_map(|m| m.codec.as_ref()).find(|c| c.name == "H264").unwrap();
+    let fmtp = h264.fmtp.as_deref().unwrap_or("");
+    assert!(fmtp.contains("packetization-mode=1"), "payloaders send mode 1: {fmtp}");
+    // The same offer as a publisher's sends nothing we can take; a publisher's offer (sendonly)
+    // sent to a viewer endpoint is refused with what it lacks.
+    assert!(prepare_offer(&viewer, &prefs).is_err());
+    let publisher = CHROME_OFFER.replace("a=sendrecv", "a=sendonly");
+    let e = prepare_viewer_offer(&publisher, &prefs, &OfferLimits::default()).unwrap_err();
+    assert!(e.to_string().contains("recvonly/sendrecv media with a codec we send"), "{e}");
+}
