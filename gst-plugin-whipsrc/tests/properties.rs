@@ -66,7 +66,7 @@ proptest! {
         auth in proptest::option::of("\\PC{0,40}"), len in proptest::option::of(any::<u64>()),
     ) {
         let head = RequestHead { method: &method, path: &path, content_type: ct.as_deref(), authorization: auth.as_deref(), content_length: len };
-        if let Err(r) = whip::route(&head, |_| StreamAuth::Token("secret".into())) {
+        if let Err(r) = whip::route(&head, |_, _| StreamAuth::Token("secret".into())) {
             prop_assert!((400..600).contains(&r.status));
             prop_assert!(!r.reason.is_empty() && !r.reason.contains('\n'));
         }
