@@ -45,6 +45,9 @@ bench: deps
 	$(CARGO) bench -p whipcast-tests --bench av1_depay
 	$(CARGO) bench -p whipcast-tests --bench whip_post
 	$(CARGO) bench -p whipcast-tests --bench whip_concurrency
+	@tests/peers/chromium/setup.sh
+	$(CARGO) build -p whipcast
+	$(CARGO) bench -p whipcast-tests --bench glass_to_glass
 	@# facemark side by side with MediaPipe's own runtime when its venv can be made (PyPI).
 	@if scripts/mediapipe-venv.sh; then \
 	  FACEMARK_MEDIAPIPE_PYTHON=$(CURDIR)/target/mediapipe-venv/bin/python $(CARGO) bench -p gst-plugin-facemark --bench facemark; \
