@@ -251,7 +251,14 @@ impl WhepServerSink {
         for track in self.tracks.lock().unwrap().iter() {
             track.state.lock().unwrap().feeds.retain(|f| f.viewer != id);
         }
-        gst::info!(CAT, imp = self, "Viewer {id} ended: {reason}");
+        gst::info!(
+            CAT,
+            imp = self,
+            "Viewer {id} ended: {reason} ({} frames sent, {} skipped, {} key frame requests)",
+            viewer.counters.frames_sent.load(Ordering::Relaxed),
+            viewer.counters.frames_skipped.load(Ordering::Relaxed),
+            viewer.key_requests.load(Ordering::Relaxed)
+        );
         // Never from a thread of the viewer's own pipeline: stopping it would wait for itself.
         RUNTIME.spawn_blocking(move || viewer::stop(viewer));
         self.obj().emit_by_name::<()>("viewer-removed", &[&id, &reason]);
@@ -349,15 +356,15 @@ impl WhepServerSink {
                 let full = feed.appsrc.current_level_buffers() >= max_backlog;
                 match feed.gate.offer(key, full) {
                     Verdict::Send => {
-                        feed.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+                        feed.counters.frames_sent.fetch_add(u64::from(track.video), Ordering::Relaxed);
                         feed.counters.bytes_sent.fetch_add(out.size() as u64, Ordering::Relaxed);
                         let _ = feed.appsrc.push_buffer(out.clone());
                     }
                     Verdict::Skip => {
-                        feed.counters.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                        feed.counters.frames_skipped.fetch_add(u64::from(track.video), Ordering::Relaxed);
                     }
                     Verdict::SkipAndAskKey => {
-                        feed.counters.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                        feed.counters.frames_skipped.fetch_add(u64::from(track.video), Ordering::Relaxed);
                         gst::info!(CAT, imp = self, "Viewer {} fell behind on {}", feed.viewer, track.pad_name);
                         ask = true;
                     }
@@ -469,7 +476,7 @@ impl ObjectImpl for WhepServerSink {
             specs.push(
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("viewers-started, viewers-ended and viewers: per viewer its id, remote-address, user-agent, duration (s), connection-state, frames-sent, frames-skipped (waiting for a key frame: joined mid-GOP or fell behind), bytes-sent, keyframe-requests (PLI/FIR it sent)")
+                    .blurb("viewers-started, viewers-ended and viewers: per viewer its id, remote-address, user-agent, duration (s), connection-state, frames-sent and frames-skipped (video frames; skipped while it waits for a key frame: joined mid-GOP or fell behind), bytes-sent (audio and video), keyframe-requests (PLI/FIR it sent)")
                     .read_only()
                     .build(),
             );
