@@ -25,9 +25,14 @@ fn split_name(src: &gst::Element, pad: &gst::Pad) -> String {
     format!("split-{}-{}", src.name(), pad.name())
 }
 
-/// The encoder of the annotated view (constrained baseline: every browser decodes it).
-pub const PROCESSED_ENCODER: &str = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 \
-                                     ! capsfilter caps=video/x-h264,profile=constrained-baseline";
+/// The encoders of the annotated view, best first (NVIDIA's where a GPU with NVENC is there,
+/// which the H200 is not: untried here), each constrained baseline: every browser decodes it.
+pub const PROCESSED_ENCODERS: [&str; 2] = [
+    "nvh264enc preset=low-latency-hq zerolatency=true gop-size=60 bframes=0 \
+     ! capsfilter caps=video/x-h264,profile=constrained-baseline",
+    "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 \
+     ! capsfilter caps=video/x-h264,profile=constrained-baseline",
+];
 
 /// Adds the WHEP endpoints of `stream` to `pipeline`: the source view, and the annotated view
 /// when facemark runs.
@@ -160,8 +165,21 @@ impl Watched {
 /// videoconvert ! H.264, on a src ghost pad `processed` of `bin`, frames let through only while
 /// `watched`; the ghost pad passes no EOS (the view outlives the session).
 pub fn add_processed_branch(bin: &gst::Bin, tee: &gst::Element, watched: Watched) -> Result<gst::GhostPad, String> {
-    let chain = gst::parse::bin_from_description(&format!("queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0 name=processed-queue ! videoconvert ! {PROCESSED_ENCODER}"), true)
-        .map_err(|e| format!("the annotated view's encoder: {e}"))?;
+    // The first encoder present that can be made (a factory without its device fails here).
+    let mut failures = Vec::new();
+    let chain = PROCESSED_ENCODERS
+        .iter()
+        .filter(|description| description.split(' ').next().is_some_and(|f| gst::ElementFactory::find(f).is_some()))
+        .find_map(|encoder| {
+            let description = format!(
+                "queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0 name=processed-queue \
+                 ! videoconvert ! {encoder}"
+            );
+            gst::parse::bin_from_description(&description, true).map_err(|e| failures.push(e.to_string())).ok()
+        })
+        .ok_or_else(|| {
+            format!("the annotated view has no H.264 encoder (x264enc: gstreamer1.0-plugins-ugly) {failures:?}")
+        })?;
     bin.add(&chain).map_err(|e| e.to_string())?;
     tee.link(&chain).map_err(|e| e.to_string())?;
     let src = chain.static_pad("src").ok_or("no src pad on the annotated view's encoder")?;
