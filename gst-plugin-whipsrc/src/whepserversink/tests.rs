@@ -54,3 +54,22 @@ fn defaults_are_documented_in_the_properties() {
     let stats = sink.property::<gst::Structure>("stats");
     assert_eq!(stats.get::<u64>("viewers-started").unwrap(), 0);
 }
+
+#[test]
+fn the_end_of_the_stream_ends_the_pipeline_viewers_or_not() {
+    init();
+    let pipeline = gst::parse::launch(
+        "videotestsrc num-buffers=10 ! video/x-raw,width=64,height=48 ! vp8enc deadline=1 ! whepserversink name=w address=127.0.0.1 port=0 \
+         audiotestsrc num-buffers=5 ! opusenc ! w.audio_0",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let message = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .expect("EOS within 10 s");
+    assert_eq!(message.type_(), gst::MessageType::Eos, "{message:?}");
+    pipeline.set_state(gst::State::Null).unwrap();
+}
