@@ -119,6 +119,27 @@ fn stream_token(value: &str) -> Result<(String, String), String> {
 }
 
 impl ServeArgs {
+    /// Sets what whipserversrc and whepserversink both take from the command line: where the
+    /// server listens, TLS, and ICE.
+    pub fn set_endpoint_properties(&self, element: &gst::Element) {
+        use gst::prelude::*;
+        element.set_property("address", &self.address);
+        element.set_property("port", u32::from(self.port));
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let optional = [
+            ("tls-certificate", path(&self.tls_certificate)),
+            ("tls-key", path(&self.tls_key)),
+            ("public-address", self.public_address.clone()),
+            ("port-range", self.port_range.clone()),
+            ("stun-server", self.stun_server.clone()),
+        ];
+        for (property, value) in optional {
+            if let Some(value) = value {
+                element.set_property(property, value);
+            }
+        }
+    }
+
     /// The Bearer token viewers of `stream` must send (`None`: anyone may watch).
     pub fn viewer_token_for(&self, stream: &str) -> Option<&str> {
         self.viewer_token.as_deref().filter(|t| !t.is_empty()).or_else(|| self.token_for(stream))

@@ -275,8 +275,6 @@ impl Inner {
         let a = &self.args;
         let src = gst::ElementFactory::make("whipserversrc")
             .name(format!("whip-{stream}"))
-            .property("address", &a.address)
-            .property("port", u32::from(a.port))
             .property("stream", stream)
             .property("token", a.token_for(stream).unwrap_or_default())
             .property_from_str("output", "encoded")
@@ -287,18 +285,7 @@ impl Inner {
             .property("analysis-min-height", if self.facemark.is_some() { a.analysis_height } else { 0 })
             .build()
             .map_err(|_| "whipserversrc is missing".to_string())?;
-        let optional = [
-            ("tls-certificate", a.tls_certificate.as_ref().map(|p| p.to_string_lossy().into_owned())),
-            ("tls-key", a.tls_key.as_ref().map(|p| p.to_string_lossy().into_owned())),
-            ("public-address", a.public_address.clone()),
-            ("port-range", a.port_range.clone()),
-            ("stun-server", a.stun_server.clone()),
-        ];
-        for (property, value) in optional {
-            if let Some(value) = value {
-                src.set_property(property, value);
-            }
-        }
+        a.set_endpoint_properties(&src);
         let weak = Arc::downgrade(self);
         src.connect("session-started", false, move |values| {
             let src = values[0].get::<gst::Element>().unwrap();

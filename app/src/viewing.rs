@@ -44,24 +44,11 @@ pub fn add_endpoints(pipeline: &gst::Pipeline, args: &ServeArgs, stream: &str, a
     for (name, path) in endpoints {
         let sink = gst::ElementFactory::make("whepserversink")
             .name(name.as_str())
-            .property("address", &args.address)
-            .property("port", u32::from(args.port))
             .property("stream", path.as_str())
             .property("token", args.viewer_token_for(stream).unwrap_or_default())
             .build()
             .map_err(|_| "whepserversink is missing".to_string())?;
-        let optional = [
-            ("tls-certificate", args.tls_certificate.as_ref().map(|p| p.to_string_lossy().into_owned())),
-            ("tls-key", args.tls_key.as_ref().map(|p| p.to_string_lossy().into_owned())),
-            ("public-address", args.public_address.clone()),
-            ("port-range", args.port_range.clone()),
-            ("stun-server", args.stun_server.clone()),
-        ];
-        for (property, value) in optional {
-            if let Some(value) = value {
-                sink.set_property(property, value);
-            }
-        }
+        args.set_endpoint_properties(&sink);
         pipeline.add(&sink).map_err(|e| e.to_string())?;
     }
     Ok(())

@@ -318,6 +318,32 @@ pub fn promise_reply(
     }
 }
 
+/// The answer to a request for an element that is going away.
+pub fn gone() -> whip::Rejection {
+    whip::Rejection::new(503, "the stream is shutting down").with_header("retry-after", "5")
+}
+
+/// Calls `watch` on the element once a second, off the server's async threads, until the element
+/// is gone or the task is aborted (sessions and viewers ending by time).
+pub fn spawn_watch<E: glib::object::ObjectType + Send + Sync>(
+    element: glib::WeakRef<E>,
+    watch: fn(&E),
+) -> tokio::task::JoinHandle<()> {
+    crate::server::RUNTIME.spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            ticks.tick().await;
+            let element = element.clone();
+            let alive = tokio::task::spawn_blocking(move || element.upgrade().map(|e| watch(&e)).is_some())
+                .await
+                .unwrap_or(false);
+            if !alive {
+                return;
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

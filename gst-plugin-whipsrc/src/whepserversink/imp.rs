@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use super::settings::Settings;
 use super::viewer::{self, Viewer};
+use crate::endpoint::{self, gone};
 use crate::server::{self, Created, Endpoint, Patched, Peer, RUNTIME, Registration};
 use crate::viewers::{self, DEFAULT_GOP_LIMITS, Gate, GopCache, KeyRequests, Verdict};
 use crate::whip::{Protocol, Rejection, StreamAuth};
@@ -75,6 +76,8 @@ impl Track {
 #[derive(Default)]
 pub(super) struct State {
     pub(super) registration: Option<Registration>,
+    /// Ends viewers whose connection failed or went silent, while started.
+    pub(super) watchdog: Option<tokio::task::JoinHandle<()>>,
     pub(super) viewers: HashMap<String, Viewer>,
     pub(super) viewers_started: u64,
     pub(super) viewers_ended: u64,
@@ -108,10 +111,6 @@ impl ObjectSubclass for WhepServerSink {
 
 /// The server's handle on this element.
 struct Handle(glib::WeakRef<super::WhepServerSink>);
-
-fn gone() -> Rejection {
-    Rejection::new(503, "the stream is shutting down").with_header("retry-after", "5")
-}
 
 impl Handle {
     fn with<T>(&self, f: impl FnOnce(&WhepServerSink) -> T) -> Option<T> {
@@ -233,21 +232,26 @@ impl WhepServerSink {
     }
 
     fn patch_viewer(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<Patched, Rejection> {
-        let (webrtcbin, etag, mids) = {
+        let (webrtcbin, etag, mids, ufrag) = {
             let state = self.state.lock().unwrap();
             let viewer = state
                 .viewers
                 .get(resource)
                 .ok_or_else(|| Rejection::new(404, format!("no viewer {resource:?} here")))?;
-            (viewer.webrtcbin.clone(), viewer.etag.clone(), viewer.mids.clone())
+            (viewer.webrtcbin.clone(), viewer.etag.clone(), viewer.mids.clone(), viewer.remote_ufrag.clone())
         };
-        viewer::trickle(&webrtcbin, &etag, &mids, sdpfrag, if_match)
+        viewer::trickle(&webrtcbin, &etag, &mids, ufrag.as_deref(), sdpfrag, if_match)
     }
 
     /// Ends a viewer (its frames stop, its pipeline goes): whether it was there.
     pub(super) fn end_viewer(&self, id: &str, reason: &str) -> bool {
-        let Some(viewer) = self.state.lock().unwrap().viewers.remove(id) else { return false };
-        self.state.lock().unwrap().viewers_ended += 1;
+        let viewer = {
+            let mut state = self.state.lock().unwrap();
+            let viewer = state.viewers.remove(id);
+            state.viewers_ended += u64::from(viewer.is_some());
+            viewer
+        };
+        let Some(viewer) = viewer else { return false };
         for track in self.tracks.lock().unwrap().iter() {
             track.state.lock().unwrap().feeds.retain(|f| f.viewer != id);
         }
@@ -278,23 +282,22 @@ impl WhepServerSink {
     /// A viewer is connected: each of its feeds joins its track, starting with the track's
     /// current group of pictures (or the next key frame, asked for).
     pub(super) fn start_feeds(&self, id: &str) {
-        let feeds = {
+        let (feeds, counters) = {
             let mut state = self.state.lock().unwrap();
             let Some(viewer) = state.viewers.get_mut(id) else { return };
-            std::mem::take(&mut viewer.pending_feeds)
+            (std::mem::take(&mut viewer.pending_feeds), viewer.counters.clone())
         };
         for (track, appsrc) in feeds {
-            let counters = self.state.lock().unwrap().viewers.get(id).map(|v| v.counters.clone());
-            let Some(counters) = counters else { return };
             let ask = {
                 let mut state = track.state.lock().unwrap();
-                let replay: Vec<gst::Buffer> = state.cache.as_ref().map(|c| c.replay().to_vec()).unwrap_or_default();
-                for buffer in &replay {
+                let replay = state.cache.as_ref().map(|c| c.replay()).unwrap_or_default();
+                for buffer in replay {
                     counters.frames_sent.fetch_add(1, Ordering::Relaxed);
                     counters.bytes_sent.fetch_add(buffer.size() as u64, Ordering::Relaxed);
                     let _ = appsrc.push_buffer(buffer.clone());
                 }
                 let needs_key = track.video && replay.is_empty();
+                let counters = counters.clone();
                 state.feeds.push(Feed { viewer: id.to_owned(), appsrc, gate: Gate::new(needs_key), counters });
                 needs_key
             };
@@ -416,7 +419,10 @@ impl WhepServerSink {
         let registration = server::register(address, tls, Protocol::Whep, &endpoint.stream, handle)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("{e}")))?;
         gst::info!(CAT, imp = self, "Serving WHEP on {address}/whep/{}", endpoint.stream);
-        self.state.lock().unwrap().registration = Some(registration);
+        let watchdog = endpoint::spawn_watch(self.obj().downgrade(), |e| e.imp().watch());
+        let mut state = self.state.lock().unwrap();
+        state.registration = Some(registration);
+        state.watchdog = Some(watchdog);
         Ok(())
     }
 
@@ -424,6 +430,9 @@ impl WhepServerSink {
         let ids: Vec<String> = {
             let mut state = self.state.lock().unwrap();
             state.registration = None;
+            if let Some(watchdog) = state.watchdog.take() {
+                watchdog.abort();
+            }
             state.viewers.keys().cloned().collect()
         };
         for id in ids {
@@ -448,26 +457,6 @@ impl ObjectImpl for WhepServerSink {
     fn constructed(&self) {
         self.parent_constructed();
         self.obj().set_element_flags(gst::ElementFlags::SINK);
-        let element = self.obj().downgrade();
-        RUNTIME.spawn(async move {
-            let mut ticks = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                ticks.tick().await;
-                let element = element.clone();
-                let alive = tokio::task::spawn_blocking(move || match element.upgrade() {
-                    Some(e) => {
-                        e.imp().watch();
-                        true
-                    }
-                    None => false,
-                })
-                .await
-                .unwrap_or(false);
-                if !alive {
-                    return;
-                }
-            }
-        });
     }
 
     fn properties() -> &'static [glib::ParamSpec] {

@@ -39,6 +39,8 @@ pub(super) struct Viewer {
     pub(super) webrtcbin: gst::Element,
     /// Each media section's mid, by index (trickled candidates name them).
     pub(super) mids: Vec<Option<String>>,
+    /// The viewer's ICE username fragment: a PATCH with another one is an ICE restart.
+    pub(super) remote_ufrag: Option<String>,
     /// The streams to start once connected: the track and this viewer's appsrc for it.
     pub(super) pending_feeds: Vec<(Arc<Track>, gst_app::AppSrc)>,
     pub(super) counters: Arc<FeedCounters>,
@@ -302,6 +304,7 @@ pub(super) fn start(
 
     let etag = whip::new_etag();
     let mids = prepared.media.iter().map(|m| m.mid.clone()).collect();
+    let remote_ufrag = prepared.sdp.media.first().and_then(|m| m.attribute("ice-ufrag")).map(str::to_owned);
     let created =
         Created { answer: text, resource: id.clone(), etag: etag.clone(), links: settings.endpoint.ice_server_links() };
     let viewer = Viewer {
@@ -312,6 +315,7 @@ pub(super) fn start(
         pipeline,
         webrtcbin,
         mids,
+        remote_ufrag,
         pending_feeds,
         counters,
         key_requests,
@@ -335,6 +339,7 @@ pub(super) fn trickle(
     webrtcbin: &gst::Element,
     etag: &str,
     mids: &[Option<String>],
+    remote_ufrag: Option<&str>,
     sdpfrag: &str,
     if_match: Option<&str>,
 ) -> Result<Patched, Rejection> {
@@ -345,7 +350,7 @@ pub(super) fn trickle(
         return Err(Rejection::new(412, "If-Match does not match the session's ETag"));
     }
     let frag = sdp::parse_sdpfrag(sdpfrag).map_err(|e| Rejection::new(400, e.to_string()))?;
-    if frag.ice_ufrag.is_some() && frag.candidates.is_empty() && if_match == Some("*") {
+    if frag.ice_ufrag.is_some() && frag.ice_ufrag.as_deref() != remote_ufrag {
         return Err(Rejection::new(405, "ICE restart is not supported for viewers: POST a new offer")
             .with_header("allow", "OPTIONS, PATCH, DELETE"));
     }

@@ -11,6 +11,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use tokio::sync::oneshot;
 
+use crate::endpoint::{self, gone};
 use crate::sdp::{self, MediaPlan, OfferError, Sdp};
 use crate::server::{self, Created, Endpoint, Patched, Peer, RUNTIME, Registration};
 use crate::session::{self, Ending, PatchAction, Sessions};
@@ -121,10 +122,6 @@ impl Handle {
     fn with<T>(&self, f: impl FnOnce(&WhipServerSrc) -> T) -> Option<T> {
         self.0.upgrade().map(|e| f(e.imp()))
     }
-}
-
-pub(super) fn gone() -> Rejection {
-    Rejection::new(503, "the stream is shutting down").with_header("retry-after", "5")
 }
 
 impl Endpoint for Handle {
@@ -685,26 +682,7 @@ impl WhipServerSrc {
             if endpoint.tls_certificate.is_some() { "https" } else { "http" },
             endpoint.stream
         );
-        let element = self.obj().downgrade();
-        let watchdog = RUNTIME.spawn(async move {
-            let mut ticks = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                ticks.tick().await;
-                let element = element.clone();
-                let alive = tokio::task::spawn_blocking(move || match element.upgrade() {
-                    Some(e) => {
-                        e.imp().watch();
-                        true
-                    }
-                    None => false,
-                })
-                .await
-                .unwrap_or(false);
-                if !alive {
-                    return;
-                }
-            }
-        });
+        let watchdog = endpoint::spawn_watch(self.obj().downgrade(), |e| e.imp().watch());
         let mut state = self.state.lock().unwrap();
         state.registration = Some(registration);
         state.watchdog = Some(watchdog);

@@ -10,10 +10,7 @@
 // Prints ONE JSON line: {"ok":true,"views":{"source":{"frames","median_ms","p95_ms"},...}}, from
 // the frames shown after the first 3 s. Logs to stderr.
 import http from 'node:http';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const o = { seconds: 20, codec: 'H264', views: 'source,annotated', chromium: '/usr/bin/chromium' };
 const args = process.argv.slice(2);
@@ -120,15 +117,7 @@ function percentile(sorted, p) {
 async function main() {
   const server = http.createServer((_, res) => { res.writeHead(200, { 'Content-Type': 'text/html' }); res.end(PAGE); });
   await new Promise(r => server.listen(0, '127.0.0.1', r));
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'whipcast-glass-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: o.chromium, headless: true, timeout: 30000,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-      '--disable-backgrounding-occluded-windows'],
-  });
+  const { context, close } = await launch(o.chromium, 'glass');
   try {
     const page = context.pages()[0] || await context.newPage();
     page.on('console', m => log(`console ${m.type()}: ${m.text()}`));
@@ -154,9 +143,8 @@ async function main() {
     const ok = views.every(v => result[v].frames > 0);
     console.log(JSON.stringify({ ok, codec: o.codec, seconds: Number(o.seconds), views: result }));
   } finally {
-    await Promise.race([context.close().catch(() => {}), new Promise(r => setTimeout(r, 5000))]);
+    await close();
     server.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
   }
 }
 

@@ -7,10 +7,7 @@
 // page starts at once. After N seconds (default 10) it prints ONE JSON line:
 // {"ok":true,"framesDecoded","rate","width","height","audioSamples","state"}: `rate` is the frames
 // decoded per second over the watch from 2 s after the first frame to the end. Logs to stderr.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 let url = null, seconds = 10, executable = '/usr/bin/chromium';
 const args = process.argv.slice(2);
@@ -27,15 +24,7 @@ const log = (...a) => console.error('[watch.mjs]', ...a);
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 
 async function main() {
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'whipcast-watch-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: executable, headless: true, timeout: 30000,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-      '--disable-backgrounding-occluded-windows'],
-  });
+  const { context, close } = await launch(executable, 'watch');
   try {
     const page = context.pages()[0] || await context.newPage();
     page.on('console', m => log(`console ${m.type()}: ${m.text()}`));
@@ -64,8 +53,7 @@ async function main() {
     await page.evaluate(() => window.whepWatch.stop());
     await sleep(300);
   } finally {
-    await Promise.race([context.close().catch(() => {}), sleep(5000)]);
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    await close();
   }
 }
 
