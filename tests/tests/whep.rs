@@ -121,7 +121,14 @@ fn five_viewers_one_frozen_one_killed_the_others_and_the_recording_lose_nothing(
     wait_for_media(&pipeline, port);
     let seconds = 12;
     let mut viewers: Vec<_> = (0..5).map(|_| spawn(&mut viewer(port, seconds, "h264"))).collect();
-    std::thread::sleep(Duration::from_secs(2));
+    // All five answered before two of them go (on a busy machine a process takes seconds to POST).
+    let whep = pipeline.by_name("whep").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while whep.property::<gst::Structure>("stats").get::<u64>("viewers-started").unwrap() < 5 {
+        assert!(Instant::now() < deadline, "five viewers were not answered in 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
     let (frozen, killed) = (viewers.remove(3), viewers.remove(3));
     // One stops reading (its process stopped: its socket fills, it sends nothing), one is gone.
     unsafe {
@@ -132,7 +139,6 @@ fn five_viewers_one_frozen_one_killed_the_others_and_the_recording_lose_nothing(
         let report = whipcast_tests::report(v);
         assert_watched(&report, seconds, &format!("viewer {i}"));
     }
-    let whep = pipeline.by_name("whep").unwrap();
     // Both silent viewers are found out and ended (nothing came from them for SILENCE_LIMIT).
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
