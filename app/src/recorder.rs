@@ -87,6 +87,12 @@ struct FaceSinks<'a> {
 
 /// Elements of the face branch are named with this prefix, so their errors are told apart.
 const FACE_PREFIX: &str = "face-";
+/// The queues whose threads do one stage each (`cargo bench --bench capacity` splits the CPU by
+/// these thread names): a recording's inputs, its muxing, the face branch's decoding and marking.
+const INPUT_PREFIX: &str = "in-";
+const MUXING_QUEUE: &str = "to-mux";
+const DECODING_QUEUE: &str = "face-decode";
+const MARKING_QUEUE: &str = "face-mark";
 
 struct Recording {
     name: String,
@@ -451,6 +457,8 @@ impl Inner {
             let codec = codec.get::<String>().map_err(|e| e.to_string())?;
             let video = pad_name.starts_with("video_");
             let queue = live_queue(false)?;
+            // Stage names: a queue's streaming thread is named after it (`in-video_0:src`).
+            queue.set_property("name", format!("{INPUT_PREFIX}{pad_name}"));
             bin.add(&queue).map_err(|e| e.to_string())?;
             let ghost = gst::GhostPad::builder_with_target(&queue.static_pad("sink").unwrap())
                 .map_err(|e| e.to_string())?
@@ -613,7 +621,7 @@ impl Inner {
         chain.push(decode);
         let latest_frames = live_queue(true)?;
         latest_frames.set_property("max-size-buffers", 2u32);
-        chain.push(latest_frames);
+        chain.push(latest_frames.clone());
         chain.push(make("videoconvert")?);
         let facemark = make("facemark")?;
         if let Some(dir) = &self.args.model_dir {
@@ -641,12 +649,17 @@ impl Inner {
             );
         }
         chain.remove(0);
+        // The two threads of the branch, named for what they run (GStreamer names a queue's
+        // thread `<queue>:src`): the parser and decoder, then conversion, facemark, snapshots.
+        to_decoder.set_property("name", DECODING_QUEUE);
+        latest_frames.set_property("name", MARKING_QUEUE);
         bin.add(&to_decoder).map_err(|e| e.to_string())?;
         bin.add_many(&chain).map_err(|e| e.to_string())?;
         let mux_feed = if feeds_mux {
             // The recorded stream, split: one copy to the muxer, one to the decoder.
             let tee = make("tee")?;
             let to_mux = live_queue(false)?;
+            to_mux.set_property("name", MUXING_QUEUE);
             bin.add_many([&tee, &to_mux]).map_err(|e| e.to_string())?;
             queue.link(&tee).map_err(|e| e.to_string())?;
             gst::Element::link_many([&tee, &to_mux]).map_err(|e| e.to_string())?;

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+use whipcast_tests::cpu::{machine_busy, process_cpu};
 use whipcast_tests::*;
 
 /// Publisher i starts i * GOP / N after the first (bench_publish.py): all are sending after this.
@@ -46,32 +47,6 @@ fn server_cpu() -> Duration {
     assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn ticks(n: u64) -> Duration {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Duration::from_nanos(n * 1_000_000_000 / hz)
-}
-
-/// User + system time of a process (all its threads), from /proc/<pid>/stat.
-fn process_cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect())
-        .unwrap_or_default();
-    ticks(fields.iter().sum())
-}
-
-/// Time all CPUs of the machine spent not idle, from /proc/stat.
-fn machine_busy() -> Duration {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap();
-    let cpu: Vec<u64> =
-        stat.lines().next().unwrap().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
-    // user nice system idle iowait irq softirq steal ...
-    let idle = cpu[3] + cpu.get(4).copied().unwrap_or(0);
-    ticks(cpu.iter().take(8).sum::<u64>() - idle)
 }
 
 /// UDP datagrams the kernel dropped because a socket's receive buffer was full (machine-wide,

@@ -1,6 +1,8 @@
 //! Shared support for the integration tests in `tests/tests/`: plugin registration, RTP capture
 //! replay with real timestamps, AV1 encoding through real peers, and decoding of what we record.
 
+pub mod capacity;
+pub mod cpu;
 pub mod relay;
 pub mod whipcast;
 

@@ -2,7 +2,7 @@
 //! publisher sending to it.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,8 +43,20 @@ impl Server {
 
     /// `whipcast serve` on 127.0.0.1 with `args`, `WHIP_TOKEN` set to `token`.
     pub fn spawn(folder: PathBuf, args: &[&str], token: Option<&str>) -> Server {
+        Server::spawn_with(&workspace_binary("whipcast"), folder, args, token, &[])
+    }
+
+    /// [`Server::spawn`] of the whipcast binary `whipcast`, with `env` added to its environment.
+    pub fn spawn_with(
+        whipcast: &Path,
+        folder: PathBuf,
+        args: &[&str],
+        token: Option<&str>,
+        env: &[(String, String)],
+    ) -> Server {
         let port = free_port();
-        let mut command = Command::new(workspace_binary("whipcast"));
+        let mut command = Command::new(whipcast);
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         command.args(["serve", "--address", "127.0.0.1", "--port", &port.to_string()]);
         command.arg("--recordings").arg(&folder).args(args).env_remove("WHIP_TOKEN");
         if let Some(token) = token {

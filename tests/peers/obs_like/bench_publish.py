@@ -2,13 +2,15 @@
 """Many OBS-like WHIP publishers in one process, for the concurrency benchmark.
 
     .venv/bin/python bench_publish.py --url http://127.0.0.1:PORT/whip/bench{} --count N \
-        --seconds S [--token T] [--media-dir DIR]
+        --seconds S [--token T] [--media-dir DIR] [--codec AV1|H264 --clip FILE]
 
 `{}` in the URL becomes the publisher's index (0..N-1). Each publisher is a libdatachannel
 PeerConnection set up as publish.py sets one up (OBS's offer shape, no candidates in the offer,
 packetizer -> RTCP SR reporter -> NACK responder, MID and RID on every packet), video only:
 a pre-encoded 1280x720 AV1 clip of about 2.5 Mbit/s (media.py, "AV1-2500k", encoded once and
-cached), looped. No encoding happens while publishing, so N publishers cost little CPU.
+cached), looped; or --clip, an AV1 OBU stream or (--codec H264) an H.264 Annex B stream with
+AUDs, that starts with a keyframe and is a whole number of GOPs long. No encoding happens while
+publishing, so N publishers cost little CPU.
 
 All N connect first; then publisher i starts at a keyframe i * 2 s / N after the first (so the
 keyframes of the N streams are spread over the GOP, as independent OBS instances' would be) and
@@ -29,14 +31,14 @@ import urllib.parse
 import libdatachannel as rtc
 
 import media
-from publish import (MAX_VIDEO_FRAGMENT_SIZE, MID_EXT_ID, RID_EXT_ID, VIDEO_MID, VIDEO_PT, close_and_exit,
-                     http, log, obs_shape, watchdog)
+from publish import (H264_FMTP, MAX_VIDEO_FRAGMENT_SIZE, MID_EXT_ID, RID_EXT_ID, VIDEO_MID, VIDEO_PT,
+                     close_and_exit, http, log, obs_shape, watchdog)
 
 LATE_S = 0.020
 
 
 class Publisher:
-    def __init__(self, index, url, token):
+    def __init__(self, index, url, token, codec):
         self.index, self.url, self.token = index, url, token
         self.resource = None
         config = rtc.Configuration()
@@ -48,7 +50,10 @@ class Publisher:
         ssrc = random.randint(1, 0x7FFFFFF0)
         cname = "".join(random.choice(string.ascii_lowercase) for _ in range(16))
         v = rtc.Description.Video(VIDEO_MID, rtc.Description.Direction.SendOnly)
-        v.add_av1_codec(VIDEO_PT)
+        if codec == "H264":
+            v.add_h264_codec(VIDEO_PT, H264_FMTP)
+        else:
+            v.add_av1_codec(VIDEO_PT)
         v.add_ext_map(rtc.Description.Entry.ExtMap(MID_EXT_ID, "urn:ietf:params:rtp-hdrext:sdes:mid"))
         v.add_ext_map(rtc.Description.Entry.ExtMap(RID_EXT_ID, "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"))
         v.add_ssrc(ssrc, cname, cname, cname + "-video")
@@ -56,8 +61,11 @@ class Publisher:
         cfg = rtc.RtpPacketizationConfig(ssrc, cname, VIDEO_PT, 90000)
         cfg.mid_id, cfg.mid = MID_EXT_ID, VIDEO_MID
         cfg.rid_id, cfg.rid = RID_EXT_ID, "0"
-        packetizer = rtc.AV1RtpPacketizer(rtc.AV1RtpPacketizer.Packetization.TemporalUnit, cfg,
-                                          MAX_VIDEO_FRAGMENT_SIZE)
+        if codec == "H264":
+            packetizer = rtc.H264RtpPacketizer(rtc.NalUnit.Separator.StartSequence, cfg, MAX_VIDEO_FRAGMENT_SIZE)
+        else:
+            packetizer = rtc.AV1RtpPacketizer(rtc.AV1RtpPacketizer.Packetization.TemporalUnit, cfg,
+                                              MAX_VIDEO_FRAGMENT_SIZE)
         packetizer.add_to_chain(rtc.RtcpSrReporter(cfg))
         packetizer.add_to_chain(rtc.RtcpNackResponder())
         self.track.set_media_handler(packetizer)
@@ -88,11 +96,13 @@ class Publisher:
 
 
 def main():
-    ap = argparse.ArgumentParser(description="N OBS-like AV1 publishers in one process")
+    ap = argparse.ArgumentParser(description="N OBS-like publishers in one process")
     ap.add_argument("--url", required=True, help="endpoint URL; {} becomes the publisher index")
     ap.add_argument("--count", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--token")
+    ap.add_argument("--codec", default="AV1", type=str.upper, choices=["H264", "AV1"])
+    ap.add_argument("--clip", help="the pre-encoded clip to send (default: media.py's AV1-2500k)")
     ap.add_argument("--connect-timeout", type=float, default=30)
     ap.add_argument("--media-dir", default=os.environ.get("WHIPCAST_PEER_MEDIA",
                                                           os.path.join(os.path.dirname(os.path.abspath(__file__)), ".media")))
@@ -102,7 +112,8 @@ def main():
     res = {"ok": False, "count": args.count, "framesSent": [], "bytesSent": [], "lateFrames": 0, "maxLateMs": 0.0}
     publishers = []
     try:
-        frames = media.av1_temporal_units(media.ensure("AV1-2500k", args.media_dir, log))
+        split = media.h264_access_units if args.codec == "H264" else media.av1_temporal_units
+        frames = split(args.clip or media.ensure("AV1-2500k", args.media_dir, log))
         keyframes = [i for i, (_, key) in enumerate(frames) if key]
         clip_bytes = sum(len(f) for f, _ in frames)
         res["clipKbps"] = round(clip_bytes * 8 / (len(frames) / media.FPS) / 1000)
@@ -110,7 +121,7 @@ def main():
 
         t_connect = time.monotonic()
         for i in range(args.count):
-            p = Publisher(i, args.url.replace("{}", str(i)), args.token)
+            p = Publisher(i, args.url.replace("{}", str(i)), args.token, args.codec)
             publishers.append(p)
             p.post()
         for p in publishers:
