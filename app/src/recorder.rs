@@ -128,8 +128,28 @@ fn make(factory: &str) -> Result<gst::Element, String> {
 }
 
 fn decoder_for(codec: &str) -> Option<&'static str> {
+    decoder_among(codec, &|f| gst::ElementFactory::find(f).is_some())
+}
+
+fn decoder_among(codec: &str, installed: &dyn Fn(&str) -> bool) -> Option<&'static str> {
     let (_, candidates) = DECODERS.iter().find(|(c, _)| *c == codec)?;
-    candidates.iter().copied().find(|f| gst::ElementFactory::find(f).is_some())
+    candidates.iter().copied().find(|f| installed(f))
+}
+
+/// Which decoder facemark gets for each codec; where NVDEC decodes some codecs but not one
+/// (an H200 has no AV1 in NVDEC), that one is said to be decoded on the CPU.
+fn decoders_line(installed: &dyn Fn(&str) -> bool) -> String {
+    let nvidia = |d: &str| d.starts_with("nv");
+    let gpu = DECODERS.iter().any(|(codec, _)| decoder_among(codec, installed).is_some_and(nvidia));
+    let each: Vec<String> = DECODERS
+        .iter()
+        .map(|(codec, _)| match decoder_among(codec, installed) {
+            None => format!("{codec} with (no decoder: not marked)"),
+            Some(d) if gpu && !nvidia(d) => format!("{codec} with {d}: NVDEC here has no {codec}, the CPU decodes it"),
+            Some(d) => format!("{codec} with {d}"),
+        })
+        .collect();
+    each.join(", ")
 }
 
 /// The container for a session: WebM takes AV1/VP8/VP9 with Opus, MP4 H.264/H.265.
@@ -269,11 +289,8 @@ fn check_facemark(args: &ServeArgs) -> Option<String> {
         println!("facemark: off (its models do not load: run `make models`, or pass --model-dir)");
         return None;
     }
-    let decoders: Vec<String> = DECODERS
-        .iter()
-        .map(|(codec, _)| format!("{codec} with {}", decoder_for(codec).unwrap_or("(no decoder: not marked)")))
-        .collect();
-    Some(format!("on the decoded video ({}; models: {runtime})", decoders.join(", ")))
+    let decoders = decoders_line(&|f| gst::ElementFactory::find(f).is_some());
+    Some(format!("on the decoded video ({decoders}; models: {runtime})"))
 }
 
 impl Inner {
@@ -1110,6 +1127,22 @@ fn unique_name(folder: &Path, base: &str, extension: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_line_says_where_nvdec_lacks_a_codec() {
+        // An H200 server: NVDEC for H.264, H.265, VP8, VP9, none for AV1.
+        let h200 = |f: &str| ["nvh264dec", "nvh265dec", "nvvp8dec", "nvvp9dec", "dav1ddec", "avdec_h264"].contains(&f);
+        let line = decoders_line(&h200);
+        assert!(line.starts_with("AV1 with dav1ddec: NVDEC here has no AV1, the CPU decodes it, H264 with nvh264dec"));
+        assert!(line.ends_with("VP9 with nvvp9dec"), "{line}");
+        // No GPU: nothing to say about NVDEC.
+        let cpu = |f: &str| ["av1dec", "avdec_h264", "vp8dec"].contains(&f);
+        assert_eq!(
+            decoders_line(&cpu),
+            "AV1 with av1dec, H264 with avdec_h264, H265 with (no decoder: not marked), VP8 with vp8dec, \
+             VP9 with (no decoder: not marked)"
+        );
+    }
 
     #[test]
     fn containers_follow_the_video_codec() {
