@@ -48,6 +48,9 @@ bench: deps
 	@tests/peers/chromium/setup.sh
 	$(CARGO) build -p whipcast
 	$(CARGO) bench -p whipcast-tests --bench glass_to_glass
+	@# How many 720p30 publishers one whipcast records and analyses in real time (release build).
+	$(CARGO) build --release -p whipcast
+	$(CARGO) bench -p whipcast-tests --bench capacity
 	@# facemark side by side with MediaPipe's own runtime when its venv can be made (PyPI).
 	@if scripts/mediapipe-venv.sh; then \
 	  FACEMARK_MEDIAPIPE_PYTHON=$(CURDIR)/target/mediapipe-venv/bin/python $(CARGO) bench -p gst-plugin-facemark --bench facemark; \
