@@ -127,8 +127,12 @@ fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory).build().map_err(|_| format!("GStreamer element {factory} is missing"))
 }
 
+fn installed(factory: &str) -> bool {
+    gst::ElementFactory::find(factory).is_some()
+}
+
 fn decoder_for(codec: &str) -> Option<&'static str> {
-    decoder_among(codec, &|f| gst::ElementFactory::find(f).is_some())
+    decoder_among(codec, &installed)
 }
 
 fn decoder_among(codec: &str, installed: &dyn Fn(&str) -> bool) -> Option<&'static str> {
@@ -289,7 +293,7 @@ fn check_facemark(args: &ServeArgs) -> Option<String> {
         println!("facemark: off (its models do not load: run `make models`, or pass --model-dir)");
         return None;
     }
-    let decoders = decoders_line(&|f| gst::ElementFactory::find(f).is_some());
+    let decoders = decoders_line(&installed);
     Some(format!("on the decoded video ({decoders}; models: {runtime})"))
 }
 
