@@ -152,6 +152,55 @@ fn moving_face_stays_tracked() {
     assert_eq!(stats.landmark_runs, 25);
 }
 
+/// The astronaut photo on a grey 1280x720 canvas at `x`, 104: its face (~92 px wide, 1/14 of the
+/// width) is too small for the detector's view of the whole frame, not for a 720x720 tile's.
+fn small_face_at(x: isize) -> Rgb {
+    let mut canvas = Rgb::filled(1280, 720, [128, 128, 128]);
+    canvas.paste(&Rgb::load("astronaut.png"), x, 104);
+    canvas
+}
+
+/// Each reference landmark of the astronaut, moved by `(dx, dy)`, within 3 px in `face`.
+fn check_moved_reference(face: &gstfacemark::Face, (dx, dy): (f32, f32)) {
+    for (i, x, y) in reference("astronaut.png") {
+        let p = face.point(i).unwrap();
+        let d = ((p[0] - x - dx).powi(2) + (p[1] - y - dy).powi(2)).sqrt();
+        assert!(d <= 3.0, "landmark {i} {d:.2} px off");
+    }
+}
+
+#[test]
+fn small_faces_are_found_in_tiles_of_a_wide_frame() {
+    // Without tiles the detector never sees it.
+    let mut m = marker(Config {
+        search_tiles: false,
+        ..Config::default()
+    });
+    for _ in 0..3 {
+        assert!(run(&mut m, &small_face_at(384)).is_empty());
+    }
+    assert_eq!(m.stats().detector_runs, 3);
+
+    // In the first tile (x 0..720): found on the first frame, at the reference landmarks.
+    let mut m = marker(Config::default());
+    let faces = run(&mut m, &small_face_at(384));
+    assert_eq!(faces.len(), 1);
+    check_moved_reference(&faces[0], (384.0, 104.0));
+    assert_eq!(m.stats().detector_runs, 2, "the whole frame, then tile 0");
+
+    // Only in the second tile (x 560..1280): the first frame looks in tile 0 and finds nothing,
+    // the second finds it in tile 1, and tracking holds it without the detector.
+    let mut m = marker(Config::default());
+    let frame = small_face_at(700);
+    assert!(run(&mut m, &frame).is_empty());
+    for k in 0..4 {
+        let faces = run(&mut m, &frame);
+        assert_eq!(faces.len(), 1, "frame {k}");
+        check_moved_reference(&faces[0], (700.0, 104.0));
+    }
+    assert_eq!(m.stats().detector_runs, 4);
+}
+
 /// With tracking off the detector runs every frame; with an interval it runs every N frames.
 #[test]
 fn detector_schedule() {

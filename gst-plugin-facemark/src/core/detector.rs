@@ -73,12 +73,53 @@ pub fn letterbox(width: usize, height: usize) -> Roi {
     }
 }
 
+/// The smallest face the detector finds, as a share of the side of the square it sees: measured
+/// on the astronaut photo, a face 16 px wide in the 128 px input is found, one 12 px wide is not.
+pub const SMALLEST_FACE: f32 = 1.0 / 8.0;
+
+/// How many square tiles [`tile`] lays over a `width` x `height` frame: none for a nearly square
+/// frame (its letterbox already sees it at the tile's scale), else enough that consecutive tiles
+/// overlap by the smallest face the letterbox finds, so that every face it misses for being
+/// small lies wholly inside some tile (and is seen there `longer / shorter` times larger).
+pub fn tile_count(width: usize, height: usize) -> usize {
+    let (long, short) = (width.max(height) as f32, width.min(height) as f32);
+    if short <= 0.0 || long <= short * (1.0 + SMALLEST_FACE) {
+        return 0;
+    }
+    // Tiles of the shorter side; the step between them leaves `long * SMALLEST_FACE` of overlap
+    // (at least half a tile, for very long strips).
+    let step = (short - long * SMALLEST_FACE).max(short / 2.0);
+    1 + ((long - short) / step).ceil() as usize
+}
+
+/// Tile `index` (of [`tile_count`]) of a `width` x `height` frame: a square of the shorter side,
+/// the tiles spread evenly from one end of the longer side to the other.
+pub fn tile(width: usize, height: usize, index: usize) -> Roi {
+    let (w, h) = (width as f32, height as f32);
+    let count = tile_count(width, height).max(2);
+    let at = index.min(count - 1) as f32 / (count - 1) as f32;
+    let side = w.min(h);
+    let centre = |long: f32| side / 2.0 + at * (long - side);
+    let (cx, cy) = if width >= height {
+        (centre(w), h / 2.0)
+    } else {
+        (w / 2.0, centre(h))
+    };
+    Roi {
+        cx,
+        cy,
+        side,
+        angle: 0.0,
+    }
+}
+
 #[inline]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x.clamp(-100.0, 100.0)).exp())
 }
 
 /// Decodes the raw outputs into `out` (cleared first), best first, after weighted NMS.
+/// `letterbox` is the unrotated square the detector saw (the [`letterbox`] or a [`tile`]).
 /// `candidates` is scratch space kept by the caller to avoid allocating per frame.
 pub fn decode(
     regressors: &[f32],
@@ -183,6 +224,67 @@ mod tests {
         assert_eq!(a[517], a[512]);
         assert_eq!(a[518], [1.5 / 8.0, 0.5 / 8.0]);
         assert_eq!(a[895], [7.5 / 8.0, 7.5 / 8.0]);
+    }
+
+    /// The frame's region `[x0, y0, x1, y1]` of a tile.
+    fn span(t: &Roi) -> [f32; 4] {
+        let r = t.side / 2.0;
+        [t.cx - r, t.cy - r, t.cx + r, t.cy + r]
+    }
+
+    #[test]
+    fn tiles_of_common_frames() {
+        for square in [(512, 512), (1080, 1080), (1000, 1100), (1100, 1000)] {
+            assert_eq!(tile_count(square.0, square.1), 0, "{square:?}");
+        }
+        assert_eq!(tile_count(0, 720), 0);
+        assert_eq!(tile_count(1280, 720), 2);
+        assert_eq!(span(&tile(1280, 720, 0)), [0.0, 0.0, 720.0, 720.0]);
+        assert_eq!(span(&tile(1280, 720, 1)), [560.0, 0.0, 1280.0, 720.0]);
+        assert_eq!(span(&tile(720, 1280, 1)), [0.0, 560.0, 720.0, 1280.0]);
+        assert_eq!(tile_count(640, 480), 2);
+        assert_eq!(tile_count(2560, 1080), 3);
+        assert_eq!(span(&tile(2560, 1080, 1)), [740.0, 0.0, 1820.0, 1080.0]);
+    }
+
+    /// Every face the letterbox is too coarse for (narrower than 1/8 of the longer side), wherever
+    /// it is, lies wholly inside a tile of the frame, and every tile lies inside the frame.
+    #[test]
+    fn tiles_hold_every_face_too_small_for_the_letterbox() {
+        for (w, h) in [
+            (1280, 720),
+            (1920, 1080),
+            (640, 480),
+            (720, 1280),
+            (2560, 1080),
+            (3840, 600),
+            (300, 40),
+        ] {
+            let n = tile_count(w, h);
+            assert!(n >= 2, "{w}x{h}");
+            let tiles: Vec<[f32; 4]> = (0..n).map(|i| span(&tile(w, h, i))).collect();
+            for t in &tiles {
+                assert!(
+                    t[0] >= 0.0
+                        && t[1] >= 0.0
+                        && t[2] <= w as f32 + 1e-3
+                        && t[3] <= h as f32 + 1e-3,
+                    "{w}x{h}: {t:?}"
+                );
+            }
+            let long = w.max(h) as f32;
+            // A face as large as the letterbox misses, along the longer side, a pixel at a time.
+            let face = (long * SMALLEST_FACE).min(w.min(h) as f32 / 2.0);
+            let mut at = 0.0;
+            while at + face <= long {
+                let inside = tiles.iter().any(|t| {
+                    let (lo, hi) = if w >= h { (t[0], t[2]) } else { (t[1], t[3]) };
+                    lo <= at && at + face <= hi
+                });
+                assert!(inside, "{w}x{h}: a face of {face} px at {at} is in no tile");
+                at += 1.0;
+            }
+        }
     }
 
     fn raw_with(hits: &[(usize, f32, [f32; 4])]) -> (Vec<f32>, Vec<f32>) {

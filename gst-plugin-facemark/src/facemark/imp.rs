@@ -85,6 +85,7 @@ struct Settings {
     detect_interval: u32,
     emit_messages: bool,
     irises: bool,
+    search_tiles: bool,
     mode: Mode,
     runtime: Runtime,
 }
@@ -101,6 +102,7 @@ impl Default for Settings {
             detect_interval: DEFAULT_DETECT_INTERVAL,
             emit_messages: false,
             irises: true,
+            search_tiles: Config::default().search_tiles,
             mode: Mode::Auto,
             runtime: Runtime::Auto,
         }
@@ -116,6 +118,7 @@ impl Settings {
             tracking: self.tracking,
             detect_interval: self.detect_interval,
             irises: self.irises,
+            search_tiles: self.search_tiles,
             runtime: self.runtime.into(),
         }
     }
@@ -362,6 +365,12 @@ impl ObjectImpl for FaceMark {
                     .default_value(true)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("search-tiles")
+                    .nick("Search tiles")
+                    .blurb("When the whole frame shows no face, also look in one square tile of a wide or tall frame per frame, in turn: faces down to 1/8 of the shorter side are found instead of 1/8 of the longer (a 720p frame: 90 px instead of 160 px), for one more detector run on frames without a face")
+                    .default_value(Config::default().search_tiles)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder("emit-messages")
                     .nick("Emit messages")
                     .blurb("Post a `facemark` element message with the faces of every frame")
@@ -405,6 +414,7 @@ impl ObjectImpl for FaceMark {
             "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
             "emit-messages" => s.emit_messages = value.get().expect("type checked upstream"),
             "irises" => s.irises = value.get().expect("type checked upstream"),
+            "search-tiles" => s.search_tiles = value.get().expect("type checked upstream"),
             "mode" => s.mode = value.get().expect("type checked upstream"),
             "runtime" => s.runtime = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
@@ -423,6 +433,7 @@ impl ObjectImpl for FaceMark {
             "detect-interval" => s.detect_interval.to_value(),
             "emit-messages" => s.emit_messages.to_value(),
             "irises" => s.irises.to_value(),
+            "search-tiles" => s.search_tiles.to_value(),
             "mode" => s.mode.to_value(),
             "runtime" => s.runtime.to_value(),
             "stats" => {
