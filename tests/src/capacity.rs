@@ -28,6 +28,9 @@ pub const FPS: f64 = 30.0;
 pub const SNAPSHOT_EVERY: u64 = 30;
 /// Share of the frames facemark must analyse.
 pub const ANALYSED_SHARE: f64 = 0.9;
+/// Share of the analysed frames in which facemark must find the face (the clip has one in every
+/// frame; a frame analysed without it was analysed in vain).
+pub const FACE_SHARE: f64 = 0.9;
 /// The clip: 10 s, a key frame every 2 s (OBS's recommended interval), 1280x720.
 const CLIP_FRAMES: u32 = 300;
 const KEY_INTERVAL: u32 = 60;
@@ -206,7 +209,8 @@ fn due(window: Duration) -> (f64, f64) {
 }
 
 /// Real time: every session's file holds every frame sent, its recording kept the pace, facemark
-/// analysed [`ANALYSED_SHARE`] of the frames due and the snapshots kept up with them.
+/// analysed [`ANALYSED_SHARE`] of the frames due and found the face in [`FACE_SHARE`] of those,
+/// and the snapshots kept up with them.
 pub fn verdict(sessions: &[Session], expected: usize, window: Duration) -> Verdict {
     let mut failures = Vec::new();
     if sessions.len() != expected {
@@ -223,6 +227,9 @@ pub fn verdict(sessions: &[Session], expected: usize, window: Duration) -> Verdi
         }
         if (s.window.analysed as f64) < ANALYSED_SHARE * due {
             failures.push(format!("{name}: facemark analysed {} frames of {due:.0}", s.window.analysed));
+        }
+        if (s.window.with_face as f64) < FACE_SHARE * s.window.analysed as f64 {
+            failures.push(format!("{name}: a face in {} of {} frames analysed", s.window.with_face, s.window.analysed));
         }
         let snapshots_due = (least / SNAPSHOT_EVERY as f64).floor() - 1.0;
         if (s.window.snapshots as f64) < snapshots_due {
@@ -577,14 +584,14 @@ mod tests {
     fn session(recorded: u64, analysed: u64, snapshots: u64, sent: u64, in_file: u64) -> Session {
         Session {
             stream: "bench0".into(),
-            window: Counts { recorded, analysed, with_face: 0, snapshots },
+            window: Counts { recorded, analysed, with_face: analysed, snapshots },
             sent,
             in_file,
         }
     }
 
     #[test]
-    fn real_time_needs_every_frame_kept_and_most_analysed() {
+    fn real_time_needs_every_frame_kept_and_most_analysed_with_the_face() {
         let window = Duration::from_secs(10);
         // 300 frames due in 10 s; 10 snapshots.
         assert!(verdict(&[session(300, 300, 10, 480, 480)], 1, window).real_time());
@@ -597,6 +604,9 @@ mod tests {
         assert_eq!(behind.failures, ["bench0: 290 frames recorded of 300 due"]);
         let unanalysed = verdict(&[session(300, 269, 10, 480, 480)], 1, window);
         assert_eq!(unanalysed.failures, ["bench0: facemark analysed 269 frames of 300"]);
+        let mut faceless = session(300, 300, 10, 480, 480);
+        faceless.window.with_face = 269;
+        assert_eq!(verdict(&[faceless], 1, window).failures, ["bench0: a face in 269 of 300 frames analysed"]);
         let no_snapshots = verdict(&[session(300, 300, 7, 480, 480)], 1, window);
         assert_eq!(no_snapshots.failures, ["bench0: 7 snapshots of 8 due"]);
         let missing = verdict(&[session(300, 300, 10, 480, 480)], 2, window);

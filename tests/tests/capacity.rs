@@ -21,9 +21,10 @@ fn two_publishers(codec: Codec) {
         assert!(session.sent >= 200, "{session:?}");
         assert_eq!(session.in_file, session.sent, "every frame sent is in the file: {session:?}");
         assert!(session.window.recorded > 0 && session.window.analysed > 0, "{session:?}");
-        // The clip has a face in every frame: facemark finds it. (How often, under load, is the
-        // benchmark's figure: at N >= 4 on 2 cores some sessions found it in far fewer frames.)
-        assert!(session.window.with_face > 0, "{session:?}");
+        // The clip has a face in every frame, small for the detector's view of the whole frame
+        // (it is found in a tile of it): facemark finds it in the frames it analyses.
+        let face_share = session.window.with_face as f64 / session.window.analysed as f64;
+        assert!(face_share >= capacity::FACE_SHARE, "a face in {:.0} %: {session:?}", 100.0 * face_share);
         assert!(session.window.snapshots > 0, "{session:?}");
     }
     for stage in STAGES {
