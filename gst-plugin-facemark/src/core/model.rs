@@ -251,7 +251,7 @@ impl Net {
             check_model(&proto).map_err(TractError::msg)?;
             let mut fallback = None;
             if runtime == Runtime::Auto {
-                match cnn::Engine::build(&proto, [1, 3, size, size], keep, cnn::Isa::detect()) {
+                match cnn::Engine::build(&proto, [1, 3, size, size], keep, cnn::Isa::chosen()) {
                     Ok(engine) => return Ok((Backend::Fused(engine), None)),
                     Err(why) => fallback = Some(why),
                 }

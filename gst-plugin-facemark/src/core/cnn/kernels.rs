@@ -45,6 +45,39 @@ impl Isa {
         Isa::Portable
     }
 
+    /// The environment variable that lowers [`Isa::chosen`]: `avx2` or `portable`.
+    pub const ENV: &'static str = "FACEMARK_ISA";
+
+    /// What the engine runs with: [`Isa::detect`], or the lower instruction set named by
+    /// [`Isa::ENV`] (to measure on an AVX-512 machine what AVX2 machines run).
+    pub fn chosen() -> Isa {
+        Isa::pick(std::env::var(Isa::ENV).ok().as_deref(), &Isa::available())
+    }
+
+    /// The set `requested` names when `available` has it, else the best available.
+    pub fn pick(requested: Option<&str>, available: &[Isa]) -> Isa {
+        let best = *available.last().unwrap_or(&Isa::Portable);
+        let Some(requested) = requested.map(str::trim).filter(|r| !r.is_empty()) else {
+            return best;
+        };
+        available
+            .iter()
+            .copied()
+            .find(|isa| isa.name().eq_ignore_ascii_case(requested))
+            .unwrap_or(best)
+    }
+
+    /// Its name as in [`Isa::ENV`] (lower case).
+    pub fn name(self) -> &'static str {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => "avx512",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => "avx2",
+            Isa::Portable => "portable",
+        }
+    }
+
     /// Every instruction set this CPU can run (for tests that compare them).
     pub fn available() -> Vec<Isa> {
         match Isa::detect() {
@@ -660,6 +693,26 @@ pub(super) mod tests {
                 "at {i}: {x} vs {y}"
             );
         }
+    }
+
+    #[test]
+    fn the_environment_lowers_the_instruction_set_never_raises_it() {
+        assert_eq!(Isa::pick(None, &[Isa::Portable]), Isa::Portable);
+        assert_eq!(
+            Isa::pick(Some("portable"), &Isa::available()),
+            Isa::Portable
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            let all = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+            assert_eq!(Isa::pick(None, &all), Isa::Avx512);
+            assert_eq!(Isa::pick(Some(""), &all), Isa::Avx512);
+            assert_eq!(Isa::pick(Some(" AVX2 "), &all), Isa::Avx2);
+            assert_eq!(Isa::pick(Some("sse9"), &all), Isa::Avx512);
+            // A set this CPU lacks is not taken.
+            assert_eq!(Isa::pick(Some("avx512"), &all[..2]), Isa::Avx2);
+        }
+        assert_eq!(*Isa::available().last().unwrap(), Isa::detect());
     }
 
     #[test]
