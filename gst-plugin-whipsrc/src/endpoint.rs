@@ -175,6 +175,12 @@ impl EndpointSettings {
         self.tls()?;
         self.public_addresses()?;
         self.port_range()?;
+        // They go out in `Link` headers: a control character there could not be sent.
+        for (name, value) in [("stun-server", &self.stun_server), ("turn-server", &self.turn_server)] {
+            if let Some(bad) = value.as_deref().and_then(|v| v.chars().find(|c| c.is_control() || *c == '"')) {
+                return Err(format!("{name} holds {bad:?}, which an HTTP Link header cannot carry"));
+            }
+        }
         if !whip::is_stream_name(&self.stream) {
             return Err(format!(
                 "stream {:?} must be one or two /-separated parts of letters, digits, '-', '_' or '.'",
@@ -365,6 +371,14 @@ mod tests {
         s.tls_key = None;
         s.address = "example.com".into();
         assert!(s.check().unwrap_err().contains("not an IP address"));
+        s.address = "127.0.0.1".into();
+        s.turn_server = Some("turn://u:p\r\nx@turn.example:3478".into());
+        assert_eq!(s.check().unwrap_err(), "turn-server holds '\\r', which an HTTP Link header cannot carry");
+        s.turn_server = None;
+        s.stun_server = Some("stun://a\"b".into());
+        assert!(s.check().unwrap_err().starts_with("stun-server holds '\"'"));
+        s.stun_server = Some("stun://stun.example:3478".into());
+        assert_eq!(s.check(), Ok(()));
     }
 
     #[test]

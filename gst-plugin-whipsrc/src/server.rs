@@ -425,7 +425,18 @@ fn reject(rejection: Rejection) -> Reply {
     for (name, value) in &rejection.headers {
         builder = builder.header(*name, value);
     }
-    builder.body(whole(format!("{}\n", rejection.reason))).unwrap()
+    finish(builder, whole(format!("{}\n", rejection.reason)))
+}
+
+/// The response, or a 500 saying why it could not be built (a header value it cannot carry),
+/// instead of a panic in the connection's task.
+fn finish(builder: hyper::http::response::Builder, body: BoxBody<Bytes, Infallible>) -> Reply {
+    builder.body(body).unwrap_or_else(|e| {
+        let mut reply = Response::new(whole(format!("the response could not be built: {e}\n")));
+        *reply.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        reply.headers_mut().insert("content-type", hyper::http::HeaderValue::from_static("text/plain; charset=utf-8"));
+        reply
+    })
 }
 
 impl Server {
@@ -476,10 +487,10 @@ impl Server {
                 .collect();
             if !streams.is_empty() {
                 streams.sort();
-                return response(200, "text/html; charset=utf-8")
-                    .header("cache-control", "no-store")
-                    .body(whole(whip::publish_page(&streams)))
-                    .unwrap();
+                return finish(
+                    response(200, "text/html; charset=utf-8").header("cache-control", "no-store"),
+                    whole(whip::publish_page(&streams)),
+                );
             }
         }
         if let Some((resource, rest)) = self.resource(&path) {
@@ -537,7 +548,7 @@ impl Server {
                 } else {
                     builder.header("accept-post", whip::SDP)
                 };
-                builder.body(whole(Bytes::new())).unwrap()
+                finish(builder, whole(Bytes::new()))
             }
             Action::Create { stream } => {
                 let offer = match read_body(req.into_body()).await {
@@ -569,7 +580,7 @@ impl Server {
                         for link in &created.links {
                             builder = builder.header("link", link);
                         }
-                        builder.body(whole(created.answer)).unwrap()
+                        finish(builder, whole(created.answer))
                     }
                     Ok(Ok(Err(rejection))) => reject(rejection),
                     Ok(Err(_)) => reject(Rejection::new(500, "the session ended before it was answered")),
@@ -577,7 +588,7 @@ impl Server {
                 }
             }
             Action::Delete { resource, .. } => match endpoint.delete(&resource) {
-                Ok(()) => response(200, "text/plain").body(whole(Bytes::new())).unwrap(),
+                Ok(()) => finish(response(200, "text/plain"), whole(Bytes::new())),
                 Err(rejection) => reject(rejection),
             },
             Action::Patch { resource, .. } => {
@@ -588,9 +599,9 @@ impl Server {
                 let patched =
                     tokio::task::spawn_blocking(move || endpoint.patch(&resource, &body, if_match.as_deref())).await;
                 match patched {
-                    Ok(Ok(Patched::Trickle)) => response(204, "text/plain").body(whole(Bytes::new())).unwrap(),
+                    Ok(Ok(Patched::Trickle)) => finish(response(204, "text/plain"), whole(Bytes::new())),
                     Ok(Ok(Patched::Restarted { sdpfrag, etag })) => {
-                        response(200, whip::SDPFRAG).header("etag", etag).body(whole(sdpfrag)).unwrap()
+                        finish(response(200, whip::SDPFRAG).header("etag", etag), whole(sdpfrag))
                     }
                     Ok(Err(rejection)) => reject(rejection),
                     Err(_) => reject(Rejection::new(500, "the PATCH could not be handled")),
@@ -610,7 +621,7 @@ fn serve_resource(resource: &dyn Resource, method: &str, rest: &str, authorizati
     };
     match method {
         "OPTIONS" => {
-            return response(204, "text/plain").header("allow", "OPTIONS, GET").body(whole(Bytes::new())).unwrap();
+            return finish(response(204, "text/plain").header("allow", "OPTIONS, GET"), whole(Bytes::new()));
         }
         "GET" => {}
         other => {
@@ -625,13 +636,12 @@ fn serve_resource(resource: &dyn Resource, method: &str, rest: &str, authorizati
     }
     match resource.get(rest) {
         Ok(Content::Whole { content_type, body }) => {
-            response(200, content_type).header("cache-control", "no-store").body(whole(body)).unwrap()
+            finish(response(200, content_type).header("cache-control", "no-store"), whole(body))
         }
-        Ok(Content::Events(receiver)) => response(200, "text/event-stream")
-            .header("cache-control", "no-store")
-            .header("x-accel-buffering", "no")
-            .body(EventBody(receiver).boxed())
-            .unwrap(),
+        Ok(Content::Events(receiver)) => finish(
+            response(200, "text/event-stream").header("cache-control", "no-store").header("x-accel-buffering", "no"),
+            EventBody(receiver).boxed(),
+        ),
         Err(rejection) => reject(rejection),
     }
 }
@@ -653,6 +663,15 @@ async fn read_body(body: Incoming) -> Result<String, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_value_that_cannot_be_sent_is_a_500_not_a_panic() {
+        let reply = finish(response(201, whip::SDP).header("link", "<turn:a\r\nb>"), whole("v=0"));
+        assert_eq!(reply.status(), 500);
+        assert_eq!(reply.headers()["content-type"], "text/plain; charset=utf-8");
+        let reply = finish(response(201, whip::SDP).header("link", "<turn:a>"), whole("v=0"));
+        assert_eq!((reply.status(), reply.headers()["link"].to_str().unwrap()), (201.try_into().unwrap(), "<turn:a>"));
+    }
 
     #[test]
     fn connections_are_bounded_in_all_and_per_address() {
