@@ -100,6 +100,21 @@ impl Face {
     }
 }
 
+/// How [`unwind_to_error`] starts the message of a panic.
+pub const PANICKED: &str = "panicked: ";
+
+/// `f()`, with a panic inside it turned into an error saying what the panic said.
+pub fn unwind_to_error<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let said = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(format!("{PANICKED}{said}"))
+    })
+}
+
 /// Makes `dst` a copy of `src`, reusing the faces (and their landmark storage) already in `dst`.
 pub fn copy_faces(dst: &mut Vec<Face>, src: &[Face]) {
     dst.truncate(src.len());
@@ -214,6 +229,21 @@ impl FaceMarker {
     /// The faces found in the last processed frame.
     pub fn faces(&self) -> &[Face] {
         &self.faces
+    }
+
+    /// [`FaceMarker::process`] that cannot take the caller down: a failure or a panic inside it
+    /// is an error message, and after a panic the tracked faces (maybe half written) are
+    /// forgotten, so one bad frame fails alone instead of every later one.
+    pub fn process_or_error(&mut self, frame: &Frame) -> Result<(), String> {
+        let outcome = unwind_to_error(|| {
+            self.process(frame)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        });
+        if outcome.as_ref().is_err_and(|e| e.starts_with(PANICKED)) {
+            self.reset();
+        }
+        outcome
     }
 
     /// Runs the models on `frame`; returns the faces found (best first).
@@ -416,6 +446,27 @@ mod tests {
             right_iris: Some([[score; 3]; 5]),
             ..Face::default()
         }
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_and_the_next_call_runs() {
+        assert_eq!(unwind_to_error(|| Ok::<_, String>(7)), Ok(7));
+        assert_eq!(
+            unwind_to_error::<()>(|| Err("bad frame".into())),
+            Err("bad frame".into())
+        );
+        let index = 9;
+        let panicked = unwind_to_error::<u8>(|| Ok([1u8, 2, 3][index]));
+        assert!(
+            panicked.as_ref().unwrap_err().starts_with(PANICKED),
+            "{panicked:?}"
+        );
+        assert!(panicked.unwrap_err().contains("index out of bounds"));
+        assert_eq!(
+            unwind_to_error::<()>(|| panic!("static")),
+            Err(format!("{PANICKED}static"))
+        );
+        assert_eq!(unwind_to_error(|| Ok::<_, String>(8)), Ok(8));
     }
 
     #[test]

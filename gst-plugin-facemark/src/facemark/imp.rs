@@ -181,22 +181,24 @@ impl Worker {
             .name("facemark-infer".into())
             .spawn(move || {
                 for mut job in job_rx {
-                    let (stats, error) = match marker.lock().unwrap().as_mut() {
-                        None => (Stats::default(), Some("the models are not loaded".into())),
-                        Some(m) => {
-                            if job.reset {
-                                m.reset();
+                    // A panic is caught inside (process_or_error): the lock is never poisoned.
+                    let (stats, error) =
+                        match marker.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                            None => (Stats::default(), Some("the models are not loaded".into())),
+                            Some(m) => {
+                                if job.reset {
+                                    m.reset();
+                                }
+                                m.set_config(job.config);
+                                let result = match job.frame.as_frame() {
+                                    Some(frame) => m
+                                        .process_or_error(&frame)
+                                        .map(|()| copy_faces(&mut job.faces, m.faces())),
+                                    None => Ok(()),
+                                };
+                                (m.stats(), result.err())
                             }
-                            m.set_config(job.config);
-                            let result = match job.frame.as_frame() {
-                                Some(frame) => m
-                                    .process(&frame)
-                                    .map(|faces| copy_faces(&mut job.faces, faces)),
-                                None => Ok(()),
-                            };
-                            (m.stats(), result.err().map(|e| format!("{e:#}")))
-                        }
-                    };
+                        };
                     let done = Done {
                         frame: job.frame,
                         faces: job.faces,
@@ -613,7 +615,7 @@ impl VideoFilterImpl for FaceMark {
             if let Err(e) = state.finish() {
                 return Err(self.inference_failed(&e));
             }
-            let guard = marker_guard.insert(self.marker.lock().unwrap());
+            let guard = marker_guard.insert(self.marker.lock().unwrap_or_else(|e| e.into_inner()));
             let Some(marker) = guard.as_mut() else {
                 gst::element_imp_error!(self, gst::CoreError::StateChange, ("Models not loaded"));
                 return Err(gst::FlowError::Error);
@@ -623,8 +625,8 @@ impl VideoFilterImpl for FaceMark {
             }
             marker.set_config(settings.config());
             state.counters.inferences += 1;
-            if let Err(e) = marker.process(&canvas.as_frame()) {
-                return Err(self.inference_failed(&format!("{e:#}")));
+            if let Err(e) = marker.process_or_error(&canvas.as_frame()) {
+                return Err(self.inference_failed(&e));
             }
             state.counters.marker = marker.stats();
             (marker.faces(), pts)
