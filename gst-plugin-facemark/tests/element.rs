@@ -299,7 +299,8 @@ fn no_face_no_meta_and_no_drawing() {
     let stats = h.element().unwrap().property::<gst::Structure>("stats");
     assert_eq!(stats.get::<u64>("frames-in").unwrap(), 1);
     assert_eq!(stats.get::<u64>("inferences").unwrap(), 1);
-    assert_eq!(stats.get::<u64>("detector-runs").unwrap(), 1);
+    // The whole frame, then (search-tiles, 4:3) its first 240x240 tile.
+    assert_eq!(stats.get::<u64>("detector-runs").unwrap(), 2);
     assert!(stats.get::<f64>("mean-inference-ms").unwrap() > 0.0);
 }
 
