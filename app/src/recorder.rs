@@ -941,7 +941,12 @@ impl Inner {
 
     /// What `/metrics` says now: each stream's live session from its whipserversrc's stats.
     fn metrics(&self, address: SocketAddr) -> Snapshot {
-        let state = self.state.lock().unwrap();
+        // Read, then released before asking the elements: a session starting holds an element's
+        // lock while its pad-added handler waits for this one.
+        let recorded: Vec<(gst::Element, u64)> = {
+            let state = self.state.lock().unwrap();
+            state.live.values().map(|r| (r.src.clone(), r.frames.load(Ordering::Relaxed))).collect()
+        };
         let mut sessions = Vec::new();
         for stream in &self.args.streams {
             let Some(src) = self.pipeline.by_name(&format!("whip-{stream}")) else { continue };
@@ -956,11 +961,7 @@ impl Inner {
                 nacks_sent: count("nack-count"),
                 keyframe_requests: count("keyframe-requests"),
                 jitter_seconds: session.get::<f64>("jitter").unwrap_or(0.0),
-                recording_frames: state
-                    .live
-                    .values()
-                    .find(|r| r.src == src)
-                    .map_or(0, |r| r.frames.load(Ordering::Relaxed)),
+                recording_frames: recorded.iter().find(|(s, _)| *s == src).map_or(0, |(_, frames)| *frames),
             });
         }
         let analysis = self.analysis.lock().unwrap().clone();

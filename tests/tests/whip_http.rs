@@ -111,6 +111,52 @@ fn obs_shaped_offer_without_candidates_gets_a_usable_answer() {
     assert!(answer.matches("a=candidate:").count() >= 1, "{answer}");
 }
 
+/// pad-added handlers may ask the element anything: no lock of its own is held while it adds a
+/// pad. (`whipcast serve` read the stats for /metrics holding its own lock while a starting
+/// session's pad-added waited for that lock: both hung, and the HTTP server with them.)
+#[test]
+fn pad_added_handlers_may_read_the_elements_stats() {
+    // A deadlock here would hang the test (and the pipeline's teardown) for good: fail instead.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watched = done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        if !watched.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("pad_added_handlers_may_read_the_elements_stats: deadlocked (no answer in 60 s)");
+            std::process::abort();
+        }
+    });
+    init();
+    let port = free_port();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("whipserversrc")
+        .property("address", "127.0.0.1")
+        .property("port", u32::from(port))
+        .property("stream", "live")
+        .build()
+        .unwrap();
+    let pads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (weak, counted) = (pipeline.downgrade(), pads.clone());
+    src.connect_pad_added(move |src, pad| {
+        let stats = src.property::<gst::Structure>("stats");
+        assert!(stats.has_field("session"), "{stats}");
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let Some(pipeline) = weak.upgrade() else { return };
+        let sink = gst::ElementFactory::make("fakesink").property("async", false).build().unwrap();
+        pipeline.add(&sink).unwrap();
+        sink.sync_state_with_parent().unwrap();
+        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+    });
+    pipeline.add(&src).unwrap();
+    pipeline.set_state(gst::State::Playing).expect("whipserversrc starts");
+    let server = Server { pipeline, port };
+    let r = post(&server, "/whip/live", &[], CHROME_OFFER);
+    assert_eq!(r.status, 201, "{r:?}");
+    assert!(pads.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the session's pads were added");
+    drop(server);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 #[test]
 fn options_answers_cors_preflight() {
     let server = serve(&["live"], &[("token", "s3cret")]);

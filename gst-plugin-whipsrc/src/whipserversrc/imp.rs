@@ -100,6 +100,9 @@ pub(super) struct State {
 pub struct WhipServerSrc {
     pub(super) settings: Mutex<Settings>,
     pub(super) state: Mutex<State>,
+    /// Held while an output pad is made, so that two callers make one pad; `state` is not held
+    /// then, as the pad-added handlers may call back into the element.
+    pub(super) making_outputs: Mutex<()>,
     /// Time zero of the session logic's clock.
     pub(super) epoch: Instant,
 }
@@ -111,7 +114,12 @@ impl ObjectSubclass for WhipServerSrc {
     type ParentType = gst::Bin;
 
     fn new() -> Self {
-        Self { settings: Mutex::new(Settings::default()), state: Mutex::new(State::default()), epoch: Instant::now() }
+        Self {
+            settings: Mutex::new(Settings::default()),
+            state: Mutex::new(State::default()),
+            making_outputs: Mutex::new(()),
+            epoch: Instant::now(),
+        }
     }
 }
 

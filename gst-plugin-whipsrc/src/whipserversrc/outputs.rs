@@ -551,8 +551,11 @@ impl WhipServerSrc {
 
     /// The element's persistent pad `name` (created on first use).
     pub(super) fn output_pad(&self, name: &str, kind: MediaKind) -> Result<OutputPad, String> {
-        let mut state = self.state.lock().unwrap();
-        if let Some(out) = state.outputs.get(name) {
+        // No lock of the element's state is held while GStreamer calls out (element-added,
+        // pad-added): a handler there that asks the element anything (its stats, from another
+        // thread holding the application's own lock) would otherwise deadlock with it.
+        let _making = self.making_outputs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(out) = self.state.lock().unwrap().outputs.get(name) {
             return Ok(out.clone());
         }
         let latency = gst::ClockTime::from_mseconds(u64::from(self.settings.lock().unwrap().latency));
@@ -616,16 +619,20 @@ impl WhipServerSrc {
         });
         let _ = appsrc.sync_state_with_parent();
         ghost.set_active(true).map_err(|e| e.to_string())?;
-        obj.add_pad(&ghost).map_err(|e| e.to_string())?;
         let out = OutputPad {
             appsrc,
-            ghost,
+            ghost: ghost.clone(),
             upstream,
             warned_unlinked: Arc::default(),
             fed: Arc::default(),
             given_up: Arc::default(),
         };
-        state.outputs.insert(name.to_owned(), out.clone());
+        // Known before pad-added, whose handlers may look for it.
+        self.state.lock().unwrap().outputs.insert(name.to_owned(), out.clone());
+        if let Err(e) = obj.add_pad(&ghost) {
+            self.state.lock().unwrap().outputs.remove(name);
+            return Err(e.to_string());
+        }
         Ok(out)
     }
 }
