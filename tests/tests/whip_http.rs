@@ -23,6 +23,15 @@ impl Drop for Server {
 
 /// A pipeline with one whipserversrc per stream on one port; pads go to fakesinks.
 fn serve(streams: &[&str], properties: &[(&str, &str)]) -> Server {
+    serve_with(streams, properties, |_, _| {})
+}
+
+/// [`serve`], with `on_pad` called from each pad-added handler before the pad is linked.
+fn serve_with(
+    streams: &[&str],
+    properties: &[(&str, &str)],
+    on_pad: impl Fn(&gst::Element, &gst::Pad) + Clone + Send + Sync + 'static,
+) -> Server {
     init();
     let port = free_port();
     let pipeline = gst::Pipeline::new();
@@ -36,8 +45,9 @@ fn serve(streams: &[&str], properties: &[(&str, &str)]) -> Server {
         for (name, value) in properties {
             src.set_property_from_str(name, value);
         }
-        let weak = pipeline.downgrade();
-        src.connect_pad_added(move |_, pad| {
+        let (weak, on_pad) = (pipeline.downgrade(), on_pad.clone());
+        src.connect_pad_added(move |src, pad| {
+            on_pad(src, pad);
             let Some(pipeline) = weak.upgrade() else { return };
             let sink = gst::ElementFactory::make("fakesink").property("async", false).build().unwrap();
             pipeline.add(&sink).unwrap();
@@ -116,45 +126,36 @@ fn obs_shaped_offer_without_candidates_gets_a_usable_answer() {
 /// session's pad-added waited for that lock: both hung, and the HTTP server with them.)
 #[test]
 fn pad_added_handlers_may_read_the_elements_stats() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     // A deadlock here would hang the test (and the pipeline's teardown) for good: fail instead.
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watched = done.clone();
+    // `Finished` is dropped last, after the server, also when an assertion fails.
+    struct Finished(Arc<AtomicBool>);
+    impl Drop for Finished {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let finished = Finished(Arc::default());
+    let watched = finished.0.clone();
     std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs(60));
-        if !watched.load(std::sync::atomic::Ordering::SeqCst) {
+        if !watched.load(Ordering::SeqCst) {
             eprintln!("pad_added_handlers_may_read_the_elements_stats: deadlocked (no answer in 60 s)");
             std::process::abort();
         }
     });
-    init();
-    let port = free_port();
-    let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("whipserversrc")
-        .property("address", "127.0.0.1")
-        .property("port", u32::from(port))
-        .property("stream", "live")
-        .build()
-        .unwrap();
-    let pads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (weak, counted) = (pipeline.downgrade(), pads.clone());
-    src.connect_pad_added(move |src, pad| {
+    let pads = Arc::new(AtomicUsize::new(0));
+    let counted = pads.clone();
+    let server = serve_with(&["live"], &[], move |src, _| {
         let stats = src.property::<gst::Structure>("stats");
         assert!(stats.has_field("session"), "{stats}");
-        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let Some(pipeline) = weak.upgrade() else { return };
-        let sink = gst::ElementFactory::make("fakesink").property("async", false).build().unwrap();
-        pipeline.add(&sink).unwrap();
-        sink.sync_state_with_parent().unwrap();
-        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+        counted.fetch_add(1, Ordering::SeqCst);
     });
-    pipeline.add(&src).unwrap();
-    pipeline.set_state(gst::State::Playing).expect("whipserversrc starts");
-    let server = Server { pipeline, port };
     let r = post(&server, "/whip/live", &[], CHROME_OFFER);
     assert_eq!(r.status, 201, "{r:?}");
-    assert!(pads.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the session's pads were added");
-    drop(server);
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(pads.load(Ordering::SeqCst) >= 1, "the session's pads were added");
+    drop((server, finished));
 }
 
 #[test]
