@@ -7,7 +7,7 @@
 //! stage), and counts each session's recorded frames (`/metrics`), analysed frames (lines of its
 //! `.landmarks.jsonl`) and snapshots. Real time means: the recording keeps the publishers' pace
 //! and loses nothing (its file holds every frame sent), facemark analyses at least 90 % of the
-//! frames, the snapshots keep up. `cargo bench --bench capacity` searches the largest such N;
+//! frames and finds the face in at least 90 % of those, the snapshots keep up. `cargo bench --bench capacity` searches the largest such N;
 //! tests/tests/capacity.rs runs N = 2 for 5 s.
 //!
 //! The parts that decide (the stage of a thread, the split, the verdict, the next N to try) are
@@ -399,9 +399,14 @@ struct Sample {
     counts: Vec<Counts>,
 }
 
+/// whipcast's `/metrics` text.
+fn metrics(server: &Server) -> String {
+    http(server.port, "GET", "/metrics", &[("Authorization", &format!("Bearer {TOKEN}"))], b"").body
+}
+
 fn sample(server: &Server, publishers: &Child, streams: &[String]) -> Sample {
     let pid = server.child.id();
-    let metrics = http(server.port, "GET", "/metrics", &[("Authorization", &format!("Bearer {TOKEN}"))], b"").body;
+    let metrics = metrics(server);
     let counts = streams
         .iter()
         .map(|stream| {
@@ -458,7 +463,7 @@ pub fn run(whipcast: &Path, codec: Codec, n: usize, window: Duration) -> Run {
     let seconds = (STAGGER + SETTLE + window).as_secs_f64() + 2.0;
     let python = peers().join("obs_like/.venv/bin/python");
     assert!(python.exists(), "run tests/peers/obs_like/setup.sh first (make test-deps does)");
-    let publishers = Command::new(python)
+    let mut publishers = Command::new(python)
         .arg(peers().join("obs_like/bench_publish.py"))
         .args(["--url", &format!("http://127.0.0.1:{}/whip/bench{{}}", server.port), "--token", TOKEN])
         .args(["--codec", codec.name(), "--clip", clip.to_str().unwrap()])
@@ -471,11 +476,17 @@ pub fn run(whipcast: &Path, codec: Codec, n: usize, window: Duration) -> Run {
     // Every session records; then the last publisher's first key frame and facemark's first
     // detection are behind.
     let connect = Instant::now();
-    let auth = format!("Bearer {TOKEN}");
     loop {
-        let metrics = http(server.port, "GET", "/metrics", &[("Authorization", &auth)], b"").body;
+        let metrics = metrics(&server);
         if streams.iter().all(|s| recorded_frames(&metrics, s).is_some_and(|f| f > 0)) {
             break;
+        }
+        // Publishers that gave up (their error is on stderr above) will not be recorded.
+        if let Ok(Some(status)) = publishers.try_wait() {
+            panic!(
+                "the publishers exited ({status}) before every session recorded:\n{}",
+                server.output.lock().unwrap()
+            );
         }
         assert!(
             connect.elapsed() < Duration::from_secs(30 + n as u64),

@@ -141,7 +141,11 @@ fn pad_added_handlers_may_read_the_elements_stats() {
     std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs(60));
         if !watched.load(Ordering::SeqCst) {
-            eprintln!("pad_added_handlers_may_read_the_elements_stats: deadlocked (no answer in 60 s)");
+            // Straight to stderr: the test harness keeps what eprintln! says, and aborting loses it.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"pad_added_handlers_may_read_the_elements_stats: deadlocked (no answer in 60 s)\n",
+            );
             std::process::abort();
         }
     });
