@@ -334,6 +334,7 @@ fn properties_and_stats() {
     assert!(e.property::<bool>("tracking"));
     assert!(!e.property::<bool>("emit-messages"));
     assert_eq!(e.property::<u32>("detect-interval"), 30);
+    assert_eq!(e.property::<u32>("iris-interval"), 1);
     let nicks = |v: glib::Value| -> Vec<String> {
         let (_, values) = glib::FlagsValue::from_value(&v).unwrap();
         values.iter().map(|f| f.nick().to_string()).collect()
@@ -352,6 +353,36 @@ fn properties_and_stats() {
     let mode = e.property_value("mode");
     let (_, mode) = glib::EnumValue::from_value(&mode).unwrap();
     assert_eq!(mode.nick(), "auto");
+}
+
+/// `iris-interval=2`, set while playing: the iris model runs for both eyes of a new face, then
+/// for one eye per frame; every frame still carries 478 points.
+#[test]
+fn iris_interval_halves_the_iris_runs() {
+    let (canvas, offset) = odd_canvas();
+    let mut h = harness("RGB", canvas.width, canvas.height);
+    h.play();
+    h.element().unwrap().set_property("iris-interval", 2u32);
+    for k in 0..5u64 {
+        let frame = buffer(
+            &canvas,
+            "RGB",
+            PixelLayout::Rgb,
+            canvas.width * 3,
+            k * 33_333_333,
+        );
+        let out = h.push_and_pull(frame).unwrap();
+        let metas: Vec<_> = out
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .collect();
+        assert_eq!(metas.len(), 1, "frame {k}");
+        let landmarks = landmarks_of(&metas[0]);
+        assert_eq!(landmarks.len(), 478 * 3, "frame {k}");
+        check_landmarks(&landmarks, offset, &format!("frame {k}"));
+    }
+    let stats = h.element().unwrap().property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("landmark-runs").unwrap(), 5);
+    assert_eq!(stats.get::<u64>("iris-runs").unwrap(), 2 + 4);
 }
 
 /// `runtime`: auto runs the three models on the fused engine, tract on tract, both mark the

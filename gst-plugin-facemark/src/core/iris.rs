@@ -14,6 +14,10 @@ use super::geometry::{Roi, rotation};
 
 pub const INPUT_SIZE: usize = 64;
 pub const IRIS_POINTS: usize = 5;
+/// The length of the iris output: x, y, z of each point.
+pub const OUTPUT_LEN: usize = IRIS_POINTS * 3;
+/// One run's iris output, in the crop's pixels.
+pub type Output = [f32; OUTPUT_LEN];
 /// The model output holding the iris points.
 pub const IRIS_OUTPUT: &str = "output_iris";
 pub const ROI_SCALE: f32 = 2.3;
@@ -30,6 +34,15 @@ pub fn eye_roi(points: &[[f32; 3]], (a, b, _): (usize, usize, bool)) -> Roi {
         side: ROI_SCALE * d,
         angle: rotation((p[0], p[1]), (q[0], q[1])),
     }
+}
+
+/// Whether the eye `side` (0 right, 1 left) of a face tracked for `tracked_frames` frames runs
+/// the model when it runs every `interval` frames: each eye once per interval, the left eye half
+/// an interval after the right one, so the two runs fall on different frames.
+pub fn due(tracked_frames: u32, side: usize, interval: u32) -> bool {
+    let interval = interval.max(1);
+    let offset = if side == 0 { 0 } else { interval / 2 };
+    (tracked_frames % interval + offset) % interval == 0
 }
 
 /// Maps the iris output (crop pixels) to frame pixels.
@@ -62,6 +75,30 @@ mod tests {
         assert_eq!(out[0][0], 18.0);
         decode(&raw, &roi, true, &mut out);
         assert_eq!(out[0][0], 2.0);
+    }
+
+    #[test]
+    fn each_eye_runs_once_per_interval_and_not_with_the_other() {
+        for frame in 0..10 {
+            assert!(
+                due(frame, 0, 1) && due(frame, 1, 1),
+                "interval 1: every frame"
+            );
+            assert!(due(frame, 0, 0) && due(frame, 1, 0), "0 counts as 1");
+        }
+        for interval in 2..7 {
+            for side in 0..2 {
+                let runs: Vec<u32> = (0..3 * interval)
+                    .filter(|&f| due(f, side, interval))
+                    .collect();
+                assert_eq!(runs.len(), 3, "interval {interval}, eye {side}: {runs:?}");
+                assert!(runs.windows(2).all(|w| w[1] - w[0] == interval), "{runs:?}");
+            }
+            assert!(
+                (0..3 * interval).all(|f| !(due(f, 0, interval) && due(f, 1, interval))),
+                "interval {interval}: both eyes on one frame"
+            );
+        }
     }
 
     #[test]

@@ -671,7 +671,7 @@ pub fn load_models(dir: &Path, runtime: Runtime) -> Result<(Net, Net, Option<Net
             &iris_path,
             iris::INPUT_SIZE,
             &[iris::IRIS_OUTPUT],
-            &[iris::IRIS_POINTS * 3],
+            &[iris::OUTPUT_LEN],
             runtime,
         )?)
     } else {

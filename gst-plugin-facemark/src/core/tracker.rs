@@ -22,6 +22,10 @@ pub struct Config {
     pub detect_interval: u32,
     /// Run the iris model (when it is installed) for the 10 iris points.
     pub irises: bool,
+    /// Run the iris model for each eye of a tracked face every this many frames, the eyes in
+    /// turn (1: both eyes every frame). Between runs an eye's iris keeps its last place in the
+    /// eye's crop, which follows the eye corners of each frame's mesh.
+    pub iris_interval: u32,
     /// When the whole frame shows no face, also look in one square tile of a wide or tall frame
     /// (the next one in turn): faces down to 1/8 of the shorter side are found instead of 1/8 of
     /// the longer one, for one more detector run on frames without a face.
@@ -30,18 +34,24 @@ pub struct Config {
     pub runtime: Runtime,
 }
 
+impl Config {
+    /// The defaults, also those of the element's properties.
+    pub const DEFAULT: Config = Config {
+        max_faces: 1,
+        min_detection_confidence: 0.5,
+        min_tracking_confidence: 0.5,
+        tracking: true,
+        detect_interval: 30,
+        irises: true,
+        iris_interval: 1,
+        search_tiles: true,
+        runtime: Runtime::Auto,
+    };
+}
+
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            max_faces: 1,
-            min_detection_confidence: 0.5,
-            min_tracking_confidence: 0.5,
-            tracking: true,
-            detect_interval: 30,
-            irises: true,
-            search_tiles: true,
-            runtime: Runtime::Auto,
-        }
+        Config::DEFAULT
     }
 }
 
@@ -61,6 +71,11 @@ pub struct Face {
     pub detection: Option<Detection>,
     /// The region the landmarks were computed in.
     pub roi: Roi,
+    /// The iris model's last output for each eye (right, left), in its crop's pixels, kept for
+    /// the frames the model skips (`Config::iris_interval`).
+    iris_outputs: [Option<iris::Output>; 2],
+    /// How many frames in a row this face has been tracked (0: found by the detector).
+    tracked_frames: u32,
 }
 
 impl Face {
@@ -84,8 +99,12 @@ impl Face {
             left_iris,
             detection,
             roi,
+            iris_outputs,
+            tracked_frames,
         } = other;
         self.landmarks.clone_from(landmarks);
+        self.iris_outputs = *iris_outputs;
+        self.tracked_frames = *tracked_frames;
         self.score = *score;
         self.bbox = *bbox;
         self.right_iris = *right_iris;
@@ -289,6 +308,18 @@ impl FaceMarker {
             for k in 0..self.rois.len() {
                 let (roi, detection) = self.rois[k];
                 let mut face = self.spare.pop().unwrap_or_default();
+                // A tracked region (one without a detection) is `self.faces[k]` moved on: its
+                // iris outputs go on with it.
+                match self.faces.get(k).filter(|_| detection.is_none()) {
+                    Some(tracked) => {
+                        face.iris_outputs = tracked.iris_outputs;
+                        face.tracked_frames = tracked.tracked_frames.wrapping_add(1);
+                    }
+                    None => {
+                        face.iris_outputs = [None; 2];
+                        face.tracked_frames = 0;
+                    }
+                }
                 if self.landmarks(frame, &roi, &mut face)? < cfg.min_tracking_confidence {
                     self.spare.push(face);
                     continue;
@@ -402,13 +433,18 @@ impl FaceMarker {
         face.roi = *roi;
         face.right_iris = None;
         face.left_iris = None;
-        if let Some(net) = self.iris.as_mut().filter(|_| self.config.irises)
-            && score >= self.config.min_tracking_confidence
-        {
-            for eye in [iris::RIGHT_EYE, iris::LEFT_EYE] {
-                let roi = iris::eye_roi(&face.landmarks, eye);
+        let Some(net) = self.iris.as_mut().filter(|_| self.config.irises) else {
+            face.iris_outputs = [None; 2];
+            return Ok(score);
+        };
+        if score < self.config.min_tracking_confidence {
+            return Ok(score);
+        }
+        for (side, eye) in [iris::RIGHT_EYE, iris::LEFT_EYE].into_iter().enumerate() {
+            let roi = iris::eye_roi(&face.landmarks, eye);
+            let kept = &mut face.iris_outputs[side];
+            if kept.is_none() || iris::due(face.tracked_frames, side, self.config.iris_interval) {
                 // The model knows right eyes: the left one is sampled mirrored.
-                let input = net.input();
                 sample_roi(
                     frame,
                     &roi,
@@ -416,19 +452,21 @@ impl FaceMarker {
                     eye.2,
                     1.0 / 255.0,
                     0.0,
-                    input,
+                    net.input(),
                 );
                 let t = Instant::now();
                 net.run()?;
                 self.stats.iris_seconds += t.elapsed().as_secs_f64();
                 self.stats.iris_runs += 1;
-                let mut pts = [[0.0; 3]; iris::IRIS_POINTS];
-                iris::decode(net.output(iris::IRIS_POINTS * 3), &roi, eye.2, &mut pts);
-                if eye.2 {
-                    face.left_iris = Some(pts);
-                } else {
-                    face.right_iris = Some(pts);
-                }
+                *kept = iris::Output::try_from(net.output(iris::OUTPUT_LEN)).ok();
+            }
+            let Some(output) = kept else { continue };
+            let mut pts = [[0.0; 3]; iris::IRIS_POINTS];
+            iris::decode(output, &roi, eye.2, &mut pts);
+            if eye.2 {
+                face.left_iris = Some(pts);
+            } else {
+                face.right_iris = Some(pts);
             }
         }
         Ok(score)

@@ -72,8 +72,6 @@ fn yuv_color(info: &gst_video::VideoInfo) -> YuvColor {
     YuvColor::new(kr, kb, full_range)
 }
 
-const DEFAULT_DETECT_INTERVAL: u32 = 30;
-
 #[derive(Clone, Debug)]
 struct Settings {
     model_dir: Option<String>,
@@ -85,24 +83,29 @@ struct Settings {
     detect_interval: u32,
     emit_messages: bool,
     irises: bool,
+    iris_interval: u32,
     search_tiles: bool,
     mode: Mode,
     runtime: Runtime,
 }
 
+/// The face pipeline's defaults, which the settings and the ParamSpecs take.
+const DEFAULTS: Config = Config::DEFAULT;
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             model_dir: None,
-            max_faces: 1,
-            min_detection_confidence: 0.5,
-            min_tracking_confidence: 0.5,
+            max_faces: DEFAULTS.max_faces as u32,
+            min_detection_confidence: DEFAULTS.min_detection_confidence as f64,
+            min_tracking_confidence: DEFAULTS.min_tracking_confidence as f64,
             draw: DrawFlags::default(),
-            tracking: true,
-            detect_interval: DEFAULT_DETECT_INTERVAL,
+            tracking: DEFAULTS.tracking,
+            detect_interval: DEFAULTS.detect_interval,
             emit_messages: false,
-            irises: true,
-            search_tiles: Config::default().search_tiles,
+            irises: DEFAULTS.irises,
+            iris_interval: DEFAULTS.iris_interval,
+            search_tiles: DEFAULTS.search_tiles,
             mode: Mode::Auto,
             runtime: Runtime::Auto,
         }
@@ -118,6 +121,7 @@ impl Settings {
             tracking: self.tracking,
             detect_interval: self.detect_interval,
             irises: self.irises,
+            iris_interval: self.iris_interval,
             search_tiles: self.search_tiles,
             runtime: self.runtime.into(),
         }
@@ -324,7 +328,7 @@ impl ObjectImpl for FaceMark {
                     .blurb("Most faces to find per frame")
                     .minimum(1)
                     .maximum(16)
-                    .default_value(1)
+                    .default_value(DEFAULTS.max_faces as u32)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("min-detection-confidence")
@@ -332,7 +336,7 @@ impl ObjectImpl for FaceMark {
                     .blurb("Detector score a face needs")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.5)
+                    .default_value(DEFAULTS.min_detection_confidence as f64)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("min-tracking-confidence")
@@ -340,7 +344,7 @@ impl ObjectImpl for FaceMark {
                     .blurb("Landmark face-presence score below which a face counts as lost")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.5)
+                    .default_value(DEFAULTS.min_tracking_confidence as f64)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecFlags::builder::<DrawFlags>("draw")
@@ -352,25 +356,33 @@ impl ObjectImpl for FaceMark {
                 glib::ParamSpecBoolean::builder("tracking")
                     .nick("Tracking")
                     .blurb("Place the next frame's face region from the last landmarks instead of running the detector")
-                    .default_value(true)
+                    .default_value(DEFAULTS.tracking)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("detect-interval")
                     .nick("Detection interval")
                     .blurb("While tracking, run the detector anyway every this many frames (0: only when a face is lost)")
-                    .default_value(DEFAULT_DETECT_INTERVAL)
+                    .default_value(DEFAULTS.detect_interval)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("irises")
                     .nick("Irises")
                     .blurb("Run the iris model (when iris_landmark.onnx is installed): 478 points instead of 468")
-                    .default_value(true)
+                    .default_value(DEFAULTS.irises)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("iris-interval")
+                    .nick("Iris interval")
+                    .blurb("Run the iris model for each eye of a tracked face every this many frames, the eyes in turn (1: both eyes every frame; 2 halves the iris model's cost); between runs an eye's iris keeps its place relative to that frame's eye corners")
+                    .minimum(1)
+                    .maximum(300)
+                    .default_value(DEFAULTS.iris_interval)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("search-tiles")
                     .nick("Search tiles")
                     .blurb("When the whole frame shows no face, also look in one square tile of a wide or tall frame per frame, in turn: faces down to 1/8 of the shorter side are found instead of 1/8 of the longer (a 720p frame: 90 px instead of 160 px), for one more detector run on frames without a face")
-                    .default_value(Config::default().search_tiles)
+                    .default_value(DEFAULTS.search_tiles)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("emit-messages")
@@ -416,6 +428,7 @@ impl ObjectImpl for FaceMark {
             "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
             "emit-messages" => s.emit_messages = value.get().expect("type checked upstream"),
             "irises" => s.irises = value.get().expect("type checked upstream"),
+            "iris-interval" => s.iris_interval = value.get().expect("type checked upstream"),
             "search-tiles" => s.search_tiles = value.get().expect("type checked upstream"),
             "mode" => s.mode = value.get().expect("type checked upstream"),
             "runtime" => s.runtime = value.get().expect("type checked upstream"),
@@ -435,6 +448,7 @@ impl ObjectImpl for FaceMark {
             "detect-interval" => s.detect_interval.to_value(),
             "emit-messages" => s.emit_messages.to_value(),
             "irises" => s.irises.to_value(),
+            "iris-interval" => s.iris_interval.to_value(),
             "search-tiles" => s.search_tiles.to_value(),
             "mode" => s.mode.to_value(),
             "runtime" => s.runtime.to_value(),
