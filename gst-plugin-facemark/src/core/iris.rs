@@ -42,7 +42,7 @@ pub fn eye_roi(points: &[[f32; 3]], (a, b, _): (usize, usize, bool)) -> Roi {
 pub fn due(tracked_frames: u32, side: usize, interval: u32) -> bool {
     let interval = interval.max(1);
     let offset = if side == 0 { 0 } else { interval / 2 };
-    (tracked_frames % interval + offset) % interval == 0
+    (tracked_frames % interval + offset).is_multiple_of(interval)
 }
 
 /// Maps the iris output (crop pixels) to frame pixels.
