@@ -5,6 +5,7 @@
 
 mod analysis;
 mod check;
+mod facemark_properties;
 mod faces;
 mod metrics;
 mod progress;
@@ -82,13 +83,17 @@ pub struct ServeArgs {
     /// facemark's model folder (default: where scripts/fetch-models.sh installs them).
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
+    /// A facemark property for every session (gst-inspect-1.0 facemark), e.g. iris-interval=2 or
+    /// irises=false; repeat for more. Checked at start.
+    #[arg(long = "facemark-property", value_name = "NAME=VALUE", value_parser = facemark_properties::parse)]
+    pub facemark_properties: Vec<(String, String)>,
     /// Do not serve the browser publish page at /.
     #[arg(long)]
     pub no_publish_page: bool,
-    /// PEM certificate chain: serve HTTPS (with --tls-key).
     /// Serve /metrics without a token (it wants a publisher's token by default).
     #[arg(long)]
     pub metrics_open: bool,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, requires = "tls_key")]
     pub tls_certificate: Option<PathBuf>,
     /// PEM private key for --tls-certificate.

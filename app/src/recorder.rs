@@ -15,6 +15,7 @@ use gst::prelude::*;
 
 use crate::ServeArgs;
 use crate::analysis;
+use crate::facemark_properties;
 use crate::metrics::{SessionMetrics, Snapshot};
 use crate::progress;
 use crate::served::{Access, EventsHub, Served};
@@ -167,7 +168,7 @@ fn container_for(video_codec: Option<&str>) -> (&'static str, &'static str) {
 
 impl Recorder {
     pub fn start(args: ServeArgs, main_loop: glib::MainLoop) -> Result<Recorder, String> {
-        let facemark = if args.no_facemark { None } else { check_facemark(&args) };
+        let facemark = if args.no_facemark { None } else { check_facemark(&args)? };
         let tokens: Vec<(String, Option<String>)> =
             args.streams.iter().map(|s| (s.clone(), args.token_for(s).map(str::to_owned))).collect();
         let inner = Arc::new(Inner {
@@ -273,15 +274,17 @@ impl Recorder {
     }
 }
 
-/// Whether facemark can run here (its models load); says which decoders it would use.
-fn check_facemark(args: &ServeArgs) -> Option<String> {
+/// Whether facemark can run here (its models load); says which decoders it would use. A
+/// `--facemark-property` facemark does not take is an error.
+fn check_facemark(args: &ServeArgs) -> Result<Option<String>, String> {
     let probe = match make("facemark") {
         Ok(e) => e,
         Err(e) => {
             println!("facemark: off ({e})");
-            return None;
+            return Ok(None);
         }
     };
+    facemark_properties::apply(&probe, &args.facemark_properties)?;
     if let Some(dir) = &args.model_dir {
         probe.set_property("model-dir", dir.to_string_lossy().as_ref());
     }
@@ -291,10 +294,10 @@ fn check_facemark(args: &ServeArgs) -> Option<String> {
     let _ = probe.set_state(gst::State::Null);
     if ready.is_err() {
         println!("facemark: off (its models do not load: run `make models`, or pass --model-dir)");
-        return None;
+        return Ok(None);
     }
     let decoders = decoders_line(&installed);
-    Some(format!("on the decoded video ({decoders}; models: {runtime})"))
+    Ok(Some(format!("on the decoded video ({decoders}; models: {runtime})")))
 }
 
 impl Inner {
@@ -645,6 +648,7 @@ impl Inner {
         chain.push(latest_frames.clone());
         chain.push(make("videoconvert")?);
         let facemark = make("facemark")?;
+        facemark_properties::apply(&facemark, &self.args.facemark_properties)?;
         if let Some(dir) = &self.args.model_dir {
             facemark.set_property("model-dir", dir.to_string_lossy().as_ref());
         }

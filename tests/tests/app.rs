@@ -774,3 +774,33 @@ fn audio_negotiated_but_never_sent_still_gives_a_file_that_decodes() {
     let checked = check(&mp4[0]);
     assert_eq!(json_u64(&checked, "video_frames"), sent, "{checked}");
 }
+
+/// `--facemark-property`: a property facemark does not take stops the start with the reason
+/// (before anything listens); one it takes reaches each session's facemark (irises=false: the
+/// landmarks file has 468 points a face instead of 478).
+#[test]
+fn facemark_properties_reach_the_sessions_and_a_bad_one_stops_the_start() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let refused = Command::new(workspace_binary("whipcast"))
+        .args(["serve", "--no-token", "--port", "0", "--facemark-property", "iris-interval=0"])
+        .env("G_DEBUG", "fatal-criticals")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("--facemark-property iris-interval=0: out of range (1..=300)"), "{said}");
+
+    let server = Server::start("app-facemark-properties", &["--sessions", "1", "--facemark-property", "irises=false"]);
+    report(publish_a_face(&server, 3));
+    let folder = server.folder.clone();
+    let output = server.wait_exit(Duration::from_secs(30));
+    let mp4 = files_with(&folder, "mp4");
+    assert_eq!(mp4.len(), 1, "{output}");
+    let landmarks = std::fs::read_to_string(mp4[0].with_extension("landmarks.jsonl")).unwrap();
+    let with_face: Vec<&str> = landmarks.lines().filter(|l| l.contains("\"landmarks\":[[")).collect();
+    assert!(with_face.len() >= 10, "{} frames with a face", with_face.len());
+    for line in with_face {
+        let face = line.split("\"landmarks\":[").nth(1).unwrap();
+        assert_eq!(face.matches('[').count(), 468, "{line:.200}");
+    }
+}
