@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::ServeArgs;
+use crate::args::ServeArgs;
 
 /// The addresses publishers can reach: the one listened on, or every interface's (non-loopback
 /// first) when listening on all of them.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use gst::prelude::*;
 
-use crate::ServeArgs;
+use crate::args::ServeArgs;
 
 /// The whepserversink serving the publisher's own streams of `stream`.
 pub fn source_name(stream: &str) -> String {

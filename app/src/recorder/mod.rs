@@ -2,38 +2,26 @@
 //! session, a recording bin made when the session starts (its codecs are known then, before any
 //! media) and finalized with EOS when it ends, while the server goes on.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
 
-use crate::ServeArgs;
 use crate::analysis;
-use crate::facemark_properties;
+use crate::args::ServeArgs;
 use crate::metrics::{SessionMetrics, Snapshot};
 use crate::progress;
 use crate::served::{Access, EventsHub, Served};
 use crate::tracks::Gates;
 use crate::viewing::{self, Watched};
+use face_branch::{FaceBranch, check_facemark};
 use gstwhipsrc::server::TlsFiles;
-
-/// Decoders for facemark, best first: NVIDIA's where the GPU is there, then the CPU ones.
-const DECODERS: &[(&str, &[&str])] = &[
-    ("AV1", &["nvav1dec", "dav1ddec", "av1dec"]),
-    ("H264", &["nvh264dec", "avdec_h264"]),
-    ("H265", &["nvh265dec", "avdec_h265"]),
-    ("VP8", &["nvvp8dec", "vp8dec"]),
-    ("VP9", &["nvvp9dec", "vp9dec"]),
-];
-
-/// MP4 fragment length: what a crash can cost at most (MediaMTX writes 1 s parts too).
-const MP4_FRAGMENT_MS: u32 = 1000;
 
 /// A session left without its EOS reaching the files within this is torn down anyway.
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -69,23 +57,6 @@ struct State {
     failure: Option<String>,
 }
 
-/// The decode-and-mark branch of a recording: it may fail (a decoder refusing a frame) without
-/// ending the recording.
-#[derive(Clone, Default)]
-struct FaceBranch {
-    /// Failed: what reaches it is dropped, so the recording never sees its error.
-    off: Arc<AtomicBool>,
-    /// Its sink is done (EOS, or the branch failed): counted once towards finalizing.
-    done: Arc<AtomicBool>,
-}
-
-/// Where a face branch's marked frames go: snapshots (counted), and the annotated view while
-/// `watched`.
-struct FaceSinks<'a> {
-    snapshots: &'a Arc<AtomicU64>,
-    watched: Option<Watched>,
-}
-
 /// Elements of the face branch are named with this prefix, so their errors are told apart.
 const FACE_PREFIX: &str = "face-";
 /// The queues whose threads do one stage each (`cargo bench --bench capacity` splits the CPU by
@@ -117,53 +88,8 @@ struct Recording {
     started: Instant,
 }
 
-fn utc_stamp() -> String {
-    glib::DateTime::now_utc()
-        .and_then(|t| t.format("%Y%m%dT%H%M%SZ"))
-        .map(|s| s.to_string())
-        .unwrap_or_else(|_| "now".into())
-}
-
 fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory).build().map_err(|_| format!("GStreamer element {factory} is missing"))
-}
-
-fn installed(factory: &str) -> bool {
-    gst::ElementFactory::find(factory).is_some()
-}
-
-fn decoder_for(codec: &str) -> Option<&'static str> {
-    decoder_among(codec, &installed)
-}
-
-fn decoder_among(codec: &str, installed: &dyn Fn(&str) -> bool) -> Option<&'static str> {
-    let (_, candidates) = DECODERS.iter().find(|(c, _)| *c == codec)?;
-    candidates.iter().copied().find(|f| installed(f))
-}
-
-/// Which decoder facemark gets for each codec; where NVDEC decodes some codecs but not one
-/// (an H200 has no AV1 in NVDEC), that one is said to be decoded on the CPU.
-fn decoders_line(installed: &dyn Fn(&str) -> bool) -> String {
-    let nvidia = |d: &str| d.starts_with("nv");
-    let gpu = DECODERS.iter().any(|(codec, _)| decoder_among(codec, installed).is_some_and(nvidia));
-    let each: Vec<String> = DECODERS
-        .iter()
-        .map(|(codec, _)| match decoder_among(codec, installed) {
-            None => format!("{codec} with (no decoder: not marked)"),
-            Some(d) if gpu && !nvidia(d) => format!("{codec} with {d}: NVDEC here has no {codec}, the CPU decodes it"),
-            Some(d) => format!("{codec} with {d}"),
-        })
-        .collect();
-    each.join(", ")
-}
-
-/// The container for a session: WebM takes AV1/VP8/VP9 with Opus, MP4 H.264/H.265.
-fn container_for(video_codec: Option<&str>) -> (&'static str, &'static str) {
-    match video_codec {
-        None | Some("AV1" | "VP8" | "VP9") => ("webm", "webmmux"),
-        Some("H264" | "H265") => ("mp4", "mp4mux"),
-        Some(_) => ("mkv", "matroskamux"),
-    }
 }
 
 impl Recorder {
@@ -272,32 +198,6 @@ impl Recorder {
             None => Ok(()),
         }
     }
-}
-
-/// Whether facemark can run here (its models load); says which decoders it would use. A
-/// `--facemark-property` facemark does not take is an error.
-fn check_facemark(args: &ServeArgs) -> Result<Option<String>, String> {
-    let probe = match make("facemark") {
-        Ok(e) => e,
-        Err(e) => {
-            println!("facemark: off ({e})");
-            return Ok(None);
-        }
-    };
-    facemark_properties::apply(&probe, &args.facemark_properties)?;
-    if let Some(dir) = &args.model_dir {
-        probe.set_property("model-dir", dir.to_string_lossy().as_ref());
-    }
-    let ready = probe.set_state(gst::State::Ready);
-    // What runs the models (this plugin's fused engine, or tract), known once they loaded.
-    let runtime = probe.property::<gst::Structure>("stats").get::<String>("runtime").unwrap_or_default();
-    let _ = probe.set_state(gst::State::Null);
-    if ready.is_err() {
-        println!("facemark: off (its models do not load: run `make models`, or pass --model-dir)");
-        return Ok(None);
-    }
-    let decoders = decoders_line(&installed);
-    Ok(Some(format!("on the decoded video ({decoders}; models: {runtime})")))
 }
 
 impl Inner {
@@ -426,359 +326,6 @@ impl Inner {
         if let Err(e) = out.link(&input) {
             println!("\nthe annotated view of {stream} gets nothing: {e:?}");
         }
-    }
-
-    fn build_recording(
-        self: &Arc<Self>,
-        src: &gst::Element,
-        stream: &str,
-        streams: &gst::Structure,
-    ) -> Result<Recording, String> {
-        let video_codec =
-            streams.iter().find(|(name, _)| name.starts_with("video_")).and_then(|(_, v)| v.get::<String>().ok());
-        let (extension, muxer) = container_for(video_codec.as_deref());
-        let name = unique_name(&self.args.recordings, &format!("{stream}-{}", utc_stamp()), extension);
-        let file = self.args.recordings.join(format!("{name}.{extension}"));
-
-        let bin = gst::Bin::with_name(&format!("recording-{name}"));
-        let mux = make(muxer)?;
-        // The server's running time goes on across sessions; each file starts at zero: the
-        // streams' pads to the muxer are offset by the session's first buffer (tracks.rs), which
-        // mp4mux's offset-to-zero did not always agree with (it starts with the streams it has).
-        if mux.find_property("fragment-duration").is_some() {
-            // MP4 in fragments: a crash costs at most the fragment being written; a clean stop
-            // adds the duration and the fragment index (mfra).
-            mux.set_property("fragment-duration", MP4_FRAGMENT_MS);
-        }
-        if extension == "webm" {
-            mux.connect_pad_added(|_, pad| keep_first_size(pad));
-        }
-        // Whole fragments and Matroska elements, each written at once and fsynced.
-        let whole = make("fragmentsync")?;
-        let sink = gst::ElementFactory::make("filesink")
-            .property("location", file.to_string_lossy().as_ref())
-            .property("async", false)
-            .build()
-            .map_err(|_| "filesink is missing")?;
-        bin.add_many([&mux, &whole, &sink]).map_err(|e| e.to_string())?;
-        gst::Element::link_many([&mux, &whole, &sink]).map_err(|e| e.to_string())?;
-        let mut sinks = vec![sink.clone()];
-
-        let source = src.downgrade();
-        let gates = Gates::new(&name, &bin, &mux, move || receiving(source.upgrade().as_ref()));
-        let frames = Arc::new(AtomicU64::new(0));
-        let media = Arc::new(AtomicU64::new(0));
-        let snapshots = Arc::new(AtomicU64::new(0));
-        let mut inputs = Vec::new();
-        let mut described = Vec::new();
-        let mut snapshot_dir = None;
-        let (mut face, mut face_sink) = (None::<FaceBranch>, None::<gst::Element>);
-        // The stream recorded as the file's video.
-        let recorded_video = streams.iter().map(|(name, _)| name.to_string()).find(|n| n.starts_with("video_"));
-        // A simulcast session with an analysis pad: facemark marks that layer, the file keeps video_0.
-        let analysis_input = streams.iter().any(|(name, _)| name.starts_with("analysis_"));
-        for (pad_name, codec) in streams.iter() {
-            let codec = codec.get::<String>().map_err(|e| e.to_string())?;
-            let video = pad_name.starts_with("video_");
-            let queue = live_queue(false)?;
-            // Stage names: a queue's streaming thread is named after it (`in-video_0:src`).
-            queue.set_property("name", format!("{INPUT_PREFIX}{pad_name}"));
-            bin.add(&queue).map_err(|e| e.to_string())?;
-            let ghost = gst::GhostPad::builder_with_target(&queue.static_pad("sink").unwrap())
-                .map_err(|e| e.to_string())?
-                .name(pad_name.as_str())
-                .build();
-            bin.add_pad(&ghost).map_err(|e| e.to_string())?;
-            inputs.push(pad_name.to_string());
-            // An analysis layer only feeds facemark; every other stream goes to the muxer.
-            let analysis = pad_name.starts_with("analysis_");
-            let track = (!analysis).then_some(if video { "video" } else { "audio" });
-            let marked_here =
-                self.facemark.is_some() && snapshot_dir.is_none() && (analysis || (video && !analysis_input));
-            let branch = FaceBranch::default();
-            let added = if marked_here {
-                let output = analysis::Output::new(
-                    stream,
-                    self.events.clone(),
-                    &self.args.recordings.join(format!("{name}.landmarks.jsonl")),
-                    {
-                        // Where the file's video starts: the session's first buffer in WebM's
-                        // one timeline; MP4's tracks each start at their own first sample.
-                        let (gates, mp4) = (gates.clone(), extension == "mp4");
-                        let video = recorded_video.clone();
-                        move || match (mp4, &video) {
-                            (true, Some(video)) => gates.first(video),
-                            _ => gates.zero(),
-                        }
-                    },
-                    self.analysis.clone(),
-                );
-                let watched = self.watched.lock().unwrap().get(stream).cloned();
-                let sinks = FaceSinks { snapshots: &snapshots, watched };
-                self.add_face_branch(&bin, &queue, track.is_some(), &codec, &name, sinks, &branch, output)
-            } else {
-                Err(String::new())
-            };
-            // What goes to the muxer, once the file's tracks are decided (tracks.rs).
-            let mut mux_feed = None;
-            match added {
-                Ok((dir, decoder, appsink, feed)) => {
-                    mux_feed = feed;
-                    described.push(match analysis {
-                        true => format!("{codec} layer for facemark after {decoder}"),
-                        false => format!("{codec} (facemark after {decoder})"),
-                    });
-                    snapshot_dir = Some(dir);
-                    face_sink = Some(appsink.clone());
-                    face = Some(branch);
-                    sinks.push(appsink);
-                }
-                Err(e) => {
-                    if marked_here {
-                        println!("facemark is off for this session: {e}");
-                    }
-                    if !analysis {
-                        described.push(codec.clone());
-                    }
-                    match track {
-                        Some(_) => mux_feed = queue.static_pad("src"),
-                        // Nobody marks this layer: its data goes nowhere.
-                        None => {
-                            let drop = make("fakesink")?;
-                            drop.set_property("async", false);
-                            bin.add(&drop).map_err(|e| e.to_string())?;
-                            queue.link(&drop).map_err(|e| e.to_string())?;
-                            sinks.push(drop);
-                        }
-                    }
-                }
-            }
-            let (Some(track), Some(mux_feed)) = (track, mux_feed) else { continue };
-            gates.hold(pad_name, track, &queue, &mux_feed);
-            {
-                let (frames, media) = (frames.clone(), media.clone());
-                mux_feed.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                    if video {
-                        frames.fetch_add(1, Ordering::Relaxed);
-                    }
-                    media.fetch_add(1, Ordering::Relaxed);
-                    gst::PadProbeReturn::Ok
-                });
-            }
-        }
-        if inputs.is_empty() {
-            return Err("the session has no audio or video".into());
-        }
-
-        // Finalized when every sink has seen EOS.
-        let pending = Arc::new(AtomicUsize::new(sinks.len()));
-        for sink in &sinks {
-            let (pending, weak, name) = (pending.clone(), Arc::downgrade(self), name.clone());
-            // The face branch's sink counts once: at its EOS, or when the branch failed.
-            let done = face.as_ref().filter(|_| face_sink.as_ref() == Some(sink)).map(|f| f.done.clone());
-            sink.static_pad("sink").unwrap().add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-                if matches!(&info.data, Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos)
-                    && !done.as_ref().is_some_and(|d| d.swap(true, Ordering::AcqRel))
-                {
-                    sink_done(&pending, &weak, &name);
-                }
-                gst::PadProbeReturn::Ok
-            });
-        }
-
-        self.pipeline.add(&bin).map_err(|e| e.to_string())?;
-        if bin.sync_state_with_parent().is_err() {
-            let _ = bin.set_state(gst::State::Null);
-            let _ = self.pipeline.remove(&bin);
-            return Err("the recording does not start".into());
-        }
-        Ok(Recording {
-            name,
-            face,
-            pending,
-            src: src.clone(),
-            bin,
-            file,
-            snapshot_dir,
-            whole,
-            gates,
-            inputs,
-            summary: described.join(" + "),
-            frames,
-            media,
-            snapshots,
-            started: Instant::now(),
-        })
-    }
-
-    /// queue ! tee, one branch to the muxer (`mux_pad`), the other decoded and marked, every Nth
-    /// frame a JPEG; without `mux_pad` (a simulcast layer for analysis only) the queue feeds the
-    /// decoder alone. The decoding side never holds the recording back (leaky queues).
-    fn add_face_branch(
-        &self,
-        bin: &gst::Bin,
-        queue: &gst::Element,
-        feeds_mux: bool,
-        codec: &str,
-        name: &str,
-        sinks: FaceSinks<'_>,
-        branch: &FaceBranch,
-        output: analysis::Output,
-    ) -> Result<(PathBuf, &'static str, gst::Element, Option<gst::Pad>), String> {
-        let decoder = decoder_for(codec).ok_or_else(|| format!("no decoder for {codec} is installed"))?;
-        let dir = self.args.recordings.join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let to_decoder = live_queue(true)?;
-        let mut chain = Vec::new();
-        if let Some(parser) = match codec {
-            "H264" => Some("h264parse"),
-            "H265" => Some("h265parse"),
-            _ => None,
-        } {
-            chain.push(make(parser)?);
-        }
-        let decode = make(decoder)?;
-        if decode.find_property("max-errors").is_some() {
-            // A frame lost to a full queue must not end the marking.
-            decode.set_property("max-errors", -1i32);
-        }
-        chain.push(decode);
-        let latest_frames = live_queue(true)?;
-        latest_frames.set_property("max-size-buffers", 2u32);
-        chain.push(latest_frames.clone());
-        chain.push(make("videoconvert")?);
-        let facemark = make("facemark")?;
-        facemark_properties::apply(&facemark, &self.args.facemark_properties)?;
-        if let Some(dir) = &self.args.model_dir {
-            facemark.set_property("model-dir", dir.to_string_lossy().as_ref());
-        }
-        analysis::attach(&facemark, Arc::new(output));
-        chain.push(facemark);
-        // The marked frames also go to the annotated view (WHEP), when the stream has one.
-        let to_view = match &sinks.watched {
-            Some(_) => Some(make("tee")?),
-            None => None,
-        };
-        chain.extend(to_view.clone());
-        let to_jpeg = make("videoconvert")?;
-        chain.push(to_jpeg.clone());
-        chain.push(make("jpegenc")?);
-        let appsink = gst_app::AppSink::builder().sync(false).async_(false).build();
-        chain.push(appsink.clone().upcast());
-
-        chain.insert(0, to_decoder.clone());
-        for (i, element) in chain.iter().enumerate() {
-            element.set_property(
-                "name",
-                format!("{FACE_PREFIX}{i}-{}", element.factory().map(|f| f.name()).unwrap_or_default()),
-            );
-        }
-        chain.remove(0);
-        // The two threads of the branch, named for what they run (GStreamer names a queue's
-        // thread `<queue>:src`): the parser and decoder, then conversion, facemark, snapshots.
-        to_decoder.set_property("name", DECODING_QUEUE);
-        latest_frames.set_property("name", MARKING_QUEUE);
-        bin.add(&to_decoder).map_err(|e| e.to_string())?;
-        bin.add_many(&chain).map_err(|e| e.to_string())?;
-        let mux_feed = if feeds_mux {
-            // The recorded stream, split: one copy to the muxer, one to the decoder.
-            let tee = make("tee")?;
-            let to_mux = live_queue(false)?;
-            to_mux.set_property("name", MUXING_QUEUE);
-            bin.add_many([&tee, &to_mux]).map_err(|e| e.to_string())?;
-            queue.link(&tee).map_err(|e| e.to_string())?;
-            gst::Element::link_many([&tee, &to_mux]).map_err(|e| e.to_string())?;
-            tee.link(&to_decoder).map_err(|e| e.to_string())?;
-            to_mux.static_pad("src")
-        } else {
-            // A stream of its own (a simulcast layer for analysis): all of it to the decoder.
-            queue.link(&to_decoder).map_err(|e| e.to_string())?;
-            None
-        };
-        to_decoder.link(&chain[0]).map_err(|e| e.to_string())?;
-        gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
-        if let (Some(tee), Some(watched)) = (&to_view, sinks.watched)
-            && let Err(e) = viewing::add_processed_branch(bin, tee, watched)
-        {
-            // The marking and the snapshots go on without it.
-            println!("the annotated view of {name} is off: {e}");
-        }
-        {
-            // A failed branch takes nothing more: its error must not flow back into the tee.
-            let off = branch.off.clone();
-            to_decoder.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if off.load(Ordering::Acquire) {
-                    info.data.take();
-                    return gst::PadProbeReturn::Handled;
-                }
-                gst::PadProbeReturn::Ok
-            });
-        }
-        {
-            // The leaky queue drops frames when marking lags (marking DISCONT what follows): the
-            // decoder then gets nothing until the next key frame, never a frame whose reference
-            // was dropped (libaom's av1dec fails on those).
-            // It asks for that key frame (a browser sends one on request, else only every few
-            // minutes: without asking, the marking stopped at its first drop for good).
-            let waiting = AtomicBool::new(false);
-            to_decoder.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-                let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
-                let delta = buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-                if buffer.flags().contains(gst::BufferFlags::DISCONT) && delta {
-                    if !waiting.swap(true, Ordering::Relaxed) {
-                        let _ =
-                            pad.send_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
-                    }
-                } else if !delta {
-                    waiting.store(false, Ordering::Relaxed);
-                }
-                if waiting.load(Ordering::Relaxed) {
-                    info.data.take();
-                    return gst::PadProbeReturn::Handled;
-                }
-                gst::PadProbeReturn::Ok
-            });
-        }
-
-        // Count marked frames; only the ones to keep go on to the JPEG encoder.
-        let (every, limit) = (self.args.snapshot_every.max(1), self.args.snapshot_frames);
-        let numbers = Arc::new(Mutex::new(VecDeque::<u64>::new()));
-        let count = AtomicU64::new(0);
-        {
-            let numbers = numbers.clone();
-            to_jpeg.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                let n = count.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_multiple_of(every) && (limit == 0 || n <= limit) {
-                    numbers.lock().unwrap().push_back(n);
-                    gst::PadProbeReturn::Ok
-                } else {
-                    // Taken and Handled, not Drop: on Drop GStreamer 1.22 unrefs the pointer
-                    // gstreamer-rs emptied (a GStreamer-CRITICAL for every frame not kept).
-                    info.data.take();
-                    gst::PadProbeReturn::Handled
-                }
-            });
-        }
-        let (folder, written) = (dir.clone(), sinks.snapshots.clone());
-        appsink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let n = numbers.lock().unwrap().pop_front().unwrap_or(0);
-                    if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
-                        let path = folder.join(format!("z{n}.jpg"));
-                        match std::fs::write(&path, map.as_slice()) {
-                            Ok(()) => {
-                                written.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => eprintln!("cannot write {}: {e}", path.display()),
-                        }
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-        Ok((dir, decoder, appsink.upcast(), mux_feed))
     }
 
     fn session_ended(self: &Arc<Self>, id: &str, reason: &str) {
@@ -1087,31 +634,6 @@ fn receiving(src: Option<&gst::Element>) -> Vec<String> {
     list.map(|a| a.iter().filter_map(|v| v.get::<String>().ok()).collect()).unwrap_or_default()
 }
 
-/// Matroska in GStreamer 1.22 refuses new caps on a track (an error that ends the recording), yet
-/// a publisher changes its size (a browser adapting to its CPU and bandwidth, a simulcast layer
-/// switch). AV1, VP8 and VP9 say their size in the stream itself (sequence header, key frame
-/// header), where players read it: the muxer keeps the caps it started with.
-fn keep_first_size(pad: &gst::Pad) {
-    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |pad, info| {
-        let Some(gst::PadProbeData::Event(event)) = &info.data else { return gst::PadProbeReturn::Ok };
-        let gst::EventView::Caps(new) = event.view() else { return gst::PadProbeReturn::Ok };
-        let Some(current) = pad.current_caps() else { return gst::PadProbeReturn::Ok };
-        let (Some(old), Some(new)) = (current.structure(0), new.caps().structure(0)) else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let in_band = ["video/x-av1", "video/x-vp8", "video/x-vp9"].contains(&new.name().as_str());
-        if !in_band || old.name() != new.name() || old == new {
-            return gst::PadProbeReturn::Ok;
-        }
-        if let (Ok(w), Ok(h)) = (new.get::<i32>("width"), new.get::<i32>("height")) {
-            gst::info!(gst::CAT_DEFAULT, obj = pad, "the stream is now {w}x{h}: recorded in-band");
-        }
-        // Taken and Handled, not Drop: on Drop GStreamer 1.22 unrefs the emptied event.
-        info.data.take();
-        gst::PadProbeReturn::Handled
-    });
-}
-
 fn live_queue(leaky: bool) -> Result<gst::Element, String> {
     let queue = gst::ElementFactory::make("queue")
         .property("max-size-buffers", 0u32)
@@ -1125,52 +647,5 @@ fn live_queue(leaky: bool) -> Result<gst::Element, String> {
     Ok(queue)
 }
 
-/// `base`, or `base-2`, `base-3` ... when a file of that name exists.
-fn unique_name(folder: &Path, base: &str, extension: &str) -> String {
-    (1..)
-        .map(|i| if i == 1 { base.to_owned() } else { format!("{base}-{i}") })
-        .find(|name| !folder.join(format!("{name}.{extension}")).exists() && !folder.join(name).exists())
-        .unwrap()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_start_line_says_where_nvdec_lacks_a_codec() {
-        // An H200 server: NVDEC for H.264, H.265, VP8, VP9, none for AV1.
-        let h200 = |f: &str| ["nvh264dec", "nvh265dec", "nvvp8dec", "nvvp9dec", "dav1ddec", "avdec_h264"].contains(&f);
-        let line = decoders_line(&h200);
-        assert!(line.starts_with("AV1 with dav1ddec: NVDEC here has no AV1, the CPU decodes it, H264 with nvh264dec"));
-        assert!(line.ends_with("VP9 with nvvp9dec"), "{line}");
-        // No GPU: nothing to say about NVDEC.
-        let cpu = |f: &str| ["av1dec", "avdec_h264", "vp8dec"].contains(&f);
-        assert_eq!(
-            decoders_line(&cpu),
-            "AV1 with av1dec, H264 with avdec_h264, H265 with (no decoder: not marked), VP8 with vp8dec, \
-             VP9 with (no decoder: not marked)"
-        );
-    }
-
-    #[test]
-    fn containers_follow_the_video_codec() {
-        assert_eq!(container_for(Some("AV1")), ("webm", "webmmux"));
-        assert_eq!(container_for(Some("VP8")), ("webm", "webmmux"));
-        assert_eq!(container_for(Some("H264")), ("mp4", "mp4mux"));
-        assert_eq!(container_for(Some("H265")), ("mp4", "mp4mux"));
-        assert_eq!(container_for(None), ("webm", "webmmux"), "audio only: Opus in WebM");
-    }
-
-    #[test]
-    fn names_do_not_overwrite() {
-        let dir = std::env::temp_dir().join(format!("whipcast-names-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(unique_name(&dir, "live-x", "webm"), "live-x");
-        std::fs::write(dir.join("live-x.webm"), b"").unwrap();
-        assert_eq!(unique_name(&dir, "live-x", "webm"), "live-x-2");
-        std::fs::create_dir(dir.join("live-x-2")).unwrap();
-        assert_eq!(unique_name(&dir, "live-x", "webm"), "live-x-3");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod face_branch;
+mod recording;
