@@ -1,5 +1,6 @@
-//! GStreamer plugin `facemark`: the `facemark` element, face detection (BlazeFace short range)
-//! and the 468-point face mesh run with tract-onnx, drawn onto the frame and attached as
+//! GStreamer plugin `facemark`: the `facemark` element, face detection (BlazeFace short range),
+//! the 468-point face mesh and the irises, run by the plugin's fused CPU engine (tract-onnx reads
+//! the ONNX files and runs what the engine does not), drawn onto the frame and attached as
 //! metadata.
 //!
 //! The face pipeline is plain Rust in [`core`] (usable without GStreamer, e.g. from the

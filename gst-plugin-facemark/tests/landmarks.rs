@@ -682,7 +682,7 @@ fn load_bytes(bytes: Vec<u8>) -> Result<(), gstfacemark::ModelError> {
 /// would take its size in memory.
 #[test]
 fn model_paths_that_are_not_regular_files_are_refused() {
-    use gstfacemark::core::model::{DETECTOR_FILE, Net};
+    use gstfacemark::core::model::{DETECTOR_FILE, Net, Runtime};
     let dir = std::env::temp_dir().join(format!("facemark-not-a-file-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fifo = dir.join("pipe.onnx");
@@ -691,7 +691,7 @@ fn model_paths_that_are_not_regular_files_are_refused() {
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
     let path = fifo.clone();
     let err = refused_quickly("a FIFO", move || {
-        Net::load(&path, 128, &[HANDMADE_OUTPUT]).map(drop)
+        Net::load_with(&path, 128, &[HANDMADE_OUTPUT], Runtime::Auto).map(drop)
     });
     assert!(
         err.contains("pipe.onnx") && err.contains("not a regular file"),
@@ -712,7 +712,7 @@ fn model_paths_that_are_not_regular_files_are_refused() {
 
     let folder = dir.clone();
     let err = refused_quickly("a folder", move || {
-        Net::load(&folder, 128, &[HANDMADE_OUTPUT]).map(drop)
+        Net::load_with(&folder, 128, &[HANDMADE_OUTPUT], Runtime::Auto).map(drop)
     });
     assert!(err.contains("not a regular file"), "{err}");
 
@@ -723,7 +723,7 @@ fn model_paths_that_are_not_regular_files_are_refused() {
         .set_len(1 << 40)
         .unwrap();
     let err = refused_quickly("a 1 TiB file", move || {
-        Net::load(&huge, 128, &[HANDMADE_OUTPUT]).map(drop)
+        Net::load_with(&huge, 128, &[HANDMADE_OUTPUT], Runtime::Auto).map(drop)
     });
     assert!(
         err.contains("huge.onnx") && err.contains("larger than"),

@@ -92,8 +92,6 @@ impl fmt::Display for ModelError {
 
 impl std::error::Error for ModelError {}
 
-type Plan = Arc<TypedRunnableModel>;
-
 /// Which inference engine runs the models.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Runtime {
@@ -110,8 +108,7 @@ pub enum Runtime {
 
 /// tract's optimised plan with its own input tensor, reused frame after frame.
 struct TractNet {
-    #[allow(dead_code)]
-    plan: Plan,
+    /// Holds the plan it runs.
     state: TypedSimpleState,
     /// Kept shared with tract only for the duration of a run, so it can be refilled in place.
     input: Arc<Tensor>,
@@ -155,13 +152,9 @@ impl Source<'_> {
 }
 
 impl Net {
-    /// Loads `path` for a fixed `[1, 3, size, size]` f32 input and checks that it runs and
-    /// produces outputs with the element counts in `expect_outputs` (in some order).
-    pub fn load(path: &Path, size: usize, expect_outputs: &[usize]) -> Result<Net, ModelError> {
-        Self::build(Source::Path(path), size, &[], expect_outputs, Runtime::Auto)
-    }
-
-    /// [`Net::load`] with the given runtime.
+    /// Loads `path` for a fixed `[1, 3, size, size]` f32 input, to run on `runtime`, and checks
+    /// that it runs and produces outputs with the element counts in `expect_outputs` (in some
+    /// order).
     pub fn load_with(
         path: &Path,
         size: usize,
@@ -171,7 +164,8 @@ impl Net {
         Self::build(Source::Path(path), size, &[], expect_outputs, runtime)
     }
 
-    /// [`Net::load`] from the bytes of a model file; `name` only names it in errors.
+    /// [`Net::load_with`] (auto runtime) from the bytes of a model file; `name` only names it in
+    /// errors.
     pub fn from_bytes(
         name: &Path,
         bytes: &[u8],
@@ -270,7 +264,6 @@ impl Net {
             let state = TypedSimpleState::new(&plan)?;
             let input = Arc::new(Tensor::zero::<f32>(&[1, 3, size, size])?);
             let tract = TractNet {
-                plan,
                 state,
                 input,
                 outputs: tvec!(),

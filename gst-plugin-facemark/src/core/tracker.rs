@@ -230,11 +230,6 @@ impl FaceMarker {
         }
     }
 
-    /// Whether an iris model was loaded (faces then carry irises).
-    pub fn has_irises(&self) -> bool {
-        self.iris.is_some()
-    }
-
     pub fn stats(&self) -> Stats {
         self.stats
     }

@@ -469,7 +469,7 @@ impl ElementImpl for FaceMark {
             gst::subclass::ElementMetadata::new(
                 "Face landmarks",
                 "Filter/Effect/Video/Analyzer",
-                "Finds faces (BlazeFace) and their 468-point mesh (Face Mesh) with tract-onnx, \
+                "Finds faces (BlazeFace), their 468-point mesh (Face Mesh) and irises on the CPU, \
                  draws them and attaches them as region-of-interest metadata and messages",
                 "whipcast",
             )
