@@ -5,10 +5,11 @@
 # usage: pipelines/face-snapshots.sh INPUT [OUTDIR]
 #   INPUT   a file path, a URI (file://, http://, rtsp://...) or `whip` (a WHIP publisher)
 #   OUTDIR  where the JPEGs go (default: the current folder)
-# GPU=1: NVIDIA decoders where present (see video-source.sh). The models must be installed (scripts/fetch-models.sh); pipelines/plugin-path.sh finds the plugin.
+# GPU=1: NVIDIA decoders where present (see video-source.sh). The models must be installed (scripts/fetch-models.sh); the plugin is found as pipelines/lib.sh says (add_our_plugins).
 # A shorter input gives fewer files. Frames are counted from 1, in decoding order.
 set -euo pipefail
-. "$(dirname "$0")/plugin-path.sh" facemark
+. "$(dirname "$0")/lib.sh"
+add_our_plugins facemark || exit 1
 IN=${1:?usage: $0 INPUT [OUTDIR]}
 OUT=${2:-.}
 EVERY=100
@@ -33,4 +34,5 @@ for ((n = EVERY; n <= FRAMES; n += EVERY)); do
   f=$(printf '%s/f%06d.jpg' "$TMP" $((n - 1)))
   [ -e "$f" ] && mv "$f" "$OUT/z$n.jpg"
 done
+# shellcheck disable=SC2012 # names written above (z<number>.jpg); none is no error
 ls "$OUT"/z*.jpg 2>/dev/null | sort -V

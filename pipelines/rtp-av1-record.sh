@@ -7,10 +7,11 @@
 #           FILE         an RFC 4571 capture (u16 length + packet), e.g. from rtpstreampay
 # Ctrl-C stops the recording and finalizes the file (gst-launch-1.0 -e).
 set -euo pipefail
-[[ $# == 2 ]] || { sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 2; }
+. "$(dirname "$0")/lib.sh"
+[[ $# == 2 ]] || { header_usage; exit 2; }
 output=$1 source=$2
-. "$(dirname "$0")/plugin-path.sh" rtpav1depay-rs
-. "$(dirname "$0")/recording-sink.sh" "$output" AV1
+add_our_plugins rtpav1depay-rs || exit 1
+recording_sink "$output" AV1 || exit 2
 caps="media=video,clock-rate=90000,encoding-name=AV1,payload=${PT:-96}"
 case $source in
   udp://*)

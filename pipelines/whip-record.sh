@@ -6,12 +6,13 @@
 #
 # usage: whip-record.sh OUTPUT     (WHIP_* variables: see pipelines/whip-source.sh)
 set -euo pipefail
-[[ $# == 1 ]] || { sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 2; }
+. "$(dirname "$0")/lib.sh"
+[[ $# == 1 ]] || { header_usage; exit 2; }
 output=$1
-. "$(dirname "$0")/recording-sink.sh" "$output"
+recording_sink "$output" || exit 2
 export WHIP_CODECS=${WHIP_CODECS:-$codecs}
-# AV1 preferred into MP4: not fragmented (see recording-sink.sh).
-[[ $WHIP_CODECS == AV1* ]] && . "$(dirname "$0")/recording-sink.sh" "$output" AV1
+# AV1 preferred into MP4: not fragmented (see recording_sink in lib.sh).
+[[ $WHIP_CODECS == AV1* ]] && recording_sink "$output" AV1
 . "$(dirname "$0")/whip-source.sh"
 echo "recording the next publisher ($WHIP_CODECS) -> $output with ${mux[*]}" >&2
 exec gst-launch-1.0 -e "${whip[@]}" output=encoded "${recording[@]}" \

@@ -11,14 +11,15 @@
 # stopping it ends the outgoing session with DELETE.
 set -euo pipefail
 target=${1:?usage: $0 TARGET_URL}
+. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/whip-source.sh"
-. "$(dirname "$0")/plugin-path.sh" facemark
-if ! gst-inspect-1.0 whipsink >/dev/null 2>&1; then
+add_our_plugins facemark || exit 1
+if ! have_element whipsink; then
   echo "whipsink not found: run 'make relay-plugins' (builds gst-plugins-rs's webrtchttp plugin)" >&2
   exit 1
 fi
 encoder=(x264enc tune=zerolatency speed-preset=veryfast key-int-max=60 bframes=0)
-if [[ ${GPU:-0} == 1 ]] && gst-inspect-1.0 nvh264enc >/dev/null 2>&1; then
+if gpu_wanted && have_element nvh264enc; then
   encoder=(nvh264enc zerolatency=true gop-size=60 bframes=0)
 fi
 echo "relaying to $target, video re-encoded with ${encoder[0]}" >&2

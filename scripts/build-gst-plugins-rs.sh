@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Builds gst-plugins-rs plugins that whipcast's pipelines use and Debian 12 does not ship, from
 # the crates gst-plugins-rs publishes on crates.io (exact versions below, their dependencies as
-# in scripts/<plugin>.Cargo.lock), into target/gst-plugins-rs/, where pipelines/plugin-path.sh
-# and scripts/extra-plugins.sh (GST_PLUGIN_PATH) and `make install` find them:
+# in scripts/<plugin>.Cargo.lock), into target/gst-plugins-rs/, where the scripts (GST_PLUGIN_PATH:
+# pipelines/lib.sh) and `make install` find them:
 #   dav1d       dav1ddec, against the system's libdav1d (Debian 12: 1.0.0)
 #   webrtchttp  whipsink (pipelines/whip-relay.sh publishes onward with it)
 # Nothing of their source enters this repository: cargo fetches the published crate and builds
 # it as the one dependency of a throwaway package under target/<plugin>-build.
 # usage: build-gst-plugins-rs.sh PLUGIN...   Exits 0 once every element loads; else says why, 1.
 set -euo pipefail
+. "$(dirname "$0")/../pipelines/lib.sh"
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-out=$target/gst-plugins-rs
+target=$(cargo_target_dir)
+out=$(gst_plugins_rs_dir "$target")
 cargo=${CARGO:-cargo}
 mkdir -p "$out"
 
@@ -40,21 +40,21 @@ $crate = $spec
 [workspace]
 TOML
   echo "// Empty: this package only builds its dependency $crate." >"$work/lib.rs"
-  cp "$root/scripts/$plugin.Cargo.lock" "$work/Cargo.lock"
+  cp "$whipcast_root/scripts/$plugin.Cargo.lock" "$work/Cargo.lock"
   "$cargo" build --release --locked -p "$crate" --manifest-path "$work/Cargo.toml" --target-dir "$work/target"
   cp "$work/target/release/$lib" "$out/$lib"
-  if ! GST_PLUGIN_PATH="$out" gst-inspect-1.0 "$element" >/dev/null 2>&1; then
+  if ! GST_PLUGIN_PATH="$out" have_element "$element"; then
     echo "build-gst-plugins-rs: $out/$lib was built but GStreamer does not load $element from it" >&2
     return 1
   fi
   echo "build-gst-plugins-rs: $element ready in $out/$lib"
 }
 
-(($#)) || { sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 2; }
+(($#)) || { header_usage; exit 2; }
 for plugin in "$@"; do
   case $plugin in
     dav1d)
-      "$root/scripts/install-deps.sh" libdav1d-dev
+      "$whipcast_root/scripts/install-deps.sh" libdav1d-dev
       echo "build-gst-plugins-rs: against libdav1d $(pkg-config --modversion dav1d)"
       build gst-plugin-dav1d '"=0.12.7"' dav1ddec ;;
     webrtchttp) build gst-plugin-webrtchttp '{ version = "=0.15.4", default-features = false, features = ["rustls-ring"] }' whipsink ;;

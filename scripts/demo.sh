@@ -6,11 +6,11 @@
 #   DEMO_OUT (default demo-output), DEMO_PORT (8089), DEMO_SECONDS (15),
 #   WHIPCAST_PROFILE=debug to use debug builds (the tests do).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
+. "$(dirname "$0")/../pipelines/lib.sh"
+cd "$whipcast_root"
+add_cargo_path
 out=${DEMO_OUT:-demo-output} port=${DEMO_PORT:-8089} seconds=${DEMO_SECONDS:-15}
 profile=${WHIPCAST_PROFILE:-release}
-step() { printf '\n== %s\n' "$*"; }
 
 if [[ $profile == release ]]; then
   step "Debian packages"
@@ -24,7 +24,7 @@ fi
 for binary in "target/$profile/whipcast" target/debug/whip-publish; do
   [[ -x $binary ]] || { echo "$binary is missing: build it first" >&2; exit 1; }
 done
-. scripts/extra-plugins.sh
+add_extra_plugins
 
 publishers=(gst)
 chromium_peer=tests/peers/chromium
@@ -72,5 +72,6 @@ shopt -s nullglob
 files=("$out"/demo-*.webm "$out"/demo-*.mp4)
 "target/$profile/whipcast" check "${files[@]}"
 for dir in "$out"/demo-*/; do
+  # shellcheck disable=SC2012 # whipcast's names (z<number>.jpg), listed in number order
   echo "snapshots in $dir: $(cd "$dir" && ls | sort -V | tr '\n' ' ')"
 done

@@ -8,12 +8,12 @@
 # plugins come from (default: target/release, or $CARGO_TARGET_DIR/release).
 # Never overwrites or removes a file that a Debian package owns.
 set -euo pipefail
+. "$(dirname "$0")/../pipelines/lib.sh"
 
 action=${1:-}
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
+target=$(cargo_target_dir)
 build=${WHIPCAST_BUILD_DIR:-$target/release}
-extra=$target/gst-plugins-rs
+extra=$(gst_plugins_rs_dir "$target")
 plugindir=${PLUGINDIR:-$(pkg-config --variable=pluginsdir gstreamer-1.0)}
 dir=${DESTDIR:-}$plugindir
 plugins=(libgstav1rtp.so libgstwhipsrc.so libgstfacemark.so)

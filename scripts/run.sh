@@ -4,9 +4,9 @@
 # marked on annotated snapshots. Arguments go to `whipcast serve` (see `whipcast serve --help`),
 # e.g. `make run ARGS="--port 9000 --stream studio"`. WHIP_TOKEN sets the Bearer token.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
-step() { printf '\n== %s\n' "$*"; }
+. "$(dirname "$0")/../pipelines/lib.sh"
+cd "$whipcast_root"
+add_cargo_path
 
 step "Debian packages"
 scripts/install-deps.sh
@@ -16,6 +16,6 @@ step "face models"
 scripts/fetch-models.sh
 step "dav1ddec (fast AV1 decoding for facemark)"
 scripts/build-gst-plugins-rs.sh dav1d || echo "dav1ddec could not be built: facemark decodes AV1 with av1dec (libaom)"
-. scripts/extra-plugins.sh
+add_extra_plugins
 step "starting the server"
 exec target/release/whipcast serve "$@"

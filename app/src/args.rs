@@ -69,8 +69,9 @@ pub struct ServeArgs {
     /// facemark's model folder (default: where scripts/fetch-models.sh installs them).
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
-    /// A facemark property for every session (gst-inspect-1.0 facemark), e.g. iris-interval=2 or
-    /// irises=false; repeat for more. Checked at start.
+    /// A facemark property for every session (gst-inspect-1.0 facemark), e.g. irises=false or
+    /// iris-interval=1 (whipcast's default is 2: each eye's iris every other frame); repeat for
+    /// more. Checked at start.
     #[arg(long = "facemark-property", value_name = "NAME=VALUE", value_parser = facemark_properties::parse)]
     pub facemark_properties: Vec<(String, String)>,
     /// Do not serve the browser publish page at /.

@@ -448,8 +448,9 @@ fn extra_plugins() -> Vec<(String, String)> {
     path.map(|p| vec![("GST_PLUGIN_PATH".to_owned(), p)]).unwrap_or_default()
 }
 
-/// N publishers of `codec` into `whipcast` (the binary) for a window of `window`.
-pub fn run(whipcast: &Path, codec: Codec, n: usize, window: Duration) -> Run {
+/// N publishers of `codec` into `whipcast` (the binary, given `serve_args` too) for a window of
+/// `window`.
+pub fn run(whipcast: &Path, serve_args: &[String], codec: Codec, n: usize, window: Duration) -> Run {
     let clip = face_clip(codec);
     let folder = output_path(&format!("capacity-{}-{n}", codec.name()));
     let _ = std::fs::remove_dir_all(&folder);
@@ -457,6 +458,7 @@ pub fn run(whipcast: &Path, codec: Codec, n: usize, window: Duration) -> Run {
     let mut args: Vec<String> = streams.iter().flat_map(|s| ["--stream".to_owned(), s.clone()]).collect();
     let every = SNAPSHOT_EVERY.to_string();
     args.extend(["--snapshot-every", &every, "--snapshot-frames", "0", "--sessions", &n.to_string()].map(String::from));
+    args.extend_from_slice(serve_args);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::spawn_with(whipcast, folder.clone(), &args, Some(TOKEN), &extra_plugins());
 

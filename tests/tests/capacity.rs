@@ -14,7 +14,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn two_publishers(codec: Codec) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let whipcast = whipcast_tests::workspace_binary("whipcast");
-    let run = capacity::run(&whipcast, codec, 2, Duration::from_secs(5));
+    let run = capacity::run(&whipcast, &[], codec, 2, Duration::from_secs(5));
     println!("{}", run.summary());
     assert_eq!(run.sessions.len(), 2, "{run:?}");
     for session in &run.sessions {

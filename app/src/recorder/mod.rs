@@ -217,26 +217,25 @@ impl Inner {
             .map_err(|_| "whipserversrc is missing".to_string())?;
         a.set_endpoint_properties(&src);
         let weak = Arc::downgrade(self);
-        src.connect("session-started", false, move |values| {
-            let src = values[0].get::<gst::Element>().unwrap();
-            let id = values[1].get::<String>().unwrap();
-            let remote = values[2].get::<String>().unwrap();
-            let user_agent = values[3].get::<String>().unwrap();
-            let streams = values[4].get::<gst::Structure>().unwrap();
+        // The signals' arguments by name and type (whipserversrc's signal docs), not by index.
+        let started = glib::closure!(move |src: &gst::Element,
+                                           id: &str,
+                                           remote: &str,
+                                           user_agent: &str,
+                                           streams: gst::Structure| {
             if let Some(inner) = weak.upgrade() {
-                inner.session_started(&src, &id, &remote, &user_agent, &streams);
+                inner.session_started(src, id, remote, user_agent, &streams);
             }
-            None
         });
+        src.connect_closure("session-started", false, started);
         let weak = Arc::downgrade(self);
-        src.connect("session-ended", false, move |values| {
-            let id = values[1].get::<String>().unwrap();
-            let reason = values[4].get::<String>().unwrap();
-            if let Some(inner) = weak.upgrade() {
-                inner.session_ended(&id, &reason);
-            }
-            None
-        });
+        let ended =
+            glib::closure!(move |_: &gst::Element, id: &str, _remote: &str, _user_agent: &str, reason: &str| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.session_ended(id, reason);
+                }
+            });
+        src.connect_closure("session-ended", false, ended);
         let weak = Arc::downgrade(self);
         src.connect_pad_added(move |src, pad| {
             if let Some(inner) = weak.upgrade() {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use tokio::sync::oneshot;
@@ -126,12 +127,8 @@ impl WhipServerSrc {
             let last_candidate = Arc::new(Mutex::new(None::<Instant>));
             let answer = answer.clone();
             let webrtcbin_weak = webrtcbin.downgrade();
-            webrtcbin.connect("on-ice-candidate", false, move |values| {
-                let mline = values[1].get::<u32>().unwrap();
-                let candidate = values[2].get::<String>().unwrap();
-                if candidate.is_empty() {
-                    return None;
-                }
+            let on_candidate = glib::closure!(move |_: &gst::Element, mline: u32, candidate: Option<&str>| {
+                let Some(candidate) = candidate.filter(|c| !c.is_empty()).map(str::to_owned) else { return };
                 candidates.lock().unwrap().push(LocalCandidate { mline, candidate });
                 let first = last_candidate.lock().unwrap().replace(Instant::now()).is_none();
                 if host_only && first {
@@ -147,8 +144,8 @@ impl WhipServerSrc {
                         }
                     });
                 }
-                None
             });
+            webrtcbin.connect_closure("on-ice-candidate", false, on_candidate);
         }
         {
             let answer = answer.clone();
