@@ -6,8 +6,6 @@ pub mod detector;
 pub mod draw;
 pub mod geometry;
 pub mod image;
-#[cfg(target_arch = "x86_64")]
-mod image_avx2;
 pub mod iris;
 pub mod landmarks;
 pub mod mesh;

@@ -1,7 +1,7 @@
 //! Bilinear sampling of 8 output pixels at once with AVX2 gathers: the model inputs are
 //! 16K to 37K pixels a frame, and one at a time this was a third of a tracked frame's time.
 //! Only blocks whose 2 x 2 source pixels are all inside the frame are done here; the caller
-//! samples the others one by one ([`super::image`]), with the same arithmetic.
+//! samples the others one by one ([`super::sample`]), with the same arithmetic.
 
 use std::arch::x86_64::*;
 
