@@ -1,8 +1,7 @@
 //! The GStreamer shell around [`crate::core::tracker::FaceMarker`].
 
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex, mpsc};
-use std::thread::JoinHandle;
+use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
@@ -11,11 +10,12 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
+use super::worker::{Done, Job, SharedMarker, Worker};
 use super::{DrawFlags, Mode, Runtime};
 use crate::core::draw::draw_face;
 use crate::core::image::{Chroma, Frame, FrameMut, OwnedFrame, PixelFormat, PixelLayout, YuvColor};
 use crate::core::model::default_model_dir;
-use crate::core::tracker::{Config, Face, FaceMarker, Stats, copy_faces};
+use crate::core::tracker::{Config, Face, FaceMarker, Stats};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -145,93 +145,6 @@ struct Counters {
     /// Frames that found the worker busy and went on with the newest finished result.
     dropped: u64,
     marker: Stats,
-}
-
-type SharedMarker = Arc<Mutex<Option<FaceMarker>>>;
-
-/// A frame for the worker thread.
-struct Job {
-    frame: OwnedFrame,
-    /// Storage for the result, handed back in [`Done`].
-    faces: Vec<Face>,
-    config: Config,
-    reset: bool,
-    pts: Option<gst::ClockTime>,
-}
-
-/// The worker's answer to a [`Job`], handing its storage back.
-struct Done {
-    frame: OwnedFrame,
-    faces: Vec<Face>,
-    pts: Option<gst::ClockTime>,
-    stats: Stats,
-    error: Option<String>,
-}
-
-/// The inference thread of `mode=latest`: one job at a time, the newest frame's.
-struct Worker {
-    jobs: Option<mpsc::Sender<Job>>,
-    done: mpsc::Receiver<Done>,
-    thread: Option<JoinHandle<()>>,
-    /// A job was sent and its answer not yet received.
-    busy: bool,
-}
-
-impl Worker {
-    fn spawn(marker: SharedMarker) -> std::io::Result<Worker> {
-        let (jobs, job_rx) = mpsc::channel::<Job>();
-        let (done_tx, done) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("facemark-infer".into())
-            .spawn(move || {
-                for mut job in job_rx {
-                    // A panic is caught inside (process_or_error): the lock is never poisoned.
-                    let (stats, error) =
-                        match marker.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                            None => (Stats::default(), Some("the models are not loaded".into())),
-                            Some(m) => {
-                                if job.reset {
-                                    m.reset();
-                                }
-                                m.set_config(job.config);
-                                let result = match job.frame.as_frame() {
-                                    Some(frame) => m
-                                        .process_or_error(&frame)
-                                        .map(|()| copy_faces(&mut job.faces, m.faces())),
-                                    None => Ok(()),
-                                };
-                                (m.stats(), result.err())
-                            }
-                        };
-                    let done = Done {
-                        frame: job.frame,
-                        faces: job.faces,
-                        pts: job.pts,
-                        stats,
-                        error,
-                    };
-                    if done_tx.send(done).is_err() {
-                        return;
-                    }
-                }
-            })?;
-        Ok(Worker {
-            jobs: Some(jobs),
-            done,
-            thread: Some(thread),
-            busy: false,
-        })
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        // Closing the job channel ends the thread after its current job.
-        self.jobs = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Streaming state, reset at every start.

@@ -5,6 +5,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod worker;
 
 glib::wrapper! {
     pub struct FaceMark(ObjectSubclass<imp::FaceMark>)
