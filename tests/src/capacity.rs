@@ -278,6 +278,8 @@ pub struct Run {
     pub clip_kbps: u64,
     /// Frames the publishers sent more than 20 ms late (the machine was too busy for them too).
     pub late_frames: u64,
+    /// whipcast's threads at the window's end, as (name, nice value).
+    pub niceness: Vec<(String, i64)>,
 }
 
 impl Run {
@@ -545,6 +547,7 @@ pub fn run(whipcast: &Path, serve_args: &[String], codec: Codec, n: usize, windo
         decoder,
         clip_kbps: json_u64(&sent_report, "clipKbps"),
         late_frames: json_u64(&sent_report, "lateFrames"),
+        niceness: after.threads.iter().map(|t| (t.name.clone(), t.nice)).collect(),
     }
 }
 
@@ -553,7 +556,7 @@ mod tests {
     use super::*;
 
     fn thread(tid: u32, name: &str, ms: u64) -> ThreadTime {
-        ThreadTime { tid, name: name.to_owned(), cpu: Duration::from_millis(ms) }
+        ThreadTime { tid, name: name.to_owned(), cpu: Duration::from_millis(ms), nice: 0 }
     }
 
     #[test]

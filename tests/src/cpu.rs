@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
-/// One thread of a process: its id, its name (`comm`, at most 15 bytes) and its time on a CPU
-/// so far.
+/// One thread of a process: its id, its name (`comm`, at most 15 bytes), its time on a CPU
+/// so far and its nice value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadTime {
     pub tid: u32,
     pub name: String,
     pub cpu: Duration,
+    pub nice: i64,
 }
 
 /// Clock ticks (`/proc`'s unit) as a duration.
@@ -25,6 +26,11 @@ pub fn parse_stat(stat: &str) -> Option<(String, u64)> {
     let name = head.split_once('(')?.1.to_owned();
     let fields: Vec<u64> = rest.split_whitespace().skip(11).take(2).map(|f| f.parse().ok()).collect::<Option<_>>()?;
     (fields.len() == 2).then(|| (name, fields.iter().sum()))
+}
+
+/// The nice value in a `/proc/.../stat` line (its 19th field).
+pub fn parse_nice(stat: &str) -> Option<i64> {
+    stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()
 }
 
 /// The time on a CPU in a `/proc/.../schedstat` line: `<ns on CPU> <ns waiting> <slices>`.
@@ -45,11 +51,12 @@ pub fn threads(pid: u32) -> Vec<ThreadTime> {
         .filter_map(|e| {
             let tid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
             let task = format!("/proc/{pid}/task/{tid}");
-            let (name, t) = parse_stat(&std::fs::read_to_string(format!("{task}/stat")).ok()?)?;
+            let stat = std::fs::read_to_string(format!("{task}/stat")).ok()?;
+            let (name, t) = parse_stat(&stat)?;
             // The nanoseconds the scheduler counted, where there are: a thread doing little work
             // (a muxer) has none of stat's 10 ms ticks over a few seconds.
             let exact = std::fs::read_to_string(format!("{task}/schedstat")).ok().and_then(|s| parse_schedstat(&s));
-            Some(ThreadTime { tid, name, cpu: exact.unwrap_or_else(|| ticks(t)) })
+            Some(ThreadTime { tid, name, cpu: exact.unwrap_or_else(|| ticks(t)), nice: parse_nice(&stat)? })
         })
         .collect()
 }
@@ -77,6 +84,9 @@ mod tests {
     fn a_stat_line_gives_its_name_and_ticks_even_with_odd_names() {
         let line = "4242 (face-decode:src) S 1 2 3 4 5 6 7 8 9 10 120 30 0 0 20 0 9 0 100";
         assert_eq!(parse_stat(line), Some(("face-decode:src".to_owned(), 150)));
+        assert_eq!(parse_nice(line), Some(0));
+        let niced = "4243 (face-mark:src) S 1 2 3 4 5 6 7 8 9 10 120 30 0 0 30 10 9 0 100";
+        assert_eq!(parse_nice(niced), Some(10));
         let odd = "7 (a) b (c)) R 1 2 3 4 5 6 7 8 9 10 1 2 0";
         assert_eq!(parse_stat(odd), Some(("a) b (c)".to_owned(), 3)));
         assert_eq!(parse_stat("7 (cut short) R 1 2"), None);

@@ -30,6 +30,16 @@ fn two_publishers(codec: Codec) {
     for stage in STAGES {
         assert!(run.stages.get(stage) > Duration::ZERO, "no CPU seen for {}: {run:?}", stage.label());
     }
+    // The marking threads (conversion, facemark, its inference thread, snapshots) yield to the
+    // others when the cores are busy; recording and decoding keep the default priority.
+    let marking: Vec<&(String, i64)> =
+        run.niceness.iter().filter(|(name, _)| name.starts_with("face-mark") || name == "facemark-infer").collect();
+    assert!(marking.len() >= 2 && marking.iter().all(|(_, nice)| *nice > 0), "{:?}", run.niceness);
+    let others = run
+        .niceness
+        .iter()
+        .filter(|(name, _)| name.starts_with("in-") || name.starts_with("to-mux") || name.starts_with("face-decode"));
+    assert!(others.clone().count() >= 2 && others.clone().all(|(_, nice)| *nice == 0), "{:?}", run.niceness);
     // Every thread of whipcast was counted in some stage: the split adds up to the process (whose
     // time /proc counts in 10 ms ticks).
     let (total, process) = (run.stages.total().as_secs_f64(), run.server.as_secs_f64());

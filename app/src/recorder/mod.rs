@@ -65,6 +65,12 @@ const INPUT_PREFIX: &str = "in-";
 const MUXING_QUEUE: &str = "to-mux";
 const DECODING_QUEUE: &str = "face-decode";
 const MARKING_QUEUE: &str = "face-mark";
+/// The nice value of the marking threads (conversion, facemark and its inference thread, which
+/// inherits it, snapshots): when the cores are busy, ingest and recording run first and facemark
+/// passes frames on with its last result instead of a recording falling behind. The decoding
+/// thread keeps the default: a decoder that falls behind loses compressed frames to its leaky
+/// queue, which damages the frames after them.
+const MARKING_NICE: i32 = 10;
 
 struct Recording {
     name: String,
@@ -470,12 +476,17 @@ impl Inner {
     fn watch_bus(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let bus = self.pipeline.bus().unwrap();
-        // facemark's results leave from facemark's own thread, as each frame is analysed.
-        bus.set_sync_handler(
-            |_, message| {
-                if analysis::handle(message) { gst::BusSyncReply::Drop } else { gst::BusSyncReply::Pass }
-            },
-        );
+        // facemark's results leave from facemark's own thread, as each frame is analysed; a
+        // marking thread entering its loop posts its stream status from itself.
+        bus.set_sync_handler(|_, message| {
+            if let gst::MessageView::StreamStatus(status) = message.view()
+                && let (gst::StreamStatusType::Enter, owner) = status.get()
+                && owner.name() == MARKING_QUEUE
+            {
+                yield_to_recording(&owner);
+            }
+            if analysis::handle(message) { gst::BusSyncReply::Drop } else { gst::BusSyncReply::Pass }
+        });
         let watch = bus
             .add_watch(move |_, message| {
                 let Some(inner) = weak.upgrade() else { return glib::ControlFlow::Break };
@@ -612,6 +623,15 @@ impl Inner {
 }
 
 /// One more sink of recording `name` has its EOS: with the last one, the recording is finalized.
+/// Lowers the calling thread's priority to [`MARKING_NICE`].
+fn yield_to_recording(queue: &gst::Element) {
+    // SAFETY: setpriority takes plain integers; on Linux `who` 0 is the calling thread.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, MARKING_NICE) } != 0 {
+        let why = std::io::Error::last_os_error();
+        gst::warning!(gst::CAT_DEFAULT, obj = queue, "cannot lower the marking thread's priority: {why}");
+    }
+}
+
 fn sink_done(pending: &AtomicUsize, weak: &std::sync::Weak<Inner>, name: &str) {
     if pending.fetch_sub(1, Ordering::AcqRel) == 1 {
         let (weak, name) = (weak.clone(), name.to_owned());
