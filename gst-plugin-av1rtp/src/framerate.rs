@@ -51,8 +51,7 @@ impl FramerateEstimator {
         if let Some(rate) = snap_common(1e9 / median as f64) {
             return Some(rate);
         }
-        let near: Vec<u64> =
-            sorted.into_iter().filter(|i| i.abs_diff(median) <= median / 4).collect();
+        let near: Vec<u64> = sorted.into_iter().filter(|i| i.abs_diff(median) <= median / 4).collect();
         let mean = near.iter().sum::<u64>() as f64 / near.len() as f64;
         Some(snap(1e9 / mean))
     }

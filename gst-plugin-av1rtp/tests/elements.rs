@@ -116,8 +116,7 @@ fn depay_without_requests_or_waiting() {
     h.push(inter_packet(1, 0)).unwrap();
     h.push(inter_packet(3, 3000)).unwrap();
     assert_eq!(h.buffers_in_queue(), 2);
-    assert!(std::iter::from_fn(|| h.try_pull_upstream_event())
-        .all(|e| !gst_video::ForceKeyUnitEvent::is(&e)));
+    assert!(std::iter::from_fn(|| h.try_pull_upstream_event()).all(|e| !gst_video::ForceKeyUnitEvent::is(&e)));
 }
 
 #[test]

@@ -60,17 +60,14 @@ fn packetize(tus: &[Vec<(u8, Vec<u8>)>], mtu: usize) -> Vec<Vec<u8>> {
 
 fn obu_strategy() -> impl Strategy<Value = (u8, Vec<u8>)> {
     // Frame, frame header, tile group or metadata, with or without an extension header.
-    (prop::sample::select(vec![3u8, 4, 5, 6]), any::<bool>(), prop::collection::vec(any::<u8>(), 1..600))
-        .prop_map(|(t, ext, mut payload)| {
+    (prop::sample::select(vec![3u8, 4, 5, 6]), any::<bool>(), prop::collection::vec(any::<u8>(), 1..600)).prop_map(
+        |(t, ext, mut payload)| {
             if t == 6 || t == 3 {
                 payload[0] = 0b0011_0000; // an inter frame header
             }
-            if ext {
-                (t << 3 | 0x04, [vec![0x28], payload].concat())
-            } else {
-                (t << 3, payload)
-            }
-        })
+            if ext { (t << 3 | 0x04, [vec![0x28], payload].concat()) } else { (t << 3, payload) }
+        },
+    )
 }
 
 proptest! {

@@ -26,10 +26,7 @@ const FRAMES: usize = 200;
 /// CPU time this thread has used, in ms: unlike wall time, not inflated when other processes
 /// take the cores.
 fn thread_cpu_ms() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime only writes the timespec it is given.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
@@ -43,13 +40,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs facemark on `img` and prints its figures; returns the median wall ms per frame.
 fn bench(name: &str, img: &Rgb, config: Config) -> f64 {
-    let Config {
-        tracking,
-        irises,
-        iris_interval,
-        runtime,
-        ..
-    } = config;
+    let Config { tracking, irises, iris_interval, runtime, .. } = config;
     let layout = PixelLayout::Rgbx;
     let stride = img.width * 4;
     let src = img.to_layout(layout, stride);
@@ -62,9 +53,7 @@ fn bench(name: &str, img: &Rgb, config: Config) -> f64 {
         let c0 = thread_cpu_ms();
         let t0 = Instant::now();
         let n = {
-            let faces = m
-                .process(&Frame::new(&buf, img.width, img.height, stride, layout))
-                .unwrap();
+            let faces = m.process(&Frame::new(&buf, img.width, img.height, stride, layout)).unwrap();
             faces.len()
         };
         let t1 = Instant::now();
@@ -83,20 +72,12 @@ fn bench(name: &str, img: &Rgb, config: Config) -> f64 {
     }
     let s = m.stats();
     let per = |secs: f64, runs: u64| {
-        if runs > 0 {
-            secs * 1e3 / runs as f64
-        } else {
-            0.0
-        }
+        if runs > 0 { secs * 1e3 / runs as f64 } else { 0.0 }
     };
     println!(
         "{name:<24} tracking={:<5} irises={irises:<5} iris-interval={iris_interval} {:<6} median {:6.2} ms/frame CPU, {:6.2} ms wall (models {:6.2} ms, drawing {:5.2} ms); detector ran {}x in {} frames; mean run: detector {:.2} ms, mesh {:.2} ms, iris {:.2} ms",
         tracking,
-        if runtime == Runtime::Tract {
-            "tract"
-        } else {
-            "fused"
-        },
+        if runtime == Runtime::Tract { "tract" } else { "fused" },
         median(cpu),
         median(total.clone()),
         median(infer.clone()),
@@ -143,18 +124,12 @@ fn pin_to_one_core() -> Option<i32> {
         }
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu as usize, &mut set);
-        (libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0)
-            .then_some(cpu)
+        (libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0).then_some(cpu)
     }
 }
 
 /// MediaPipe on the image at `png`; the median wall ms per frame, or why not.
-fn mediapipe(
-    python: &std::ffi::OsStr,
-    png: &Path,
-    tracking: bool,
-    irises: bool,
-) -> Result<f64, String> {
+fn mediapipe(python: &std::ffi::OsStr, png: &Path, tracking: bool, irises: bool) -> Result<f64, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/mediapipe_facemesh.py");
     let out = std::process::Command::new(python)
         .arg(script)
@@ -169,18 +144,13 @@ fn mediapipe(
     if !out.status.success() {
         return Err(format!("{}: {line}", out.status));
     }
-    let report: serde_json::Value =
-        serde_json::from_str(&line).map_err(|e| format!("{e}: {line}"))?;
+    let report: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("{e}: {line}"))?;
     // The same job: one face, with the points asked for.
     let points = if irises { 478 } else { 468 };
     if report["faces"] != 1 || report["landmarks"] != points {
-        return Err(format!(
-            "MediaPipe did not find one face of {points} points: {line}"
-        ));
+        return Err(format!("MediaPipe did not find one face of {points} points: {line}"));
     }
-    report["median_ms"]
-        .as_f64()
-        .ok_or_else(|| format!("no median in {line}"))
+    report["median_ms"].as_f64().ok_or_else(|| format!("no median in {line}"))
 }
 
 fn save_png(img: &Rgb, path: &Path) {
@@ -188,10 +158,7 @@ fn save_png(img: &Rgb, path: &Path) {
     let mut enc = png::Encoder::new(file, img.width as u32, img.height as u32);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
-    enc.write_header()
-        .unwrap()
-        .write_image_data(&img.data)
-        .unwrap();
+    enc.write_header().unwrap().write_image_data(&img.data).unwrap();
 }
 
 fn main() {
@@ -215,56 +182,25 @@ fn main() {
     // Relative paths are taken from the workspace (cargo runs benchmarks in the crate's folder).
     let python = std::env::var_os("FACEMARK_MEDIAPIPE_PYTHON")
         .filter(|p| !p.is_empty())
-        .map(|p| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join(p)
-                .into_os_string()
-        });
+        .map(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p).into_os_string());
     if python.is_none() {
-        println!(
-            "(FACEMARK_MEDIAPIPE_PYTHON unset: no MediaPipe figures; scripts/mediapipe-venv.sh)"
-        );
+        println!("(FACEMARK_MEDIAPIPE_PYTHON unset: no MediaPipe figures; scripts/mediapipe-venv.sh)");
     }
     let frames = [
-        (
-            "astronaut 512x512",
-            &astronaut,
-            common::data("astronaut.png"),
-        ),
+        ("astronaut 512x512", &astronaut, common::data("astronaut.png")),
         ("1280x720, head pasted", &hd, hd_png.clone()),
     ];
     for irises in [false, true] {
         for tracking in [false, true] {
             for (name, img, png) in &frames {
-                let config = Config {
-                    tracking,
-                    irises,
-                    ..Config::default()
-                };
+                let config = Config { tracking, irises, ..Config::default() };
                 let ours = bench(name, img, config);
                 if !irises {
-                    let tract = bench(
-                        name,
-                        img,
-                        Config {
-                            runtime: Runtime::Tract,
-                            ..config
-                        },
-                    );
+                    let tract = bench(name, img, Config { runtime: Runtime::Tract, ..config });
                     println!("{:<24} fused / tract = {:.2}", "", ours / tract);
                 }
                 // A tracked face's irises, each eye every other frame (whipcast's default).
-                let alternate = (irises && tracking).then(|| {
-                    bench(
-                        name,
-                        img,
-                        Config {
-                            iris_interval: 2,
-                            ..config
-                        },
-                    )
-                });
+                let alternate = (irises && tracking).then(|| bench(name, img, Config { iris_interval: 2, ..config }));
                 if let Some(python) = &python {
                     match mediapipe(python, png, tracking, irises) {
                         Ok(mp) => {
@@ -275,11 +211,7 @@ fn main() {
                                 ours / mp
                             );
                             if let Some(alternate) = alternate {
-                                println!(
-                                    "{:<24} fused with iris-interval=2 / MediaPipe = {:.2}",
-                                    "",
-                                    alternate / mp
-                                );
+                                println!("{:<24} fused with iris-interval=2 / MediaPipe = {:.2}", "", alternate / mp);
                             }
                         }
                         Err(e) => println!("{:<24} MediaPipe failed: {e}", ""),

@@ -59,18 +59,11 @@ fn frames_allocate_nothing_once_running() {
             },
         )
         .unwrap();
-        assert!(
-            m.runtimes().matches("fused").count() == 3,
-            "{}",
-            m.runtimes()
-        );
+        assert!(m.runtimes().matches("fused").count() == 3, "{}", m.runtimes());
         // Each frame starts from the picture (drawing covers the face).
         let mut frame = |buf: &mut Vec<u8>| {
             buf.copy_from_slice(&src);
-            let n = m
-                .process(&Frame::new(buf, img.width, img.height, stride, layout))
-                .unwrap()
-                .len();
+            let n = m.process(&Frame::new(buf, img.width, img.height, stride, layout)).unwrap().len();
             assert_eq!(n, 1);
             let mut canvas = FrameMut::new(buf, img.width, img.height, stride, layout);
             for f in m.faces() {
@@ -84,10 +77,6 @@ fn frames_allocate_nothing_once_running() {
         for _ in 0..10 {
             frame(&mut buf);
         }
-        assert_eq!(
-            allocations() - before,
-            0,
-            "tracking={tracking}: allocations in 10 frames"
-        );
+        assert_eq!(allocations() - before, 0, "tracking={tracking}: allocations in 10 frames");
     }
 }

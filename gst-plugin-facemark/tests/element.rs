@@ -38,21 +38,13 @@ fn harness(format: &str, width: usize, height: usize) -> gst_check::Harness {
     harness_with(format, width, height, "inline", "30/1")
 }
 
-fn harness_with(
-    format: &str,
-    width: usize,
-    height: usize,
-    mode: &str,
-    framerate: &str,
-) -> gst_check::Harness {
+fn harness_with(format: &str, width: usize, height: usize, mode: &str, framerate: &str) -> gst_check::Harness {
     init();
     let mut h = gst_check::Harness::new("facemark");
     let e = h.element().unwrap();
     e.set_property("model-dir", model_dir().to_str().unwrap());
     e.set_property_from_str("mode", mode);
-    h.set_src_caps_str(&format!(
-        "video/x-raw,format={format},width={width},height={height},framerate={framerate}"
-    ));
+    h.set_src_caps_str(&format!("video/x-raw,format={format},width={width},height={height},framerate={framerate}"));
     h
 }
 
@@ -101,21 +93,13 @@ fn every_format_odd_size_and_padding() {
             // GStreamer's default stride is 4-byte aligned; add padding beyond it.
             let stride = (img.width * bpp).div_ceil(4) * 4 + pad;
             let mut h = harness(format, img.width, img.height);
-            let out = h
-                .push_and_pull(buffer(&img, format, layout, stride, 0))
-                .unwrap();
-            let metas: Vec<_> = out
-                .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-                .collect();
+            let out = h.push_and_pull(buffer(&img, format, layout, stride, 0)).unwrap();
+            let metas: Vec<_> = out.iter_meta::<gst_video::VideoRegionOfInterestMeta>().collect();
             assert_eq!(metas.len(), 1, "{format} pad {pad}");
             let meta = &metas[0];
             assert_eq!(meta.roi_type(), "face");
             let (x, y, w, hh) = meta.rect();
-            assert!(
-                x > 65 + 150 && x < 65 + 220 && w > 50 && hh > 50 && y < 120,
-                "{format}: rect {:?}",
-                meta.rect()
-            );
+            assert!(x > 65 + 150 && x < 65 + 220 && w > 50 && hh > 50 && y < 120, "{format}: rect {:?}", meta.rect());
             let lm = landmarks_of(meta);
             assert_eq!(lm.len(), 478 * 3);
             check_landmarks(&lm, offset, &format!("{format} pad {pad}"));
@@ -126,22 +110,12 @@ fn every_format_odd_size_and_padding() {
                 [map[p + ro], map[p + go], map[p + bo]]
             };
             let (ex, ey) = (lm[3 * 33] as usize, lm[3 * 33 + 1] as usize);
-            assert_eq!(
-                at(ex, ey),
-                [255, 48, 48],
-                "{format}: right eye corner drawn"
-            );
+            assert_eq!(at(ex, ey), [255, 48, 48], "{format}: right eye corner drawn");
             assert_eq!(at(5, 5), img.pixel(5, 5), "{format}: far pixel untouched");
-            assert_eq!(
-                at(641, 360),
-                img.pixel(641, 360),
-                "{format}: last pixel untouched"
-            );
+            assert_eq!(at(641, 360), img.pixel(641, 360), "{format}: last pixel untouched");
             for row in 0..img.height {
                 assert!(
-                    map[row * stride + img.width * bpp..(row + 1) * stride]
-                        .iter()
-                        .all(|b| *b == 0xAB),
+                    map[row * stride + img.width * bpp..(row + 1) * stride].iter().all(|b| *b == 0xAB),
                     "{format}: padding"
                 );
             }
@@ -167,10 +141,8 @@ fn yuv420(img: &Rgb, nv12: bool, pad: usize) -> (Vec<u8>, Vec<usize>, Vec<usize>
     }
     // Chroma: the mean of each 2 x 2 block.
     let chroma = |x: usize, y: usize, c: usize| {
-        let sum: u32 = [(0, 0), (1, 0), (0, 1), (1, 1)]
-            .iter()
-            .map(|(dx, dy)| yuv(2 * x + dx, 2 * y + dy)[c] as u32)
-            .sum();
+        let sum: u32 =
+            [(0, 0), (1, 0), (0, 1), (1, 1)].iter().map(|(dx, dy)| yuv(2 * x + dx, 2 * y + dy)[c] as u32).sum();
         (sum / 4) as u8
     };
     let mut bytes = luma;
@@ -221,9 +193,7 @@ fn yuv_formats_odd_size_and_padding() {
             .unwrap();
             let mut h = harness(format, img.width, img.height);
             let out = h.push_and_pull(buf).unwrap();
-            let metas: Vec<_> = out
-                .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-                .collect();
+            let metas: Vec<_> = out.iter_meta::<gst_video::VideoRegionOfInterestMeta>().collect();
             assert_eq!(metas.len(), 1, "{format} pad {pad}");
             let lm = landmarks_of(&metas[0]);
             check_landmarks(&lm, offset, &format!("{format} pad {pad}"));
@@ -235,10 +205,7 @@ fn yuv_formats_odd_size_and_padding() {
                     let p = offsets[1] + y * strides[1] + 2 * x;
                     [map[p], map[p + 1]]
                 } else {
-                    [
-                        map[offsets[1] + y * strides[1] + x],
-                        map[offsets[2] + y * strides[2] + x],
-                    ]
+                    [map[offsets[1] + y * strides[1] + x], map[offsets[2] + y * strides[2] + x]]
                 }
             };
             let original = |x: usize, y: usize| {
@@ -247,16 +214,8 @@ fn yuv_formats_odd_size_and_padding() {
             };
             let (ex, ey) = (lm[3 * 33] as usize, lm[3 * 33 + 1] as usize);
             assert_eq!(luma(ex, ey), contour[0], "{format}: eye corner luma");
-            assert_ne!(
-                luma(ex, ey),
-                original(ex, ey),
-                "{format}: eye corner changed"
-            );
-            assert_eq!(
-                chroma(ex, ey),
-                [contour[1], contour[2]],
-                "{format}: eye chroma"
-            );
+            assert_ne!(luma(ex, ey), original(ex, ey), "{format}: eye corner changed");
+            assert_eq!(chroma(ex, ey), [contour[1], contour[2]], "{format}: eye chroma");
             // Far from the face nothing changes: every byte in the frame's left 60 columns
             // (the face starts 150 px in) and bottom 40 rows, and all padding.
             for (i, (a, b)) in map.iter().zip(&bytes).enumerate() {
@@ -286,14 +245,8 @@ fn yuv_formats_odd_size_and_padding() {
 fn no_face_no_meta_and_no_drawing() {
     let img = Rgb::filled(320, 240, [40, 80, 120]);
     let mut h = harness("RGBx", 320, 240);
-    let out = h
-        .push_and_pull(buffer(&img, "RGBx", PixelLayout::Rgbx, 1280, 0))
-        .unwrap();
-    assert_eq!(
-        out.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-            .count(),
-        0
-    );
+    let out = h.push_and_pull(buffer(&img, "RGBx", PixelLayout::Rgbx, 1280, 0)).unwrap();
+    assert_eq!(out.iter_meta::<gst_video::VideoRegionOfInterestMeta>().count(), 0);
     let map = out.map_readable().unwrap();
     assert_eq!(&map[..], &img.to_layout(PixelLayout::Rgbx, 1280)[..]);
     let stats = h.element().unwrap().property::<gst::Structure>("stats");
@@ -310,18 +263,9 @@ fn draw_none_leaves_pixels_but_keeps_meta() {
     let mut h = harness("BGRx", img.width, img.height);
     h.element().unwrap().set_property_from_str("draw", "");
     let stride = img.width * 4;
-    let out = h
-        .push_and_pull(buffer(&img, "BGRx", PixelLayout::Bgrx, stride, 0))
-        .unwrap();
-    assert_eq!(
-        out.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-            .count(),
-        1
-    );
-    assert_eq!(
-        &out.map_readable().unwrap()[..],
-        &img.to_layout(PixelLayout::Bgrx, stride)[..]
-    );
+    let out = h.push_and_pull(buffer(&img, "BGRx", PixelLayout::Bgrx, stride, 0)).unwrap();
+    assert_eq!(out.iter_meta::<gst_video::VideoRegionOfInterestMeta>().count(), 1);
+    assert_eq!(&out.map_readable().unwrap()[..], &img.to_layout(PixelLayout::Bgrx, stride)[..]);
 }
 
 #[test]
@@ -339,10 +283,7 @@ fn properties_and_stats() {
         let (_, values) = glib::FlagsValue::from_value(&v).unwrap();
         values.iter().map(|f| f.nick().to_string()).collect()
     };
-    assert_eq!(
-        nicks(e.property_value("draw")),
-        ["tesselation", "contours", "irises"]
-    );
+    assert_eq!(nicks(e.property_value("draw")), ["tesselation", "contours", "irises"]);
     e.set_property_from_str("draw", "box+keypoints");
     assert_eq!(nicks(e.property_value("draw")), ["box", "keypoints"]);
     let stats = e.property::<gst::Structure>("stats");
@@ -364,17 +305,9 @@ fn iris_interval_halves_the_iris_runs() {
     h.play();
     h.element().unwrap().set_property("iris-interval", 2u32);
     for k in 0..5u64 {
-        let frame = buffer(
-            &canvas,
-            "RGB",
-            PixelLayout::Rgb,
-            canvas.width * 3,
-            k * 33_333_333,
-        );
+        let frame = buffer(&canvas, "RGB", PixelLayout::Rgb, canvas.width * 3, k * 33_333_333);
         let out = h.push_and_pull(frame).unwrap();
-        let metas: Vec<_> = out
-            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-            .collect();
+        let metas: Vec<_> = out.iter_meta::<gst_video::VideoRegionOfInterestMeta>().collect();
         assert_eq!(metas.len(), 1, "frame {k}");
         let landmarks = landmarks_of(&metas[0]);
         assert_eq!(landmarks.len(), 478 * 3, "frame {k}");
@@ -406,18 +339,8 @@ fn runtime_property_picks_the_engine() {
             canvas.width, canvas.height
         ));
         h.play();
-        let out = h
-            .push_and_pull(buffer(
-                &canvas,
-                "RGB",
-                PixelLayout::Rgb,
-                canvas.width * 3,
-                0,
-            ))
-            .unwrap();
-        let metas: Vec<_> = out
-            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-            .collect();
+        let out = h.push_and_pull(buffer(&canvas, "RGB", PixelLayout::Rgb, canvas.width * 3, 0)).unwrap();
+        let metas: Vec<_> = out.iter_meta::<gst_video::VideoRegionOfInterestMeta>().collect();
         assert_eq!(metas.len(), 1, "{runtime}");
         check_landmarks(&landmarks_of(&metas[0]), offset, runtime);
         let stats = h.element().unwrap().property::<gst::Structure>("stats");
@@ -436,9 +359,7 @@ fn latest_mode_never_waits_for_inference() {
     let stride = img.width * 4;
     let frame = |k: u64| buffer(&img, "RGBx", PixelLayout::Rgbx, stride, k);
     let rois = |b: &gst::Buffer| {
-        b.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-            .map(|m| landmarks_of(&m))
-            .collect::<Vec<_>>()
+        b.iter_meta::<gst_video::VideoRegionOfInterestMeta>().map(|m| landmarks_of(&m)).collect::<Vec<_>>()
     };
     assert!(rois(&h.push_and_pull(frame(0)).unwrap()).is_empty());
     // Inference takes milliseconds; this frame comes right after the first one.
@@ -458,10 +379,7 @@ fn latest_mode_never_waits_for_inference() {
     let stats = h.element().unwrap().property::<gst::Structure>("stats");
     let get = |f: &str| stats.get::<u64>(f).unwrap();
     assert_eq!(get("frames-in"), frames + 1);
-    assert_eq!(
-        get("frames-in"),
-        get("inferences") + get("dropped-inferences")
-    );
+    assert_eq!(get("frames-in"), get("inferences") + get("dropped-inferences"));
     assert!(get("inferences") >= 1);
 }
 
@@ -485,9 +403,7 @@ fn facemark_messages(framerate: &str, live: bool, frames: u64) -> Vec<gst::Struc
     let pipeline = gst::Pipeline::new();
     let src = gst_app::AppSrc::builder()
         .caps(
-            &format!("video/x-raw,format=RGB,width=642,height=361,framerate={framerate}")
-                .parse::<gst::Caps>()
-                .unwrap(),
+            &format!("video/x-raw,format=RGB,width=642,height=361,framerate={framerate}").parse::<gst::Caps>().unwrap(),
         )
         .format(gst::Format::Time)
         .is_live(live)
@@ -497,27 +413,21 @@ fn facemark_messages(framerate: &str, live: bool, frames: u64) -> Vec<gst::Struc
         .property("emit-messages", true)
         .build()
         .unwrap();
-    let sink = gst::ElementFactory::make("fakesink")
-        .property("sync", false)
-        .build()
-        .unwrap();
+    let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().unwrap();
     pipeline.add_many([src.upcast_ref(), &fm, &sink]).unwrap();
     gst::Element::link_many([src.upcast_ref(), &fm, &sink]).unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let stride = (642 * 3usize).div_ceil(4) * 4;
     for k in 0..frames {
         let pts = k * 33_333_333;
-        src.push_buffer(buffer(&img, "RGB", PixelLayout::Rgb, stride, pts))
-            .unwrap();
+        src.push_buffer(buffer(&img, "RGB", PixelLayout::Rgb, stride, pts)).unwrap();
     }
     src.end_of_stream().unwrap();
     let bus = pipeline.bus().unwrap();
     let mut seen = Vec::new();
     for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
         match msg.view() {
-            gst::MessageView::Element(m)
-                if m.structure().is_some_and(|s| s.name() == "facemark") =>
-            {
+            gst::MessageView::Element(m) if m.structure().is_some_and(|s| s.name() == "facemark") => {
                 seen.push(m.structure().unwrap().to_owned())
             }
             gst::MessageView::Eos(_) => break,
@@ -537,10 +447,7 @@ fn element_messages() {
     for (k, s) in seen.iter().enumerate() {
         assert_eq!(s.get::<u64>("timestamp").unwrap(), k as u64 * 33_333_333);
         // Non-live upstream: each frame carries its own result.
-        assert_eq!(
-            s.get::<u64>("faces-timestamp").unwrap(),
-            k as u64 * 33_333_333
-        );
+        assert_eq!(s.get::<u64>("faces-timestamp").unwrap(), k as u64 * 33_333_333);
         assert_eq!(s.get::<i32>("frame-width").unwrap(), 642);
         assert_eq!(s.get::<i32>("frame-height").unwrap(), 361);
         let faces = s.get::<gst::Array>("faces").unwrap();
@@ -548,15 +455,9 @@ fn element_messages() {
         let face = faces.first().unwrap().get::<gst::Structure>().unwrap();
         assert_eq!(face.name(), "face");
         assert!(face.get::<f64>("score").unwrap() > 0.5);
-        let (x, w) = (
-            face.get::<f64>("x").unwrap(),
-            face.get::<f64>("width").unwrap(),
-        );
+        let (x, w) = (face.get::<f64>("x").unwrap(), face.get::<f64>("width").unwrap());
         assert!(
-            x > 200.0
-                && w > 50.0
-                && face.get::<f64>("y").unwrap() >= 0.0
-                && face.get::<f64>("height").unwrap() > 50.0
+            x > 200.0 && w > 50.0 && face.get::<f64>("y").unwrap() >= 0.0 && face.get::<f64>("height").unwrap() > 50.0
         );
         assert_eq!(face.get::<gst::Array>("landmarks").unwrap().len(), 478 * 3);
     }
@@ -564,19 +465,12 @@ fn element_messages() {
 
 fn ready_error(model_dir: &std::path::Path) -> String {
     init();
-    let e = gst::ElementFactory::make("facemark")
-        .property("model-dir", model_dir.to_str().unwrap())
-        .build()
-        .unwrap();
+    let e = gst::ElementFactory::make("facemark").property("model-dir", model_dir.to_str().unwrap()).build().unwrap();
     let bus = gst::Bus::new();
     e.set_bus(Some(&bus));
     assert!(e.set_state(gst::State::Ready).is_err(), "READY must fail");
-    let msg = bus
-        .pop_filtered(&[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else {
-        unreachable!()
-    };
+    let msg = bus.pop_filtered(&[gst::MessageType::Error]).expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
     e.set_state(gst::State::Null).unwrap();
     format!("{} | {}", err.error(), err.debug().unwrap_or_default())
 }
@@ -592,17 +486,11 @@ fn missing_model_folder_is_an_element_error() {
 fn text_file_as_model_is_an_element_error() {
     let dir = std::env::temp_dir().join(format!("facemark-element-corrupt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(
-        model_dir().join("face_detection_short_range.onnx"),
-        dir.join("face_detection_short_range.onnx"),
-    )
-    .unwrap();
+    std::fs::copy(model_dir().join("face_detection_short_range.onnx"), dir.join("face_detection_short_range.onnx"))
+        .unwrap();
     std::fs::write(dir.join("face_landmark.onnx"), "hello, I am not a model\n").unwrap();
     let err = ready_error(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(
-        err.contains("face_landmark.onnx") && err.contains("not a usable ONNX model"),
-        "{err}"
-    );
+    assert!(err.contains("face_landmark.onnx") && err.contains("not a usable ONNX model"), "{err}");
     assert!(err.contains("scripts/fetch-models.sh"), "{err}");
 }

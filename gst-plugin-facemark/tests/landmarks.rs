@@ -13,13 +13,7 @@ fn marker(config: Config) -> FaceMarker {
 }
 
 fn run(m: &mut FaceMarker, img: &Rgb) -> Vec<gstfacemark::Face> {
-    let frame = Frame::new(
-        &img.data,
-        img.width,
-        img.height,
-        img.width * 3,
-        PixelLayout::Rgb,
-    );
+    let frame = Frame::new(&img.data, img.width, img.height, img.width * 3, PixelLayout::Rgb);
     m.process(&frame).unwrap().to_vec()
 }
 
@@ -27,10 +21,7 @@ fn run(m: &mut FaceMarker, img: &Rgb) -> Vec<gstfacemark::Face> {
 /// 152 (chin) and the iris centres 468, 473 within 3 px of the onnxruntime reference.
 fn check_reference(image: &str) {
     let img = Rgb::load(image);
-    let mut m = marker(Config {
-        tracking: false,
-        ..Config::default()
-    });
+    let mut m = marker(Config { tracking: false, ..Config::default() });
     let faces = run(&mut m, &img);
     assert_eq!(faces.len(), 1, "{image}: exactly one face");
     let face = &faces[0];
@@ -41,12 +32,7 @@ fn check_reference(image: &str) {
     for (i, x, y) in refs {
         let p = face.point(i).unwrap();
         let d = ((p[0] - x).powi(2) + (p[1] - y).powi(2)).sqrt();
-        assert!(
-            d <= 3.0,
-            "{image}: landmark {i} at ({}, {}), reference ({x}, {y}), {d:.2} px off",
-            p[0],
-            p[1]
-        );
+        assert!(d <= 3.0, "{image}: landmark {i} at ({}, {}), reference ({x}, {y}), {d:.2} px off", p[0], p[1]);
     }
 }
 
@@ -72,11 +58,7 @@ fn pattern(name: &str, frames: usize) -> Vec<Rgb> {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut out = Vec::new();
     while let Ok(sample) = sink.pull_sample() {
@@ -99,21 +81,10 @@ fn pattern(name: &str, frames: usize) -> Vec<Rgb> {
 #[test]
 fn no_faces_in_test_patterns() {
     let mut m = marker(Config::default());
-    for name in [
-        "smpte",
-        "ball",
-        "snow",
-        "checkers-8",
-        "circular",
-        "zone-plate",
-    ] {
+    for name in ["smpte", "ball", "snow", "checkers-8", "circular", "zone-plate"] {
         for img in pattern(name, 3) {
             let faces = run(&mut m, &img);
-            assert!(
-                faces.is_empty(),
-                "pattern {name}: {} face(s) found",
-                faces.len()
-            );
+            assert!(faces.is_empty(), "pattern {name}: {} face(s) found", faces.len());
         }
     }
 }
@@ -125,10 +96,7 @@ fn moving_face_stays_tracked() {
     let astronaut = Rgb::load("astronaut.png");
     let mut head = Rgb::filled(240, 240, [0; 3]);
     head.paste(&astronaut, -100, -10);
-    let mut m = marker(Config {
-        detect_interval: 0,
-        ..Config::default()
-    });
+    let mut m = marker(Config { detect_interval: 0, ..Config::default() });
     let mut first_nose = None;
     for k in 0..25isize {
         let mut canvas = Rgb::filled(640, 480, [128, 128, 128]);
@@ -145,10 +113,7 @@ fn moving_face_stays_tracked() {
     }
     let stats = m.stats();
     assert_eq!(stats.frames, 25);
-    assert_eq!(
-        stats.detector_runs, 1,
-        "tracking must not need the detector again"
-    );
+    assert_eq!(stats.detector_runs, 1, "tracking must not need the detector again");
     assert_eq!(stats.landmark_runs, 25);
 }
 
@@ -172,10 +137,7 @@ fn check_moved_reference(face: &gstfacemark::Face, (dx, dy): (f32, f32)) {
 #[test]
 fn small_faces_are_found_in_tiles_of_a_wide_frame() {
     // Without tiles the detector never sees it.
-    let mut m = marker(Config {
-        search_tiles: false,
-        ..Config::default()
-    });
+    let mut m = marker(Config { search_tiles: false, ..Config::default() });
     for _ in 0..3 {
         assert!(run(&mut m, &small_face_at(384)).is_empty());
     }
@@ -205,18 +167,12 @@ fn small_faces_are_found_in_tiles_of_a_wide_frame() {
 #[test]
 fn detector_schedule() {
     let img = Rgb::load("grace_hopper.png");
-    let mut m = marker(Config {
-        tracking: false,
-        ..Config::default()
-    });
+    let mut m = marker(Config { tracking: false, ..Config::default() });
     for _ in 0..3 {
         assert_eq!(run(&mut m, &img).len(), 1);
     }
     assert_eq!(m.stats().detector_runs, 3);
-    let mut m = marker(Config {
-        detect_interval: 2,
-        ..Config::default()
-    });
+    let mut m = marker(Config { detect_interval: 2, ..Config::default() });
     for _ in 0..5 {
         assert_eq!(run(&mut m, &img).len(), 1);
     }
@@ -254,12 +210,7 @@ fn drawing_marks_the_face_only() {
             let p = y * stride + x * bpp;
             [b[p + ro], b[p + go], b[p + bo]]
         };
-        let corner = |i: usize| {
-            (
-                faces[0].landmarks[i][0] as usize,
-                faces[0].landmarks[i][1] as usize,
-            )
-        };
+        let corner = |i: usize| (faces[0].landmarks[i][0] as usize, faces[0].landmarks[i][1] as usize);
         let (x, y) = corner(33);
         assert_eq!(at(&buf, x, y), [255, 48, 48], "right eye corner red");
         assert_ne!(at(&before, x, y), [255, 48, 48]);
@@ -278,9 +229,7 @@ fn drawing_marks_the_face_only() {
         // The tesselation is drawn: many pixels inside the face turn light grey.
         let grey = (0..img.height)
             .flat_map(|y| (0..img.width).map(move |x| (x, y)))
-            .filter(|&(x, y)| {
-                at(&buf, x, y) == [192, 192, 192] && at(&before, x, y) != [192, 192, 192]
-            })
+            .filter(|&(x, y)| at(&buf, x, y) == [192, 192, 192] && at(&before, x, y) != [192, 192, 192])
             .count();
         assert!(grey > 500, "{grey} tesselation pixels");
     }
@@ -289,45 +238,21 @@ fn drawing_marks_the_face_only() {
 #[test]
 fn missing_and_corrupt_models_are_clear_errors() {
     let missing = std::path::Path::new("/nonexistent/facemark-models");
-    let err = FaceMarker::new(missing, Config::default())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("/nonexistent/facemark-models") && err.contains("scripts/fetch-models.sh"),
-        "{err}"
-    );
+    let err = FaceMarker::new(missing, Config::default()).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/facemark-models") && err.contains("scripts/fetch-models.sh"), "{err}");
     assert!(err.contains("does not exist"), "{err}");
 
     let dir = std::env::temp_dir().join(format!("facemark-corrupt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("face_detection_short_range.onnx"),
-        "this is a text file, not ONNX\n",
-    )
-    .unwrap();
-    std::fs::copy(
-        model_dir().join("face_landmark.onnx"),
-        dir.join("face_landmark.onnx"),
-    )
-    .unwrap();
-    let err = FaceMarker::new(&dir, Config::default())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("face_detection_short_range.onnx") && err.contains("scripts/fetch-models.sh"),
-        "{err}"
-    );
+    std::fs::write(dir.join("face_detection_short_range.onnx"), "this is a text file, not ONNX\n").unwrap();
+    std::fs::copy(model_dir().join("face_landmark.onnx"), dir.join("face_landmark.onnx")).unwrap();
+    let err = FaceMarker::new(&dir, Config::default()).unwrap_err().to_string();
+    assert!(err.contains("face_detection_short_range.onnx") && err.contains("scripts/fetch-models.sh"), "{err}");
     assert!(err.contains("not a usable ONNX model"), "{err}");
 
     // The right file under the wrong name is caught by its outputs.
-    std::fs::copy(
-        model_dir().join("face_landmark.onnx"),
-        dir.join("face_detection_short_range.onnx"),
-    )
-    .unwrap();
-    let err = FaceMarker::new(&dir, Config::default())
-        .unwrap_err()
-        .to_string();
+    std::fs::copy(model_dir().join("face_landmark.onnx"), dir.join("face_detection_short_range.onnx")).unwrap();
+    let err = FaceMarker::new(&dir, Config::default()).unwrap_err().to_string();
     assert!(err.contains("face_detection_short_range.onnx"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -343,19 +268,10 @@ fn irises_on_and_off() {
     for (centre, a, b) in [(468, 33, 133), (473, 362, 263)] {
         let c = face.point(centre).unwrap();
         let (pa, pb) = (face.landmarks[a], face.landmarks[b]);
-        assert!(
-            c[0] > pa[0].min(pb[0]) && c[0] < pa[0].max(pb[0]),
-            "iris {centre} x between corners"
-        );
-        assert!(
-            (c[1] - 0.5 * (pa[1] + pb[1])).abs() < 10.0,
-            "iris {centre} y near the corners"
-        );
+        assert!(c[0] > pa[0].min(pb[0]) && c[0] < pa[0].max(pb[0]), "iris {centre} x between corners");
+        assert!((c[1] - 0.5 * (pa[1] + pb[1])).abs() < 10.0, "iris {centre} y near the corners");
     }
-    let mut m = marker(Config {
-        irises: false,
-        ..Config::default()
-    });
+    let mut m = marker(Config { irises: false, ..Config::default() });
     let face = run(&mut m, &img).remove(0);
     assert_eq!(face.points().count(), 468);
     assert_eq!(m.stats().iris_runs, 0);
@@ -378,11 +294,7 @@ fn runtimes_agree_with_tract_on_the_model_as_it_is() {
             .iter()
             .map(|&r| Net::load_with(&dir.join(file), size, outs, r).unwrap())
             .collect();
-        assert!(
-            nets[2].runtime().starts_with("fused"),
-            "{file}: {}",
-            nets[2].runtime()
-        );
+        assert!(nets[2].runtime().starts_with("fused"), "{file}: {}", nets[2].runtime());
         for input in 0..2 {
             for net in nets.iter_mut() {
                 let x = net.input();
@@ -413,11 +325,7 @@ fn runtimes_agree_with_tract_on_the_model_as_it_is() {
                         .zip(net.output(len))
                         .map(|(p, q)| (p - q).abs() / (1.0 + p.abs()))
                         .fold(0.0f32, f32::max);
-                    assert!(
-                        worst < 1e-4,
-                        "{file} ({}), input {input}: output {len} differs by {worst}",
-                        net.runtime()
-                    );
+                    assert!(worst < 1e-4, "{file} ({}), input {input}: output {len} differs by {worst}", net.runtime());
                 }
             }
         }
@@ -437,10 +345,7 @@ fn two_faces() {
     canvas.paste(&b, 290, 30);
     let mut m = marker(Config::default());
     assert_eq!(run(&mut m, &canvas).len(), 1);
-    let mut m = marker(Config {
-        max_faces: 2,
-        ..Config::default()
-    });
+    let mut m = marker(Config { max_faces: 2, ..Config::default() });
     for _ in 0..5 {
         let faces = run(&mut m, &canvas);
         assert_eq!(faces.len(), 2);
@@ -462,20 +367,14 @@ fn damaged_model_bytes_are_errors() {
     let check = |data: &[u8], what: &str| {
         if let Err(e) = Net::from_bytes(name, data, 128, &outputs) {
             let text = e.to_string();
-            assert!(
-                text.contains("damaged.onnx") && text.contains("fetch-models.sh"),
-                "{what}: {text}"
-            );
+            assert!(text.contains("damaged.onnx") && text.contains("fetch-models.sh"), "{what}: {text}");
             false
         } else {
             true
         }
     };
     for cut in [0, 1, 7, 100, 1000, bytes.len() / 2, bytes.len() - 1] {
-        assert!(
-            !check(&bytes[..cut], &format!("cut at {cut}")),
-            "cut at {cut} loads"
-        );
+        assert!(!check(&bytes[..cut], &format!("cut at {cut}")), "cut at {cut} loads");
     }
     // Overwritten bytes may still make a loadable model (weights are bytes too); what matters
     // is that loading returns.
@@ -623,10 +522,8 @@ const HANDMADE_OUTPUT: usize = 3 * 128 * 128;
 /// A field of /proc/self/status, in kB.
 fn status_kb(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    let line =
+        status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
@@ -634,10 +531,7 @@ fn status_kb(field: &str) -> u64 {
 /// asserting that it came within a second and that the process's peak resident memory grew
 /// by less than 200 MB meanwhile (other tests run at the same time, so a little growth is
 /// theirs). A load still running after 10 s fails the test rather than hanging it.
-fn refused_quickly<E: std::fmt::Display>(
-    what: &str,
-    load: impl FnOnce() -> Result<(), E> + Send + 'static,
-) -> String {
+fn refused_quickly<E: std::fmt::Display>(what: &str, load: impl FnOnce() -> Result<(), E> + Send + 'static) -> String {
     use std::time::{Duration, Instant};
     // Writing 5 to clear_refs resets the peak (VmHWM) to the current resident size.
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
@@ -647,20 +541,13 @@ fn refused_quickly<E: std::fmt::Display>(
     std::thread::spawn(move || {
         let _ = tx.send(load().err().map(|e| e.to_string()));
     });
-    let result = rx
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| panic!("{what}: still loading after 10 s"));
+    let result =
+        rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("{what}: still loading after 10 s"));
     let took = started.elapsed();
     let grew_mb = status_kb("VmHWM:").saturating_sub(before) / 1024;
     let err = result.unwrap_or_else(|| panic!("{what}: loads"));
-    assert!(
-        took < Duration::from_secs(1),
-        "{what}: took {took:?} ({err})"
-    );
-    assert!(
-        grew_mb < 200,
-        "{what}: peak memory grew by {grew_mb} MB ({err})"
-    );
+    assert!(took < Duration::from_secs(1), "{what}: took {took:?} ({err})");
+    assert!(grew_mb < 200, "{what}: peak memory grew by {grew_mb} MB ({err})");
     assert!(err.contains("fetch-models.sh"), "{what}: {err}");
     err
 }
@@ -668,13 +555,7 @@ fn refused_quickly<E: std::fmt::Display>(
 /// Loads handmade model bytes the way the element loads the detector.
 fn load_bytes(bytes: Vec<u8>) -> Result<(), gstfacemark::ModelError> {
     use gstfacemark::core::model::Net;
-    Net::from_bytes(
-        std::path::Path::new("handmade.onnx"),
-        &bytes,
-        128,
-        &[HANDMADE_OUTPUT],
-    )
-    .map(drop)
+    Net::from_bytes(std::path::Path::new("handmade.onnx"), &bytes, 128, &[HANDMADE_OUTPUT]).map(drop)
 }
 
 /// A named pipe, a folder or an oversized file as a model path is refused before anything is
@@ -690,13 +571,9 @@ fn model_paths_that_are_not_regular_files_are_refused() {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
     let path = fifo.clone();
-    let err = refused_quickly("a FIFO", move || {
-        Net::load_with(&path, 128, &[HANDMADE_OUTPUT], Runtime::Auto).map(drop)
-    });
-    assert!(
-        err.contains("pipe.onnx") && err.contains("not a regular file"),
-        "{err}"
-    );
+    let err =
+        refused_quickly("a FIFO", move || Net::load_with(&path, 128, &[HANDMADE_OUTPUT], Runtime::Auto).map(drop));
+    assert!(err.contains("pipe.onnx") && err.contains("not a regular file"), "{err}");
 
     // The same through the element's loader, the FIFO standing for the detector.
     let models = dir.join("models");
@@ -705,30 +582,20 @@ fn model_paths_that_are_not_regular_files_are_refused() {
     let err = refused_quickly("a FIFO in the model folder", move || {
         gstfacemark::FaceMarker::new(&models, gstfacemark::Config::default()).map(drop)
     });
-    assert!(
-        err.contains(DETECTOR_FILE) && err.contains("not a regular file"),
-        "{err}"
-    );
+    assert!(err.contains(DETECTOR_FILE) && err.contains("not a regular file"), "{err}");
 
     let folder = dir.clone();
-    let err = refused_quickly("a folder", move || {
-        Net::load_with(&folder, 128, &[HANDMADE_OUTPUT], Runtime::Auto).map(drop)
-    });
+    let err =
+        refused_quickly("a folder", move || Net::load_with(&folder, 128, &[HANDMADE_OUTPUT], Runtime::Auto).map(drop));
     assert!(err.contains("not a regular file"), "{err}");
 
     // Sparse: it takes no room on disk.
     let huge = dir.join("huge.onnx");
-    std::fs::File::create(&huge)
-        .unwrap()
-        .set_len(1 << 40)
-        .unwrap();
+    std::fs::File::create(&huge).unwrap().set_len(1 << 40).unwrap();
     let err = refused_quickly("a 1 TiB file", move || {
         Net::load_with(&huge, 128, &[HANDMADE_OUTPUT], Runtime::Auto).map(drop)
     });
-    assert!(
-        err.contains("huge.onnx") && err.contains("larger than"),
-        "{err}"
-    );
+    assert!(err.contains("huge.onnx") && err.contains("larger than"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -741,30 +608,13 @@ fn huge_initializers_are_refused() {
     let add_w = |w: Vec<u8>| model(&[node("Add", &["x", "w"], "y", &[])], &[w]);
     load_bytes(add_w(tensor("w", FLOAT, &[1], &1f32.to_le_bytes()))).unwrap();
     for (what, dims, raw) in [
-        (
-            "2^40 values and no data",
-            &[1i64 << 20, 1 << 20][..],
-            &[][..],
-        ),
-        (
-            "2^40 values and 4 bytes",
-            &[1 << 20, 1 << 20],
-            &[0u8; 4][..],
-        ),
-        (
-            "dims whose product overflows",
-            &[1 << 32, 1 << 32, 1 << 32],
-            &[0; 4],
-        ),
+        ("2^40 values and no data", &[1i64 << 20, 1 << 20][..], &[][..]),
+        ("2^40 values and 4 bytes", &[1 << 20, 1 << 20], &[0u8; 4][..]),
+        ("dims whose product overflows", &[1 << 32, 1 << 32, 1 << 32], &[0; 4]),
         ("16 values and 4 bytes", &[16], &[0; 4]),
     ] {
-        let err = refused_quickly(what, move || {
-            load_bytes(add_w(tensor("w", FLOAT, dims, raw)))
-        });
-        assert!(
-            err.contains("handmade.onnx") && err.contains("tensor \"w\""),
-            "{what}: {err}"
-        );
+        let err = refused_quickly(what, move || load_bytes(add_w(tensor("w", FLOAT, dims, raw))));
+        assert!(err.contains("handmade.onnx") && err.contains("tensor \"w\""), "{what}: {err}");
     }
 }
 
@@ -775,29 +625,18 @@ fn huge_initializers_are_refused() {
 fn huge_constant_of_shape_is_refused() {
     use onnx_bytes::{FLOAT, int_attribute, int64s, model, node, tensor, tensor_attribute};
     // Ones, so that the values are written (zeroed memory need not be resident).
-    let one = || {
-        [tensor_attribute(
-            "value",
-            tensor("one", FLOAT, &[1], &1f32.to_le_bytes()),
-        )]
-    };
+    let one = || [tensor_attribute("value", tensor("one", FLOAT, &[1], &1f32.to_le_bytes()))];
     for (what, shape) in [
         ("2^28 values", &[1i64 << 14, 1 << 14][..]),
         ("2^40 values", &[1 << 20, 1 << 20]),
         ("an overflowing shape", &[1 << 32, 1 << 32, 1 << 32]),
     ] {
-        let bytes = model(
-            &[node("ConstantOfShape", &["s"], "y", &one())],
-            &[int64s("s", shape)],
-        );
+        let bytes = model(&[node("ConstantOfShape", &["s"], "y", &one())], &[int64s("s", shape)]);
         let err = refused_quickly(what, move || load_bytes(bytes));
         assert!(err.contains("ConstantOfShape"), "{what}: {err}");
     }
     let computed = model(
-        &[
-            node("Concat", &["a", "b"], "s", &[int_attribute("axis", 0)]),
-            node("ConstantOfShape", &["s"], "y", &one()),
-        ],
+        &[node("Concat", &["a", "b"], "s", &[int_attribute("axis", 0)]), node("ConstantOfShape", &["s"], "y", &one())],
         &[int64s("a", &[1 << 14]), int64s("b", &[1 << 14])],
     );
     let err = refused_quickly("a computed shape", move || load_bytes(computed));
@@ -814,14 +653,9 @@ fn huge_computed_tensors_are_refused() {
     let ones = |n: usize| -> Vec<u8> { (0..n).flat_map(|_| 1f32.to_le_bytes()).collect() };
     let constants = model(
         &[node("Add", &["a", "b"], "y", &[])],
-        &[
-            tensor("a", FLOAT, &[1 << 14, 1], &ones(1 << 14)),
-            tensor("b", FLOAT, &[1, 1 << 14], &ones(1 << 14)),
-        ],
+        &[tensor("a", FLOAT, &[1 << 14, 1], &ones(1 << 14)), tensor("b", FLOAT, &[1, 1 << 14], &ones(1 << 14))],
     );
-    let err = refused_quickly("a broadcast of constants to 2^28 values", move || {
-        load_bytes(constants)
-    });
+    let err = refused_quickly("a broadcast of constants to 2^28 values", move || load_bytes(constants));
     assert!(err.contains("constants only"), "{err}");
 
     // Each is computed from the input `x` [1, 3, 128, 128].
@@ -835,10 +669,7 @@ fn huge_computed_tensors_are_refused() {
         (
             "a padding of the input to 3 * 2^30 values",
             vec![node("Pad", &["x", "pads"], "y", &[])],
-            vec![int64s(
-                "pads",
-                &[0, 0, 1 << 14, 1 << 14, 0, 0, 1 << 14, 1 << 14],
-            )],
+            vec![int64s("pads", &[0, 0, 1 << 14, 1 << 14, 0, 0, 1 << 14, 1 << 14])],
             "more than the",
         ),
         (
@@ -885,10 +716,7 @@ fn approaching_face(k: usize) -> Rgb {
 fn irises_between_runs_follow_the_eyes() {
     const FRAMES: usize = 20;
     let mut every = marker(Config::default());
-    let mut alternate = marker(Config {
-        iris_interval: 2,
-        ..Config::default()
-    });
+    let mut alternate = marker(Config { iris_interval: 2, ..Config::default() });
     let mut worst = 0.0f32;
     for k in 0..FRAMES {
         let frame = approaching_face(k);

@@ -59,13 +59,10 @@ fn run(stream: &std::path::Path, chain: &str) -> (f64, usize) {
     let pipeline = gst::parse::launch(&launch).unwrap().downcast::<gst::Pipeline>().unwrap();
     let count = Arc::new(AtomicUsize::new(0));
     let c = count.clone();
-    pipeline.by_name("sink").unwrap().static_pad("sink").unwrap().add_probe(
-        gst::PadProbeType::BUFFER,
-        move |_, _| {
-            c.fetch_add(1, Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
-        },
-    );
+    pipeline.by_name("sink").unwrap().static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        c.fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
     let start = cpu_time();
     let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(600));
     let cpu = cpu_time() - start;
@@ -80,10 +77,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     init();
-    let loops = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse::<usize>().ok())
-        .unwrap_or(200);
+    let loops = std::env::args().skip(1).find_map(|a| a.parse::<usize>().ok()).unwrap_or(200);
     let (stream, packets) = looped_stream(loops);
     let chains = [
         ("bare", ""),

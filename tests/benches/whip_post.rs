@@ -45,6 +45,11 @@ fn main() {
     sorted.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("POST -> 201 on loopback, {n} sessions (OBS-shaped offer, host candidates only)");
-    println!("median {:.1} ms, p90 {:.1} ms, max {:.1} ms, first {:.1} ms (goal: median < 50 ms)",
-        ms(sorted[n / 2]), ms(sorted[n * 9 / 10]), ms(sorted[n - 1]), ms(first));
+    println!(
+        "median {:.1} ms, p90 {:.1} ms, max {:.1} ms, first {:.1} ms (goal: median < 50 ms)",
+        ms(sorted[n / 2]),
+        ms(sorted[n * 9 / 10]),
+        ms(sorted[n - 1]),
+        ms(first)
+    );
 }

@@ -24,11 +24,8 @@ fn ours_gives_every_tu_equal_to_gst_plugins_rs_rtpav1depay_and_av1parse() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(ours.len(), TEMPORAL_UNITS);
 
-    let (theirs, report) = collect(
-        &packets,
-        &caps(),
-        "rtpav1depay ! av1parse ! video/x-av1,stream-format=obu-stream,alignment=tu",
-    );
+    let (theirs, report) =
+        collect(&packets, &caps(), "rtpav1depay ! av1parse ! video/x-av1,stream-format=obu-stream,alignment=tu");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(theirs.len(), TEMPORAL_UNITS);
 

@@ -96,8 +96,7 @@ fn frame_index(pts: gst::ClockTime) -> u64 {
 fn loss_gives_no_decoder_error_and_decoding_resumes_at_key_frames() {
     for (seed, p, burst) in [(11, 0.01, 1), (12, 0.05, 1), (13, 0.20, 1), (14, 0.02, 6), (15, 0.0, 1)] {
         let (damaged, dropped) = damage(seed, p, burst);
-        let (frames, report) =
-            collect(&damaged, &av1_rtp_caps(), "rtpav1depay-rs ! av1obufix ! av1dec");
+        let (frames, report) = collect(&damaged, &av1_rtp_caps(), "rtpav1depay-rs ! av1obufix ! av1dec");
         assert!(report.errors.is_empty(), "seed {seed}: {:?}", report.errors);
         assert!(report.warnings.is_empty(), "seed {seed}: {:?}", report.warnings);
         // Within each GOP, the frames before the first damaged one decode; from there on

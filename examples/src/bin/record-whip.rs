@@ -114,8 +114,7 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     let started = Arc::new(AtomicBool::new(false));
     let seen = started.clone();
     src.connect("session-started", false, move |values| {
-        let [id, remote, user_agent] =
-            [1, 2, 3].map(|i| values[i].get::<String>().unwrap_or_default());
+        let [id, remote, user_agent] = [1, 2, 3].map(|i| values[i].get::<String>().unwrap_or_default());
         // The pads this session feeds and their codecs (video_0=AV1, audio_0=OPUS), before any media.
         let streams = values[4].get::<gst::Structure>().map(|s| {
             s.iter()
@@ -131,8 +130,7 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         None
     });
     src.connect("session-ended", false, |values| {
-        let [id, _, _, reason] =
-            [1, 2, 3, 4].map(|i| values[i].get::<String>().unwrap_or_default());
+        let [id, _, _, reason] = [1, 2, 3, 4].map(|i| values[i].get::<String>().unwrap_or_default());
         println!("session ended: id {id}: {reason}");
         None
     });
@@ -146,21 +144,14 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
             gst::element_warning!(
                 src,
                 gst::CoreError::Pad,
-                (
-                    "{} came after the recording began: not recorded",
-                    pad.name()
-                )
+                ("{} came after the recording began: not recorded", pad.name())
             );
             return;
         }
         match hold_branch(src, pad) {
             Ok(branch) => branches.held.push(branch),
             Err(e) => {
-                gst::element_error!(
-                    src,
-                    gst::CoreError::Pad,
-                    ("cannot record {}: {e}", pad.name())
-                );
+                gst::element_error!(src, gst::CoreError::Pad, ("cannot record {}: {e}", pad.name()));
                 return;
             }
         }
@@ -168,9 +159,7 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
             let bus = join_later.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(SETTLE);
-                let _ = bus.post(gst::message::Application::new(gst::Structure::new_empty(
-                    "join",
-                )));
+                let _ = bus.post(gst::message::Application::new(gst::Structure::new_empty("join")));
             });
         }
     });
@@ -178,23 +167,20 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     // The file is complete when EOS reaches the filesink. (The pipeline's own EOS message can
     // wait longer: while a session is live, whipserversrc's internal sinks see no EOS.)
     let complete = bus.clone();
-    sink.static_pad("sink")
-        .ok_or("filesink without sink pad")?
-        .add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+    sink.static_pad("sink").ok_or("filesink without sink pad")?.add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
             if let Some(gst::PadProbeData::Event(e)) = &info.data
                 && e.type_() == gst::EventType::Eos
             {
-                let _ = complete.post(gst::message::Application::new(gst::Structure::new_empty(
-                    "file-complete",
-                )));
+                let _ = complete.post(gst::message::Application::new(gst::Structure::new_empty("file-complete")));
             }
             gst::PadProbeReturn::Ok
-        });
+        },
+    );
     let interrupts = bus.clone();
     ctrlc::set_handler(move || {
-        let _ = interrupts.post(gst::message::Application::new(gst::Structure::new_empty(
-            "interrupt",
-        )));
+        let _ = interrupts.post(gst::message::Application::new(gst::Structure::new_empty("interrupt")));
     })?;
 
     pipeline.set_state(gst::State::Playing)?;
@@ -234,31 +220,18 @@ fn hold_branch(src: &gst::Element, pad: &gst::Pad) -> Result<Branch, Box<dyn std
     } else {
         return Err(format!("unexpected pad {name}").into());
     };
-    let bin = src
-        .parent()
-        .and_downcast::<gst::Bin>()
-        .ok_or("whipserversrc outside a bin")?;
-    let elements = chain
-        .iter()
-        .map(|f| gst::ElementFactory::make(f).build())
-        .collect::<Result<Vec<_>, _>>()?;
+    let bin = src.parent().and_downcast::<gst::Bin>().ok_or("whipserversrc outside a bin")?;
+    let elements = chain.iter().map(|f| gst::ElementFactory::make(f).build()).collect::<Result<Vec<_>, _>>()?;
     bin.add_many(&elements)?;
     gst::Element::link_many(&elements)?;
     for e in &elements {
         e.sync_state_with_parent()?;
     }
     let hold = pad
-        .add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| {
-            gst::PadProbeReturn::Ok
-        })
+        .add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| gst::PadProbeReturn::Ok)
         .ok_or("cannot hold the pad")?;
     pad.link(&elements[0].static_pad("sink").ok_or("no sink pad")?)?;
-    Ok(Branch {
-        pad: pad.clone(),
-        hold,
-        last: elements[elements.len() - 1].clone(),
-        mux_template,
-    })
+    Ok(Branch { pad: pad.clone(), hold, last: elements[elements.len() - 1].clone(), mux_template })
 }
 
 /// Links every held branch to the muxer, then lets their data flow: the muxer has all its pads
@@ -268,14 +241,8 @@ fn join(branches: &Mutex<Branches>, mux: &gst::Element) -> Result<(), Box<dyn st
     branches.joined = true;
     let held = std::mem::take(&mut branches.held);
     for branch in &held {
-        let mux_pad = mux
-            .request_pad_simple(branch.mux_template)
-            .ok_or("the muxer gives no more pads")?;
-        branch
-            .last
-            .static_pad("src")
-            .ok_or("no src pad")?
-            .link(&mux_pad)?;
+        let mux_pad = mux.request_pad_simple(branch.mux_template).ok_or("the muxer gives no more pads")?;
+        branch.last.static_pad("src").ok_or("no src pad")?.link(&mux_pad)?;
     }
     for branch in held {
         branch.pad.remove_probe(branch.hold);
@@ -296,9 +263,7 @@ fn wait(
     let mut finishing = false;
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
         match msg.view() {
-            gst::MessageView::Application(a)
-                if a.structure().is_some_and(|s| s.name() == "file-complete") =>
-            {
+            gst::MessageView::Application(a) if a.structure().is_some_and(|s| s.name() == "file-complete") => {
                 println!("record-whip: {} is complete", output.display());
                 return Ok(());
             }
@@ -306,18 +271,12 @@ fn wait(
                 let source = e.src().map(|s| s.path_string()).unwrap_or_default();
                 return Err(format!("{source}: {} ({:?})", e.error(), e.debug()).into());
             }
-            gst::MessageView::Application(a)
-                if a.structure().is_some_and(|s| s.name() == "join") =>
-            {
+            gst::MessageView::Application(a) if a.structure().is_some_and(|s| s.name() == "join") => {
                 join(branches, mux)?;
             }
-            gst::MessageView::Application(a)
-                if a.structure().is_some_and(|s| s.name() == "interrupt") =>
-            {
+            gst::MessageView::Application(a) if a.structure().is_some_and(|s| s.name() == "interrupt") => {
                 if !started.load(Ordering::SeqCst) {
-                    println!(
-                        "record-whip: interrupted before any publisher came; nothing recorded"
-                    );
+                    println!("record-whip: interrupted before any publisher came; nothing recorded");
                     return Ok(());
                 }
                 if finishing {

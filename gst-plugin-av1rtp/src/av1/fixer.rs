@@ -98,8 +98,7 @@ impl TuFixer {
                     delimiters += 1;
                     first_is_delimiter |= index == 0;
                     // Rewritten as the plain two-byte form unless it already is.
-                    canonical &= obu.payload.is_empty()
-                        && obu.header.bytes() == &obu::TEMPORAL_DELIMITER[..1];
+                    canonical &= obu.payload.is_empty() && obu.header.bytes() == &obu::TEMPORAL_DELIMITER[..1];
                     continue;
                 }
                 obu_type::TILE_LIST | obu_type::PADDING => {
@@ -116,8 +115,7 @@ impl TuFixer {
                 obu_type::FRAME | obu_type::FRAME_HEADER if keyframe.is_none() => {
                     if let Some(seq) = &self.sequence {
                         keyframe = Some(
-                            is_shown_key_frame(&seq.header, obu.payload)
-                                .ok_or(FixError::Obu(ObuError::Truncated))?,
+                            is_shown_key_frame(&seq.header, obu.payload).ok_or(FixError::Obu(ObuError::Truncated))?,
                         );
                     }
                 }
@@ -146,8 +144,7 @@ impl TuFixer {
             (Some(seq), true) => &seq.obu,
             _ => &[],
         };
-        let mut out =
-            Vec::with_capacity(obu::TEMPORAL_DELIMITER.len() + sequence_obu.len() + kept_len);
+        let mut out = Vec::with_capacity(obu::TEMPORAL_DELIMITER.len() + sequence_obu.len() + kept_len);
         out.extend_from_slice(&obu::TEMPORAL_DELIMITER);
         out.extend_from_slice(sequence_obu);
         for obu in Obus::new(tu, true).flatten() {
@@ -220,12 +217,9 @@ mod tests {
     fn sizes_are_added_and_made_minimal() {
         let mut fixer = synced();
         // No TD, a non-minimal size (2 in two bytes), then a last OBU without size field.
-        let tu = [vec![obu_type::METADATA << 3 | SIZE, 0x82, 0x00, 7, 7], vec![FRAME, INTER, 5, 6]]
-            .concat();
+        let tu = [vec![obu_type::METADATA << 3 | SIZE, 0x82, 0x00, 7, 7], vec![FRAME, INTER, 5, 6]].concat();
         let fixed = fixer.fix(&tu).unwrap();
-        let expected =
-            [TD.to_vec(), sized(obu_type::METADATA << 3, &[7, 7]), sized(FRAME, &[INTER, 5, 6])]
-                .concat();
+        let expected = [TD.to_vec(), sized(obu_type::METADATA << 3, &[7, 7]), sized(FRAME, &[INTER, 5, 6])].concat();
         assert_eq!(&*fixed.data, &expected[..]);
     }
 
@@ -261,10 +255,7 @@ mod tests {
         let tu = [TD.to_vec(), sized(FRAME, &[KEY, 4])].concat();
         let fixed = fixer.fix(&tu).unwrap();
         assert!(fixed.keyframe);
-        assert_eq!(
-            &*fixed.data,
-            &[TD.to_vec(), sized(SEQ, &CHROME_SEQ), sized(FRAME, &[KEY, 4])].concat()[..]
-        );
+        assert_eq!(&*fixed.data, &[TD.to_vec(), sized(SEQ, &CHROME_SEQ), sized(FRAME, &[KEY, 4])].concat()[..]);
     }
 
     #[test]

@@ -62,11 +62,7 @@ impl ObuHeader {
         if first & 0x80 != 0 {
             return Err(ObuError::ForbiddenBit);
         }
-        let second = if first & HAS_EXTENSION != 0 {
-            *data.get(1).ok_or(ObuError::Truncated)?
-        } else {
-            0
-        };
+        let second = if first & HAS_EXTENSION != 0 { *data.get(1).ok_or(ObuError::Truncated)? } else { 0 };
         Ok(Self { bytes: [first, second] })
     }
 
@@ -103,10 +99,7 @@ impl ObuHeader {
     /// Whether the OBU is one that a container-ready stream leaves out or carries once per TU
     /// (temporal delimiters are re-inserted, tile lists and padding are dropped).
     pub fn is_droppable(&self) -> bool {
-        matches!(
-            self.obu_type(),
-            obu_type::TEMPORAL_DELIMITER | obu_type::TILE_LIST | obu_type::PADDING
-        )
+        matches!(self.obu_type(), obu_type::TEMPORAL_DELIMITER | obu_type::TILE_LIST | obu_type::PADDING)
     }
 
     /// Appends the header with `obu_has_size_field = 1` and the minimal leb128 size of a payload
@@ -172,11 +165,8 @@ pub fn parse_obu(data: &[u8], clamp_oversize: bool) -> Result<(Obu<'_>, usize), 
         let obu = Obu { header, payload: &data[pos..], size_field: SizeField::Absent };
         return Ok((obu, data.len()));
     }
-    let (size, size_len) = leb128::read(&data[pos..]).ok_or(if data.len() - pos < 8 {
-        ObuError::Truncated
-    } else {
-        ObuError::BadSize
-    })?;
+    let (size, size_len) =
+        leb128::read(&data[pos..]).ok_or(if data.len() - pos < 8 { ObuError::Truncated } else { ObuError::BadSize })?;
     pos += size_len;
     let available = data.len() - pos;
     if size > available as u64 {
@@ -187,11 +177,8 @@ pub fn parse_obu(data: &[u8], clamp_oversize: bool) -> Result<(Obu<'_>, usize), 
         return Ok((obu, data.len()));
     }
     let size = size as usize;
-    let size_field = if size_len == leb128::encoded_len(size as u64) {
-        SizeField::Minimal
-    } else {
-        SizeField::NonMinimal
-    };
+    let size_field =
+        if size_len == leb128::encoded_len(size as u64) { SizeField::Minimal } else { SizeField::NonMinimal };
     Ok((Obu { header, payload: &data[pos..pos + size], size_field }, pos + size))
 }
 
@@ -269,10 +256,7 @@ mod tests {
         assert_eq!((obu.payload, obu.size_field), (&[0xaa][..], SizeField::NonMinimal));
 
         let oversize = [obu_type::FRAME << 3 | HAS_SIZE_FIELD, 9, 0xaa];
-        assert_eq!(
-            parse_obu(&oversize, false),
-            Err(ObuError::SizeTooLarge { declared: 9, available: 1 })
-        );
+        assert_eq!(parse_obu(&oversize, false), Err(ObuError::SizeTooLarge { declared: 9, available: 1 }));
         let (obu, _) = parse_obu(&oversize, true).unwrap();
         assert_eq!((obu.payload, obu.size_field), (&[0xaa][..], SizeField::Clamped));
     }

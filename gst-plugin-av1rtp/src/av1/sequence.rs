@@ -62,10 +62,8 @@ impl SequenceHeader {
             if r.bit()? {
                 let num_units_in_display_tick = r.bits(32)?;
                 let time_scale = r.bits(32)?;
-                let ticks_per_picture =
-                    if r.bit()? { Some(u64::from(r.uvlc()?) + 1) } else { None };
-                timing_info =
-                    Some(TimingInfo { num_units_in_display_tick, time_scale, ticks_per_picture });
+                let ticks_per_picture = if r.bit()? { Some(u64::from(r.uvlc()?) + 1) } else { None };
+                timing_info = Some(TimingInfo { num_units_in_display_tick, time_scale, ticks_per_picture });
                 decoder_model_info_present = r.bit()?;
                 if decoder_model_info_present {
                     buffer_delay_length = r.bits(5)? as usize + 1;
@@ -128,11 +126,8 @@ impl SequenceHeader {
             8
         };
         let mono_chrome = profile != 1 && r.bit()?;
-        let (color_primaries, transfer_characteristics, matrix_coefficients) = if r.bit()? {
-            (r.bits(8)? as u8, r.bits(8)? as u8, r.bits(8)? as u8)
-        } else {
-            (2, 2, 2)
-        };
+        let (color_primaries, transfer_characteristics, matrix_coefficients) =
+            if r.bit()? { (r.bits(8)? as u8, r.bits(8)? as u8, r.bits(8)? as u8) } else { (2, 2, 2) };
         let (full_range, subsampling_x, subsampling_y, mut chroma_sample_position);
         chroma_sample_position = 0;
         if mono_chrome {
@@ -235,8 +230,7 @@ pub(crate) mod tests {
 
     /// The sequence header of the Chromium capture (libaom, 1280x720, profile 0, 8 bit 4:2:0,
     /// no timing info): the payload of its OBU_SEQUENCE_HEADER.
-    pub const CHROME_SEQ: [u8; 11] =
-        [0x00, 0x00, 0x00, 0x2d, 0x4c, 0xff, 0xb3, 0xc0, 0x1a, 0x00, 0x80];
+    pub const CHROME_SEQ: [u8; 11] = [0x00, 0x00, 0x00, 0x2d, 0x4c, 0xff, 0xb3, 0xc0, 0x1a, 0x00, 0x80];
 
     /// A sequence header with timing info: 30 fps (time_scale 30, 1 tick, equal interval).
     pub fn seq_with_timing() -> Vec<u8> {

@@ -8,9 +8,8 @@ use gst::subclass::prelude::*;
 use crate::av1::fixer::{FixError, TuFixer};
 use crate::framerate::{FramerateEstimator, INTERVALS};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new("av1obufix", gst::DebugColorFlags::empty(), Some("AV1 OBU size fixer"))
-});
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("av1obufix", gst::DebugColorFlags::empty(), Some("AV1 OBU size fixer")));
 
 /// Used when neither the property, the bitstream, upstream caps nor the timestamps tell.
 const FALLBACK_FRAMERATE: gst::Fraction = gst::Fraction::from_integer(30);
@@ -82,7 +81,11 @@ impl Av1ObuFix {
                 drop(map);
                 let mut out = gst::Buffer::from_mut_slice(data);
                 buffer
-                    .copy_into(out.get_mut().unwrap(), gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS | gst::BufferCopyFlags::META, ..)
+                    .copy_into(
+                        out.get_mut().unwrap(),
+                        gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS | gst::BufferCopyFlags::META,
+                        ..,
+                    )
                     .map_err(|_| gst::FlowError::Error)?;
                 out
             }
@@ -125,10 +128,7 @@ impl Av1ObuFix {
             if estimate.is_none() && state.held.len() < INTERVALS {
                 return None;
             }
-            Some(estimate.map_or_else(
-                || self.measured_or_fallback(state),
-                |(n, d)| gst::Fraction::new(n, d),
-            ))
+            Some(estimate.map_or_else(|| self.measured_or_fallback(state), |(n, d)| gst::Fraction::new(n, d)))
         });
         state.held.push(buffer);
         match framerate {
@@ -228,11 +228,7 @@ impl Av1ObuFix {
         )
     }
 
-    fn push_all(
-        &self,
-        buffers: Vec<gst::Buffer>,
-        events: Vec<gst::Event>,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn push_all(&self, buffers: Vec<gst::Buffer>, events: Vec<gst::Event>) -> Result<gst::FlowSuccess, gst::FlowError> {
         for event in events {
             self.srcpad.push_event(event);
         }
@@ -297,8 +293,7 @@ fn set_duration(buffer: &mut gst::Buffer, framerate: Option<gst::Fraction>) {
     if buffer.duration().is_some() {
         return;
     }
-    let duration = gst::ClockTime::SECOND
-        .mul_div_floor(framerate.denom() as u64, framerate.numer() as u64);
+    let duration = gst::ClockTime::SECOND.mul_div_floor(framerate.denom() as u64, framerate.numer() as u64);
     buffer.make_mut().set_duration(duration);
 }
 
@@ -311,9 +306,11 @@ impl ObjectSubclass for Av1ObuFix {
     fn with_class(klass: &Self::Class) -> Self {
         let sinkpad = gst::Pad::builder_from_template(&klass.pad_template("sink").unwrap())
             .chain_function(|_pad, parent, buffer| {
-                Av1ObuFix::catch_panic_pad_function(parent, || Err(gst::FlowError::Error), |this| {
-                    this.sink_chain(buffer)
-                })
+                Av1ObuFix::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |this| this.sink_chain(buffer),
+                )
             })
             .event_function(|pad, parent, event| {
                 Av1ObuFix::catch_panic_pad_function(parent, || false, |this| this.sink_event(pad, event))
@@ -400,29 +397,22 @@ impl ElementImpl for Av1ObuFix {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let sink_caps = gst::Caps::builder("video/x-av1")
-                .field("stream-format", "obu-stream")
-                .field("alignment", "tu")
-                .build();
+            let sink_caps =
+                gst::Caps::builder("video/x-av1").field("stream-format", "obu-stream").field("alignment", "tu").build();
             let src_caps = gst::Caps::builder("video/x-av1")
                 .field("stream-format", "obu-stream")
                 .field("alignment", "tu")
                 .field("parsed", true)
                 .build();
             vec![
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &sink_caps)
-                    .unwrap(),
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &src_caps)
-                    .unwrap(),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &sink_caps).unwrap(),
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &src_caps).unwrap(),
             ]
         });
         TEMPLATES.as_ref()
     }
 
-    fn change_state(
-        &self,
-        transition: gst::StateChange,
-    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::ReadyToPaused {
             *self.state.lock().unwrap() = State { discont: true, ..Default::default() };
         }

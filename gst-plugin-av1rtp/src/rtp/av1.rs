@@ -157,12 +157,7 @@ impl<P: AsRef<[u8]>, M> Depacketizer<P, M> {
     }
 
     /// Takes one RTP packet. Whatever it completes is given to `emit`.
-    pub fn push(
-        &mut self,
-        packet: P,
-        meta: M,
-        mut emit: impl FnMut(Event<M>),
-    ) -> Result<(), PacketIssue> {
+    pub fn push(&mut self, packet: P, meta: M, mut emit: impl FnMut(Event<M>)) -> Result<(), PacketIssue> {
         let header = RtpHeader::parse(packet.as_ref()).map_err(|e| {
             self.stats.malformed_packets += 1;
             PacketIssue::Rtp(e)
@@ -274,11 +269,7 @@ impl<P: AsRef<[u8]>, M> Depacketizer<P, M> {
                 }
                 len as usize
             };
-            let segment = Segment {
-                packet: packet_index,
-                start: (base + pos) as u32,
-                end: (base + pos + len) as u32,
-            };
+            let segment = Segment { packet: packet_index, start: (base + pos) as u32, end: (base + pos + len) as u32 };
             pos += len;
             let final_element = is_last || pos == payload.len();
             if index == 1 && continues {
@@ -297,11 +288,7 @@ impl<P: AsRef<[u8]>, M> Depacketizer<P, M> {
                     tu.broken = true;
                     return Err(PacketIssue::Malformed("temporal unit has too many OBUs"));
                 }
-                self.elements.push(ObuElement {
-                    first_segment: self.segments.len() as u32,
-                    segments: 1,
-                    len,
-                });
+                self.elements.push(ObuElement { first_segment: self.segments.len() as u32, segments: 1, len });
                 self.segments.push(segment);
             }
             if is_last {
@@ -379,9 +366,9 @@ impl<P: AsRef<[u8]>, M> Depacketizer<P, M> {
 
     fn segment_slices<'s>(&'s self, element: &ObuElement) -> impl Iterator<Item = &'s [u8]> {
         let first = element.first_segment as usize;
-        self.segments[first..first + element.segments as usize].iter().map(|s| {
-            &self.packets[s.packet as usize].as_ref()[s.start as usize..s.end as usize]
-        })
+        self.segments[first..first + element.segments as usize]
+            .iter()
+            .map(|s| &self.packets[s.packet as usize].as_ref()[s.start as usize..s.end as usize])
     }
 
     /// Writes the TU. Returns `None` when an OBU is malformed, else the data and whether the TU

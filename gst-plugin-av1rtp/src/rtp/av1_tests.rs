@@ -277,10 +277,7 @@ fn zero_length_obus_are_kept_with_a_zero_size() {
     payload.push(obu_type::METADATA << 3); // header only: empty payload
     payload.extend(obu(FRAME, &frame));
     run.push(rtp(1, 0, true, &payload));
-    assert_eq!(
-        run.tus[0].data,
-        tu_bytes(&[vec![obu_type::METADATA << 3 | SIZE, 0], sized(&[FRAME], &frame)])
-    );
+    assert_eq!(run.tus[0].data, tu_bytes(&[vec![obu_type::METADATA << 3 | SIZE, 0], sized(&[FRAME], &frame)]));
 }
 
 #[test]

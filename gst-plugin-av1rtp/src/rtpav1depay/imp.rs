@@ -9,11 +9,7 @@ use crate::av1::layers::{LayerLimit, keep_layers};
 use crate::rtp::av1::{Depacketizer, Event, PacketIssue};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "rtpav1depay-rs",
-        gst::DebugColorFlags::empty(),
-        Some("AV1 RTP depayloader"),
-    )
+    gst::DebugCategory::new("rtpav1depay-rs", gst::DebugColorFlags::empty(), Some("AV1 RTP depayloader"))
 });
 
 /// Keyframe requests go upstream at most this often.
@@ -85,9 +81,7 @@ impl State {
         let delta = rtp_timestamp.wrapping_sub(*last) as i32;
         *extended = extended.saturating_add_signed(i64::from(delta));
         *last = rtp_timestamp;
-        gst::ClockTime::from_nseconds(
-            (*extended as u128 * 1_000_000_000 / u128::from(self.clock_rate)) as u64,
-        )
+        gst::ClockTime::from_nseconds((*extended as u128 * 1_000_000_000 / u128::from(self.clock_rate)) as u64)
     }
 }
 
@@ -122,17 +116,12 @@ impl RtpAv1Depay {
             Err(issue) => gst::warning!(CAT, imp = self, "Dropping data: {issue:?}"),
         }
         let send_request = want_keyframe && request_keyframe && self.take_request_slot(&mut state);
-        let buffers: Vec<_> = outputs
-            .into_iter()
-            .filter_map(|tu| self.to_buffer(&mut state, tu, limit))
-            .collect();
+        let buffers: Vec<_> = outputs.into_iter().filter_map(|tu| self.to_buffer(&mut state, tu, limit)).collect();
         drop(state);
 
         if send_request {
             gst::debug!(CAT, imp = self, "Requesting a key frame upstream");
-            let event = gst_video::UpstreamForceKeyUnitEvent::builder()
-                .all_headers(true)
-                .build();
+            let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
             self.sinkpad.push_event(event);
         }
         for buffer in buffers {
@@ -143,10 +132,7 @@ impl RtpAv1Depay {
 
     fn take_request_slot(&self, state: &mut State) -> bool {
         let now = Instant::now();
-        if state
-            .last_keyframe_request
-            .is_some_and(|t| now - t < KEYFRAME_REQUEST_INTERVAL)
-        {
+        if state.last_keyframe_request.is_some_and(|t| now - t < KEYFRAME_REQUEST_INTERVAL) {
             return false;
         }
         state.last_keyframe_request = Some(now);
@@ -166,11 +152,7 @@ impl RtpAv1Depay {
             Some(pts) if !state.own_segment => pts,
             _ => state.rtp_pts(tu.rtp_timestamp),
         };
-        let data = if limit.keeps_all() {
-            tu.data
-        } else {
-            keep_layers(&tu.data, limit)?
-        };
+        let data = if limit.keeps_all() { tu.data } else { keep_layers(&tu.data, limit)? };
         let mut buffer = gst::Buffer::from_mut_slice(data);
         {
             let buffer = buffer.get_mut().unwrap();
@@ -197,10 +179,7 @@ impl RtpAv1Depay {
                 outputs.push(tu);
             }
         });
-        let buffers: Vec<_> = outputs
-            .into_iter()
-            .filter_map(|tu| self.to_buffer(&mut state, tu, limit))
-            .collect();
+        let buffers: Vec<_> = outputs.into_iter().filter_map(|tu| self.to_buffer(&mut state, tu, limit)).collect();
         drop(state);
         for buffer in buffers {
             if self.srcpad.push(buffer).is_err() {
@@ -213,11 +192,8 @@ impl RtpAv1Depay {
         use gst::EventView;
         match event.view() {
             EventView::Caps(caps) => {
-                let clock_rate = caps
-                    .caps()
-                    .structure(0)
-                    .and_then(|s| s.get::<i32>("clock-rate").ok())
-                    .filter(|rate| *rate > 0);
+                let clock_rate =
+                    caps.caps().structure(0).and_then(|s| s.get::<i32>("clock-rate").ok()).filter(|rate| *rate > 0);
                 let Some(clock_rate) = clock_rate else {
                     gst::element_imp_error!(
                         self,
@@ -285,21 +261,12 @@ impl ObjectSubclass for RtpAv1Depay {
                 )
             })
             .event_function(|pad, parent, event| {
-                RtpAv1Depay::catch_panic_pad_function(
-                    parent,
-                    || false,
-                    |this| this.sink_event(pad, event),
-                )
+                RtpAv1Depay::catch_panic_pad_function(parent, || false, |this| this.sink_event(pad, event))
             })
             .build();
         let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").unwrap()).build();
         let settings = Settings::default();
-        Self {
-            sinkpad,
-            srcpad,
-            state: Mutex::new(State::new(&settings)),
-            settings: Mutex::new(settings),
-        }
+        Self { sinkpad, srcpad, state: Mutex::new(State::new(&settings)), settings: Mutex::new(settings) }
     }
 }
 
@@ -350,11 +317,7 @@ impl ObjectImpl for RtpAv1Depay {
         match pspec.name() {
             "wait-for-keyframe" => {
                 settings.wait_for_keyframe = value.get().unwrap();
-                self.state
-                    .lock()
-                    .unwrap()
-                    .depacketizer
-                    .set_wait_for_keyframe(settings.wait_for_keyframe);
+                self.state.lock().unwrap().depacketizer.set_wait_for_keyframe(settings.wait_for_keyframe);
             }
             "request-keyframe" => settings.request_keyframe = value.get().unwrap(),
             "max-spatial-layer" => settings.max_spatial_layer = value.get().unwrap(),
@@ -404,34 +367,17 @@ impl ElementImpl for RtpAv1Depay {
                 .field("clock-rate", 90_000i32)
                 .field("encoding-name", "AV1")
                 .build();
-            let src_caps = gst::Caps::builder("video/x-av1")
-                .field("stream-format", "obu-stream")
-                .field("alignment", "tu")
-                .build();
+            let src_caps =
+                gst::Caps::builder("video/x-av1").field("stream-format", "obu-stream").field("alignment", "tu").build();
             vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &sink_caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &src_caps,
-                )
-                .unwrap(),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &sink_caps).unwrap(),
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &src_caps).unwrap(),
             ]
         });
         TEMPLATES.as_ref()
     }
 
-    fn change_state(
-        &self,
-        transition: gst::StateChange,
-    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::ReadyToPaused {
             let settings = *self.settings.lock().unwrap();
             *self.state.lock().unwrap() = State::new(&settings);

@@ -10,10 +10,5 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(
-        Some(plugin),
-        "rtpav1depay-rs",
-        gst::Rank::MARGINAL,
-        RtpAv1Depay::static_type(),
-    )
+    gst::Element::register(Some(plugin), "rtpav1depay-rs", gst::Rank::MARGINAL, RtpAv1Depay::static_type())
 }

@@ -25,10 +25,7 @@ pub fn anchors() -> Vec<[f32; 2]> {
     for (cells, per_cell) in [(16usize, 2usize), (8, 6)] {
         for y in 0..cells {
             for x in 0..cells {
-                let a = [
-                    (x as f32 + 0.5) / cells as f32,
-                    (y as f32 + 0.5) / cells as f32,
-                ];
+                let a = [(x as f32 + 0.5) / cells as f32, (y as f32 + 0.5) / cells as f32];
                 out.extend(std::iter::repeat_n(a, per_cell));
             }
         }
@@ -65,12 +62,7 @@ impl Detection {
 
 /// The letterbox the detector sees: the frame centred in a square of its longer side.
 pub fn letterbox(width: usize, height: usize) -> Roi {
-    Roi {
-        cx: width as f32 / 2.0,
-        cy: height as f32 / 2.0,
-        side: width.max(height) as f32,
-        angle: 0.0,
-    }
+    Roi { cx: width as f32 / 2.0, cy: height as f32 / 2.0, side: width.max(height) as f32, angle: 0.0 }
 }
 
 /// The smallest face the detector finds, as a share of the side of the square it sees: measured
@@ -100,17 +92,8 @@ pub fn tile(width: usize, height: usize, index: usize) -> Roi {
     let at = index.min(count - 1) as f32 / (count - 1) as f32;
     let side = w.min(h);
     let centre = |long: f32| side / 2.0 + at * (long - side);
-    let (cx, cy) = if width >= height {
-        (centre(w), h / 2.0)
-    } else {
-        (w / 2.0, centre(h))
-    };
-    Roi {
-        cx,
-        cy,
-        side,
-        angle: 0.0,
-    }
+    let (cx, cy) = if width >= height { (centre(w), h / 2.0) } else { (w / 2.0, centre(h)) };
+    Roi { cx, cy, side, angle: 0.0 }
 }
 
 #[inline]
@@ -136,12 +119,8 @@ pub fn decode(
     out.clear();
     let size = INPUT_SIZE as f32;
     // Normalised letterbox coordinates -> frame pixels (the letterbox is never rotated).
-    let px = |nx: f32, ny: f32| {
-        [
-            letterbox.cx + (nx - 0.5) * letterbox.side,
-            letterbox.cy + (ny - 0.5) * letterbox.side,
-        ]
-    };
+    let px =
+        |nx: f32, ny: f32| [letterbox.cx + (nx - 0.5) * letterbox.side, letterbox.cy + (ny - 0.5) * letterbox.side];
     for (i, (&logit, anchor)) in logits.iter().zip(anchors).enumerate() {
         let score = sigmoid(logit);
         if score < min_score {
@@ -154,16 +133,9 @@ pub fn decode(
         let p1 = px(cx + w / 2.0, cy + h / 2.0);
         let mut keypoints = [[0.0; 2]; NUM_KEYPOINTS];
         for (k, kp) in keypoints.iter_mut().enumerate() {
-            *kp = px(
-                r[4 + 2 * k] / size + anchor[0],
-                r[5 + 2 * k] / size + anchor[1],
-            );
+            *kp = px(r[4 + 2 * k] / size + anchor[0], r[5 + 2 * k] / size + anchor[1]);
         }
-        candidates.push(Detection {
-            score,
-            bbox: [p0[0], p0[1], p1[0], p1[1]],
-            keypoints,
-        });
+        candidates.push(Detection { score, bbox: [p0[0], p0[1], p1[0], p1[1]], keypoints });
     }
     weighted_nms(candidates, NMS_IOU, out);
 }
@@ -200,11 +172,7 @@ pub fn weighted_nms(candidates: &mut Vec<Detection>, threshold: f32, out: &mut V
         }
         bbox.iter_mut().for_each(|v| *v /= sum_w);
         keypoints.iter_mut().flatten().for_each(|v| *v /= sum_w);
-        out.push(Detection {
-            score: best.score,
-            bbox,
-            keypoints,
-        });
+        out.push(Detection { score: best.score, bbox, keypoints });
     }
 }
 
@@ -251,24 +219,13 @@ mod tests {
     /// it is, lies wholly inside a tile of the frame, and every tile lies inside the frame.
     #[test]
     fn tiles_hold_every_face_too_small_for_the_letterbox() {
-        for (w, h) in [
-            (1280, 720),
-            (1920, 1080),
-            (640, 480),
-            (720, 1280),
-            (2560, 1080),
-            (3840, 600),
-            (300, 40),
-        ] {
+        for (w, h) in [(1280, 720), (1920, 1080), (640, 480), (720, 1280), (2560, 1080), (3840, 600), (300, 40)] {
             let n = tile_count(w, h);
             assert!(n >= 2, "{w}x{h}");
             let tiles: Vec<[f32; 4]> = (0..n).map(|i| span(&tile(w, h, i))).collect();
             for t in &tiles {
                 assert!(
-                    t[0] >= 0.0
-                        && t[1] >= 0.0
-                        && t[2] <= w as f32 + 1e-3
-                        && t[3] <= h as f32 + 1e-3,
+                    t[0] >= 0.0 && t[1] >= 0.0 && t[2] <= w as f32 + 1e-3 && t[3] <= h as f32 + 1e-3,
                     "{w}x{h}: {t:?}"
                 );
             }
@@ -327,15 +284,7 @@ mod tests {
         let anchors = anchors();
         let (reg, logits) = raw_with(&[(100, -1.0, [0.0, 0.0, 10.0, 10.0])]);
         let (mut cands, mut out) = (Vec::new(), Vec::new());
-        decode(
-            &reg,
-            &logits,
-            &anchors,
-            0.5,
-            &letterbox(128, 128),
-            &mut cands,
-            &mut out,
-        );
+        decode(&reg, &logits, &anchors, 0.5, &letterbox(128, 128), &mut cands, &mut out);
         assert!(out.is_empty());
     }
 
@@ -349,15 +298,7 @@ mod tests {
             (895, 1.0, [0.0, 0.0, 20.0, 20.0]),
         ]);
         let (mut cands, mut out) = (Vec::new(), Vec::new());
-        decode(
-            &reg,
-            &logits,
-            &anchors,
-            0.5,
-            &letterbox(128, 128),
-            &mut cands,
-            &mut out,
-        );
+        decode(&reg, &logits, &anchors, 0.5, &letterbox(128, 128), &mut cands, &mut out);
         assert_eq!(out.len(), 2);
         assert!(out[0].score > out[1].score);
         let (w1, w2) = (1.0 / (1.0 + (-4.0f32).exp()), 1.0 / (1.0 + (-2.0f32).exp()));

@@ -102,12 +102,7 @@ pub fn draw_face(frame: &mut FrameMut, face: &Face, what: u32) {
     };
     if what & flags::TESSELATION != 0 && pts.len() >= 468 {
         for &(a, b) in mesh::tesselation() {
-            frame.line(
-                xy(a),
-                xy(b),
-                mesh::TESSELATION_THICKNESS,
-                mesh::TESSELATION_COLOR,
-            );
+            frame.line(xy(a), xy(b), mesh::TESSELATION_THICKNESS, mesh::TESSELATION_COLOR);
         }
     }
     if what & flags::CONTOURS != 0 && pts.len() >= 468 {
@@ -120,18 +115,12 @@ pub fn draw_face(frame: &mut FrameMut, face: &Face, what: u32) {
         }
     }
     if what & flags::IRISES != 0 {
-        for (iris, color) in [
-            (&face.right_iris, RIGHT_IRIS_COLOR),
-            (&face.left_iris, LEFT_IRIS_COLOR),
-        ] {
+        for (iris, color) in [(&face.right_iris, RIGHT_IRIS_COLOR), (&face.left_iris, LEFT_IRIS_COLOR)] {
             if let Some(iris) = iris {
                 // iris[0] is the centre, iris[1..5] lie on its edge
                 let c = [iris[0][0], iris[0][1]];
-                let r = iris[1..]
-                    .iter()
-                    .map(|p| ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2)).sqrt())
-                    .sum::<f32>()
-                    / 4.0;
+                let r =
+                    iris[1..].iter().map(|p| ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2)).sqrt()).sum::<f32>() / 4.0;
                 frame.circle(c, r, 2, color);
             }
         }

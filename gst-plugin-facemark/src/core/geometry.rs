@@ -18,10 +18,7 @@ impl Roi {
     #[inline]
     pub fn to_frame(&self, u: f32, v: f32) -> (f32, f32) {
         let (s, c) = self.angle.sin_cos();
-        (
-            self.cx + self.side * (u * c - v * s),
-            self.cy + self.side * (u * s + v * c),
-        )
+        (self.cx + self.side * (u * c - v * s), self.cy + self.side * (u * s + v * c))
     }
 
     /// Normalised crop coordinates of a frame position (inverse of [`Roi::to_frame`]).
@@ -36,12 +33,7 @@ impl Roi {
     pub fn bounds(&self) -> [f32; 4] {
         let (s, c) = self.angle.sin_cos();
         let half = 0.5 * self.side * (c.abs() + s.abs());
-        [
-            self.cx - half,
-            self.cy - half,
-            self.cx + half,
-            self.cy + half,
-        ]
+        [self.cx - half, self.cy - half, self.cx + half, self.cy + half]
     }
 }
 
@@ -71,12 +63,7 @@ mod tests {
 
     #[test]
     fn roi_round_trip() {
-        let roi = Roi {
-            cx: 100.0,
-            cy: 50.0,
-            side: 80.0,
-            angle: 0.3,
-        };
+        let roi = Roi { cx: 100.0, cy: 50.0, side: 80.0, angle: 0.3 };
         let (x, y) = roi.to_frame(0.25, -0.1);
         let (u, v) = roi.from_frame(x, y);
         assert!((u - 0.25).abs() < 1e-5 && (v + 0.1).abs() < 1e-5);
@@ -89,12 +76,7 @@ mod tests {
         // Right eye higher than left eye on screen: the crop must turn clockwise (positive).
         let a = rotation((0.0, 0.0), (10.0, 10.0));
         assert!((a - std::f32::consts::FRAC_PI_4).abs() < 1e-5);
-        let roi = Roi {
-            cx: 0.0,
-            cy: 0.0,
-            side: 1.0,
-            angle: a,
-        };
+        let roi = Roi { cx: 0.0, cy: 0.0, side: 1.0, angle: a };
         let (x, y) = roi.to_frame(0.5, 0.0);
         assert!(x > 0.0 && y > 0.0);
     }
@@ -102,10 +84,7 @@ mod tests {
     #[test]
     fn normalize() {
         use std::f32::consts::PI;
-        assert!(
-            (normalize_radians(3.0 * PI) - PI).abs() < 1e-5
-                || (normalize_radians(3.0 * PI) + PI).abs() < 1e-5
-        );
+        assert!((normalize_radians(3.0 * PI) - PI).abs() < 1e-5 || (normalize_radians(3.0 * PI) + PI).abs() < 1e-5);
         assert!((normalize_radians(0.5) - 0.5).abs() < 1e-6);
     }
 

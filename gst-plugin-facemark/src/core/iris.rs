@@ -61,15 +61,8 @@ mod tests {
 
     #[test]
     fn mirrored_decode_flips_x() {
-        let roi = Roi {
-            cx: 10.0,
-            cy: 10.0,
-            side: 64.0,
-            angle: 0.0,
-        };
-        let raw = [
-            40.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0,
-        ];
+        let roi = Roi { cx: 10.0, cy: 10.0, side: 64.0, angle: 0.0 };
+        let raw = [40.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0, 32.0, 32.0, 0.0];
         let mut out = [[0.0; 3]; 5];
         decode(&raw, &roi, false, &mut out);
         assert_eq!(out[0][0], 18.0);
@@ -80,17 +73,12 @@ mod tests {
     #[test]
     fn each_eye_runs_once_per_interval_and_not_with_the_other() {
         for frame in 0..10 {
-            assert!(
-                due(frame, 0, 1) && due(frame, 1, 1),
-                "interval 1: every frame"
-            );
+            assert!(due(frame, 0, 1) && due(frame, 1, 1), "interval 1: every frame");
             assert!(due(frame, 0, 0) && due(frame, 1, 0), "0 counts as 1");
         }
         for interval in 2..7 {
             for side in 0..2 {
-                let runs: Vec<u32> = (0..3 * interval)
-                    .filter(|&f| due(f, side, interval))
-                    .collect();
+                let runs: Vec<u32> = (0..3 * interval).filter(|&f| due(f, side, interval)).collect();
                 assert_eq!(runs.len(), 3, "interval {interval}, eye {side}: {runs:?}");
                 assert!(runs.windows(2).all(|w| w[1] - w[0] == interval), "{runs:?}");
             }

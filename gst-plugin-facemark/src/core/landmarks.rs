@@ -47,26 +47,14 @@ pub fn next_roi(points: &[[f32; 3]]) -> Roi {
         v1 = v1.max(v);
     }
     let (um, vm) = (0.5 * (u0 + u1), 0.5 * (v0 + v1));
-    Roi {
-        cx: um * c - vm * s,
-        cy: um * s + vm * c,
-        side: ROI_SCALE * (u1 - u0).max(v1 - v0),
-        angle,
-    }
+    Roi { cx: um * c - vm * s, cy: um * s + vm * c, side: ROI_SCALE * (u1 - u0).max(v1 - v0), angle }
 }
 
 /// Axis-aligned bounding box `[xmin, ymin, xmax, ymax]` of the points.
 pub fn bounds(points: &[[f32; 3]]) -> [f32; 4] {
-    points
-        .iter()
-        .fold([f32::MAX, f32::MAX, f32::MIN, f32::MIN], |b, p| {
-            [
-                b[0].min(p[0]),
-                b[1].min(p[1]),
-                b[2].max(p[0]),
-                b[3].max(p[1]),
-            ]
-        })
+    points.iter().fold([f32::MAX, f32::MAX, f32::MIN, f32::MIN], |b, p| {
+        [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])]
+    })
 }
 
 #[cfg(test)]
@@ -75,12 +63,7 @@ mod tests {
 
     #[test]
     fn decode_maps_crop_to_frame() {
-        let roi = Roi {
-            cx: 100.0,
-            cy: 100.0,
-            side: 96.0,
-            angle: 0.0,
-        };
+        let roi = Roi { cx: 100.0, cy: 100.0, side: 96.0, angle: 0.0 };
         let raw = [96.0, 96.0, 0.0, 0.0, 192.0, 19.2];
         let mut out = [[0.0; 3]; 2];
         decode(&raw, &roi, &mut out);
@@ -91,12 +74,7 @@ mod tests {
 
     #[test]
     fn decode_rotates_back() {
-        let roi = Roi {
-            cx: 0.0,
-            cy: 0.0,
-            side: 192.0,
-            angle: std::f32::consts::FRAC_PI_2,
-        };
+        let roi = Roi { cx: 0.0, cy: 0.0, side: 192.0, angle: std::f32::consts::FRAC_PI_2 };
         let raw = [192.0, 96.0, 0.0];
         let mut out = [[0.0; 3]; 1];
         decode(&raw, &roi, &mut out);
@@ -107,12 +85,7 @@ mod tests {
     #[test]
     fn next_roi_of_a_tilted_square_face() {
         let angle = 0.4f32;
-        let roi = Roi {
-            cx: 300.0,
-            cy: 200.0,
-            side: 150.0,
-            angle,
-        };
+        let roi = Roi { cx: 300.0, cy: 200.0, side: 150.0, angle };
         // synthetic mesh: points spread over a 100x100 square of the rotated frame
         let mut pts = vec![[0.0f32; 3]; NUM_LANDMARKS];
         for (i, p) in pts.iter_mut().enumerate() {
@@ -128,10 +101,7 @@ mod tests {
         let next = next_roi(&pts);
         assert!((next.angle - angle).abs() < 1e-4, "{next:?}");
         assert!((next.side - 150.0).abs() < 1.0, "{next:?}");
-        assert!(
-            (next.cx - 300.0).abs() < 1.0 && (next.cy - 200.0).abs() < 3.0,
-            "{next:?}"
-        );
+        assert!((next.cx - 300.0).abs() < 1.0 && (next.cy - 200.0).abs() < 3.0, "{next:?}");
     }
 
     #[test]

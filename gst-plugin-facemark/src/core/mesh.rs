@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 
 /// Closed loop around the face.
 pub const FACE_OVAL: &[u16] = &[
-    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
-    148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109, 10,
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150,
+    136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109, 10,
 ];
 pub const LIPS_OUTER_UPPER: &[u16] = &[61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291];
 pub const LIPS_OUTER_LOWER: &[u16] = &[61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291];
@@ -43,41 +43,20 @@ pub struct ContourGroup {
 /// face oval and lips (224, 224, 224), the subject's right eye and eyebrow red (255, 48, 48),
 /// left eye and eyebrow green (48, 255, 48); all 2 px thick.
 pub const CONTOURS: &[ContourGroup] = &[
-    ContourGroup {
-        name: "face-oval",
-        polylines: &[FACE_OVAL],
-        color: [224, 224, 224],
-    },
+    ContourGroup { name: "face-oval", polylines: &[FACE_OVAL], color: [224, 224, 224] },
     ContourGroup {
         name: "lips",
-        polylines: &[
-            LIPS_OUTER_UPPER,
-            LIPS_OUTER_LOWER,
-            LIPS_INNER_UPPER,
-            LIPS_INNER_LOWER,
-        ],
+        polylines: &[LIPS_OUTER_UPPER, LIPS_OUTER_LOWER, LIPS_INNER_UPPER, LIPS_INNER_LOWER],
         color: [224, 224, 224],
     },
-    ContourGroup {
-        name: "right-eye",
-        polylines: &[RIGHT_EYE_UPPER, RIGHT_EYE_LOWER],
-        color: [255, 48, 48],
-    },
+    ContourGroup { name: "right-eye", polylines: &[RIGHT_EYE_UPPER, RIGHT_EYE_LOWER], color: [255, 48, 48] },
     ContourGroup {
         name: "right-eyebrow",
         polylines: &[RIGHT_EYEBROW_UPPER, RIGHT_EYEBROW_LOWER],
         color: [255, 48, 48],
     },
-    ContourGroup {
-        name: "left-eye",
-        polylines: &[LEFT_EYE_UPPER, LEFT_EYE_LOWER],
-        color: [48, 255, 48],
-    },
-    ContourGroup {
-        name: "left-eyebrow",
-        polylines: &[LEFT_EYEBROW_UPPER, LEFT_EYEBROW_LOWER],
-        color: [48, 255, 48],
-    },
+    ContourGroup { name: "left-eye", polylines: &[LEFT_EYE_UPPER, LEFT_EYE_LOWER], color: [48, 255, 48] },
+    ContourGroup { name: "left-eyebrow", polylines: &[LEFT_EYEBROW_UPPER, LEFT_EYEBROW_LOWER], color: [48, 255, 48] },
 ];
 
 pub const CONTOUR_THICKNESS: u32 = 2;
@@ -92,9 +71,7 @@ fn layout() -> Vec<[f64; 2]> {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let mut it = l
-                .split_whitespace()
-                .map(|v| v.parse::<f64>().expect("mesh layout"));
+            let mut it = l.split_whitespace().map(|v| v.parse::<f64>().expect("mesh layout"));
             [it.next().unwrap(), it.next().unwrap()]
         })
         .collect()
@@ -107,10 +84,7 @@ pub fn tesselation() -> &'static [(u16, u16)] {
         let pts = layout();
         assert_eq!(pts.len(), super::landmarks::NUM_LANDMARKS);
         let loop_of = |a: &[u16], b: &[u16]| -> Vec<[f64; 2]> {
-            a.iter()
-                .chain(b.iter().rev())
-                .map(|&i| pts[i as usize])
-                .collect()
+            a.iter().chain(b.iter().rev()).map(|&i| pts[i as usize]).collect()
         };
         let oval: Vec<[f64; 2]> = FACE_OVAL.iter().map(|&i| pts[i as usize]).collect();
         let holes = [
@@ -143,9 +117,7 @@ fn inside(poly: &[[f64; 2]], p: [f64; 2]) -> bool {
     let mut j = poly.len() - 1;
     for i in 0..poly.len() {
         let (a, b) = (poly[i], poly[j]);
-        if (a[1] > p[1]) != (b[1] > p[1])
-            && p[0] < (b[0] - a[0]) * (p[1] - a[1]) / (b[1] - a[1]) + a[0]
-        {
+        if (a[1] > p[1]) != (b[1] > p[1]) && p[0] < (b[0] - a[0]) * (p[1] - a[1]) / (b[1] - a[1]) + a[0] {
             r = !r;
         }
         j = i;
@@ -186,10 +158,7 @@ fn delaunay(pts: &[[f64; 2]]) -> Vec<[usize; 3]> {
         tris.retain(|(t, c, r2)| {
             if (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) < *r2 {
                 for e in [(t[0], t[1]), (t[1], t[2]), (t[2], t[0])] {
-                    if let Some(k) = boundary
-                        .iter()
-                        .position(|&(a, b)| (a, b) == (e.1, e.0) || (a, b) == e)
-                    {
+                    if let Some(k) = boundary.iter().position(|&(a, b)| (a, b) == (e.1, e.0) || (a, b) == e) {
                         boundary.swap_remove(k);
                     } else {
                         boundary.push(e);
@@ -206,10 +175,7 @@ fn delaunay(pts: &[[f64; 2]]) -> Vec<[usize; 3]> {
             tris.push((t, c, r));
         }
     }
-    tris.into_iter()
-        .map(|(t, _, _)| t)
-        .filter(|t| t.iter().all(|&v| v < n))
-        .collect()
+    tris.into_iter().map(|(t, _, _)| t).filter(|t| t.iter().all(|&v| v < n)).collect()
 }
 
 #[cfg(test)]

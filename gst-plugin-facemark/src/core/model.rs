@@ -37,20 +37,8 @@ const MAX_TOTAL_VALUES: u64 = cnn::MAX_TOTAL_FLOATS as u64;
 /// [`rewrite_prelu`] adds. tract knows many more, some of which allocate whatever values in the
 /// file ask for while the model loads (ConstantOfShape, Expand, Tile, Range, Resize) or loop as
 /// long as they say (Loop, Scan): none is needed, so hostile files do not get to use them.
-const MODEL_OPS: &[&str] = &[
-    "Add",
-    "Concat",
-    "Constant",
-    "Conv",
-    "MaxPool",
-    "Min",
-    "Mul",
-    "PRelu",
-    "Pad",
-    "Relu",
-    "Reshape",
-    "Transpose",
-];
+const MODEL_OPS: &[&str] =
+    &["Add", "Concat", "Constant", "Conv", "MaxPool", "Min", "Mul", "PRelu", "Pad", "Relu", "Reshape", "Transpose"];
 
 /// The folder the element reads models from when `model-dir` is not set:
 /// `$FACEMARK_MODEL_DIR` at run time, else `$FACEMARK_MODEL_DIR` as it was at build time, else
@@ -65,9 +53,7 @@ pub fn default_model_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("whipcast/models");
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/whipcast/models")
 }
 
@@ -80,13 +66,7 @@ pub struct ModelError {
 
 impl fmt::Display for ModelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot load face model {}: {}; {}",
-            self.path.display(),
-            self.reason,
-            FIX_HINT
-        )
+        write!(f, "cannot load face model {}: {}; {}", self.path.display(), self.reason, FIX_HINT)
     }
 }
 
@@ -130,9 +110,7 @@ pub struct Net {
 
 impl fmt::Debug for Net {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Net")
-            .field("runtime", &self.runtime())
-            .finish()
+        f.debug_struct("Net").field("runtime", &self.runtime()).finish()
     }
 }
 
@@ -155,30 +133,14 @@ impl Net {
     /// Loads `path` for a fixed `[1, 3, size, size]` f32 input, to run on `runtime`, and checks
     /// that it runs and produces outputs with the element counts in `expect_outputs` (in some
     /// order).
-    pub fn load_with(
-        path: &Path,
-        size: usize,
-        expect_outputs: &[usize],
-        runtime: Runtime,
-    ) -> Result<Net, ModelError> {
+    pub fn load_with(path: &Path, size: usize, expect_outputs: &[usize], runtime: Runtime) -> Result<Net, ModelError> {
         Self::build(Source::Path(path), size, &[], expect_outputs, runtime)
     }
 
     /// [`Net::load_with`] (auto runtime) from the bytes of a model file; `name` only names it in
     /// errors.
-    pub fn from_bytes(
-        name: &Path,
-        bytes: &[u8],
-        size: usize,
-        expect_outputs: &[usize],
-    ) -> Result<Net, ModelError> {
-        Self::build(
-            Source::Bytes(name, bytes),
-            size,
-            &[],
-            expect_outputs,
-            Runtime::Auto,
-        )
+    pub fn from_bytes(name: &Path, bytes: &[u8], size: usize, expect_outputs: &[usize]) -> Result<Net, ModelError> {
+        Self::build(Source::Bytes(name, bytes), size, &[], expect_outputs, Runtime::Auto)
     }
 
     /// [`Net::load_with`] keeping only the outputs named in `keep`: the layers that only feed
@@ -210,10 +172,7 @@ impl Net {
         runtime: Runtime,
     ) -> Result<Net, ModelError> {
         let path = source.path().to_owned();
-        let err = |reason: String| ModelError {
-            path: path.clone(),
-            reason,
-        };
+        let err = |reason: String| ModelError { path: path.clone(), reason };
         if let Source::Path(p) = source
             && !p.exists()
         {
@@ -263,11 +222,7 @@ impl Net {
             let plan = model.into_optimized()?.into_runnable()?;
             let state = TypedSimpleState::new(&plan)?;
             let input = Arc::new(Tensor::zero::<f32>(&[1, 3, size, size])?);
-            let tract = TractNet {
-                state,
-                input,
-                outputs: tvec!(),
-            };
+            let tract = TractNet { state, input, outputs: tvec!() };
             Ok((Backend::Tract(tract), fallback))
         });
         let (backend, fallback) = match built {
@@ -341,19 +296,14 @@ impl Net {
         let mut by_op: HashMap<String, f64> = HashMap::new();
         for _ in 0..runs {
             let input = t.input.clone().into_tvalue();
-            t.state
-                .run_plan_with_eval(tvec!(input), |ctx, op_state, node, inputs| {
-                    let t = Instant::now();
-                    let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
-                    *by_op.entry(node.op().name().to_string()).or_default() +=
-                        t.elapsed().as_secs_f64();
-                    r
-                })?;
+            t.state.run_plan_with_eval(tvec!(input), |ctx, op_state, node, inputs| {
+                let t = Instant::now();
+                let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                *by_op.entry(node.op().name().to_string()).or_default() += t.elapsed().as_secs_f64();
+                r
+            })?;
         }
-        let mut v: Vec<(String, f64)> = by_op
-            .into_iter()
-            .map(|(k, t)| (k, t * 1e3 / runs as f64))
-            .collect();
+        let mut v: Vec<(String, f64)> = by_op.into_iter().map(|(k, t)| (k, t * 1e3 / runs as f64)).collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(v)
     }
@@ -408,18 +358,12 @@ pub fn rewrite_prelu(proto: &mut tract_onnx::pb::ModelProto) {
             continue;
         }
         let (x, a, y) = (&n.input[0], &n.input[1], &n.output[0]);
-        let (pos, neg, scaled) = (
-            format!("{y}.facemark.pos"),
-            format!("{y}.facemark.neg"),
-            format!("{y}.facemark.scaled"),
-        );
+        let (pos, neg, scaled) =
+            (format!("{y}.facemark.pos"), format!("{y}.facemark.neg"), format!("{y}.facemark.scaled"));
         nodes.push(node("Relu", vec![x.clone()], &pos));
         nodes.push(node("Min", vec![x.clone(), zero.clone()], &neg));
         nodes.push(node("Mul", vec![neg.clone(), a.clone()], &scaled));
-        nodes.push(NodeProto {
-            name: n.name.clone(),
-            ..node("Add", vec![pos, scaled], y)
-        });
+        nodes.push(NodeProto { name: n.name.clone(), ..node("Add", vec![pos, scaled], y) });
     }
     graph.node = nodes;
 }
@@ -431,18 +375,14 @@ fn read_model_file(path: &Path) -> Result<Vec<u8>, String> {
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
-    let too_big = |len: u64| {
-        format!("{len} bytes, larger than any face model ({MAX_MODEL_BYTES} bytes at most)")
-    };
+    let too_big = |len: u64| format!("{len} bytes, larger than any face model ({MAX_MODEL_BYTES} bytes at most)");
     if meta.len() > MAX_MODEL_BYTES {
         return Err(too_big(meta.len()));
     }
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open it ({e})"))?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // One byte past the bound tells a file that grew since the metadata was read.
-    file.take(MAX_MODEL_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read it ({e})"))?;
+    file.take(MAX_MODEL_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read it ({e})"))?;
     if bytes.len() as u64 > MAX_MODEL_BYTES {
         return Err(too_big(bytes.len() as u64));
     }
@@ -459,9 +399,7 @@ fn check_model(proto: &ModelProto) -> Result<(), String> {
         check_tensor(t)?;
     }
     for node in &graph.node {
-        if !["", "ai.onnx"].contains(&node.domain.as_str())
-            || !MODEL_OPS.contains(&node.op_type.as_str())
-        {
+        if !["", "ai.onnx"].contains(&node.domain.as_str()) || !MODEL_OPS.contains(&node.op_type.as_str()) {
             return Err(format!(
                 "node {:?} is a {} op (domain {:?}), which no face model uses",
                 node.name, node.op_type, node.domain
@@ -475,13 +413,7 @@ fn check_model(proto: &ModelProto) -> Result<(), String> {
         .initializer
         .iter()
         .map(|t| t.name.as_str())
-        .chain(
-            graph
-                .node
-                .iter()
-                .filter(|n| n.op_type == "Constant")
-                .flat_map(|n| n.output.iter().map(String::as_str)),
-        )
+        .chain(graph.node.iter().filter(|n| n.op_type == "Constant").flat_map(|n| n.output.iter().map(String::as_str)))
         .collect();
     // Checking each node's direct inputs is enough: any computation on constants starts with
     // a node whose inputs are all constants.
@@ -502,8 +434,7 @@ fn check_model(proto: &ModelProto) -> Result<(), String> {
 fn check_tensor(t: &TensorProto) -> Result<(), String> {
     let mut values: u64 = 1;
     for &d in &t.dims {
-        let d = u64::try_from(d)
-            .map_err(|_| format!("tensor {:?} has a negative dimension ({d})", t.name))?;
+        let d = u64::try_from(d).map_err(|_| format!("tensor {:?} has a negative dimension ({d})", t.name))?;
         // Saturating: past the bound the exact count does not matter, and a zero still wins.
         values = values.saturating_mul(d);
     }
@@ -525,10 +456,7 @@ fn check_tensor(t: &TensorProto) -> Result<(), String> {
         Ok(DataType::Int16 | DataType::Uint16 | DataType::Float16) => (2, t.int32_data.len()),
         Ok(DataType::Int8 | DataType::Uint8 | DataType::Bool) => (1, t.int32_data.len()),
         _ => {
-            return Err(format!(
-                "tensor {:?} has data type {}, which no face model uses",
-                t.name, t.data_type
-            ));
+            return Err(format!("tensor {:?} has data type {}, which no face model uses", t.name, t.data_type));
         }
     };
     // tract reads raw_data when there is any, else the typed field.
@@ -559,9 +487,8 @@ fn check_tensor_sizes(model: &TypedModel) -> TractResult<()> {
     for node in &model.nodes {
         for output in &node.outputs {
             let shape = &output.fact.shape;
-            let values = shape
-                .as_concrete()
-                .and_then(|dims| dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64)));
+            let values =
+                shape.as_concrete().and_then(|dims| dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64)));
             let Some(values) = values.filter(|&v| v <= MAX_TENSOR_VALUES) else {
                 return Err(TractError::msg(format!(
                     "node {:?} makes a tensor of shape {shape:?}, more than the \
@@ -589,29 +516,15 @@ fn refuse_negative_pads(proto: &tract_onnx::pb::ModelProto) -> TractResult<()> {
         return Ok(());
     };
     for node in graph.node.iter().filter(|n| n.op_type == "Pad") {
-        let from_attribute = node
-            .attribute
-            .iter()
-            .filter(|a| a.name == "pads")
-            .flat_map(|a| a.ints.iter().copied());
+        let from_attribute = node.attribute.iter().filter(|a| a.name == "pads").flat_map(|a| a.ints.iter().copied());
         let from_input = node.input.get(1).into_iter().flat_map(|name| {
-            graph
-                .initializer
-                .iter()
-                .filter(move |t| &t.name == name)
-                .flat_map(|t| {
-                    let raw = t
-                        .raw_data
-                        .chunks_exact(8)
-                        .map(|b| i64::from_le_bytes(b.try_into().unwrap()));
-                    t.int64_data.iter().copied().chain(raw)
-                })
+            graph.initializer.iter().filter(move |t| &t.name == name).flat_map(|t| {
+                let raw = t.raw_data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()));
+                t.int64_data.iter().copied().chain(raw)
+            })
         });
         if from_attribute.chain(from_input).any(|p| p < 0) {
-            return Err(TractError::msg(format!(
-                "Pad node {:?} has negative pads",
-                node.name
-            )));
+            return Err(TractError::msg(format!("Pad node {:?} has negative pads", node.name)));
         }
     }
     Ok(())
@@ -624,9 +537,7 @@ fn keep_outputs(proto: &mut tract_onnx::pb::ModelProto, keep: &[&str]) -> TractR
     };
     for name in keep {
         if !graph.output.iter().any(|o| o.name == *name) {
-            return Err(TractError::msg(format!(
-                "the model has no output named {name}"
-            )));
+            return Err(TractError::msg(format!("the model has no output named {name}")));
         }
     }
     graph.output.retain(|o| keep.contains(&o.name.as_str()));
@@ -637,36 +548,20 @@ fn keep_outputs(proto: &mut tract_onnx::pb::ModelProto, keep: &[&str]) -> TractR
 pub fn load_models(dir: &Path, runtime: Runtime) -> Result<(Net, Net, Option<Net>), ModelError> {
     use super::{detector, iris, landmarks};
     if !dir.is_dir() {
-        return Err(ModelError {
-            path: dir.to_owned(),
-            reason: "the model folder does not exist".into(),
-        });
+        return Err(ModelError { path: dir.to_owned(), reason: "the model folder does not exist".into() });
     }
     let det = Net::load_with(
         &dir.join(DETECTOR_FILE),
         detector::INPUT_SIZE,
-        &[
-            detector::NUM_ANCHORS * detector::NUM_VALUES,
-            detector::NUM_ANCHORS,
-        ],
+        &[detector::NUM_ANCHORS * detector::NUM_VALUES, detector::NUM_ANCHORS],
         runtime,
     )?;
-    let lm = Net::load_with(
-        &dir.join(LANDMARK_FILE),
-        landmarks::INPUT_SIZE,
-        &[landmarks::NUM_LANDMARKS * 3, 1],
-        runtime,
-    )?;
+    let lm =
+        Net::load_with(&dir.join(LANDMARK_FILE), landmarks::INPUT_SIZE, &[landmarks::NUM_LANDMARKS * 3, 1], runtime)?;
     let iris_path = dir.join(IRIS_FILE);
     let iris = if iris_path.exists() {
         // The eye-contour output (71 points) is not used: only the iris head runs.
-        Some(Net::load_selected(
-            &iris_path,
-            iris::INPUT_SIZE,
-            &[iris::IRIS_OUTPUT],
-            &[iris::OUTPUT_LEN],
-            runtime,
-        )?)
+        Some(Net::load_selected(&iris_path, iris::INPUT_SIZE, &[iris::IRIS_OUTPUT], &[iris::OUTPUT_LEN], runtime)?)
     } else {
         None
     };
@@ -705,11 +600,7 @@ mod tests {
             });
         }
         ModelProto {
-            graph: Some(GraphProto {
-                node: vec![node],
-                initializer,
-                ..Default::default()
-            }),
+            graph: Some(GraphProto { node: vec![node], initializer, ..Default::default() }),
             ..Default::default()
         }
     }
@@ -721,9 +612,7 @@ mod tests {
         for as_attribute in [false, true] {
             let err = refuse_negative_pads(&pad_model(&[0, 0, -200, 0, 0, 0, 0, 0], as_attribute));
             assert!(err.unwrap_err().to_string().contains("negative pads"));
-            assert!(
-                refuse_negative_pads(&pad_model(&[0, 0, 1, 1, 0, 4, 1, 1], as_attribute)).is_ok()
-            );
+            assert!(refuse_negative_pads(&pad_model(&[0, 0, 1, 1, 0, 4, 1, 1], as_attribute)).is_ok());
         }
     }
 }

@@ -91,17 +91,8 @@ impl Face {
 
     /// Makes `self` equal to `other`, reusing `self`'s landmark storage.
     pub fn copy_from(&mut self, other: &Face) {
-        let Face {
-            score,
-            bbox,
-            landmarks,
-            right_iris,
-            left_iris,
-            detection,
-            roi,
-            iris_outputs,
-            tracked_frames,
-        } = other;
+        let Face { score, bbox, landmarks, right_iris, left_iris, detection, roi, iris_outputs, tracked_frames } =
+            other;
         self.landmarks.clone_from(landmarks);
         self.iris_outputs = *iris_outputs;
         self.tracked_frames = *tracked_frames;
@@ -178,21 +169,14 @@ pub struct FaceMarker {
 
 impl std::fmt::Debug for FaceMarker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaceMarker")
-            .field("config", &self.config)
-            .field("faces", &self.faces.len())
-            .finish()
+        f.debug_struct("FaceMarker").field("config", &self.config).field("faces", &self.faces.len()).finish()
     }
 }
 
 impl FaceMarker {
     /// What runs each model, e.g. `detector: fused (Avx512), mesh: fused (Avx512), iris: ...`.
     pub fn runtimes(&self) -> String {
-        let mut s = format!(
-            "detector: {}, mesh: {}",
-            self.detector.runtime(),
-            self.landmarker.runtime()
-        );
+        let mut s = format!("detector: {}, mesh: {}", self.detector.runtime(), self.landmarker.runtime());
         if let Some(iris) = &self.iris {
             s += &format!(", iris: {}", iris.runtime());
         }
@@ -249,11 +233,7 @@ impl FaceMarker {
     /// is an error message, and after a panic the tracked faces (maybe half written) are
     /// forgotten, so one bad frame fails alone instead of every later one.
     pub fn process_or_error(&mut self, frame: &Frame) -> Result<(), String> {
-        let outcome = unwind_to_error(|| {
-            self.process(frame)
-                .map(|_| ())
-                .map_err(|e| format!("{e:#}"))
-        });
+        let outcome = unwind_to_error(|| self.process(frame).map(|_| ()).map_err(|e| format!("{e:#}")));
         if outcome.as_ref().is_err_and(|e| e.starts_with(PANICKED)) {
             self.reset();
         }
@@ -291,11 +271,7 @@ impl FaceMarker {
                     }
                     // A face already tracked keeps its (more precise) tracked region.
                     let roi = d.landmark_roi();
-                    if !self
-                        .rois
-                        .iter()
-                        .any(|(r, _)| iou(&r.bounds(), &roi.bounds()) > 0.3)
-                    {
+                    if !self.rois.iter().any(|(r, _)| iou(&r.bounds(), &roi.bounds()) > 0.3) {
                         self.rois.push((roi, Some(*d)));
                     }
                 }
@@ -321,11 +297,7 @@ impl FaceMarker {
                 }
                 face.detection = detection;
                 // Two tracked regions that converged onto the same face: keep the first.
-                if self
-                    .next_faces
-                    .iter()
-                    .any(|f| iou(&f.bbox, &face.bbox) > 0.5)
-                {
+                if self.next_faces.iter().any(|f| iou(&f.bbox, &face.bbox) > 0.5) {
                     self.spare.push(face);
                     continue;
                 }
@@ -360,69 +332,28 @@ impl FaceMarker {
     }
 
     /// Runs the detector on the square `view` of the frame into `self.detections`.
-    fn detect_in(
-        &mut self,
-        frame: &Frame,
-        view: &Roi,
-        min_score: f32,
-    ) -> tract_onnx::prelude::TractResult<()> {
-        sample_roi(
-            frame,
-            view,
-            detector::INPUT_SIZE,
-            false,
-            1.0 / 127.5,
-            -1.0,
-            self.detector.input(),
-        );
+    fn detect_in(&mut self, frame: &Frame, view: &Roi, min_score: f32) -> tract_onnx::prelude::TractResult<()> {
+        sample_roi(frame, view, detector::INPUT_SIZE, false, 1.0 / 127.5, -1.0, self.detector.input());
         let t = Instant::now();
         self.detector.run()?;
         self.stats.detector_seconds += t.elapsed().as_secs_f64();
         self.stats.detector_runs += 1;
-        let reg = self
-            .detector
-            .output(detector::NUM_ANCHORS * detector::NUM_VALUES);
+        let reg = self.detector.output(detector::NUM_ANCHORS * detector::NUM_VALUES);
         let logits = self.detector.output(detector::NUM_ANCHORS);
-        detector::decode(
-            reg,
-            logits,
-            &self.anchors,
-            min_score,
-            view,
-            &mut self.candidates,
-            &mut self.detections,
-        );
+        detector::decode(reg, logits, &self.anchors, min_score, view, &mut self.candidates, &mut self.detections);
         Ok(())
     }
 
     /// Fills `face` from the region; returns the presence probability.
-    fn landmarks(
-        &mut self,
-        frame: &Frame,
-        roi: &Roi,
-        face: &mut Face,
-    ) -> tract_onnx::prelude::TractResult<f32> {
-        sample_roi(
-            frame,
-            roi,
-            landmarks::INPUT_SIZE,
-            false,
-            1.0 / 255.0,
-            0.0,
-            self.landmarker.input(),
-        );
+    fn landmarks(&mut self, frame: &Frame, roi: &Roi, face: &mut Face) -> tract_onnx::prelude::TractResult<f32> {
+        sample_roi(frame, roi, landmarks::INPUT_SIZE, false, 1.0 / 255.0, 0.0, self.landmarker.input());
         let t = Instant::now();
         self.landmarker.run()?;
         self.stats.landmark_seconds += t.elapsed().as_secs_f64();
         self.stats.landmark_runs += 1;
-        let score =
-            landmarks::presence(self.landmarker.output(1).first().copied().unwrap_or(-100.0));
+        let score = landmarks::presence(self.landmarker.output(1).first().copied().unwrap_or(-100.0));
         face.landmarks.resize(NUM_LANDMARKS, [0.0; 3]);
-        landmarks::decode(
-            self.landmarker.output(NUM_LANDMARKS * 3),
-            roi,
-            &mut face.landmarks,
-        );
+        landmarks::decode(self.landmarker.output(NUM_LANDMARKS * 3), roi, &mut face.landmarks);
         face.score = score;
         face.bbox = landmarks::bounds(&face.landmarks);
         face.roi = *roi;
@@ -440,15 +371,7 @@ impl FaceMarker {
             let kept = &mut face.iris_outputs[side];
             if kept.is_none() || iris::due(face.tracked_frames, side, self.config.iris_interval) {
                 // The model knows right eyes: the left one is sampled mirrored.
-                sample_roi(
-                    frame,
-                    &roi,
-                    iris::INPUT_SIZE,
-                    eye.2,
-                    1.0 / 255.0,
-                    0.0,
-                    net.input(),
-                );
+                sample_roi(frame, &roi, iris::INPUT_SIZE, eye.2, 1.0 / 255.0, 0.0, net.input());
                 let t = Instant::now();
                 net.run()?;
                 self.stats.iris_seconds += t.elapsed().as_secs_f64();
@@ -473,32 +396,18 @@ mod tests {
     use super::*;
 
     fn face(score: f32, points: usize) -> Face {
-        Face {
-            score,
-            landmarks: vec![[score; 3]; points],
-            right_iris: Some([[score; 3]; 5]),
-            ..Face::default()
-        }
+        Face { score, landmarks: vec![[score; 3]; points], right_iris: Some([[score; 3]; 5]), ..Face::default() }
     }
 
     #[test]
     fn a_panic_becomes_an_error_and_the_next_call_runs() {
         assert_eq!(unwind_to_error(|| Ok::<_, String>(7)), Ok(7));
-        assert_eq!(
-            unwind_to_error::<()>(|| Err("bad frame".into())),
-            Err("bad frame".into())
-        );
+        assert_eq!(unwind_to_error::<()>(|| Err("bad frame".into())), Err("bad frame".into()));
         let index = 9;
         let panicked = unwind_to_error::<u8>(|| Ok([1u8, 2, 3][index]));
-        assert!(
-            panicked.as_ref().unwrap_err().starts_with(PANICKED),
-            "{panicked:?}"
-        );
+        assert!(panicked.as_ref().unwrap_err().starts_with(PANICKED), "{panicked:?}");
         assert!(panicked.unwrap_err().contains("index out of bounds"));
-        assert_eq!(
-            unwind_to_error::<()>(|| panic!("static")),
-            Err(format!("{PANICKED}static"))
-        );
+        assert_eq!(unwind_to_error::<()>(|| panic!("static")), Err(format!("{PANICKED}static")));
         assert_eq!(unwind_to_error(|| Ok::<_, String>(8)), Ok(8));
     }
 
@@ -511,15 +420,9 @@ mod tests {
         assert_eq!(dst.len(), 2);
         assert_eq!(dst[0].landmarks.as_ptr(), storage, "landmarks reused");
         for (d, s) in dst.iter().zip(&src) {
-            assert_eq!(
-                (d.score, &d.landmarks, d.right_iris),
-                (s.score, &s.landmarks, s.right_iris)
-            );
+            assert_eq!((d.score, &d.landmarks, d.right_iris), (s.score, &s.landmarks, s.right_iris));
         }
         copy_faces(&mut dst, &[face(6.0, 468), face(7.0, 468), face(8.0, 468)]);
-        assert_eq!(
-            dst.iter().map(|f| f.score).collect::<Vec<_>>(),
-            [6.0, 7.0, 8.0]
-        );
+        assert_eq!(dst.iter().map(|f| f.score).collect::<Vec<_>>(), [6.0, 7.0, 8.0]);
     }
 }

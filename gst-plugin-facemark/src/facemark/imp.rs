@@ -17,13 +17,8 @@ use crate::core::image::{Chroma, Frame, FrameMut, OwnedFrame, PixelFormat, Pixel
 use crate::core::model::default_model_dir;
 use crate::core::tracker::{Config, Face, FaceMarker, Stats};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "facemark",
-        gst::DebugColorFlags::empty(),
-        Some("Face landmarks"),
-    )
-});
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("facemark", gst::DebugColorFlags::empty(), Some("Face landmarks")));
 
 /// Formats read and drawn on directly, without a conversion.
 const FORMATS: [gst_video::VideoFormat; 8] = [
@@ -128,11 +123,7 @@ impl Settings {
     }
 
     fn model_dir(&self) -> PathBuf {
-        self.model_dir
-            .as_ref()
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(default_model_dir)
+        self.model_dir.as_ref().filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(default_model_dir)
     }
 }
 
@@ -330,12 +321,8 @@ impl ObjectImpl for FaceMark {
         match pspec.name() {
             "model-dir" => s.model_dir = value.get().expect("type checked upstream"),
             "max-faces" => s.max_faces = value.get().expect("type checked upstream"),
-            "min-detection-confidence" => {
-                s.min_detection_confidence = value.get().expect("type checked upstream")
-            }
-            "min-tracking-confidence" => {
-                s.min_tracking_confidence = value.get().expect("type checked upstream")
-            }
+            "min-detection-confidence" => s.min_detection_confidence = value.get().expect("type checked upstream"),
+            "min-tracking-confidence" => s.min_tracking_confidence = value.get().expect("type checked upstream"),
             "draw" => s.draw = value.get().expect("type checked upstream"),
             "tracking" => s.tracking = value.get().expect("type checked upstream"),
             "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
@@ -392,33 +379,16 @@ impl ElementImpl for FaceMark {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS)
-                .build();
+            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS).build();
             vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).unwrap(),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).unwrap(),
             ]
         });
         TEMPLATES.as_ref()
     }
 
-    fn change_state(
-        &self,
-        transition: gst::StateChange,
-    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::NullToReady {
             let (dir, config) = {
                 let s = self.settings.lock().unwrap();
@@ -427,12 +397,7 @@ impl ElementImpl for FaceMark {
             match FaceMarker::new(&dir, config) {
                 Ok(marker) => {
                     let runtimes = marker.runtimes();
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "loaded models from {} ({runtimes})",
-                        dir.display()
-                    );
+                    gst::info!(CAT, imp = self, "loaded models from {} ({runtimes})", dir.display());
                     *self.runtimes.lock().unwrap() = runtimes;
                     *self.marker.lock().unwrap() = Some(marker);
                     *self.stats.lock().unwrap() = Counters::default();
@@ -457,8 +422,7 @@ impl ElementImpl for FaceMark {
 }
 
 impl BaseTransformImpl for FaceMark {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
@@ -493,9 +457,8 @@ impl VideoFilterImpl for FaceMark {
         outcaps: &gst::Caps,
         out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
-        let format = pixel_format(in_info).ok_or_else(|| {
-            gst::loggable_error!(CAT, "unsupported format {:?}", in_info.format())
-        })?;
+        let format = pixel_format(in_info)
+            .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", in_info.format()))?;
         let fps = in_info.fps();
         {
             let mut state = self.state.lock().unwrap();
@@ -573,12 +536,8 @@ impl VideoFilterImpl for FaceMark {
             let [x0, y0, x1, y1] = face.bbox;
             let clamp = |v: f32, max: usize| v.round().clamp(0.0, max as f32) as u32;
             let (rx, ry) = (clamp(x0, width), clamp(y0, height));
-            let (rw, rh) = (
-                clamp(x1, width).saturating_sub(rx),
-                clamp(y1, height).saturating_sub(ry),
-            );
-            let mut meta =
-                gst_video::VideoRegionOfInterestMeta::add(buffer, "face", (rx, ry, rw, rh));
+            let (rw, rh) = (clamp(x1, width).saturating_sub(rx), clamp(y1, height).saturating_sub(ry));
+            let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, "face", (rx, ry, rw, rh));
             meta.add_param(
                 gst::Structure::builder("facemark/landmarks")
                     .field("score", face.score as f64)
@@ -601,9 +560,7 @@ impl VideoFilterImpl for FaceMark {
         drop(marker_guard);
         drop(state);
         if let Some(s) = message {
-            let _ = self
-                .obj()
-                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+            let _ = self.obj().post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
         }
         Ok(gst::FlowSuccess::Ok)
     }
@@ -634,11 +591,7 @@ impl FaceMark {
     fn stats(&self) -> gst::Structure {
         let c = *self.stats.lock().unwrap();
         let runs = c.marker.frames;
-        let mean_ms = if runs > 0 {
-            c.marker.inference_seconds * 1000.0 / runs as f64
-        } else {
-            0.0
-        };
+        let mean_ms = if runs > 0 { c.marker.inference_seconds * 1000.0 / runs as f64 } else { 0.0 };
         gst::Structure::builder("stats")
             .field("frames-in", c.frames_in)
             .field("inferences", c.inferences)
@@ -676,8 +629,8 @@ impl FaceMark {
             return Ok(());
         }
         if state.worker.is_none() {
-            let worker = Worker::spawn(self.marker.clone())
-                .map_err(|e| format!("cannot start the inference thread: {e}"))?;
+            let worker =
+                Worker::spawn(self.marker.clone()).map_err(|e| format!("cannot start the inference thread: {e}"))?;
             state.worker = Some(worker);
         }
         let mut copy = state.spare_frame.take().unwrap_or_default();
@@ -690,16 +643,10 @@ impl FaceMark {
             pts,
         };
         let worker = state.worker.as_mut().expect("started above");
-        worker
-            .jobs
-            .as_ref()
-            .and_then(|jobs| jobs.send(job).ok())
-            .ok_or("the inference thread stopped")?;
+        worker.jobs.as_ref().and_then(|jobs| jobs.send(job).ok()).ok_or("the inference thread stopped")?;
         worker.busy = true;
         state.counters.inferences += 1;
-        let wait = state
-            .frame_duration
-            .map(|d| std::time::Duration::from(d / 2));
+        let wait = state.frame_duration.map(|d| std::time::Duration::from(d / 2));
         match wait {
             Some(wait) if !wait.is_zero() => state.poll(Some(wait)),
             _ => Ok(()),
@@ -707,12 +654,7 @@ impl FaceMark {
     }
 
     fn inference_failed(&self, detail: &str) -> gst::FlowError {
-        gst::element_imp_error!(
-            self,
-            gst::LibraryError::Failed,
-            ("Inference failed"),
-            ["{detail}"]
-        );
+        gst::element_imp_error!(self, gst::LibraryError::Failed, ("Inference failed"), ["{detail}"]);
         gst::FlowError::Error
     }
 }

@@ -33,15 +33,9 @@ pub enum DrawFlags {
 #[enum_type(name = "GstFacemarkMode")]
 pub enum Mode {
     #[default]
-    #[enum_value(
-        name = "inline when upstream is not live, latest when it is",
-        nick = "auto"
-    )]
+    #[enum_value(name = "inline when upstream is not live, latest when it is", nick = "auto")]
     Auto,
-    #[enum_value(
-        name = "every frame waits for its own inference (exact, may slow the stream)",
-        nick = "inline"
-    )]
+    #[enum_value(name = "every frame waits for its own inference (exact, may slow the stream)", nick = "inline")]
     Inline,
     #[enum_value(
         name = "inference on a worker thread: frames never wait long, they carry the newest result",
@@ -56,10 +50,7 @@ pub enum Mode {
 #[enum_type(name = "GstFacemarkRuntime")]
 pub enum Runtime {
     #[default]
-    #[enum_value(
-        name = "the fused NHWC engine of this plugin where it supports the model, else tract",
-        nick = "auto"
-    )]
+    #[enum_value(name = "the fused NHWC engine of this plugin where it supports the model, else tract", nick = "auto")]
     Auto,
     #[enum_value(name = "tract's optimised plan", nick = "tract")]
     Tract,
@@ -84,10 +75,5 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     DrawFlags::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Mode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Runtime::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    gst::Element::register(
-        Some(plugin),
-        "facemark",
-        gst::Rank::NONE,
-        FaceMark::static_type(),
-    )
+    gst::Element::register(Some(plugin), "facemark", gst::Rank::NONE, FaceMark::static_type())
 }

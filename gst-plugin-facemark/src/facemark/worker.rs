@@ -8,11 +8,7 @@ use crate::core::image::OwnedFrame;
 use crate::core::tracker::{Config, Face, FaceMarker, Stats, copy_faces};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "facemark-worker",
-        gst::DebugColorFlags::empty(),
-        Some("facemark's inference thread"),
-    )
+    gst::DebugCategory::new("facemark-worker", gst::DebugColorFlags::empty(), Some("facemark's inference thread"))
 });
 
 pub(super) type SharedMarker = Arc<Mutex<Option<FaceMarker>>>;
@@ -49,48 +45,32 @@ impl Worker {
     pub(super) fn spawn(marker: SharedMarker) -> std::io::Result<Worker> {
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("facemark-infer".into())
-            .spawn(move || {
-                gst::debug!(CAT, "inference thread started");
-                for mut job in job_rx {
-                    // A panic is caught inside (process_or_error): the lock is never poisoned.
-                    let (stats, error) =
-                        match marker.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                            None => (Stats::default(), Some("the models are not loaded".into())),
-                            Some(m) => {
-                                if job.reset {
-                                    m.reset();
-                                }
-                                m.set_config(job.config);
-                                let result = match job.frame.as_frame() {
-                                    Some(frame) => m
-                                        .process_or_error(&frame)
-                                        .map(|()| copy_faces(&mut job.faces, m.faces())),
-                                    None => Ok(()),
-                                };
-                                (m.stats(), result.err())
-                            }
+        let thread = std::thread::Builder::new().name("facemark-infer".into()).spawn(move || {
+            gst::debug!(CAT, "inference thread started");
+            for mut job in job_rx {
+                // A panic is caught inside (process_or_error): the lock is never poisoned.
+                let (stats, error) = match marker.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    None => (Stats::default(), Some("the models are not loaded".into())),
+                    Some(m) => {
+                        if job.reset {
+                            m.reset();
+                        }
+                        m.set_config(job.config);
+                        let result = match job.frame.as_frame() {
+                            Some(frame) => m.process_or_error(&frame).map(|()| copy_faces(&mut job.faces, m.faces())),
+                            None => Ok(()),
                         };
-                    let done = Done {
-                        frame: job.frame,
-                        faces: job.faces,
-                        pts: job.pts,
-                        stats,
-                        error,
-                    };
-                    if done_tx.send(done).is_err() {
-                        break;
+                        (m.stats(), result.err())
                     }
+                };
+                let done = Done { frame: job.frame, faces: job.faces, pts: job.pts, stats, error };
+                if done_tx.send(done).is_err() {
+                    break;
                 }
-                gst::debug!(CAT, "inference thread stopped");
-            })?;
-        Ok(Worker {
-            jobs: Some(jobs),
-            done,
-            thread: Some(thread),
-            busy: false,
-        })
+            }
+            gst::debug!(CAT, "inference thread stopped");
+        })?;
+        Ok(Worker { jobs: Some(jobs), done, thread: Some(thread), busy: false })
     }
 }
 

@@ -9,11 +9,7 @@ use gstfacemark::core::image::PixelLayout;
 /// installs them (`make test` runs it first). Missing models fail the test, never skip it.
 pub fn model_dir() -> PathBuf {
     let dir = gstfacemark::default_model_dir();
-    for f in [
-        "face_detection_short_range.onnx",
-        "face_landmark.onnx",
-        "iris_landmark.onnx",
-    ] {
+    for f in ["face_detection_short_range.onnx", "face_landmark.onnx", "iris_landmark.onnx"] {
         if !dir.join(f).is_file() {
             panic!(
                 "face model {} is missing: run scripts/fetch-models.sh (or set FACEMARK_MODEL_DIR \
@@ -26,9 +22,7 @@ pub fn model_dir() -> PathBuf {
 }
 
 pub fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 /// An 8-bit RGB image.
@@ -56,19 +50,11 @@ impl Rgb {
                 _ => data.extend(&px[..3]),
             }
         }
-        Rgb {
-            width: w,
-            height: h,
-            data,
-        }
+        Rgb { width: w, height: h, data }
     }
 
     pub fn filled(width: usize, height: usize, rgb: [u8; 3]) -> Rgb {
-        Rgb {
-            width,
-            height,
-            data: rgb.repeat(width * height),
-        }
+        Rgb { width, height, data: rgb.repeat(width * height) }
     }
 
     /// Copies `src` with its top-left corner at (x, y), clipped.
@@ -92,17 +78,11 @@ impl Rgb {
 
     /// Scaled by `factor` (nearest neighbour).
     pub fn scaled(&self, factor: f32) -> Rgb {
-        let (w, h) = (
-            (self.width as f32 * factor) as usize,
-            (self.height as f32 * factor) as usize,
-        );
+        let (w, h) = ((self.width as f32 * factor) as usize, (self.height as f32 * factor) as usize);
         let mut out = Rgb::filled(w, h, [0; 3]);
         for y in 0..h {
             for x in 0..w {
-                let (sx, sy) = (
-                    ((x as f32 + 0.5) / factor) as usize,
-                    ((y as f32 + 0.5) / factor) as usize,
-                );
+                let (sx, sy) = (((x as f32 + 0.5) / factor) as usize, ((y as f32 + 0.5) / factor) as usize);
                 let p = self.pixel(sx.min(self.width - 1), sy.min(self.height - 1));
                 out.data[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&p);
             }
@@ -146,13 +126,8 @@ pub fn reference(image: &str) -> Vec<(usize, f32, f32)> {
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 4 && f[0] == image).then(|| {
-                (
-                    f[1].parse().unwrap(),
-                    f[2].parse().unwrap(),
-                    f[3].parse().unwrap(),
-                )
-            })
+            (f.len() == 4 && f[0] == image)
+                .then(|| (f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap()))
         })
         .collect()
 }

@@ -23,7 +23,15 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { url: String::new(), sink: "whipsink".into(), codec: "av1".into(), audio: false, seconds: 10, token: None, image: None };
+    let mut a = Args {
+        url: String::new(),
+        sink: "whipsink".into(),
+        codec: "av1".into(),
+        audio: false,
+        seconds: 10,
+        token: None,
+        image: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -59,16 +67,28 @@ fn main() {
         ),
     };
     let (encode, caps) = match a.codec.as_str() {
-        "av1" => ("av1enc min-quantizer=20 max-quantizer=40 cpu-used=8 usage-profile=realtime keyframe-max-dist=60 threads=2 ! av1parse ! rtpav1pay", "video/x-av1"),
-        "h264" => ("x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 ! video/x-h264,profile=constrained-baseline ! h264parse ! rtph264pay config-interval=-1 aggregate-mode=zero-latency", "video/x-h264"),
+        "av1" => (
+            "av1enc min-quantizer=20 max-quantizer=40 cpu-used=8 usage-profile=realtime keyframe-max-dist=60 threads=2 ! av1parse ! rtpav1pay",
+            "video/x-av1",
+        ),
+        "h264" => (
+            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 ! video/x-h264,profile=constrained-baseline ! h264parse ! rtph264pay config-interval=-1 aggregate-mode=zero-latency",
+            "video/x-h264",
+        ),
         "vp8" => ("vp8enc deadline=1 keyframe-max-dist=60 ! rtpvp8pay", "video/x-vp8"),
-        "h265" => ("x265enc tune=zerolatency speed-preset=ultrafast key-int-max=60 option-string=bframes=0:open-gop=0 ! h265parse ! rtph265pay config-interval=-1 aggregate-mode=zero-latency", "video/x-h265"),
+        "h265" => (
+            "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=60 option-string=bframes=0:open-gop=0 ! h265parse ! rtph265pay config-interval=-1 aggregate-mode=zero-latency",
+            "video/x-h265",
+        ),
         other => panic!("unknown codec {other}"),
     };
     let launch = match a.sink.as_str() {
         "whipsink" => {
             let audio = if a.audio {
-                format!("audiotestsrc is-live=true num-buffers={} ! audio/x-raw,rate=48000,channels=2 ! opusenc ! rtpopuspay pt=111 name=apay ! sink.", a.seconds * 100)
+                format!(
+                    "audiotestsrc is-live=true num-buffers={} ! audio/x-raw,rate=48000,channels=2 ! opusenc ! rtpopuspay pt=111 name=apay ! sink.",
+                    a.seconds * 100
+                )
             } else {
                 String::new()
             };
@@ -76,7 +96,10 @@ fn main() {
         }
         "whipclientsink" => {
             let audio = if a.audio {
-                format!("audiotestsrc is-live=true num-buffers={} ! audio/x-raw,rate=48000,channels=2 ! sink.", a.seconds * 100)
+                format!(
+                    "audiotestsrc is-live=true num-buffers={} ! audio/x-raw,rate=48000,channels=2 ! sink.",
+                    a.seconds * 100
+                )
             } else {
                 String::new()
             };
@@ -178,26 +201,29 @@ fn main() {
             gst::PadProbeReturn::Ok
         });
         let timestamps = key_timestamps.clone();
-        pay.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
-            let mut note = |b: &gst::BufferRef| {
-                if key_pts.lock().unwrap().contains(&b.pts())
-                    && let Ok(map) = b.map_readable()
-                    && map.len() >= 8
-                {
-                    let ts = u32::from_be_bytes([map[4], map[5], map[6], map[7]]);
-                    let mut timestamps = timestamps.lock().unwrap();
-                    if timestamps.last() != Some(&ts) {
-                        timestamps.push(ts);
+        pay.static_pad("src").unwrap().add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, info| {
+                let mut note = |b: &gst::BufferRef| {
+                    if key_pts.lock().unwrap().contains(&b.pts())
+                        && let Ok(map) = b.map_readable()
+                        && map.len() >= 8
+                    {
+                        let ts = u32::from_be_bytes([map[4], map[5], map[6], map[7]]);
+                        let mut timestamps = timestamps.lock().unwrap();
+                        if timestamps.last() != Some(&ts) {
+                            timestamps.push(ts);
+                        }
                     }
+                };
+                match &info.data {
+                    Some(gst::PadProbeData::Buffer(b)) => note(b),
+                    Some(gst::PadProbeData::BufferList(l)) => l.iter().for_each(&mut note),
+                    _ => {}
                 }
-            };
-            match &info.data {
-                Some(gst::PadProbeData::Buffer(b)) => note(b),
-                Some(gst::PadProbeData::BufferList(l)) => l.iter().for_each(&mut note),
-                _ => {}
-            }
-            gst::PadProbeReturn::Ok
-        });
+                gst::PadProbeReturn::Ok
+            },
+        );
     }
 
     pipeline.set_state(gst::State::Playing).expect("publisher starts");

@@ -57,12 +57,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Compiles `model` for an NCHW input of `input` dims, keeping the outputs named in `keep`
     /// (all when empty). Errors say what the engine does not support.
-    pub fn build(
-        model: &ModelProto,
-        input: [usize; 4],
-        keep: &[&str],
-        isa: Isa,
-    ) -> Result<Engine, String> {
+    pub fn build(model: &ModelProto, input: [usize; 4], keep: &[&str], isa: Isa) -> Result<Engine, String> {
         let graph = model.graph.as_ref().ok_or("the model has no graph")?;
         Builder::new(graph, isa)?.build(input, keep)
     }
@@ -75,11 +70,7 @@ impl Engine {
     /// first convolution reads.
     pub fn input(&mut self) -> Planes<'_> {
         let (st, origin) = self.input_view;
-        Planes {
-            data: &mut self.buffers[self.slot[self.input]].get_mut()[origin..],
-            plane: st.c,
-            row: st.y,
-        }
+        Planes { data: &mut self.buffers[self.slot[self.input]].get_mut()[origin..], plane: st.c, row: st.y }
     }
 
     /// The outputs' names and element counts.
@@ -109,11 +100,7 @@ impl Engine {
         for _ in 0..runs {
             self.run_timed(Some(&mut ms));
         }
-        self.steps
-            .iter()
-            .zip(ms)
-            .map(|(s, t)| (s.describe(), t / runs.max(1) as f64))
-            .collect()
+        self.steps.iter().zip(ms).map(|(s, t)| (s.describe(), t / runs.max(1) as f64)).collect()
     }
 
     fn run_timed(&mut self, mut times: Option<&mut [f64]>) {
@@ -141,14 +128,7 @@ impl Engine {
 
 fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'a [f32]) {
     match step {
-        Step::Pointwise {
-            src,
-            dst,
-            weights,
-            bias,
-            act,
-            residual,
-        } => kernels::gemm(
+        Step::Pointwise { src, dst, weights, bias, act, residual } => kernels::gemm(
             isa,
             &mut kernels::Gemm {
                 a: read(src.v),
@@ -163,17 +143,7 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
                 ldo: dst.cp,
             },
         ),
-        Step::Full {
-            input,
-            strides: st,
-            stride,
-            cols,
-            dst,
-            weights,
-            bias,
-            act,
-            residual,
-        } => {
+        Step::Full { input, strides: st, stride, cols, dst, weights, bias, act, residual } => {
             let a = read(*input);
             let res = residual.map(|r| (read(r.v), r.cp));
             for oy in 0..dst.h {
@@ -194,12 +164,7 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
                 );
             }
         }
-        Step::Place {
-            src,
-            strides,
-            origin,
-            ..
-        } => kernels::place(&mut kernels::Place {
+        Step::Place { src, strides, origin, .. } => kernels::place(&mut kernels::Place {
             input: read(src.v),
             strides: src.strides(),
             h: src.h,
@@ -209,32 +174,13 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
             out_strides: *strides,
             origin: *origin,
         }),
-        Step::Depthwise {
-            src,
-            win,
-            weights,
-            bias,
-            act,
-            ..
-        } => kernels::depthwise(
+        Step::Depthwise { src, win, weights, bias, act, .. } => kernels::depthwise(
             isa,
-            &mut kernels::Depthwise {
-                input: read(src.v),
-                win: *win,
-                weights,
-                bias,
-                act: act.get(),
-                out,
-            },
+            &mut kernels::Depthwise { input: read(src.v), win: *win, weights, bias, act: act.get(), out },
         ),
-        Step::MaxPool { src, win, .. } => kernels::max_pool(
-            isa,
-            &mut kernels::MaxPool {
-                input: read(src.v),
-                win: *win,
-                out,
-            },
-        ),
+        Step::MaxPool { src, win, .. } => {
+            kernels::max_pool(isa, &mut kernels::MaxPool { input: read(src.v), win: *win, out })
+        }
         Step::Add { a, b, dst } => {
             let n = dst.h * dst.w * dst.cp;
             let (a, b) = (&read(a.v)[..n], &read(b.v)[..n]);
@@ -253,10 +199,7 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
                     }
                 }
                 ActSpec::PRelu(s) => {
-                    for (o, x) in out[..n]
-                        .chunks_exact_mut(dst.cp)
-                        .zip(x.chunks_exact(dst.cp))
-                    {
+                    for (o, x) in out[..n].chunks_exact_mut(dst.cp).zip(x.chunks_exact(dst.cp)) {
                         for ((o, x), s) in o.iter_mut().zip(x).zip(s) {
                             *o = x.max(0.0) + s * x.min(0.0);
                         }
@@ -270,11 +213,7 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
                 for xx in 0..src.w {
                     let o = &mut out[(y * src.w + xx) * dst.cp..][..dst.cp];
                     for (c, v) in o.iter_mut().enumerate() {
-                        *v = if c < stored {
-                            x[c * st.c + y * st.y + xx * st.x]
-                        } else {
-                            0.0
-                        };
+                        *v = if c < stored { x[c * st.c + y * st.y + xx * st.x] } else { 0.0 };
                     }
                 }
             }
@@ -285,16 +224,8 @@ fn exec<'a>(isa: Isa, step: &Step, out: &mut [f32], read: impl Fn(ValueId) -> &'
             for ch in 0..c {
                 for y in 0..h {
                     for xx in 0..w {
-                        let i = if *nhwc {
-                            (y * w + xx) * c + ch
-                        } else {
-                            (ch * h + y) * w + xx
-                        };
-                        out[i] = if ch < stored {
-                            x[ch * st.c + y * st.y + xx * st.x]
-                        } else {
-                            0.0
-                        };
+                        let i = if *nhwc { (y * w + xx) * c + ch } else { (ch * h + y) * w + xx };
+                        out[i] = if ch < stored { x[ch * st.c + y * st.y + xx * st.x] } else { 0.0 };
                     }
                 }
             }

@@ -36,9 +36,7 @@ impl Isa {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 return Isa::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 return Isa::Avx2;
             }
         }
@@ -60,11 +58,7 @@ impl Isa {
         let Some(requested) = requested.map(str::trim).filter(|r| !r.is_empty()) else {
             return best;
         };
-        available
-            .iter()
-            .copied()
-            .find(|isa| isa.name().eq_ignore_ascii_case(requested))
-            .unwrap_or(best)
+        available.iter().copied().find(|isa| isa.name().eq_ignore_ascii_case(requested)).unwrap_or(best)
     }
 
     /// Its name as in [`Isa::ENV`] (lower case).
@@ -169,14 +163,7 @@ pub struct Packed {
 impl Packed {
     /// Packs `w(k, n)` for `isa` and GEMMs of `rows` rows: `n` real output channels, padded with
     /// zeros to `np`.
-    pub fn new(
-        isa: Isa,
-        k: usize,
-        n: usize,
-        np: usize,
-        rows: usize,
-        w: impl Fn(usize, usize) -> f32,
-    ) -> Packed {
+    pub fn new(isa: Isa, k: usize, n: usize, np: usize, rows: usize, w: impl Fn(usize, usize) -> f32) -> Packed {
         let (_, block) = isa.gemm_tile(np, rows);
         let mut data = vec![0.0; k * np];
         for blk in 0..np / block {
@@ -189,12 +176,7 @@ impl Packed {
                 }
             }
         }
-        Packed {
-            data,
-            k,
-            n: np,
-            block,
-        }
+        Packed { data, k, n: np, block }
     }
 }
 
@@ -231,15 +213,9 @@ pub fn gemm(isa: Isa, g: &mut Gemm) {
         }
         None => k,
     };
-    assert!(
-        g.a.len() >= (rows - 1) * g.lda + row_extent,
-        "gemm: a too short"
-    );
+    assert!(g.a.len() >= (rows - 1) * g.lda + row_extent, "gemm: a too short");
     assert!(g.bias.len() >= n, "gemm: bias too short");
-    assert!(
-        g.ldo >= n && g.out.len() >= (rows - 1) * g.ldo + n,
-        "gemm: out too short"
-    );
+    assert!(g.ldo >= n && g.out.len() >= (rows - 1) * g.ldo + n, "gemm: out too short");
     if let Some((r, ld, c)) = g.residual {
         assert!(c.is_multiple_of(CHANNEL_ALIGN) && c <= n && ld >= c);
         assert!(r.len() >= (rows - 1) * ld + c, "gemm: residual too short");
@@ -435,13 +411,7 @@ unsafe fn dw_avx2<const K: usize>(d: &mut Depthwise) {
 /// The bounds [`depthwise`] checks.
 #[inline(always)]
 unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
-    let Window {
-        cp,
-        oh,
-        ow,
-        stride: s,
-        ..
-    } = d.win;
+    let Window { cp, oh, ow, stride: s, .. } = d.win;
     let (h, w) = (d.win.h as isize, d.win.w as isize);
     let (pt, pl) = (d.win.pad_top as isize, d.win.pad_left as isize);
     let inp = d.input.as_ptr();
@@ -464,11 +434,7 @@ unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
                 let rows_inside = iy0 >= 0 && iy0 + K as isize <= h;
                 let o = out.add(oy * ow * cp + c);
                 // Output columns whose window is inside the input: [x_lo, x_hi).
-                let x_lo = if rows_inside {
-                    (pl as usize).div_ceil(s).min(ow)
-                } else {
-                    ow
-                };
+                let x_lo = if rows_inside { (pl as usize).div_ceil(s).min(ow) } else { ow };
                 let x_hi = if rows_inside && w + pl >= K as isize {
                     ((w + pl - K as isize) as usize / s + 1).clamp(x_lo, ow)
                 } else {
@@ -568,17 +534,7 @@ unsafe fn max_pool_avx2(p: &mut MaxPool) {
 /// The bounds [`max_pool`] checks.
 #[inline(always)]
 unsafe fn max_pool_impl<S: Simd>(p: &mut MaxPool) {
-    let Window {
-        h,
-        w,
-        cp,
-        k,
-        stride,
-        pad_top,
-        pad_left,
-        oh,
-        ow,
-    } = p.win;
+    let Window { h, w, cp, k, stride, pad_top, pad_left, oh, ow } = p.win;
     for oy in 0..oh {
         let iy0 = (oy * stride) as isize - pad_top as isize;
         let ys = iy0.max(0) as usize..((iy0 + k as isize) as usize).min(h);
@@ -645,8 +601,7 @@ pub fn place(p: &mut Place) {
         } else {
             for c in 0..p.c {
                 for x in 0..p.w {
-                    p.out[p.origin + c * os.c + y * os.y + x * os.x] =
-                        p.input[c * st.c + y * st.y + x * st.x];
+                    p.out[p.origin + c * os.c + y * os.y + x * os.x] = p.input[c * st.c + y * st.y + x * st.x];
                 }
             }
         }
@@ -688,20 +643,14 @@ pub(super) mod tests {
     fn close(a: &[f32], b: &[f32]) {
         assert_eq!(a.len(), b.len());
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                "at {i}: {x} vs {y}"
-            );
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "at {i}: {x} vs {y}");
         }
     }
 
     #[test]
     fn the_environment_lowers_the_instruction_set_never_raises_it() {
         assert_eq!(Isa::pick(None, &[Isa::Portable]), Isa::Portable);
-        assert_eq!(
-            Isa::pick(Some("portable"), &Isa::available()),
-            Isa::Portable
-        );
+        assert_eq!(Isa::pick(Some("portable"), &Isa::available()), Isa::Portable);
         #[cfg(target_arch = "x86_64")]
         {
             let all = [Isa::Portable, Isa::Avx2, Isa::Avx512];
@@ -718,27 +667,17 @@ pub(super) mod tests {
     #[test]
     fn gemm_matches_the_definition_on_every_isa_and_tile() {
         for &isa in &Isa::available() {
-            for (rows, k, n_real) in [
-                (1, 288, 1404),
-                (2, 7, 16),
-                (37, 16, 16),
-                (50, 24, 28),
-                (9, 64, 96),
-            ] {
+            for (rows, k, n_real) in [(1, 288, 1404), (2, 7, 16), (37, 16, 16), (50, 24, 28), (9, 64, 96)] {
                 for gather in [false, true] {
                     let np = padded(n_real);
                     let (mr, _) = isa.gemm_tile(np, rows);
                     let rr = rows.div_ceil(mr) * mr + ROW_SLACK;
                     // Gathering reads every other value of a row, from the second on.
                     let lda = 2 * k + 3;
-                    let cols: Vec<usize> = (0..k)
-                        .map(|kk| if gather { 2 * kk + 1 } else { kk })
-                        .collect();
+                    let cols: Vec<usize> = (0..k).map(|kk| if gather { 2 * kk + 1 } else { kk }).collect();
                     let a = values(rr * lda, 1);
                     let w = values(k * n_real, 2);
-                    let bias: Vec<f32> = (0..np)
-                        .map(|c| if c < n_real { c as f32 * 0.01 } else { 0.0 })
-                        .collect();
+                    let bias: Vec<f32> = (0..np).map(|c| if c < n_real { c as f32 * 0.01 } else { 0.0 }).collect();
                     let slopes = values(np, 3);
                     let res_c = padded(n_real / 2).min(np);
                     let res = values(rr * res_c, 4);
@@ -782,17 +721,7 @@ pub(super) mod tests {
 
     /// The definition, with Relu.
     fn naive_dw(win: &Window, input: &[f32], weights: &[f32], bias: &[f32]) -> Vec<f32> {
-        let Window {
-            h,
-            w,
-            cp,
-            k,
-            stride,
-            pad_top,
-            pad_left,
-            oh,
-            ow,
-        } = *win;
+        let Window { h, w, cp, k, stride, pad_top, pad_left, oh, ow } = *win;
         let mut out = vec![0.0; oh * ow * cp];
         for oy in 0..oh {
             for ox in 0..ow {
@@ -803,8 +732,7 @@ pub(super) mod tests {
                             let iy = (oy * stride + i) as isize - pad_top as isize;
                             let ix = (ox * stride + j) as isize - pad_left as isize;
                             if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                s += input[(iy as usize * w + ix as usize) * cp + c]
-                                    * weights[(i * k + j) * cp + c];
+                                s += input[(iy as usize * w + ix as usize) * cp + c] * weights[(i * k + j) * cp + c];
                             }
                         }
                     }
@@ -831,17 +759,7 @@ pub(super) mod tests {
                 let weights = values(k * k * cp, 6);
                 let bias = values(cp, 7);
                 let mut out = vec![f32::NAN; oh * ow * cp];
-                let win = Window {
-                    h,
-                    w,
-                    cp,
-                    k,
-                    stride: s,
-                    pad_top: pt,
-                    pad_left: pl,
-                    oh,
-                    ow,
-                };
+                let win = Window { h, w, cp, k, stride: s, pad_top: pt, pad_left: pl, oh, ow };
                 depthwise(
                     isa,
                     &mut Depthwise {
@@ -868,17 +786,7 @@ pub(super) mod tests {
                 isa,
                 &mut MaxPool {
                     input: &input,
-                    win: Window {
-                        h,
-                        w,
-                        cp,
-                        k: 2,
-                        stride: 2,
-                        pad_top: 0,
-                        pad_left: 0,
-                        oh: 3,
-                        ow: 3,
-                    },
+                    win: Window { h, w, cp, k: 2, stride: 2, pad_top: 0, pad_left: 0, oh: 3, ow: 3 },
                     out: &mut out,
                 },
             );
@@ -912,11 +820,7 @@ pub(super) mod tests {
             }
         }
         let (wp, cs, top, left) = (8, 4, 1, 2);
-        let nhwc_out = Strides {
-            c: 1,
-            y: wp * cs,
-            x: cs,
-        };
+        let nhwc_out = Strides { c: 1, y: wp * cs, x: cs };
         let run = |input: &[f32], strides, out_strides: Strides| {
             let mut out = vec![0.0; (h + 3) * wp * cs];
             place(&mut Place {
@@ -931,32 +835,12 @@ pub(super) mod tests {
             });
             out
         };
-        let nchw_in = Strides {
-            c: h * w,
-            y: w,
-            x: 1,
-        };
+        let nchw_in = Strides { c: h * w, y: w, x: 1 };
         let a = run(&nchw, nchw_in, nhwc_out);
-        let b = run(
-            &nhwc,
-            Strides {
-                c: 1,
-                y: w * cp,
-                x: cp,
-            },
-            nhwc_out,
-        );
+        let b = run(&nhwc, Strides { c: 1, y: w * cp, x: cp }, nhwc_out);
         assert_eq!(a, b);
         // Planar out: the same values, plane after plane.
-        let planar = run(
-            &nchw,
-            nchw_in,
-            Strides {
-                c: (h + 3) * wp,
-                y: wp,
-                x: 1,
-            },
-        );
+        let planar = run(&nchw, nchw_in, Strides { c: (h + 3) * wp, y: wp, x: 1 });
         for ch in 0..c {
             for y in 0..h {
                 for x in 0..w {
@@ -967,10 +851,7 @@ pub(super) mod tests {
         }
         for (i, v) in a.iter().enumerate() {
             let (ch, px) = (i % cs, i / cs);
-            let (y, x) = (
-                (px / wp) as isize - top as isize,
-                (px % wp) as isize - left as isize,
-            );
+            let (y, x) = ((px / wp) as isize - top as isize, (px % wp) as isize - left as isize);
             let want = if ch < c && (0..h as isize).contains(&y) && (0..w as isize).contains(&x) {
                 nchw[(ch * h + y as usize) * w + x as usize]
             } else {

@@ -52,17 +52,9 @@ struct Spatial {
 impl Spatial {
     fn strides(&self) -> Strides {
         if self.nchw {
-            Strides {
-                c: self.h * self.w,
-                y: self.w,
-                x: 1,
-            }
+            Strides { c: self.h * self.w, y: self.w, x: 1 }
         } else {
-            Strides {
-                c: 1,
-                y: self.w * self.cp,
-                x: self.cp,
-            }
+            Strides { c: 1, y: self.w * self.cp, x: self.cp }
         }
     }
 
@@ -166,7 +158,10 @@ enum Step {
         act: ActSpec,
     },
     /// A copy into plain NHWC (all channels stored).
-    Widen { src: Spatial, dst: Spatial },
+    Widen {
+        src: Spatial,
+        dst: Spatial,
+    },
     /// A copy into row-major NCHW (`nhwc: false`) or NHWC (`nhwc: true`, a Transpose).
     Flatten {
         src: Spatial,
@@ -186,17 +181,10 @@ impl Step {
     fn describe(&self) -> String {
         let shape = |s: &Spatial| format!("{}x{}x{}", s.h, s.w, s.c);
         match self {
-            Step::Pointwise {
-                src, dst, residual, ..
-            } => format!(
-                "pointwise {}->{}{}",
-                src.c,
-                shape(dst),
-                if residual.is_some() { " +res" } else { "" }
-            ),
-            Step::Full {
-                cols, stride, dst, ..
-            } => {
+            Step::Pointwise { src, dst, residual, .. } => {
+                format!("pointwise {}->{}{}", src.c, shape(dst), if residual.is_some() { " +res" } else { "" })
+            }
+            Step::Full { cols, stride, dst, .. } => {
                 format!("conv {} taps/{stride} ->{}", cols.len(), shape(dst))
             }
             Step::Place { src, .. } => format!("place {}", shape(src)),
@@ -218,14 +206,8 @@ impl Step {
 
     fn reads(&self) -> Vec<ValueId> {
         match self {
-            Step::Pointwise { src, residual, .. } => std::iter::once(src.v)
-                .chain(residual.map(|r| r.v))
-                .collect(),
-            Step::Full {
-                input, residual, ..
-            } => std::iter::once(*input)
-                .chain(residual.map(|r| r.v))
-                .collect(),
+            Step::Pointwise { src, residual, .. } => std::iter::once(src.v).chain(residual.map(|r| r.v)).collect(),
+            Step::Full { input, residual, .. } => std::iter::once(*input).chain(residual.map(|r| r.v)).collect(),
             Step::Place { src, .. } => vec![src.v],
             Step::Depthwise { src, .. }
             | Step::MaxPool { src, .. }

@@ -30,31 +30,21 @@ fn tensor(t: &TensorProto) -> Result<Const, String> {
             return Ok(None);
         }
         if n.checked_mul(size) != Some(t.raw_data.len()) {
-            return Err(format!(
-                "tensor {} holds {} bytes for {n} values",
-                t.name,
-                t.raw_data.len()
-            ));
+            return Err(format!("tensor {} holds {} bytes for {n} values", t.name, t.raw_data.len()));
         }
         Ok(Some(&t.raw_data))
     };
     let c = match t.data_type {
         FLOAT => Const::F32 {
             data: match raw(4)? {
-                Some(b) => b
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                    .collect(),
+                Some(b) => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
                 None => t.float_data.clone(),
             },
             dims,
         },
         INT64 => Const::I64 {
             data: match raw(8)? {
-                Some(b) => b
-                    .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                    .collect(),
+                Some(b) => b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
                 None => t.int64_data.clone(),
             },
         },
@@ -81,10 +71,7 @@ pub fn constants(graph: &GraphProto) -> Result<HashMap<String, Const>, String> {
         }
     }
     for n in graph.node.iter().filter(|n| n.op_type == "Constant") {
-        if let (Some(name), Some(t)) = (
-            n.output.first(),
-            n.attribute.iter().find_map(|a| a.t.as_ref()),
-        ) {
+        if let (Some(name), Some(t)) = (n.output.first(), n.attribute.iter().find_map(|a| a.t.as_ref())) {
             out.insert(name.clone(), tensor(t)?);
         }
     }
@@ -93,25 +80,15 @@ pub fn constants(graph: &GraphProto) -> Result<HashMap<String, Const>, String> {
 
 /// The indices of the nodes the `outputs` depend on, in graph order.
 pub fn needed_nodes(graph: &GraphProto, outputs: &[String]) -> Vec<usize> {
-    let producer: HashMap<&str, usize> = graph
-        .node
-        .iter()
-        .enumerate()
-        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
-        .collect();
+    let producer: HashMap<&str, usize> =
+        graph.node.iter().enumerate().flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i))).collect();
     let mut needed = HashSet::new();
     let mut stack: Vec<&str> = outputs.iter().map(String::as_str).collect();
     while let Some(name) = stack.pop() {
         if let Some(&i) = producer.get(name)
             && needed.insert(i)
         {
-            stack.extend(
-                graph.node[i]
-                    .input
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|s| !s.is_empty()),
-            );
+            stack.extend(graph.node[i].input.iter().map(String::as_str).filter(|s| !s.is_empty()));
         }
     }
     let mut v: Vec<usize> = needed.into_iter().collect();
@@ -136,8 +113,7 @@ impl Attrs<'_> {
     }
 
     pub fn string(&self, name: &str) -> Option<String> {
-        self.get(name)
-            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+        self.get(name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
     }
 
     /// Attribute names, to refuse nodes with ones the engine does not know.
@@ -158,13 +134,7 @@ pub struct Axis {
 pub const MAX_STRIDE: usize = 64;
 
 /// Output size and leading padding from ONNX's `auto_pad` / `pads` rules (no dilation).
-pub fn window(
-    auto_pad: &str,
-    input: usize,
-    k: usize,
-    stride: usize,
-    pads: (usize, usize),
-) -> Result<Axis, String> {
+pub fn window(auto_pad: &str, input: usize, k: usize, stride: usize, pads: (usize, usize)) -> Result<Axis, String> {
     if k == 0 || stride == 0 {
         return Err("zero kernel or stride".into());
     }
@@ -176,38 +146,22 @@ pub fn window(
     }
     let axis = match auto_pad {
         "" | "NOTSET" => {
-            let padded = input
-                .checked_add(pads.0)
-                .and_then(|p| p.checked_add(pads.1))
-                .ok_or("padding too large")?;
+            let padded = input.checked_add(pads.0).and_then(|p| p.checked_add(pads.1)).ok_or("padding too large")?;
             if padded < k {
                 return Err("window larger than the padded input".into());
             }
-            Axis {
-                out: (padded - k) / stride + 1,
-                pad_begin: pads.0,
-            }
+            Axis { out: (padded - k) / stride + 1, pad_begin: pads.0 }
         }
         "VALID" => {
             if input < k {
                 return Err("window larger than the input".into());
             }
-            Axis {
-                out: (input - k) / stride + 1,
-                pad_begin: 0,
-            }
+            Axis { out: (input - k) / stride + 1, pad_begin: 0 }
         }
         "SAME_UPPER" | "SAME_LOWER" => {
             let out = input.div_ceil(stride);
             let total = ((out - 1) * stride + k).saturating_sub(input);
-            Axis {
-                out,
-                pad_begin: if auto_pad == "SAME_UPPER" {
-                    total / 2
-                } else {
-                    total - total / 2
-                },
-            }
+            Axis { out, pad_begin: if auto_pad == "SAME_UPPER" { total / 2 } else { total - total / 2 } }
         }
         other => return Err(format!("auto_pad {other}")),
     };
@@ -224,46 +178,13 @@ mod tests {
 
     #[test]
     fn windows_follow_onnx_padding_rules() {
-        assert_eq!(
-            window("", 192, 3, 2, (0, 1)).unwrap(),
-            Axis {
-                out: 96,
-                pad_begin: 0
-            }
-        );
-        assert_eq!(
-            window("VALID", 96, 2, 2, (0, 0)).unwrap(),
-            Axis {
-                out: 48,
-                pad_begin: 0
-            }
-        );
-        assert_eq!(
-            window("SAME_UPPER", 64, 2, 2, (0, 0)).unwrap(),
-            Axis {
-                out: 32,
-                pad_begin: 0
-            }
-        );
-        assert_eq!(
-            window("SAME_UPPER", 5, 3, 1, (0, 0)).unwrap(),
-            Axis {
-                out: 5,
-                pad_begin: 1
-            }
-        );
-        assert_eq!(
-            window("SAME_LOWER", 6, 4, 1, (0, 0)).unwrap(),
-            Axis {
-                out: 6,
-                pad_begin: 2
-            }
-        );
+        assert_eq!(window("", 192, 3, 2, (0, 1)).unwrap(), Axis { out: 96, pad_begin: 0 });
+        assert_eq!(window("VALID", 96, 2, 2, (0, 0)).unwrap(), Axis { out: 48, pad_begin: 0 });
+        assert_eq!(window("SAME_UPPER", 64, 2, 2, (0, 0)).unwrap(), Axis { out: 32, pad_begin: 0 });
+        assert_eq!(window("SAME_UPPER", 5, 3, 1, (0, 0)).unwrap(), Axis { out: 5, pad_begin: 1 });
+        assert_eq!(window("SAME_LOWER", 6, 4, 1, (0, 0)).unwrap(), Axis { out: 6, pad_begin: 2 });
         assert!(window("", 2, 5, 1, (0, 0)).is_err());
-        assert!(
-            window("", 4, 1, 1, (0, 3)).is_err(),
-            "last window only padding"
-        );
+        assert!(window("", 4, 1, 1, (0, 3)).is_err(), "last window only padding");
         assert!(window("REFLECT", 4, 1, 1, (0, 0)).is_err());
     }
 }

@@ -2,8 +2,8 @@
 //! has, including the ones the face models do not use, and the refusals.
 
 use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto, tensor_shape_proto, type_proto,
 };
 use tract_onnx::prelude::*;
 
@@ -46,10 +46,7 @@ fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<(&str, A)>) -> NodeP
         attribute: attrs
             .into_iter()
             .map(|(name, a)| {
-                let mut p = AttributeProto {
-                    name: name.into(),
-                    ..Default::default()
-                };
+                let mut p = AttributeProto { name: name.into(), ..Default::default() };
                 match a {
                     A::Int(i) => (p.r#type, p.i) = (2, i),
                     A::Ints(v) => (p.r#type, p.ints) = (7, v),
@@ -84,29 +81,15 @@ fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
     }
 }
 
-fn model(
-    input: [usize; 4],
-    nodes: Vec<NodeProto>,
-    inits: Vec<TensorProto>,
-    outputs: &[&str],
-) -> ModelProto {
+fn model(input: [usize; 4], nodes: Vec<NodeProto>, inits: Vec<TensorProto>, outputs: &[&str]) -> ModelProto {
     ModelProto {
         ir_version: 6,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 11,
-        }],
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 11 }],
         graph: Some(GraphProto {
             node: nodes,
             initializer: inits,
             input: vec![value_info("x", &input.map(|d| d as i64))],
-            output: outputs
-                .iter()
-                .map(|o| ValueInfoProto {
-                    name: o.to_string(),
-                    ..Default::default()
-                })
-                .collect(),
+            output: outputs.iter().map(|o| ValueInfoProto { name: o.to_string(), ..Default::default() }).collect(),
             ..Default::default()
         }),
         ..Default::default()
@@ -126,9 +109,7 @@ fn agree(proto: &ModelProto, input: [usize; 4], outputs: &[&str]) {
         .into_runnable()
         .unwrap();
     let x = values(input.iter().product(), 99);
-    let want = plan
-        .run(tvec!(Tensor::from_shape(&input, &x).unwrap().into_tvalue()))
-        .unwrap();
+    let want = plan.run(tvec!(Tensor::from_shape(&input, &x).unwrap().into_tvalue())).unwrap();
     for isa in Isa::available() {
         let mut engine = Engine::build(proto, input, &[], isa).unwrap();
         let [_, c, h, w] = input;
@@ -148,10 +129,7 @@ fn agree(proto: &ModelProto, input: [usize; 4], outputs: &[&str]) {
                 let got = engine.output_named(name).unwrap();
                 assert_eq!(got.len(), want.len(), "{name}");
                 for (i, (a, b)) in got.iter().zip(want).enumerate() {
-                    assert!(
-                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                        "{isa:?} {name}[{i}]: {a} vs {b}"
-                    );
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{isa:?} {name}[{i}]: {a} vs {b}");
                 }
             }
         }
@@ -167,37 +145,16 @@ fn every_op_and_fusion_agrees_with_tract() {
             "Conv",
             &["x", "w1", "b1"],
             "a",
-            vec![
-                ("strides", A::Ints(vec![2, 2])),
-                ("pads", A::Ints(vec![1, 1, 1, 1])),
-            ],
+            vec![("strides", A::Ints(vec![2, 2])), ("pads", A::Ints(vec![1, 1, 1, 1]))],
         ),
         node("Relu", &["a"], "r", vec![]),
         // Depthwise 3x3 with PRelu fused.
-        node(
-            "Conv",
-            &["r", "wd", "bd"],
-            "b",
-            vec![("group", A::Int(8)), ("pads", A::Ints(vec![1, 1, 1, 1]))],
-        ),
+        node("Conv", &["r", "wd", "bd"], "b", vec![("group", A::Int(8)), ("pads", A::Ints(vec![1, 1, 1, 1]))]),
         node("PRelu", &["b", "slope8"], "p", vec![]),
         // Pointwise with a residual that is zero-padded channels of a max pool, then PRelu.
         node("Conv", &["p", "w2", "b2"], "c", vec![]),
-        node(
-            "MaxPool",
-            &["r"],
-            "m",
-            vec![
-                ("kernel_shape", A::Ints(vec![3, 3])),
-                ("auto_pad", A::Str("SAME_UPPER")),
-            ],
-        ),
-        node(
-            "Pad",
-            &["m", "pads"],
-            "padded",
-            vec![("mode", A::Str("constant"))],
-        ),
+        node("MaxPool", &["r"], "m", vec![("kernel_shape", A::Ints(vec![3, 3])), ("auto_pad", A::Str("SAME_UPPER"))]),
+        node("Pad", &["m", "pads"], "padded", vec![("mode", A::Str("constant"))]),
         node("Add", &["c", "padded"], "d", vec![]),
         node("PRelu", &["d", "slope12"], "e", vec![]),
         // Unfused: an Add of a padded view and a map (copied to plain first), a lone Relu.
@@ -208,35 +165,13 @@ fn every_op_and_fusion_agrees_with_tract() {
             "Conv",
             &["g", "wd5"],
             "h",
-            vec![
-                ("group", A::Int(12)),
-                ("strides", A::Ints(vec![2, 2])),
-                ("pads", A::Ints(vec![1, 2, 2, 1])),
-            ],
+            vec![("group", A::Int(12)), ("strides", A::Ints(vec![2, 2])), ("pads", A::Ints(vec![1, 2, 2, 1]))],
         ),
-        node(
-            "MaxPool",
-            &["h"],
-            "hp",
-            vec![
-                ("kernel_shape", A::Ints(vec![2, 2])),
-                ("strides", A::Ints(vec![2, 2])),
-            ],
-        ),
+        node("MaxPool", &["h"], "hp", vec![("kernel_shape", A::Ints(vec![2, 2])), ("strides", A::Ints(vec![2, 2]))]),
         // A 2x2 stride-2 full convolution reading its NHWC input in place.
-        node(
-            "Conv",
-            &["g", "w22"],
-            "k",
-            vec![("strides", A::Ints(vec![2, 2]))],
-        ),
+        node("Conv", &["g", "w22"], "k", vec![("strides", A::Ints(vec![2, 2]))]),
         // Outputs the way the detector makes them.
-        node(
-            "Transpose",
-            &["e"],
-            "t",
-            vec![("perm", A::Ints(vec![0, 2, 3, 1]))],
-        ),
+        node("Transpose", &["e"], "t", vec![("perm", A::Ints(vec![0, 2, 3, 1]))]),
         node("Reshape", &["t", "shape"], "t2", vec![]),
         node("Reshape", &["g", "shape"], "g2", vec![]),
         node("Concat", &["t2", "g2"], "cat", vec![("axis", A::Int(1))]),
@@ -267,18 +202,9 @@ fn unsupported_graphs_are_refused_with_the_reason() {
         let err = Engine::build(&proto, input, &[], Isa::Portable).unwrap_err();
         assert!(err.contains(what), "{err}");
     };
+    refused(vec![node("Sigmoid", &["x"], "y", vec![])], vec![], "op Sigmoid");
     refused(
-        vec![node("Sigmoid", &["x"], "y", vec![])],
-        vec![],
-        "op Sigmoid",
-    );
-    refused(
-        vec![node(
-            "Conv",
-            &["x", "w"],
-            "y",
-            vec![("dilations", A::Ints(vec![2, 2]))],
-        )],
+        vec![node("Conv", &["x", "w"], "y", vec![("dilations", A::Ints(vec![2, 2]))])],
         vec![floats("w", &[4, 3, 3, 3], 1)],
         "dilation",
     );
@@ -289,38 +215,17 @@ fn unsupported_graphs_are_refused_with_the_reason() {
     );
     // Slopes of shape [C] broadcast along the width, not per channel.
     refused(
-        vec![
-            node("Conv", &["x", "w"], "c", vec![]),
-            node("PRelu", &["c", "s"], "y", vec![]),
-        ],
+        vec![node("Conv", &["x", "w"], "c", vec![]), node("PRelu", &["c", "s"], "y", vec![])],
         vec![floats("w", &[8, 3, 1, 1], 1), floats("s", &[8], 2)],
         "slopes of shape [8] for 8 channels",
     );
-    refused(
-        vec![node("Pad", &["x", "pads"], "y", vec![])],
-        vec![ints("pads", &[0, 0, 1, 1, 0, 0, 1, 1])],
-        "pads",
-    );
+    refused(vec![node("Pad", &["x", "pads"], "y", vec![])], vec![ints("pads", &[0, 0, 1, 1, 0, 0, 1, 1])], "pads");
     // The model's real input size is checked too: a window wholly in the padding.
     refused(
-        vec![node(
-            "Conv",
-            &["x", "w"],
-            "y",
-            vec![("pads", A::Ints(vec![0, 0, 9, 0]))],
-        )],
+        vec![node("Conv", &["x", "w"], "y", vec![("pads", A::Ints(vec![0, 0, 9, 0]))])],
         vec![floats("w", &[4, 3, 1, 1], 1)],
         "padding",
     );
-    let proto = model(
-        input,
-        vec![node("Relu", &["x"], "y", vec![])],
-        vec![],
-        &["y"],
-    );
-    assert!(
-        Engine::build(&proto, input, &["z"], Isa::Portable)
-            .unwrap_err()
-            .contains("no output named z")
-    );
+    let proto = model(input, vec![node("Relu", &["x"], "y", vec![])], vec![], &["y"]);
+    assert!(Engine::build(&proto, input, &["z"], Isa::Portable).unwrap_err().contains("no output named z"));
 }

@@ -21,13 +21,7 @@ pub struct Plane {
 impl Plane {
     /// `None` when the plane is too small, too large for 32-bit offsets, or too short for the
     /// reads of all but its last row.
-    pub fn new(
-        data: &[u8],
-        stride: usize,
-        step: usize,
-        width: usize,
-        height: usize,
-    ) -> Option<Plane> {
+    pub fn new(data: &[u8], stride: usize, step: usize, width: usize, height: usize) -> Option<Plane> {
         if width < 2 || height < 3 || data.len() > i32::MAX as usize {
             return None;
         }
@@ -63,14 +57,8 @@ unsafe fn corners(p: &Plane, x: __m256, y: __m256) -> Option<([__m256i; 4], __m2
         let (xi, yi) = (_mm256_cvttps_epi32(xf), _mm256_cvttps_epi32(yf));
         let minus1 = _mm256_set1_epi32(-1);
         let inside = _mm256_and_si256(
-            _mm256_and_si256(
-                _mm256_cmpgt_epi32(xi, minus1),
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(p.width - 1), xi),
-            ),
-            _mm256_and_si256(
-                _mm256_cmpgt_epi32(yi, minus1),
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(p.rows - 1), yi),
-            ),
+            _mm256_and_si256(_mm256_cmpgt_epi32(xi, minus1), _mm256_cmpgt_epi32(_mm256_set1_epi32(p.width - 1), xi)),
+            _mm256_and_si256(_mm256_cmpgt_epi32(yi, minus1), _mm256_cmpgt_epi32(_mm256_set1_epi32(p.rows - 1), yi)),
         );
         if _mm256_movemask_epi8(inside) != -1 {
             return None;
@@ -99,12 +87,7 @@ unsafe fn corners(p: &Plane, x: __m256, y: __m256) -> Option<([__m256i; 4], __m2
 /// Byte `byte` (0..4) of each 32-bit word, as floats.
 #[inline(always)]
 unsafe fn byte_of(w: __m256i, shift: __m128i) -> __m256 {
-    unsafe {
-        _mm256_cvtepi32_ps(_mm256_and_si256(
-            _mm256_srl_epi32(w, shift),
-            _mm256_set1_epi32(0xFF),
-        ))
-    }
+    unsafe { _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srl_epi32(w, shift), _mm256_set1_epi32(0xFF))) }
 }
 
 /// Byte `byte` (0..4) of each word of the four corners, interpolated.
@@ -161,11 +144,7 @@ pub unsafe fn packed8(
         let (scale, offset) = (_mm256_set1_ps(scale), _mm256_set1_ps(offset));
         let mut out = [[0.0; 8]; 3];
         for (o, byte) in out.iter_mut().zip(rgb) {
-            *o = store(_mm256_fmadd_ps(
-                bilinear(&q, byte as u32, fx, fy),
-                scale,
-                offset,
-            ));
+            *o = store(_mm256_fmadd_ps(bilinear(&q, byte as u32, fx, fy), scale, offset));
         }
         Some(out)
     }
@@ -221,11 +200,7 @@ pub unsafe fn yuv8(
             let c = _mm256_fmadd_ps(
                 _mm256_set1_ps(m[2]),
                 v,
-                _mm256_fmadd_ps(
-                    _mm256_set1_ps(m[1]),
-                    u,
-                    _mm256_mul_ps(_mm256_set1_ps(m[0]), yy),
-                ),
+                _mm256_fmadd_ps(_mm256_set1_ps(m[1]), u, _mm256_mul_ps(_mm256_set1_ps(m[0]), yy)),
             );
             let c = _mm256_min_ps(_mm256_max_ps(c, lo), hi);
             *o = store(_mm256_fmadd_ps(c, scale, offset));

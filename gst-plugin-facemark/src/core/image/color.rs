@@ -15,11 +15,8 @@ impl YuvColor {
     /// puts Y in 16..=235 and chroma in 16..=240, full range uses 0..=255 for both.
     pub fn new(kr: f32, kb: f32, full_range: bool) -> YuvColor {
         let kg = 1.0 - kr - kb;
-        let (y_scale, c_scale, y_black) = if full_range {
-            (1.0, 1.0, 0.0)
-        } else {
-            (255.0 / 219.0, 255.0 / 224.0, 16.0)
-        };
+        let (y_scale, c_scale, y_black) =
+            if full_range { (1.0, 1.0, 0.0) } else { (255.0 / 219.0, 255.0 / 224.0, 16.0) };
         // R' = Y' + 2(1-kr) Pr, B' = Y' + 2(1-kb) Pb, G' = (Y' - kr R' - kb B') / kg.
         let (rv, bu) = (2.0 * (1.0 - kr), 2.0 * (1.0 - kb));
         let to_rgb = [
@@ -29,22 +26,10 @@ impl YuvColor {
         ];
         let to_yuv = [
             [kr / y_scale, kg / y_scale, kb / y_scale],
-            [
-                -kr / bu / c_scale,
-                -kg / bu / c_scale,
-                (1.0 - kb) / bu / c_scale,
-            ],
-            [
-                (1.0 - kr) / rv / c_scale,
-                -kg / rv / c_scale,
-                -kb / rv / c_scale,
-            ],
+            [-kr / bu / c_scale, -kg / bu / c_scale, (1.0 - kb) / bu / c_scale],
+            [(1.0 - kr) / rv / c_scale, -kg / rv / c_scale, -kb / rv / c_scale],
         ];
-        YuvColor {
-            to_rgb,
-            to_yuv,
-            y_black,
-        }
+        YuvColor { to_rgb, to_yuv, y_black }
     }
 
     /// ITU-R BT.601, limited range: what untagged SD video uses.

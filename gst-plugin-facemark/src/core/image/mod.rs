@@ -70,21 +70,14 @@ struct Component {
 impl PixelFormat {
     /// The three components (R, G, B or Y, U, V) in the order drawing writes them.
     fn components(&self) -> [Component; 3] {
-        let c = |plane, offset, step, shift| Component {
-            plane,
-            offset,
-            step,
-            shift,
-        };
+        let c = |plane, offset, step, shift| Component { plane, offset, step, shift };
         match *self {
             PixelFormat::Packed(layout) => {
                 let bpp = layout.bytes_per_pixel();
                 layout.rgb_offsets().map(|o| c(0, o, bpp, 0))
             }
             PixelFormat::Yuv420(Chroma::Planar, _) => [c(0, 0, 1, 0), c(1, 0, 1, 1), c(2, 0, 1, 1)],
-            PixelFormat::Yuv420(Chroma::Interleaved, _) => {
-                [c(0, 0, 1, 0), c(1, 0, 2, 1), c(1, 1, 2, 1)]
-            }
+            PixelFormat::Yuv420(Chroma::Interleaved, _) => [c(0, 0, 1, 0), c(1, 0, 2, 1), c(1, 1, 2, 1)],
         }
     }
 
@@ -110,32 +103,18 @@ impl PixelFormat {
             (PixelFormat::Packed(layout), _) => (width * layout.bytes_per_pixel(), height),
             (PixelFormat::Yuv420(..), 0) => (width, height),
             (PixelFormat::Yuv420(Chroma::Planar, _), _) => (width.div_ceil(2), height.div_ceil(2)),
-            (PixelFormat::Yuv420(Chroma::Interleaved, _), _) => {
-                (2 * width.div_ceil(2), height.div_ceil(2))
-            }
+            (PixelFormat::Yuv420(Chroma::Interleaved, _), _) => (2 * width.div_ceil(2), height.div_ceil(2)),
         }
     }
 }
 
 /// A frame's planes must hold its rows: callers (GstVideoFrame, tests) guarantee it.
-fn assert_fits(
-    lens: [usize; 3],
-    strides: [usize; 3],
-    width: usize,
-    height: usize,
-    format: &PixelFormat,
-) {
+fn assert_fits(lens: [usize; 3], strides: [usize; 3], width: usize, height: usize, format: &PixelFormat) {
     for p in 0..format.planes() {
         let (row, rows) = format.plane_extent(p, width, height);
         let (len, stride) = (lens[p], strides[p]);
-        assert!(
-            stride >= row,
-            "plane {p}: stride {stride} shorter than a row of {row} bytes"
-        );
-        assert!(
-            rows == 0 || len >= stride * (rows - 1) + row,
-            "plane {p}: {len} bytes cannot hold {width}x{height}"
-        );
+        assert!(stride >= row, "plane {p}: stride {stride} shorter than a row of {row} bytes");
+        assert!(rows == 0 || len >= stride * (rows - 1) + row, "plane {p}: {len} bytes cannot hold {width}x{height}");
     }
 }
 
@@ -163,20 +142,8 @@ pub struct FrameMut<'a> {
 
 impl<'a> Frame<'a> {
     /// A packed frame, rows `stride` bytes apart.
-    pub fn new(
-        data: &'a [u8],
-        width: usize,
-        height: usize,
-        stride: usize,
-        layout: PixelLayout,
-    ) -> Self {
-        Self::with_planes(
-            width,
-            height,
-            PixelFormat::Packed(layout),
-            [data, &[], &[]],
-            [stride, 0, 0],
-        )
+    pub fn new(data: &'a [u8], width: usize, height: usize, stride: usize, layout: PixelLayout) -> Self {
+        Self::with_planes(width, height, PixelFormat::Packed(layout), [data, &[], &[]], [stride, 0, 0])
     }
 
     /// Any format: `planes` and `strides` as GStreamer orders them (unused entries empty, 0).
@@ -188,13 +155,7 @@ impl<'a> Frame<'a> {
         strides: [usize; 3],
     ) -> Self {
         assert_fits(planes.map(<[u8]>::len), strides, width, height, &format);
-        Frame {
-            width,
-            height,
-            format,
-            planes,
-            strides,
-        }
+        Frame { width, height, format, planes, strides }
     }
 
     /// Plane `plane`'s bytes and stride.
@@ -205,20 +166,8 @@ impl<'a> Frame<'a> {
 
 impl<'a> FrameMut<'a> {
     /// A packed frame, rows `stride` bytes apart.
-    pub fn new(
-        data: &'a mut [u8],
-        width: usize,
-        height: usize,
-        stride: usize,
-        layout: PixelLayout,
-    ) -> Self {
-        Self::with_planes(
-            width,
-            height,
-            PixelFormat::Packed(layout),
-            [data, &mut [], &mut []],
-            [stride, 0, 0],
-        )
+    pub fn new(data: &'a mut [u8], width: usize, height: usize, stride: usize, layout: PixelLayout) -> Self {
+        Self::with_planes(width, height, PixelFormat::Packed(layout), [data, &mut [], &mut []], [stride, 0, 0])
     }
 
     /// Any format: `planes` and `strides` as GStreamer orders them (unused entries empty, 0).
@@ -229,21 +178,8 @@ impl<'a> FrameMut<'a> {
         planes: [&'a mut [u8]; 3],
         strides: [usize; 3],
     ) -> Self {
-        assert_fits(
-            [planes[0].len(), planes[1].len(), planes[2].len()],
-            strides,
-            width,
-            height,
-            &format,
-        );
-        FrameMut {
-            width,
-            height,
-            format,
-            planes,
-            strides,
-            components: format.components(),
-        }
+        assert_fits([planes[0].len(), planes[1].len(), planes[2].len()], strides, width, height, &format);
+        FrameMut { width, height, format, planes, strides, components: format.components() }
     }
 
     pub fn as_frame(&self) -> Frame<'_> {
@@ -335,11 +271,7 @@ pub struct Planes<'a> {
 impl<'a> Planes<'a> {
     /// Three `n` x `n` planes one after the other.
     pub fn nchw(data: &'a mut [f32], n: usize) -> Planes<'a> {
-        Planes {
-            data,
-            plane: n * n,
-            row: n,
-        }
+        Planes { data, plane: n * n, row: n }
     }
 
     /// Writes the 3 values of output pixel (x, y).

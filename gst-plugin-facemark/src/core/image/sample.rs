@@ -10,15 +10,7 @@ use crate::core::geometry::Roi;
 ///
 /// Pixel centres sit at `i + 0.5`; output pixel `(i, j)` samples crop coordinates
 /// `((i + 0.5) / n - 0.5, (j + 0.5) / n - 0.5)` (`i` counted from the right when mirrored).
-pub fn sample_roi(
-    frame: &Frame,
-    roi: &Roi,
-    n: usize,
-    mirrored: bool,
-    scale: f32,
-    offset: f32,
-    out: Planes,
-) {
+pub fn sample_roi(frame: &Frame, roi: &Roi, n: usize, mirrored: bool, scale: f32, offset: f32, out: Planes) {
     sample_roi_with(frame, roi, n, mirrored, (scale, offset), out, true)
 }
 
@@ -33,38 +25,25 @@ pub(super) fn sample_roi_with(
     vectors: bool,
 ) {
     assert!(n > 0 && out.row >= n && out.plane >= (n - 1) * out.row + n);
-    assert!(
-        out.data.len() >= 2 * out.plane + (n - 1) * out.row + n,
-        "planes too short"
-    );
+    assert!(out.data.len() >= 2 * out.plane + (n - 1) * out.row + n, "planes too short");
     let (s, c) = roi.angle.sin_cos();
     let step = roi.side / n as f32;
     // Frame position (in pixel-index space, i.e. minus the 0.5 centre offset) of output (0, 0)
     // and its increments along output x and y.
     let (x00, y00) = roi.to_frame(0.5 / n as f32 - 0.5, 0.5 / n as f32 - 0.5);
-    let mut grid = Grid {
-        n,
-        x00: x00 - 0.5,
-        y00: y00 - 0.5,
-        du: (c * step, s * step),
-        dv: (-s * step, c * step),
-    };
+    let mut grid = Grid { n, x00: x00 - 0.5, y00: y00 - 0.5, du: (c * step, s * step), dv: (-s * step, c * step) };
     if mirrored {
         grid.x00 += grid.du.0 * (n - 1) as f32;
         grid.y00 += grid.du.1 * (n - 1) as f32;
         grid.du = (-grid.du.0, -grid.du.1);
     }
     #[cfg(target_arch = "x86_64")]
-    let vectors = vectors
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma");
+    let vectors = vectors && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
     match frame.format {
-        PixelFormat::Packed(layout) => {
-            sample_packed(frame, layout, &grid, scale, offset, &mut out, vectors)
+        PixelFormat::Packed(layout) => sample_packed(frame, layout, &grid, scale, offset, &mut out, vectors),
+        PixelFormat::Yuv420(chroma, color) => {
+            sample_yuv420(frame, chroma, &color, &grid, scale, offset, &mut out, vectors)
         }
-        PixelFormat::Yuv420(chroma, color) => sample_yuv420(
-            frame, chroma, &color, &grid, scale, offset, &mut out, vectors,
-        ),
     }
 }
 
@@ -134,13 +113,7 @@ fn sample_packed(
     let [ro, go, bo] = layout.rgb_offsets();
     let (w, h) = (frame.width as isize, frame.height as isize);
     let (data, stride) = frame.plane(0);
-    let px = |o: usize| -> [f32; 3] {
-        [
-            data[o + ro] as f32,
-            data[o + go] as f32,
-            data[o + bo] as f32,
-        ]
-    };
+    let px = |o: usize| -> [f32; 3] { [data[o + ro] as f32, data[o + go] as f32, data[o + bo] as f32] };
     let fetch = |xi: isize, yi: isize| -> [f32; 3] {
         if xi < 0 || yi < 0 || xi >= w || yi >= h {
             return [0.0; 3];
@@ -176,9 +149,8 @@ fn sample_packed(
         let plane = Plane::new(data, stride, bpp, frame.width, frame.height).filter(|_| vectors);
         // SAFETY: the plane was made from the frame's data, alive for the call, and `vectors`
         // says the CPU has AVX2 and FMA.
-        let block = plane.map(|p| {
-            move |x, y, dx, dy| unsafe { packed8(&p, [ro, go, bo], (x, y, dx, dy), scale, offset) }
-        });
+        let block =
+            plane.map(|p| move |x, y, dx, dy| unsafe { packed8(&p, [ro, go, bo], (x, y, dx, dy), scale, offset) });
         grid.fill(out, pixel, block);
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -246,25 +218,12 @@ fn sample_yuv420(
     let (cw, ch) = ((w + 1) / 2, (h + 1) / 2);
     let channel = |plane: usize, skip: usize, step: usize, width, height, fill| {
         let (data, stride) = frame.plane(plane);
-        Channel {
-            data: data.get(skip..).unwrap_or(&[]),
-            stride,
-            step,
-            width,
-            height,
-            fill,
-        }
+        Channel { data: data.get(skip..).unwrap_or(&[]), stride, step, width, height, fill }
     };
     let luma = channel(0, 0, 1, w, h, black[0]);
     let (u, v) = match chroma {
-        Chroma::Planar => (
-            channel(1, 0, 1, cw, ch, black[1]),
-            channel(2, 0, 1, cw, ch, black[2]),
-        ),
-        Chroma::Interleaved => (
-            channel(1, 0, 2, cw, ch, black[1]),
-            channel(1, 1, 2, cw, ch, black[2]),
-        ),
+        Chroma::Planar => (channel(1, 0, 1, cw, ch, black[1]), channel(2, 0, 1, cw, ch, black[2])),
+        Chroma::Interleaved => (channel(1, 0, 2, cw, ch, black[1]), channel(1, 1, 2, cw, ch, black[2])),
     };
     let pixel = |x: f32, y: f32| -> [f32; 3] {
         // A chroma sample covers 2 x 2 luma pixels and sits at their centre.
@@ -290,9 +249,9 @@ fn sample_yuv420(
         let conversion = (color.to_rgb, color.y_black);
         // SAFETY: the planes were made from the frame's data, alive for the call, and
         // `vectors` says the CPU has AVX2 and FMA.
-        let block = planes.as_ref().map(|(l, c)| {
-            move |x, y, dx, dy| unsafe { yuv8(l, c, conversion, (x, y, dx, dy), scale, offset) }
-        });
+        let block = planes
+            .as_ref()
+            .map(|(l, c)| move |x, y, dx, dy| unsafe { yuv8(l, c, conversion, (x, y, dx, dy), scale, offset) });
         grid.fill(out, pixel, block);
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -4,18 +4,7 @@ use crate::core::geometry::Roi;
 
 #[test]
 fn floor_index_is_floor() {
-    for x in [
-        -2.5f32,
-        -1.0,
-        -0.5,
-        -0.0,
-        0.0,
-        0.25,
-        1.0,
-        2.75,
-        1e6,
-        -1e6 - 0.5,
-    ] {
+    for x in [-2.5f32, -1.0, -0.5, -0.0, 0.0, 0.25, 1.0, 2.75, 1e6, -1e6 - 0.5] {
         assert_eq!(floor_index(x), x.floor() as isize, "{x}");
     }
     assert_eq!(floor_index(f32::NAN), 0);
@@ -23,12 +12,7 @@ fn floor_index_is_floor() {
 
 /// `frame` sampled unrotated, unscaled into `n` x `n` around (cx, cy), `side` pixels wide.
 fn sample_square(frame: &Frame, (cx, cy): (f32, f32), side: f32, n: usize) -> Vec<f32> {
-    let roi = Roi {
-        cx,
-        cy,
-        side,
-        angle: 0.0,
-    };
+    let roi = Roi { cx, cy, side, angle: 0.0 };
     let mut out = vec![0.0; 3 * n * n];
     sample_roi(frame, &roi, n, false, 1.0, 0.0, Planes::nchw(&mut out, n));
     out
@@ -51,12 +35,7 @@ fn gradient(w: usize, h: usize, layout: PixelLayout, stride: usize) -> Vec<u8> {
 
 #[test]
 fn identity_sampling_reproduces_pixels() {
-    for layout in [
-        PixelLayout::Rgba,
-        PixelLayout::Bgrx,
-        PixelLayout::Rgb,
-        PixelLayout::Bgr,
-    ] {
+    for layout in [PixelLayout::Rgba, PixelLayout::Bgrx, PixelLayout::Rgb, PixelLayout::Bgr] {
         let stride = 8 * layout.bytes_per_pixel() + 5;
         let data = gradient(8, 8, layout, stride);
         let frame = Frame::new(&data, 8, 8, stride, layout);
@@ -75,22 +54,9 @@ fn identity_sampling_reproduces_pixels() {
 fn outside_is_black_and_normalised() {
     let data = gradient(4, 4, PixelLayout::Rgb, 12);
     let frame = Frame::new(&data, 4, 4, 12, PixelLayout::Rgb);
-    let roi = Roi {
-        cx: 100.0,
-        cy: 100.0,
-        side: 4.0,
-        angle: 0.0,
-    };
+    let roi = Roi { cx: 100.0, cy: 100.0, side: 4.0, angle: 0.0 };
     let mut out = vec![0.0; 3 * 16];
-    sample_roi(
-        &frame,
-        &roi,
-        4,
-        false,
-        1.0 / 127.5,
-        -1.0,
-        Planes::nchw(&mut out, 4),
-    );
+    sample_roi(&frame, &roi, 4, false, 1.0 / 127.5, -1.0, Planes::nchw(&mut out, 4));
     assert!(out.iter().all(|v| (*v + 1.0).abs() < 1e-6));
 }
 
@@ -99,12 +65,7 @@ fn rotated_sampling_turns_the_image() {
     // A quarter turn: output x runs along frame y.
     let data = gradient(8, 8, PixelLayout::Rgb, 24);
     let frame = Frame::new(&data, 8, 8, 24, PixelLayout::Rgb);
-    let roi = Roi {
-        cx: 4.0,
-        cy: 4.0,
-        side: 8.0,
-        angle: std::f32::consts::FRAC_PI_2,
-    };
+    let roi = Roi { cx: 4.0, cy: 4.0, side: 8.0, angle: std::f32::consts::FRAC_PI_2 };
     let mut out = vec![0.0; 3 * 64];
     sample_roi(&frame, &roi, 8, false, 1.0, 0.0, Planes::nchw(&mut out, 8));
     // green = frame y; along output x it must grow.
@@ -179,13 +140,7 @@ fn yuv_frame<'a>(
     chroma: Chroma,
     color: YuvColor,
 ) -> Frame<'a> {
-    Frame::with_planes(
-        w,
-        h,
-        PixelFormat::Yuv420(chroma, color),
-        [&planes[0], &planes[1], &planes[2]],
-        strides,
-    )
+    Frame::with_planes(w, h, PixelFormat::Yuv420(chroma, color), [&planes[0], &planes[1], &planes[2]], strides)
 }
 
 #[test]
@@ -200,10 +155,7 @@ fn yuv420_sampling_converts_to_rgb() {
             let want = 10.0 * x as f32 * 255.0 / 219.0;
             for plane in 0..3 {
                 let got = out[plane * 49 + 3 * 7 + x];
-                assert!(
-                    (got - want).abs() < 0.01,
-                    "{chroma:?} x {x}: {got} vs {want}"
-                );
+                assert!((got - want).abs() < 0.01, "{chroma:?} x {x}: {got} vs {want}");
             }
         }
         // A uniform colour comes back as itself.
@@ -246,47 +198,27 @@ fn vector_sampling_matches_pixel_by_pixel() {
     let check = |frame: &Frame, what: &str| {
         for (k, &(cx, cy, side, angle)) in rois.iter().enumerate() {
             for mirrored in [false, true] {
-                let roi = Roi {
-                    cx,
-                    cy,
-                    side,
-                    angle,
-                };
+                let roi = Roi { cx, cy, side, angle };
                 let n = 24;
                 let (row, plane) = (n + 5, (n + 5) * (n + 3));
                 let run = |vectors| {
                     let mut v = vec![-7.0f32; 3 * plane];
-                    let out = Planes {
-                        data: &mut v,
-                        plane,
-                        row,
-                    };
+                    let out = Planes { data: &mut v, plane, row };
                     sample_roi_with(frame, &roi, n, mirrored, (1.0 / 255.0, 0.5), out, vectors);
                     v
                 };
                 let (a, b) = (run(true), run(false));
                 for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                    assert!(
-                        (x - y).abs() < 1e-4,
-                        "{what} roi {k} mirrored {mirrored} at {i}: {x} vs {y}"
-                    );
+                    assert!((x - y).abs() < 1e-4, "{what} roi {k} mirrored {mirrored} at {i}: {x} vs {y}");
                 }
             }
         }
     };
-    for layout in [
-        PixelLayout::Rgba,
-        PixelLayout::Bgrx,
-        PixelLayout::Rgb,
-        PixelLayout::Bgr,
-    ] {
+    for layout in [PixelLayout::Rgba, PixelLayout::Bgrx, PixelLayout::Rgb, PixelLayout::Bgr] {
         for pad in [0, 3] {
             let stride = w * layout.bytes_per_pixel() + pad;
             let data = noise(stride * h, 5);
-            check(
-                &Frame::new(&data, w, h, stride, layout),
-                &format!("{layout:?} pad {pad}"),
-            );
+            check(&Frame::new(&data, w, h, stride, layout), &format!("{layout:?} pad {pad}"));
         }
     }
     for chroma in [Chroma::Planar, Chroma::Interleaved] {
@@ -306,32 +238,11 @@ fn vector_sampling_matches_pixel_by_pixel() {
 fn mirrored_sampling_reverses_rows() {
     let data = gradient(8, 8, PixelLayout::Rgb, 24);
     let frame = Frame::new(&data, 8, 8, 24, PixelLayout::Rgb);
-    let roi = Roi {
-        cx: 4.0,
-        cy: 4.0,
-        side: 8.0,
-        angle: 0.3,
-    };
+    let roi = Roi { cx: 4.0, cy: 4.0, side: 8.0, angle: 0.3 };
     let mut plain = vec![0.0; 3 * 64];
     let mut mirrored = vec![0.0; 3 * 64];
-    sample_roi(
-        &frame,
-        &roi,
-        8,
-        false,
-        1.0,
-        0.0,
-        Planes::nchw(&mut plain, 8),
-    );
-    sample_roi(
-        &frame,
-        &roi,
-        8,
-        true,
-        1.0,
-        0.0,
-        Planes::nchw(&mut mirrored, 8),
-    );
+    sample_roi(&frame, &roi, 8, false, 1.0, 0.0, Planes::nchw(&mut plain, 8));
+    sample_roi(&frame, &roi, 8, true, 1.0, 0.0, Planes::nchw(&mut mirrored, 8));
     for row in 0..24 {
         for x in 0..8 {
             let (a, b) = (plain[row * 8 + x], mirrored[row * 8 + 7 - x]);
@@ -366,11 +277,8 @@ fn put_writes_luma_and_the_shared_chroma_sample() {
         };
         assert_eq!([u, v], [value[1], value[2]], "{chroma:?}");
         // Exactly one luma byte and one chroma sample changed.
-        let changed: usize = planes
-            .iter()
-            .zip(&before)
-            .map(|(a, b)| a.iter().zip(b).filter(|(x, y)| x != y).count())
-            .sum();
+        let changed: usize =
+            planes.iter().zip(&before).map(|(a, b)| a.iter().zip(b).filter(|(x, y)| x != y).count()).sum();
         assert_eq!(changed, 3, "{chroma:?}");
     }
 }
@@ -385,26 +293,10 @@ fn owned_copy_drops_padding_and_keeps_pixels() {
     let back = copy.as_frame().unwrap();
     assert_eq!(back.plane(0).1, 15);
     for y in 0..3 {
-        assert_eq!(
-            back.plane(0).0[y * 15..y * 15 + 15],
-            data[y * 20..y * 20 + 15]
-        );
+        assert_eq!(back.plane(0).0[y * 15..y * 15 + 15], data[y * 20..y * 20 + 15]);
     }
-    let (planes, strides) = yuv_planes(
-        Chroma::Interleaved,
-        3,
-        3,
-        4,
-        |x, y| (x + 3 * y) as u8,
-        [7, 9],
-    );
-    let nv12 = yuv_frame(
-        &planes,
-        strides,
-        (3, 3),
-        Chroma::Interleaved,
-        YuvColor::bt601(),
-    );
+    let (planes, strides) = yuv_planes(Chroma::Interleaved, 3, 3, 4, |x, y| (x + 3 * y) as u8, [7, 9]);
+    let nv12 = yuv_frame(&planes, strides, (3, 3), Chroma::Interleaved, YuvColor::bt601());
     copy.fill_from(&nv12);
     let back = copy.as_frame().unwrap();
     assert_eq!(back.plane(0), (&[0u8, 1, 2, 3, 4, 5, 6, 7, 8][..], 3));

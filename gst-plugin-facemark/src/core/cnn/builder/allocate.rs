@@ -57,11 +57,7 @@ impl Builder<'_> {
         }
         for (i, s) in self.steps.iter().enumerate() {
             let w = s.writes();
-            if let Some(r) = s
-                .reads()
-                .into_iter()
-                .find(|&r| slot[r] == usize::MAX || r == w)
-            {
+            if let Some(r) = s.reads().into_iter().find(|&r| slot[r] == usize::MAX || r == w) {
                 return Err(format!("step {i} reads value {r} before it is written"));
             }
             if slot[w] == usize::MAX {
@@ -85,15 +81,7 @@ impl Builder<'_> {
         for size in &sizes {
             buffers.push(Buffer::new(*size));
         }
-        Ok(Engine {
-            isa: self.isa,
-            steps: self.steps,
-            buffers,
-            slot,
-            input,
-            input_view: (strides, origin),
-            outputs,
-        })
+        Ok(Engine { isa: self.isa, steps: self.steps, buffers, slot, input, input_view: (strides, origin), outputs })
     }
 }
 
@@ -119,25 +107,10 @@ mod tests {
 
     #[test]
     fn a_plan_that_reads_what_nothing_wrote_is_refused() {
-        assert!(
-            plan(|_, input, out| Step::Add {
-                a: input,
-                b: input,
-                dst: out
-            })
-            .is_ok()
-        );
-        let never_written = plan(|b, input, out| Step::Add {
-            a: input,
-            b: b.spatial(8, 2, 2),
-            dst: out,
-        });
+        assert!(plan(|_, input, out| Step::Add { a: input, b: input, dst: out }).is_ok());
+        let never_written = plan(|b, input, out| Step::Add { a: input, b: b.spatial(8, 2, 2), dst: out });
         assert!(never_written.unwrap_err().contains("before it is written"));
-        let its_own_output = plan(|_, input, out| Step::Add {
-            a: input,
-            b: out,
-            dst: out,
-        });
+        let its_own_output = plan(|_, input, out| Step::Add { a: input, b: out, dst: out });
         assert!(its_own_output.unwrap_err().contains("before it is written"));
     }
 }

@@ -11,22 +11,11 @@ impl Builder<'_> {
         let node = &graph.node[g.conv];
         let a = Attrs(node);
         for name in a.names() {
-            if ![
-                "auto_pad",
-                "dilations",
-                "group",
-                "kernel_shape",
-                "pads",
-                "strides",
-            ]
-            .contains(&name)
-            {
+            if !["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"].contains(&name) {
                 return unsupported(node, format!("attribute {name}"));
             }
         }
-        if a.ints("dilations")
-            .is_some_and(|d| d.iter().any(|&d| d != 1))
-        {
+        if a.ints("dilations").is_some_and(|d| d.iter().any(|&d| d != 1)) {
             return unsupported(node, "dilation");
         }
         let src = self.spatial_in(node, 0)?;
@@ -45,9 +34,7 @@ impl Builder<'_> {
             None
         };
         let group = a.int("group", 1) as usize;
-        if a.ints("kernel_shape")
-            .is_some_and(|k| k != [kh as i64, kw as i64])
-        {
+        if a.ints("kernel_shape").is_some_and(|k| k != [kh as i64, kw as i64]) {
             return unsupported(node, "kernel_shape differs from the weights");
         }
         let strides = a.ints("strides").unwrap_or(vec![1, 1]);
@@ -60,10 +47,10 @@ impl Builder<'_> {
         }
         let stride = sy as usize;
         let auto_pad = a.string("auto_pad").unwrap_or_default();
-        let ay = onnx::window(&auto_pad, src.h, kh, stride, (pt as usize, pb as usize))
-            .or_else(|e| unsupported(node, e))?;
-        let ax = onnx::window(&auto_pad, src.w, kw, stride, (pl as usize, pr as usize))
-            .or_else(|e| unsupported(node, e))?;
+        let ay =
+            onnx::window(&auto_pad, src.h, kh, stride, (pt as usize, pb as usize)).or_else(|e| unsupported(node, e))?;
+        let ax =
+            onnx::window(&auto_pad, src.w, kw, stride, (pl as usize, pr as usize)).or_else(|e| unsupported(node, e))?;
         let dst = self.spatial(co, ay.out, ax.out);
         let cp = dst.cp;
         let mut bias = vec![0.0; cp];
@@ -95,14 +82,7 @@ impl Builder<'_> {
             if kh == 1 && kw == 1 && stride == 1 && ay.pad_begin == 0 && ax.pad_begin == 0 {
                 let src = self.plain(src);
                 let weights = Packed::new(self.isa, ci, co, cp, rows, |k, n| wt[n * ci + k]);
-                Step::Pointwise {
-                    src,
-                    dst,
-                    weights,
-                    bias,
-                    act,
-                    residual,
-                }
+                Step::Pointwise { src, dst, weights, bias, act, residual }
             } else {
                 let src = if src.nchw { src } else { self.plain(src) };
                 let (oh, ow) = (dst.h, dst.w);
@@ -116,58 +96,39 @@ impl Builder<'_> {
                         + cols(st).iter().max().map_or(0, |m| m + 1)
                 };
                 let inside = (oh - 1) * stride + kh <= src.h && (ow - 1) * stride + kw <= src.w;
-                let (input, strides) =
-                    if inside && !src.nchw && ay.pad_begin == 0 && ax.pad_begin == 0 {
-                        let st = src.strides();
-                        self.sizes[src.v] = self.sizes[src.v].max(extent(st));
-                        (src.v, st)
+                let (input, strides) = if inside && !src.nchw && ay.pad_begin == 0 && ax.pad_begin == 0 {
+                    let st = src.strides();
+                    self.sizes[src.v] = self.sizes[src.v].max(extent(st));
+                    (src.v, st)
+                } else {
+                    // A copy with zero borders where windows reach past the map: planar for
+                    // the model's input (which can then be written there directly), NHWC for
+                    // feature maps.
+                    let wp = (ax.pad_begin + src.w).max((ow - 1) * stride + kw);
+                    let hp = (ay.pad_begin + src.h).max((oh - 1) * stride + kh);
+                    let st = if src.nchw {
+                        Strides { c: hp * wp, y: wp, x: 1 }
                     } else {
-                        // A copy with zero borders where windows reach past the map: planar for
-                        // the model's input (which can then be written there directly), NHWC for
-                        // feature maps.
-                        let wp = (ax.pad_begin + src.w).max((ow - 1) * stride + kw);
-                        let hp = (ay.pad_begin + src.h).max((oh - 1) * stride + kh);
-                        let st = if src.nchw {
-                            Strides {
-                                c: hp * wp,
-                                y: wp,
-                                x: 1,
-                            }
-                        } else {
-                            Strides {
-                                c: 1,
-                                y: wp * src.cp,
-                                x: src.cp,
-                            }
-                        };
-                        let placed = self.value((src.c * hp * wp).max(hp * st.y).max(extent(st)));
-                        self.bordered.insert(placed);
-                        self.steps.push(Step::Place {
-                            src,
-                            dst: placed,
-                            strides: st,
-                            origin: ay.pad_begin * st.y + ax.pad_begin * st.x,
-                        });
-                        // The window of output (0, 0) starts at the buffer's (0, 0).
-                        (placed, st)
+                        Strides { c: 1, y: wp * src.cp, x: src.cp }
                     };
+                    let placed = self.value((src.c * hp * wp).max(hp * st.y).max(extent(st)));
+                    self.bordered.insert(placed);
+                    self.steps.push(Step::Place {
+                        src,
+                        dst: placed,
+                        strides: st,
+                        origin: ay.pad_begin * st.y + ax.pad_begin * st.x,
+                    });
+                    // The window of output (0, 0) starts at the buffer's (0, 0).
+                    (placed, st)
+                };
                 let k = kh * kw * ci;
                 let weights = Packed::new(self.isa, k, co, cp, ow, |kk, n| {
                     let (tap, c) = (kk / ci, kk % ci);
                     let (y, x) = (tap / kw, tap % kw);
                     wt[((n * ci + c) * kh + y) * kw + x]
                 });
-                Step::Full {
-                    input,
-                    strides,
-                    stride,
-                    cols: cols(strides),
-                    dst,
-                    weights,
-                    bias,
-                    act,
-                    residual,
-                }
+                Step::Full { input, strides, stride, cols: cols(strides), dst, weights, bias, act, residual }
             }
         } else if group == src.c && co == src.c && ci == 1 && kh == kw {
             if !kernels::depthwise_supports(kh) {
@@ -183,20 +144,12 @@ impl Builder<'_> {
                     weights[t * cp + c] = wt[c * kh * kw + t];
                 }
             }
-            Step::Depthwise {
-                src,
-                dst,
-                win: sliding(&src, &dst, kh, stride, (ay, ax)),
-                weights,
-                bias,
-                act,
-            }
+            Step::Depthwise { src, dst, win: sliding(&src, &dst, kh, stride, (ay, ax)), weights, bias, act }
         } else {
             return unsupported(node, format!("group {group}"));
         };
         self.steps.push(step);
-        self.vals
-            .insert(graph.node[last].output[0].clone(), Val::Spatial(dst));
+        self.vals.insert(graph.node[last].output[0].clone(), Val::Spatial(dst));
         Ok(())
     }
 }

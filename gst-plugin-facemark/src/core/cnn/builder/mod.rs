@@ -56,27 +56,15 @@ impl<'g> Builder<'g> {
 
     fn spatial(&mut self, c: usize, h: usize, w: usize) -> Spatial {
         let cp = padded(c);
-        Spatial {
-            v: self.value((h * w + ROW_SLACK) * cp),
-            c,
-            cp,
-            h,
-            w,
-            nchw: false,
-        }
+        Spatial { v: self.value((h * w + ROW_SLACK) * cp), c, cp, h, w, nchw: false }
     }
 
     fn val(&self, node: &NodeProto, i: usize) -> Result<Val, String> {
-        let name = node
-            .input
-            .get(i)
-            .ok_or_else(|| format!("{} lacks input {i}", node.name))?;
-        self.vals.get(name).cloned().ok_or_else(|| {
-            format!(
-                "{} node {:?}: input {name} is not a computed value",
-                node.op_type, node.name
-            )
-        })
+        let name = node.input.get(i).ok_or_else(|| format!("{} lacks input {i}", node.name))?;
+        self.vals
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("{} node {:?}: input {name} is not a computed value", node.op_type, node.name))
     }
 
     fn spatial_in(&self, node: &NodeProto, i: usize) -> Result<Spatial, String> {
@@ -116,11 +104,7 @@ impl<'g> Builder<'g> {
             Val::Flat { v, shape } => (v, shape),
             Val::Spatial(s) => {
                 let dst = self.value(s.c * s.h * s.w);
-                self.steps.push(Step::Flatten {
-                    src: s,
-                    dst,
-                    nhwc: false,
-                });
+                self.steps.push(Step::Flatten { src: s, dst, nhwc: false });
                 (dst, vec![1, s.c, s.h, s.w])
             }
         }
@@ -167,17 +151,7 @@ impl<'g> Builder<'g> {
             return Err(format!("input shape {input:?}: one RGB image expected"));
         }
         let input_v = self.value(c * h * w);
-        self.vals.insert(
-            input_name,
-            Val::Spatial(Spatial {
-                v: input_v,
-                c,
-                cp: c,
-                h,
-                w,
-                nchw: true,
-            }),
-        );
+        self.vals.insert(input_name, Val::Spatial(Spatial { v: input_v, c, cp: c, h, w, nchw: true }));
         let outputs: Vec<String> = graph
             .output
             .iter()
@@ -211,11 +185,7 @@ impl<'g> Builder<'g> {
         }
         let mut outs = Vec::new();
         for name in &outputs {
-            let v = self
-                .vals
-                .get(name)
-                .cloned()
-                .ok_or_else(|| format!("output {name} is not computed"))?;
+            let v = self.vals.get(name).cloned().ok_or_else(|| format!("output {name} is not computed"))?;
             let (v, shape) = self.flat(v);
             outs.push((name.clone(), v, shape.iter().product()));
         }
@@ -225,31 +195,14 @@ impl<'g> Builder<'g> {
         // Each is at most MAX_FLOATS now: the sum cannot overflow.
         let total: usize = self.sizes.iter().sum();
         if total > MAX_TOTAL_FLOATS {
-            return Err(format!(
-                "tensors of {total} values together (at most {MAX_TOTAL_FLOATS})"
-            ));
+            return Err(format!("tensors of {total} values together (at most {MAX_TOTAL_FLOATS})"));
         }
         // When a bordered copy of the input is all that reads it, the caller writes the input
         // straight into that copy.
-        let mut input = (
-            input_v,
-            Strides {
-                c: h * w,
-                y: w,
-                x: 1,
-            },
-            0,
-        );
-        let readers: Vec<usize> = (0..self.steps.len())
-            .filter(|&i| self.steps[i].reads().contains(&input_v))
-            .collect();
+        let mut input = (input_v, Strides { c: h * w, y: w, x: 1 }, 0);
+        let readers: Vec<usize> = (0..self.steps.len()).filter(|&i| self.steps[i].reads().contains(&input_v)).collect();
         if let [only] = readers[..]
-            && let Step::Place {
-                dst,
-                strides,
-                origin,
-                ..
-            } = self.steps[only]
+            && let Step::Place { dst, strides, origin, .. } = self.steps[only]
             && strides.x == 1
         {
             input = (dst, strides, origin);
@@ -290,11 +243,7 @@ impl<'g> Builder<'g> {
                 continue;
             }
             let depthwise = Attrs(node).int("group", 1) != 1;
-            let mut g = Fused {
-                conv: i,
-                add: None,
-                act: None,
-            };
+            let mut g = Fused { conv: i, add: None, act: None };
             let mut last = &node.output[0];
             if let Some(r) = only_reader(last) {
                 let n = &graph.node[r];
@@ -342,24 +291,13 @@ impl<'g> Builder<'g> {
             }
             "MaxPool" => {
                 for name in a.names() {
-                    if ![
-                        "auto_pad",
-                        "ceil_mode",
-                        "dilations",
-                        "kernel_shape",
-                        "pads",
-                        "strides",
-                        "storage_order",
-                    ]
-                    .contains(&name)
+                    if !["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides", "storage_order"]
+                        .contains(&name)
                     {
                         return unsupported(node, format!("attribute {name}"));
                     }
                 }
-                if a.int("ceil_mode", 0) != 0
-                    || a.ints("dilations")
-                        .is_some_and(|d| d.iter().any(|&d| d != 1))
-                {
+                if a.int("ceil_mode", 0) != 0 || a.ints("dilations").is_some_and(|d| d.iter().any(|&d| d != 1)) {
                     return unsupported(node, "ceil_mode or dilation");
                 }
                 let src = self.spatial_in(node, 0)?;
@@ -367,17 +305,11 @@ impl<'g> Builder<'g> {
                 let k = a.ints("kernel_shape").unwrap_or_default();
                 let strides = a.ints("strides").unwrap_or(vec![1, 1]);
                 let pads = a.ints("pads").unwrap_or(vec![0; 4]);
-                let (&[ky, kx], &[sy, sx], &[pt, pl, pb, pr]) =
-                    (k.as_slice(), strides.as_slice(), pads.as_slice())
+                let (&[ky, kx], &[sy, sx], &[pt, pl, pb, pr]) = (k.as_slice(), strides.as_slice(), pads.as_slice())
                 else {
                     return unsupported(node, "kernel, strides or pads are not 2-D");
                 };
-                if ky != kx
-                    || sy != sx
-                    || ky <= 0
-                    || sy <= 0
-                    || [pt, pl, pb, pr].iter().any(|&p| p < 0)
-                {
+                if ky != kx || sy != sx || ky <= 0 || sy <= 0 || [pt, pl, pb, pr].iter().any(|&p| p < 0) {
                     return unsupported(node, "non-square window");
                 }
                 let (k, s) = (ky as usize, sy as usize);
@@ -387,11 +319,7 @@ impl<'g> Builder<'g> {
                 let ax = onnx::window(&auto_pad, src.w, k, s, (pl as usize, pr as usize))
                     .or_else(|e| unsupported(node, e))?;
                 let dst = self.spatial(src.c, ay.out, ax.out);
-                self.steps.push(Step::MaxPool {
-                    src,
-                    dst,
-                    win: sliding(&src, &dst, k, s, (ay, ax)),
-                });
+                self.steps.push(Step::MaxPool { src, dst, win: sliding(&src, &dst, k, s, (ay, ax)) });
                 Val::Spatial(dst)
             }
             "Pad" => {
@@ -414,10 +342,7 @@ impl<'g> Builder<'g> {
                     return unsupported(node, "mode");
                 }
                 // The extra channels are zeros: the same memory, read as more channels.
-                Val::Spatial(Spatial {
-                    c: src.c + extra as usize,
-                    ..src
-                })
+                Val::Spatial(Spatial { c: src.c + extra as usize, ..src })
             }
             "Transpose" => {
                 let src = self.spatial_in(node, 0)?;
@@ -425,15 +350,8 @@ impl<'g> Builder<'g> {
                     return unsupported(node, "only NCHW -> NHWC");
                 }
                 let dst = self.value(src.c * src.h * src.w);
-                self.steps.push(Step::Flatten {
-                    src,
-                    dst,
-                    nhwc: true,
-                });
-                Val::Flat {
-                    v: dst,
-                    shape: vec![1, src.h, src.w, src.c],
-                }
+                self.steps.push(Step::Flatten { src, dst, nhwc: true });
+                Val::Flat { v: dst, shape: vec![1, src.h, src.w, src.c] }
             }
             "Reshape" => {
                 let v = self.val(node, 0)?;
@@ -458,21 +376,14 @@ impl<'g> Builder<'g> {
                 let mut shape = parts[0].1.clone();
                 shape[axis] = 0;
                 for (_, s) in &parts {
-                    if s.len() != shape.len()
-                        || s.iter()
-                            .zip(&shape)
-                            .enumerate()
-                            .any(|(d, (x, y))| d != axis && x != y)
+                    if s.len() != shape.len() || s.iter().zip(&shape).enumerate().any(|(d, (x, y))| d != axis && x != y)
                     {
                         return unsupported(node, "inputs of different shapes");
                     }
                     shape[axis] += s[axis];
                 }
                 let outer: usize = shape[..axis].iter().product();
-                let srcs = parts
-                    .iter()
-                    .map(|(v, s)| (*v, s[axis..].iter().product()))
-                    .collect();
+                let srcs = parts.iter().map(|(v, s)| (*v, s[axis..].iter().product())).collect();
                 let dst = self.value(shape.iter().product());
                 self.steps.push(Step::Concat { srcs, dst, outer });
                 Val::Flat { v: dst, shape }
@@ -485,13 +396,7 @@ impl<'g> Builder<'g> {
 }
 
 /// The window of a depthwise convolution or max pool from `src` to `dst` (same channels).
-fn sliding(
-    src: &Spatial,
-    dst: &Spatial,
-    k: usize,
-    stride: usize,
-    (y, x): (onnx::Axis, onnx::Axis),
-) -> Window {
+fn sliding(src: &Spatial, dst: &Spatial, k: usize, stride: usize, (y, x): (onnx::Axis, onnx::Axis)) -> Window {
     debug_assert_eq!(src.cp, dst.cp);
     Window {
         h: src.h,
