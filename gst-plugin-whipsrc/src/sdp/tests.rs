@@ -1,6 +1,8 @@
+use std::net::IpAddr;
+
 use super::*;
 
-const CHROME_OFFER: &str = include_str!("../../tests/data/chrome_av1.offer.sdp");
+const CHROME_OFFER: &str = include_str!("../../../tests/data/chrome_av1.offer.sdp");
 
 /// The offer shape OBS 30.2+ sends (INTEROP.md): audio first, no candidates, no RTX, a=group:LS,
 /// ICE credentials and setup at session level as older libdatachannel writes them.
@@ -327,7 +329,7 @@ fn the_answer_accepts_every_layer_as_obs_checks_it() {
 
 #[test]
 fn firefox_offer_shape_is_read_whatever_its_attribute_order() {
-    let offer = include_str!("../tests/data/firefox_simulcast.offer.sdp");
+    let offer = include_str!("../../tests/data/firefox_simulcast.offer.sdp");
     let prepared = prepare_offer(offer, &prefs()).unwrap();
     let (audio, video) = (&prepared.media[0], &prepared.media[1]);
     assert_eq!(audio.codec.as_ref().map(|c| (c.name.as_str(), c.payload_type)), Some(("OPUS", 109)));
