@@ -9,12 +9,14 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod ending;
 mod imp;
 mod negotiation;
 mod outputs;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 glib::wrapper! {
     pub struct WhipServerSrc(ObjectSubclass<imp::WhipServerSrc>) @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;
