@@ -804,3 +804,36 @@ fn facemark_properties_reach_the_sessions_and_a_bad_one_stops_the_start() {
         assert_eq!(face.matches('[').count(), 468, "{line:.200}");
     }
 }
+
+/// The marking threads' low priority stays with them: a task thread can go back to GLib's
+/// shared thread pool when its session ends, and an unprivileged process cannot raise it again,
+/// so a thread reused from there at nice 10 would slow the next session's recording. In a second
+/// session every thread but the marking ones runs at the default priority.
+#[test]
+fn recording_threads_keep_their_priority_session_after_session() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("app-priority", &["--sessions", "2"]);
+    report(publish_a_face(&server, 3));
+    server.wait_for("\nrecorded ", Duration::from_secs(20));
+    let second = publish_a_face(&server, 4);
+    // The second session's threads, once its recording and marking run (a busy machine is slower).
+    let started = std::time::Instant::now();
+    let threads = loop {
+        let threads = whipcast_tests::cpu::threads(server.child.id());
+        let running = |prefix: &str| threads.iter().filter(|t| t.name.starts_with(prefix)).count();
+        if (running("in-") >= 2 && running("face-mark") >= 1) || started.elapsed() > Duration::from_secs(10) {
+            break threads;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    report(second);
+    server.wait_exit(Duration::from_secs(30));
+    let nice =
+        |prefix: &str| -> Vec<i64> { threads.iter().filter(|t| t.name.starts_with(prefix)).map(|t| t.nice).collect() };
+    // Every other thread (ingest, recording, decoding, the server) at the default priority.
+    let others: Vec<_> =
+        threads.iter().filter(|t| !t.name.starts_with("face-mark") && t.name != "facemark-infer").collect();
+    assert!(nice("in-").len() >= 2 && others.iter().all(|t| t.nice == 0), "{others:?}");
+    let marking = nice("face-mark");
+    assert!(!marking.is_empty() && marking.iter().all(|&n| n > 0), "marking threads at {marking:?}");
+}
