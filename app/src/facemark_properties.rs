@@ -22,8 +22,8 @@ pub fn parse(text: &str) -> Result<(String, String), String> {
 
 /// whipcast's own choices for facemark, before the command line's (which win): each eye's iris
 /// every other frame halves the iris model's cost, within the model's own frame-to-frame wobble
-/// (gst-plugin-facemark/README.md), and with facemark's AVX2 code takes a 2-core server from 6 to 7-8 H.264 and from
-/// 5 to 6 AV1 720p30 publishers (README.md, capacity).
+/// (gst-plugin-facemark/README.md), and with facemark's AVX2 code takes a 2-core server from 6
+/// to 7-8 H.264 and from 5 to 6 AV1 720p30 publishers (README.md, capacity).
 pub const DEFAULTS: [(&str, &str); 1] = [("iris-interval", "2")];
 
 /// Sets [`DEFAULTS`], then each of `properties`, on `facemark`; the first that facemark lacks,
