@@ -830,10 +830,12 @@ fn recording_threads_keep_their_priority_session_after_session() {
     server.wait_exit(Duration::from_secs(30));
     let nice =
         |prefix: &str| -> Vec<i64> { threads.iter().filter(|t| t.name.starts_with(prefix)).map(|t| t.nice).collect() };
-    // Every other thread (ingest, recording, decoding, the server) at the default priority.
+    // Every other thread (ingest, recording, decoding, the server) at whipcast's own priority, its
+    // main thread's (the tests may run under `nice`).
+    let base = threads.iter().find(|t| t.name == "whipcast").map_or(0, |t| t.nice);
     let others: Vec<_> =
         threads.iter().filter(|t| !t.name.starts_with("face-mark") && t.name != "facemark-infer").collect();
-    assert!(nice("in-").len() >= 2 && others.iter().all(|t| t.nice == 0), "{others:?}");
+    assert!(nice("in-").len() >= 2 && others.iter().all(|t| t.nice == base), "{others:?}");
     let marking = nice("face-mark");
-    assert!(!marking.is_empty() && marking.iter().all(|&n| n > 0), "marking threads at {marking:?}");
+    assert!(!marking.is_empty() && marking.iter().all(|&n| n > base), "marking threads at {marking:?}");
 }

@@ -31,15 +31,17 @@ fn two_publishers(codec: Codec) {
         assert!(run.stages.get(stage) > Duration::ZERO, "no CPU seen for {}: {run:?}", stage.label());
     }
     // The marking threads (conversion, facemark, its inference thread, snapshots) yield to the
-    // others when the cores are busy; recording and decoding keep the default priority.
+    // others when the cores are busy; recording and decoding keep whipcast's own priority (that of
+    // its main thread: the tests may run under `nice`).
+    let base = run.niceness.iter().find(|(name, _)| name == "whipcast").map(|(_, nice)| *nice).unwrap_or(0);
     let marking: Vec<&(String, i64)> =
         run.niceness.iter().filter(|(name, _)| name.starts_with("face-mark") || name == "facemark-infer").collect();
-    assert!(marking.len() >= 2 && marking.iter().all(|(_, nice)| *nice > 0), "{:?}", run.niceness);
+    assert!(marking.len() >= 2 && marking.iter().all(|(_, nice)| *nice > base), "{:?}", run.niceness);
     let others = run
         .niceness
         .iter()
         .filter(|(name, _)| name.starts_with("in-") || name.starts_with("to-mux") || name.starts_with("face-decode"));
-    assert!(others.clone().count() >= 2 && others.clone().all(|(_, nice)| *nice == 0), "{:?}", run.niceness);
+    assert!(others.clone().count() >= 2 && others.clone().all(|(_, nice)| *nice == base), "{:?}", run.niceness);
     // Every thread of whipcast was counted in some stage: the split adds up to the process (whose
     // time /proc counts in 10 ms ticks).
     let (total, process) = (run.stages.total().as_secs_f64(), run.server.as_secs_f64());

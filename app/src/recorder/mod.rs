@@ -65,7 +65,7 @@ const INPUT_PREFIX: &str = "in-";
 const MUXING_QUEUE: &str = "to-mux";
 const DECODING_QUEUE: &str = "face-decode";
 const MARKING_QUEUE: &str = "face-mark";
-/// The nice value of the marking threads (conversion, facemark and its inference thread, which
+/// How much nicer than the rest the marking threads are (conversion, facemark and its inference thread, which
 /// inherits it, snapshots): when the cores are busy, ingest and recording run first and facemark
 /// passes frames on with its last result instead of a recording falling behind. The decoding
 /// thread keeps the default: a decoder that falls behind loses compressed frames to its leaky
@@ -623,10 +623,18 @@ impl Inner {
 }
 
 /// One more sink of recording `name` has its EOS: with the last one, the recording is finalized.
-/// Lowers the calling thread's priority to [`MARKING_NICE`].
+/// Lowers the calling thread's priority by [`MARKING_NICE`] from whatever whipcast runs at (a
+/// whipcast started with `nice` keeps its marking threads below its others).
 fn yield_to_recording(queue: &gst::Element) {
-    // SAFETY: setpriority takes plain integers; on Linux `who` 0 is the calling thread.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, MARKING_NICE) } != 0 {
+    // SAFETY: getpriority and setpriority take plain integers; on Linux `who` 0 is the calling
+    // thread. getpriority's -1 is also a valid nice value: errno tells them apart.
+    let failed = unsafe {
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+        (now == -1 && *libc::__errno_location() != 0)
+            || libc::setpriority(libc::PRIO_PROCESS, 0, (now + MARKING_NICE).min(19)) != 0
+    };
+    if failed {
         let why = std::io::Error::last_os_error();
         gst::warning!(gst::CAT_DEFAULT, obj = queue, "cannot lower the marking thread's priority: {why}");
     }
