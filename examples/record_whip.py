@@ -19,12 +19,12 @@ import gi
 gi.require_version("Gst", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
 
-# How long after a session's first pad the others may still come: whipserversrc adds a pad for
+# How long after a session's first pad the others may still come: whipcastsrc adds a pad for
 # each medium when its first packet arrives, and the muxer must have all its pads before it
-# writes the file's header. Until then each branch is held (its data waits in whipserversrc).
+# writes the file's header. Until then each branch is held (its data waits in whipcastsrc).
 SETTLE_MS = 1000
 
-# What each of whipserversrc's pads goes through before the muxer, and the muxer pad it takes.
+# What each of whipcastsrc's pads goes through before the muxer, and the muxer pad it takes.
 CHAINS = {
     "video_": (["rtpav1depay-rs", "av1obufix"], "video_%u"),
     "audio_": (["rtpopusdepay", "opusparse"], "audio_%u"),
@@ -50,7 +50,7 @@ def make(factory):
 
 
 def hold_branch(pipeline, pad):
-    """Links a new whipserversrc pad to its depayloader and parser, and holds its data there.
+    """Links a new whipcastsrc pad to its depayloader and parser, and holds its data there.
     Returns what joining the muxer needs: (pad, probe id, last element, muxer pad template)."""
     name = pad.get_name()
     chain = next((c for prefix, c in CHAINS.items() if name.startswith(prefix)), None)
@@ -89,7 +89,7 @@ def main():
     Gst.init(None)
 
     pipeline = Gst.Pipeline.new(None)
-    src = make("whipserversrc")
+    src = make("whipcastsrc")
     src.set_property("address", args.address)
     src.set_property("port", args.port)
     src.set_property("stream", args.stream)
@@ -158,7 +158,7 @@ def main():
         return GLib.SOURCE_REMOVE
 
     # The file is complete when EOS reaches the filesink. (The pipeline's own EOS message can
-    # wait longer: while a session is live, whipserversrc's internal sinks see no EOS.)
+    # wait longer: while a session is live, whipcastsrc's internal sinks see no EOS.)
     def on_sink_event(_pad, info):
         if info.get_event().type == Gst.EventType.EOS:
             GLib.idle_add(on_complete)

@@ -7,7 +7,7 @@
 # This checkout, whatever the current folder.
 whipcast_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# whipserversrc's defaults (gst-plugin-whipsrc/src/endpoint.rs), which the WHIP scripts name in
+# whipcastsrc's defaults (gst-plugin-whipsrc/src/endpoint.rs), which the WHIP scripts name in
 # file names and messages (WHIP_ADDRESS, WHIP_PORT, WHIP_STREAM override them).
 # shellcheck disable=SC2034 # used by the scripts that source this file
 whip_default_address=0.0.0.0 whip_default_port=8080 whip_default_stream=live

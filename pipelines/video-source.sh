@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by the face scripts: `src=(...)` decodes INPUT to raw video for gst-launch-1.0.
-#   INPUT = whip          a WHIP publisher (whipserversrc; WHIP_* variables: see whip-source.sh;
+#   INPUT = whip          a WHIP publisher (whipcastsrc; WHIP_* variables: see whip-source.sh;
 #                         WHIP_CODECS picks the one video codec accepted, default AV1)
 #   INPUT = FILE or URI   anything uridecodebin plays
 # GPU=1 prefers NVIDIA's decoders (nvav1dec, nvh264dec, ...) where they exist and says which

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Records one WHIP session without re-encoding, video and audio, into OUTPUT; the muxer follows
 # the extension: .webm (AV1, VP8, VP9), .mp4 (H.264, H.265, AV1), .mkv (anything).
-# The video leaves whipserversrc depayloaded and parsed (output=encoded: AV1 through
+# The video leaves whipcastsrc depayloaded and parsed (output=encoded: AV1 through
 # rtpav1depay-rs ! av1obufix, H.264 as avc), the audio as Opus.
 #
 # usage: whip-record.sh OUTPUT     (WHIP_* variables: see pipelines/whip-source.sh)

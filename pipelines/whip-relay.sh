@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Relays a WHIP publisher onward: ingest (whipserversrc, decoded), facemark, re-encode to
+# Relays a WHIP publisher onward: ingest (whipcastsrc, decoded), facemark, re-encode to
 # H.264 + Opus, and publish to another WHIP server with gst-plugins-rs's whipsink.
 #
 # usage: whip-relay.sh TARGET_URL    e.g. https://other.example/whip/live

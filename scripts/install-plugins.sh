@@ -48,13 +48,13 @@ case $action in
     done
     # Where it matters (the real directory), check that GStreamer finds the elements by itself.
     if [[ -z ${DESTDIR:-} && -z ${PLUGINDIR:-} ]]; then
-      for element in whipserversrc rtpav1depay-rs av1obufix facemark; do
+      for element in whipcastsrc rtpav1depay-rs av1obufix facemark; do
         if ! env -u GST_PLUGIN_PATH gst-inspect-1.0 "$element" >/dev/null 2>&1; then
           echo "install-plugins: installed, but gst-inspect-1.0 does not find $element" >&2
           exit 1
         fi
       done
-      echo "install-plugins: gst-inspect-1.0 finds whipserversrc, rtpav1depay-rs, av1obufix and facemark without GST_PLUGIN_PATH"
+      echo "install-plugins: gst-inspect-1.0 finds whipcastsrc, rtpav1depay-rs, av1obufix and facemark without GST_PLUGIN_PATH"
     fi
     ;;
   uninstall)

@@ -111,7 +111,7 @@ fn stream_token(value: &str) -> Result<(String, String), String> {
 }
 
 impl ServeArgs {
-    /// Sets what whipserversrc and whepserversink both take from the command line: where the
+    /// Sets what whipcastsrc and whipcastwhepsink both take from the command line: where the
     /// server listens, TLS, and ICE.
     pub fn set_endpoint_properties(&self, element: &gst::Element) {
         use gst::prelude::*;

@@ -48,7 +48,7 @@ pub fn decoders_line(installed: &dyn Fn(&str) -> bool) -> String {
 mod tests {
     use super::*;
 
-    /// The table as the scripts read it: every codec whipserversrc takes, NVIDIA's first.
+    /// The table as the scripts read it: every codec whipcastsrc takes, NVIDIA's first.
     #[test]
     fn every_codec_has_decoders_nvidia_first() {
         let codecs: Vec<&str> = DECODERS.iter().map(|(codec, _)| *codec).collect();

@@ -1,4 +1,4 @@
-//! `whipcast`: the main job. A WHIP endpoint (whipserversrc) that records every session without
+//! `whipcast`: the main job. A WHIP endpoint (whipcastsrc) that records every session without
 //! re-encoding (AV1, VP8, VP9 -> WebM; H.264, H.265 -> MP4; with the Opus audio) and runs
 //! facemark on the decoded video for annotated snapshots, session after session, until Ctrl-C.
 //! `whipcast check FILE...` decodes recordings and says what they hold.

@@ -1,4 +1,4 @@
-//! What the live line says of a session, from whipserversrc's `stats`.
+//! What the live line says of a session, from whipcastsrc's `stats`.
 
 /// `, layers 0 2.41, 1 0.98, 2 0.29 Mbit/s`: each simulcast layer (rid, bytes received) with its
 /// mean bitrate over `seconds`; nothing without layers.

@@ -82,7 +82,7 @@ impl Resource for WatchPage {
 
     fn get(&self, rest: &str) -> Result<Content, Rejection> {
         let stream = rest.trim_start_matches('/');
-        // Stream names are letters, digits, '-', '_' and '.' (whipserversrc refuses others).
+        // Stream names are letters, digits, '-', '_' and '.' (whipcastsrc refuses others).
         let page = include_str!("watch-page.html").replace("<!--STREAM-->", stream);
         Ok(Content::Whole { content_type: "text/html; charset=utf-8", body: Bytes::from(page) })
     }

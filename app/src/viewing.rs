@@ -10,17 +10,17 @@ use gst::prelude::*;
 
 use crate::args::ServeArgs;
 
-/// The whepserversink serving the publisher's own streams of `stream`.
+/// The whipcastwhepsink serving the publisher's own streams of `stream`.
 pub fn source_name(stream: &str) -> String {
     format!("whep-{stream}-source")
 }
 
-/// The whepserversink serving the annotated video of `stream`.
+/// The whipcastwhepsink serving the annotated video of `stream`.
 pub fn processed_name(stream: &str) -> String {
     format!("whep-{stream}")
 }
 
-/// The tee splitting a whipserversrc pad between recordings and the source view.
+/// The tee splitting a whipcastsrc pad between recordings and the source view.
 fn split_name(src: &gst::Element, pad: &gst::Pad) -> String {
     format!("split-{}-{}", src.name(), pad.name())
 }
@@ -42,12 +42,12 @@ pub fn add_endpoints(pipeline: &gst::Pipeline, args: &ServeArgs, stream: &str, a
         endpoints.push((processed_name(stream), stream.to_owned()));
     }
     for (name, path) in endpoints {
-        let sink = gst::ElementFactory::make("whepserversink")
+        let sink = gst::ElementFactory::make("whipcastwhepsink")
             .name(name.as_str())
             .property("stream", path.as_str())
             .property("token", args.viewer_token_for(stream).unwrap_or_default())
             .build()
-            .map_err(|_| "whepserversink is missing".to_string())?;
+            .map_err(|_| "whipcastwhepsink is missing".to_string())?;
         args.set_endpoint_properties(&sink);
         pipeline.add(&sink).map_err(|e| e.to_string())?;
     }
@@ -65,7 +65,7 @@ fn leaky_queue() -> Result<gst::Element, String> {
         .map_err(|_| "queue is missing".to_string())
 }
 
-/// A new pad of `src` (whipserversrc of `stream`): the recorded video and the audio are split by
+/// A new pad of `src` (whipcastsrc of `stream`): the recorded video and the audio are split by
 /// a tee (recordings take branches of it, see [`feed`]) and go on to the source view; the audio
 /// also to the annotated view.
 pub fn split(pipeline: &gst::Pipeline, src: &gst::Element, pad: &gst::Pad, stream: &str) -> Result<(), String> {
@@ -104,7 +104,7 @@ pub fn split(pipeline: &gst::Pipeline, src: &gst::Element, pad: &gst::Pad, strea
     Ok(())
 }
 
-/// The pad a recording takes `pad` (of whipserversrc `src`) from: a new branch of its tee, or the
+/// The pad a recording takes `pad` (of whipcastsrc `src`) from: a new branch of its tee, or the
 /// pad itself where it is not split.
 pub fn feed(pipeline: &gst::Pipeline, src: &gst::Element, pad: &gst::Pad) -> Option<gst::Pad> {
     match pipeline.by_name(&split_name(src, pad)) {
@@ -127,7 +127,7 @@ pub fn unfeed(sink_pad: &gst::Pad) {
 pub struct Watched(Arc<AtomicBool>);
 
 impl Watched {
-    /// Follows the viewers of `processed` (a whepserversink).
+    /// Follows the viewers of `processed` (a whipcastwhepsink).
     pub fn follow(processed: &gst::Element) -> Watched {
         let watched = Watched::default();
         for signal in ["viewer-added", "viewer-removed"] {

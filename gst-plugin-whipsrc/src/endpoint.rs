@@ -1,4 +1,4 @@
-//! What whipserversrc and whepserversink share as HTTP endpoints with WebRTC sessions behind
+//! What whipcastsrc and whipcastwhepsink share as HTTP endpoints with WebRTC sessions behind
 //! them: where they listen, the stream they serve, the token, TLS, the ICE servers and
 //! addresses announced, and how each session's webrtcbin uses them.
 
@@ -78,7 +78,7 @@ impl EndpointSettings {
                 .build(),
             glib::ParamSpecUInt::builder("port")
                 .nick("Port")
-                .blurb("TCP port of the HTTP server; whipserversrc and whepserversink elements naming the same address and port share one server")
+                .blurb("TCP port of the HTTP server; whipcastsrc and whipcastwhepsink elements naming the same address and port share one server")
                 .maximum(65535)
                 .default_value(DEFAULT_PORT)
                 .mutable_ready()

@@ -1,5 +1,5 @@
-//! GStreamer plugin `whipsrc`: `whipserversrc`, a WHIP (RFC 9725) endpoint inside a source
-//! element, built on webrtcbin; `whepserversink`, a WHEP endpoint that sends what flows into it
+//! GStreamer plugin `whipsrc`: `whipcastsrc`, a WHIP (RFC 9725) endpoint inside a source
+//! element, built on webrtcbin; `whipcastwhepsink`, a WHEP endpoint that sends what flows into it
 //! to any number of viewers; `rtpframegate`, which passes only decodable video frames after a loss;
 //! and `fragmentsync`, which keeps recordings whole on disk through a crash.
 //!
@@ -22,13 +22,28 @@ pub mod server;
 pub mod session;
 pub mod simulcast;
 pub mod viewers;
-mod whepserversink;
 pub mod whip;
-mod whipserversrc;
+mod whipcastsrc;
+mod whipcastwhepsink;
+
+/// Registers `element` as `name` and again under `old_name`, its first name, kept so existing
+/// pipelines still run: gst-plugins-rs's `rswebrtc` plugin has elements of the same names
+/// (`whipserversrc`, `whepserversink`), and where both plugins are installed an old name belongs
+/// to whichever plugin GStreamer registered last. The new names are ours alone.
+fn register_with_old_name(
+    plugin: &gst::Plugin,
+    name: &str,
+    old_name: &str,
+    element: glib::Type,
+) -> Result<(), glib::BoolError> {
+    // The new name first: the element class keeps the first factory as its own.
+    gst::Element::register(Some(plugin), name, gst::Rank::NONE, element)?;
+    gst::Element::register(Some(plugin), old_name, gst::Rank::NONE, element)
+}
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    whipserversrc::register(plugin)?;
-    whepserversink::register(plugin)?;
+    whipcastsrc::register(plugin)?;
+    whipcastwhepsink::register(plugin)?;
     fragmentsync::register(plugin)?;
     rtpframegate::register(plugin)
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// POSTs one client address may send at once after a quiet while (whipserversrc
+/// POSTs one client address may send at once after a quiet while (whipcastsrc
 /// `max-posts-per-address`): a studio behind one NAT starting a few OBS, a publisher retrying...
 pub const DEFAULT_POSTS_PER_ADDRESS: u32 = 10;
 /// ...and then one per this interval (OBS retries a failed connection every few seconds).

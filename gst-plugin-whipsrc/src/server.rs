@@ -1,4 +1,4 @@
-//! The HTTP(S) server: one per address and port in a process, shared by every whipserversrc
+//! The HTTP(S) server: one per address and port in a process, shared by every whipcastsrc
 //! that names them; each registers its stream path. Requests are checked by the rules in
 //! [`crate::whip`] and handed to the stream's [`Endpoint`]. An application may serve more on the
 //! same port: a [`Resource`] answers GETs under a path of its own (whipcast's `/metrics` and
@@ -52,7 +52,7 @@ pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .worker_threads(2)
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_keep_alive(BLOCKING_KEEP_ALIVE)
-        .thread_name("whipserversrc-http")
+        .thread_name("whipcastsrc-http")
         .enable_all()
         .build()
         .expect("tokio runtime starts")
@@ -84,7 +84,7 @@ pub struct Peer {
     pub user_agent: Option<String>,
 }
 
-/// A stream served here: implemented by whipserversrc (publishers) and whepserversink (viewers).
+/// A stream served here: implemented by whipcastsrc (publishers) and whipcastwhepsink (viewers).
 pub trait Endpoint: Send + Sync + 'static {
     fn auth(&self) -> StreamAuth;
     /// Sessions running now, and the most this endpoint allows on the server (0: no limit),

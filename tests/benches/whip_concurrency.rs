@@ -6,7 +6,7 @@
 //! `fsync=false` on fragmentsync (whole-unit writes without fsync).
 //!
 //! N concurrent publishers (default 32; several values run one after the other) of a ~2.5 Mbit/s
-//! 1280x720 AV1 stream, each recorded by its own whipserversrc (one shared port, one stream
+//! 1280x720 AV1 stream, each recorded by its own whipcastsrc (one shared port, one stream
 //! each) through `rtpav1depay-rs ! av1obufix ! webmmux ! filesink`, all in this process. The
 //! publishers are libdatachannel peer connections sending OBS's offer shape and a pre-encoded
 //! clip (tests/peers/obs_like/bench_publish.py, one separate process, no live encoding).
@@ -14,7 +14,7 @@
 //! Once every session is up and sending, it measures over a fixed window (default 20 s) the CPU
 //! time of this process (the server: HTTP, ICE, DTLS, SRTP, jitter buffers, depayloaders,
 //! muxers, files), of the publishers' process, and of the whole machine, and the loss at the
-//! server (whipserversrc `stats`: RTP packets lost, NACKs sent; rtpav1depay-rs: packets lost,
+//! server (whipcastsrc `stats`: RTP packets lost, NACKs sent; rtpav1depay-rs: packets lost,
 //! temporal units dropped). Afterwards every WebM file is demuxed and its frames counted against
 //! what its publisher sent; the first and the last are also decoded.
 
@@ -69,7 +69,7 @@ fn sample(publisher: u32) -> Cpu {
     }
 }
 
-/// What whipserversrc and rtpav1depay-rs of one stream report.
+/// What whipcastsrc and rtpav1depay-rs of one stream report.
 #[derive(Default, Debug, Clone, Copy)]
 struct Loss {
     packets_received: u64,
@@ -158,7 +158,7 @@ fn run(n: usize, window: Duration, fragmentsync: Option<&str>) -> f64 {
     let mut launch = String::new();
     for (i, file) in files.iter().enumerate() {
         launch += &format!(
-            "whipserversrc name=w{i} address=127.0.0.1 port={port} stream=bench{i} timeout=5 max-posts-per-address=0 \
+            "whipcastsrc name=w{i} address=127.0.0.1 port={port} stream=bench{i} timeout=5 max-posts-per-address=0 \
              w{i}.video_0 ! rtpav1depay-rs name=d{i} ! av1obufix ! webmmux ! {}filesink location={} ",
             fragmentsync.unwrap_or_default(),
             file.display()

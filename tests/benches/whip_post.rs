@@ -16,7 +16,7 @@ fn main() {
     let n = std::env::args().skip(1).find_map(|a| a.parse::<usize>().ok()).unwrap_or(100);
     let port = free_port();
     let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("whipserversrc")
+    let src = gst::ElementFactory::make("whipcastsrc")
         .property("address", "127.0.0.1")
         .property("port", u32::from(port))
         .property_from_str("on-disconnect", "wait")

@@ -1,4 +1,4 @@
-//! Hostile clients against a whipserversrc in a process of its own (gst-launch-1.0), whose
+//! Hostile clients against a whipcastsrc in a process of its own (gst-launch-1.0), whose
 //! threads, descriptors and memory are read from /proc: what sessions took comes back once they
 //! are gone, and a publisher is still served afterwards.
 
@@ -10,7 +10,7 @@ use whipcast_tests::*;
 
 const OBS_OFFER: &str = include_str!("../data/obs_av1.offer.sdp");
 
-/// `gst-launch-1.0 whipserversrc ... ! fakesink`, killed when dropped.
+/// `gst-launch-1.0 whipcastsrc ... ! fakesink`, killed when dropped.
 struct Served {
     child: Child,
     port: u16,
@@ -35,7 +35,7 @@ fn serve_with_descriptor_limit(properties: &[&str], limit: Option<u32>) -> Serve
         .arg("-c")
         .arg(format!("{ulimit}exec gst-launch-1.0 \"$@\""))
         .arg("sh")
-        .args(["-q", "whipserversrc", "address=127.0.0.1", &format!("port={port}"), "timeout=1"])
+        .args(["-q", "whipcastsrc", "address=127.0.0.1", &format!("port={port}"), "timeout=1"])
         .args(properties)
         .args(["!", "fakesink", "async=false"])
         .env("GST_PLUGIN_PATH", build_dir())
@@ -45,7 +45,7 @@ fn serve_with_descriptor_limit(properties: &[&str], limit: Option<u32>) -> Serve
         .expect("gst-launch-1.0 runs");
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "whipserversrc never listened on {port}");
+        assert!(start.elapsed() < Duration::from_secs(20), "whipcastsrc never listened on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
     Served { child, port }

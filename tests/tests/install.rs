@@ -44,7 +44,7 @@ fn staged_install_lands_in_the_pkg_config_plugin_dir_and_uninstall_removes_it() 
 
     // GStreamer loads the elements from the installed files (a registry of its own for this).
     for (element, so) in
-        [("whipserversrc", "libgstwhipsrc.so"), ("av1obufix", "libgstav1rtp.so"), ("facemark", "libgstfacemark.so")]
+        [("whipcastsrc", "libgstwhipsrc.so"), ("av1obufix", "libgstav1rtp.so"), ("facemark", "libgstfacemark.so")]
     {
         let inspect = Command::new("gst-inspect-1.0")
             .arg(element)

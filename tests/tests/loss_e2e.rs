@@ -1,7 +1,7 @@
-//! Packet loss between a real publisher and whipserversrc: gst-plugins-rs `whipsink` or the
+//! Packet loss between a real publisher and whipcastsrc: gst-plugins-rs `whipsink` or the
 //! OBS-like libdatachannel publisher (each in its own process) publishes through a relay on
 //! loopback (`whipcast_tests::relay`) that drops video packets, seeded, scattered or in bursts.
-//! whipserversrc (`output=encoded`) records. With retransmissions dropped too (NACK defeated),
+//! whipcastsrc (`output=encoded`) records. With retransmissions dropped too (NACK defeated),
 //! the file decodes with no error in ffmpeg and holds exactly the frames of every GOP up to its
 //! first damaged frame: the publisher reports its key frames, the relay which frames lost a
 //! packet. With retransmissions let through, NACK repairs every loss and nothing is missing.
@@ -28,7 +28,7 @@ enum Publisher {
 
 struct Codec {
     name: &'static str,
-    /// whipserversrc properties and what follows its video pad.
+    /// whipcastsrc properties and what follows its video pad.
     tail: &'static str,
     extension: &'static str,
 }
@@ -47,21 +47,21 @@ fn run(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack, seed: u64) {
     run_with_timeout(publisher, codec, loss, nack, seed, 3);
 }
 
-/// `timeout`: whipserversrc's, in seconds (no media for that long ends the session).
+/// `timeout`: whipcastsrc's, in seconds (no media for that long ends the session).
 fn run_with_timeout(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack, seed: u64, timeout: u32) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     init();
     let port = free_port();
     let file = output_path(&format!("loss-e2e-{}-{seed}.{}", codec.name, codec.extension));
     let launch = format!(
-        "whipserversrc name=w address=127.0.0.1 port={port} timeout={timeout} output=encoded {}",
+        "whipcastsrc name=w address=127.0.0.1 port={port} timeout={timeout} output=encoded {}",
         codec
             .tail
             .replace("FILE", &file.display().to_string())
             .replace("w.video_0 !", "w.video_0 ! identity name=out !")
     );
     let pipeline = gst::parse::launch(&launch).unwrap().downcast::<gst::Pipeline>().unwrap();
-    // The frames whipserversrc output (by PTS), to show where they differ from the model's.
+    // The frames whipcastsrc output (by PTS), to show where they differ from the model's.
     let output = std::sync::Arc::new(Mutex::new(Vec::new()));
     let seen = output.clone();
     pipeline.by_name("out").unwrap().static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
@@ -72,7 +72,7 @@ fn run_with_timeout(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack,
     });
     pipeline.set_state(gst::State::Playing).unwrap();
     let relay = WhipRelay::start(port, loss, nack, seed);
-    // The session's own statistics (whipserversrc `stats`), as last seen while it was live.
+    // The session's own statistics (whipcastsrc `stats`), as last seen while it was live.
     let session_stats = std::sync::Arc::new(Mutex::new(String::new()));
     let polling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     {
@@ -152,7 +152,7 @@ fn run_with_timeout(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack,
     }
     assert!(decoded.errors.is_empty(), "{context}: {:?}", decoded.errors);
     if decoded.video_frames != expected.len() as u64 {
-        // Frame indexes relative to the first: the model's, and whipserversrc's output by PTS.
+        // Frame indexes relative to the first: the model's, and whipcastsrc's output by PTS.
         let first = expected[0];
         let model: Vec<usize> = expected.iter().map(|i| i - first).collect();
         let output = output.lock().unwrap();
@@ -220,7 +220,7 @@ fn obs_like_h264_undecodable_for_longer_than_the_timeout_stays_live() {
     run_with_timeout(Publisher::ObsLike, &H264, Loss::Frames { first: 3, end: 120 }, Nack::Defeated, 35, 2);
 }
 
-/// The server asks for every lost packet in time (whipserversrc's RTCP feedback timing): with
+/// The server asks for every lost packet in time (whipcastsrc's RTCP feedback timing): with
 /// retransmissions let through, no frame stays damaged and every frame sent is recorded.
 #[test]
 fn obs_like_av1_loss_repaired_by_nack_loses_no_frame() {

@@ -304,7 +304,7 @@ fn whip_relay_marks_faces_and_publishes_onward() {
     let far_port = free_port();
     let out = output_path("relayed.mp4");
     let far = gst::parse::launch(&format!(
-        "whipserversrc name=w address=127.0.0.1 port={far_port} token=far-token timeout=5 \
+        "whipcastsrc name=w address=127.0.0.1 port={far_port} token=far-token timeout=5 \
          w.video_0 ! rtph264depay ! h264parse ! mp4mux name=mux ! filesink location={} \
          w.audio_0 ! rtpopusdepay ! opusparse ! mux.",
         out.display()

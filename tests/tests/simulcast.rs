@@ -25,14 +25,14 @@ struct Server {
     layers: Arc<Mutex<Option<String>>>,
 }
 
-/// whipserversrc (output=encoded, `simulcast`) with pads video_0..video_<pads-1> each recorded
+/// whipcastsrc (output=encoded, `simulcast`) with pads video_0..video_<pads-1> each recorded
 /// to a Matroska file.
 fn serve(name: &str, simulcast: &str, pads: usize) -> Server {
     init();
     let port = free_port();
     let files: Vec<_> = (0..pads).map(|i| output_path(&format!("simulcast-{name}-{i}.mkv"))).collect();
     let mut launch =
-        format!("whipserversrc name=w address=127.0.0.1 port={port} timeout=3 output=encoded simulcast={simulcast} ");
+        format!("whipcastsrc name=w address=127.0.0.1 port={port} timeout=3 output=encoded simulcast={simulcast} ");
     for (i, file) in files.iter().enumerate() {
         launch += &format!("w.video_{i} ! queue ! matroskamux ! filesink location={} ", file.display());
     }
@@ -67,7 +67,7 @@ fn publisher_command(port: u16, codec: &str, layer_order: &str) -> std::process:
     command
 }
 
-/// whipserversrc's per-layer stats while the session is live: (rid, packets received) once
+/// whipcastsrc's per-layer stats while the session is live: (rid, packets received) once
 /// every layer has some.
 fn layer_stats(server: &Server, layers: usize) -> Vec<(String, u64)> {
     let src = server.pipeline.by_name("w").unwrap();

@@ -1,5 +1,5 @@
 //! AV1 SVC from headless Chromium (`scalabilityMode` L1T3 and L3T3: one stream whose OBUs carry
-//! temporal and spatial layer ids). whipserversrc keeps the dependency descriptor extension and
+//! temporal and spatial layer ids). whipcastsrc keeps the dependency descriptor extension and
 //! `a=extmap-allow-mixed` in its answer where offered; the recording
 //! of every layer decodes with zero errors in GStreamer and ffmpeg, and `rtpav1depay-rs`
 //! `max-temporal-layer` / `max-spatial-layer` record one operating point of it.
@@ -19,7 +19,7 @@ fn record(mode: &str, depays: &[&str]) -> (String, Vec<std::path::PathBuf>) {
     init();
     let port = free_port();
     let files: Vec<_> = (0..depays.len()).map(|i| output_path(&format!("svc-{mode}-{i}.webm"))).collect();
-    let mut launch = format!("whipserversrc name=w address=127.0.0.1 port={port} timeout=3 w.video_0 ! tee name=t ");
+    let mut launch = format!("whipcastsrc name=w address=127.0.0.1 port={port} timeout=3 w.video_0 ! tee name=t ");
     for (depay, file) in depays.iter().zip(&files) {
         launch += &format!("t. ! queue ! {depay} ! av1obufix ! webmmux ! filesink location={} ", file.display());
     }

@@ -1,4 +1,4 @@
-//! whepserversink watched by a WHEP client written by others: gst-plugins-rs's `whepsrc`
+//! whipcastwhepsink watched by a WHEP client written by others: gst-plugins-rs's `whepsrc`
 //! (tests/src/bin/whep-view.rs), each viewer a process of its own.
 
 use std::process::Command;
@@ -9,7 +9,7 @@ use whipcast_tests::*;
 
 const RATE: u64 = 30;
 
-/// A live 320x240 30 fps pattern encoded by `encoder` into `whepserversink` on `port` (stream
+/// A live 320x240 30 fps pattern encoded by `encoder` into `whipcastwhepsink` on `port` (stream
 /// `cam`, token `t`), with Opus audio when `audio`; `more` is added to the launch line.
 fn sender(port: u16, encoder: &str, audio: bool, more: &str) -> gst::Pipeline {
     init();
@@ -21,7 +21,7 @@ fn sender(port: u16, encoder: &str, audio: bool, more: &str) -> gst::Pipeline {
     let launch = format!(
         "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate={RATE}/1 ! {encoder} \
          ! tee name=t ! queue ! whep.video_0 \
-         whepserversink name=whep address=127.0.0.1 port={port} stream=cam token=t {audio} {more}"
+         whipcastwhepsink name=whep address=127.0.0.1 port={port} stream=cam token=t {audio} {more}"
     );
     let pipeline = gst::parse::launch(&launch).unwrap().downcast::<gst::Pipeline>().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
@@ -35,7 +35,7 @@ fn viewer(port: u16, seconds: u64, codec: &str) -> Command {
     command
 }
 
-/// Waits until `pipeline`'s whepserversink has sent its first frames (a viewer before that gets
+/// Waits until `pipeline`'s whipcastwhepsink has sent its first frames (a viewer before that gets
 /// 503: nothing to watch yet).
 fn wait_for_media(pipeline: &gst::Pipeline, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -51,7 +51,7 @@ fn wait_for_media(pipeline: &gst::Pipeline, port: u16) {
         if r.status != 503 {
             return;
         }
-        assert!(Instant::now() < deadline, "no media reached whepserversink in 10 s");
+        assert!(Instant::now() < deadline, "no media reached whipcastwhepsink in 10 s");
         std::thread::sleep(Duration::from_millis(100));
         let _ = pipeline;
     }
@@ -112,7 +112,7 @@ fn five_viewers_one_frozen_one_killed_the_others_and_the_recording_lose_nothing(
     let launch = format!(
         "videotestsrc is-live=true pattern=ball num-buffers={frames} ! video/x-raw,width=320,height=240,framerate={RATE}/1 \
          ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 ! video/x-h264,profile=constrained-baseline \
-         ! tee name=t ! queue ! whepserversink name=whep address=127.0.0.1 port={port} stream=cam token=t \
+         ! tee name=t ! queue ! whipcastwhepsink name=whep address=127.0.0.1 port={port} stream=cam token=t \
          t. ! queue ! h264parse ! matroskamux ! filesink location={}",
         file.display()
     );
@@ -169,7 +169,7 @@ fn the_endpoint_answers_with_clear_statuses() {
     init();
     // Nothing flows yet: a viewer is told to come back.
     let idle = gst::parse::launch(&format!(
-        "appsrc caps=video/x-vp8 format=time ! whep.video_0 whepserversink name=whep address=127.0.0.1 port={port} stream=cam token=t max-viewers=1"
+        "appsrc caps=video/x-vp8 format=time ! whep.video_0 whipcastwhepsink name=whep address=127.0.0.1 port={port} stream=cam token=t max-viewers=1"
     ))
     .unwrap()
     .downcast::<gst::Pipeline>()

@@ -1,5 +1,5 @@
 //! End to end: real WHIP publishers written by others (gst-plugins-rs `whipsink` and
-//! `whipclientsink`, in a separate process) publish to whipserversrc; the recording is demuxed
+//! `whipclientsink`, in a separate process) publish to whipcastsrc; the recording is demuxed
 //! and decoded and must hold at least 95% of the frames the publisher reports sending; EOS must
 //! follow the publisher's DELETE, or its disappearance, within the timeout.
 
@@ -26,7 +26,7 @@ fn record(name: &str, tail: &str) -> Recording {
     let port = free_port();
     let file = output_path(name);
     let launch = format!(
-        "whipserversrc name=w address=127.0.0.1 port={port} timeout=3 {}",
+        "whipcastsrc name=w address=127.0.0.1 port={port} timeout=3 {}",
         tail.replace("FILE", &file.display().to_string())
     );
     let pipeline = gst::parse::launch(&launch).unwrap().downcast::<gst::Pipeline>().unwrap();

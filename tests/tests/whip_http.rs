@@ -1,4 +1,4 @@
-//! The WHIP HTTP contract (RFC 9725) of whipserversrc, with a real HTTP client against the
+//! The WHIP HTTP contract (RFC 9725) of whipcastsrc, with a real HTTP client against the
 //! element in a running pipeline: every status code, CORS, auth, two streams on one port, and
 //! hostile clients (offers asking too much, idle and slow connections, sessions never connected).
 
@@ -21,7 +21,7 @@ impl Drop for Server {
     }
 }
 
-/// A pipeline with one whipserversrc per stream on one port; pads go to fakesinks.
+/// A pipeline with one whipcastsrc per stream on one port; pads go to fakesinks.
 fn serve(streams: &[&str], properties: &[(&str, &str)]) -> Server {
     serve_with(streams, properties, |_, _| {})
 }
@@ -36,7 +36,7 @@ fn serve_with(
     let port = free_port();
     let pipeline = gst::Pipeline::new();
     for stream in streams {
-        let src = gst::ElementFactory::make("whipserversrc")
+        let src = gst::ElementFactory::make("whipcastsrc")
             .property("address", "127.0.0.1")
             .property("port", u32::from(port))
             .property("stream", *stream)
@@ -56,7 +56,7 @@ fn serve_with(
         });
         pipeline.add(&src).unwrap();
     }
-    pipeline.set_state(gst::State::Playing).expect("whipserversrc starts");
+    pipeline.set_state(gst::State::Playing).expect("whipcastsrc starts");
     Server { pipeline, port }
 }
 
@@ -353,7 +353,7 @@ fn a_port_in_use_is_a_clear_element_error() {
     init();
     let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = blocker.local_addr().unwrap().port();
-    let pipeline = gst::parse::launch(&format!("whipserversrc address=127.0.0.1 port={port} ! fakesink"))
+    let pipeline = gst::parse::launch(&format!("whipcastsrc address=127.0.0.1 port={port} ! fakesink"))
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
@@ -475,13 +475,13 @@ fn a_firefox_simulcast_offer_gets_its_layers_and_its_first_codec() {
     assert!(!answer.contains("a=sendonly"));
 }
 
-/// The session bins inside the (first) whipserversrc of a pipeline.
+/// The session bins inside the (first) whipcastsrc of a pipeline.
 fn session_bins(server: &Server) -> Vec<String> {
     let src = server
         .pipeline
         .children()
         .into_iter()
-        .find(|e| e.factory().is_some_and(|f| f.name() == "whipserversrc"))
+        .find(|e| e.factory().is_some_and(|f| f.name() == "whipcastsrc"))
         .and_downcast::<gst::Bin>()
         .unwrap();
     src.children().iter().map(|e| e.name().to_string()).filter(|n| n.starts_with("session-")).collect()
@@ -521,7 +521,7 @@ fn concurrent_posts_leave_one_session_and_nothing_nobody_owns() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(session_bins(&server).is_empty(), "{:?}", session_bins(&server));
-    let src = server.pipeline.children().into_iter().find(|e| e.factory().is_some_and(|f| f.name() == "whipserversrc"));
+    let src = server.pipeline.children().into_iter().find(|e| e.factory().is_some_and(|f| f.name() == "whipcastsrc"));
     let stats = src.unwrap().property::<gst::Structure>("stats");
     assert_eq!((stats.get::<u64>("sessions-started"), stats.get::<u64>("sessions-ended")), (Ok(8), Ok(8)));
 }

@@ -1,4 +1,4 @@
-//! One pipeline: a whipserversrc per stream (output=encoded, on-disconnect=wait) and, per
+//! One pipeline: a whipcastsrc per stream (output=encoded, on-disconnect=wait) and, per
 //! session, a recording bin made when the session starts (its codecs are known then, before any
 //! media) and finalized with EOS when it ends, while the server goes on.
 
@@ -209,7 +209,7 @@ impl Recorder {
 impl Inner {
     fn whip_source(self: &Arc<Self>, stream: &str) -> Result<gst::Element, String> {
         let a = &self.args;
-        let src = gst::ElementFactory::make("whipserversrc")
+        let src = gst::ElementFactory::make("whipcastsrc")
             .name(format!("whip-{stream}"))
             .property("stream", stream)
             .property("token", a.token_for(stream).unwrap_or_default())
@@ -220,10 +220,10 @@ impl Inner {
             // Simulcast: facemark gets the analysis_0 pad (a smaller layer), the file video_0.
             .property("analysis-min-height", if self.facemark.is_some() { a.analysis_height } else { 0 })
             .build()
-            .map_err(|_| "whipserversrc is missing".to_string())?;
+            .map_err(|_| "whipcastsrc is missing".to_string())?;
         a.set_endpoint_properties(&src);
         let weak = Arc::downgrade(self);
-        // The signals' arguments by name and type (whipserversrc's signal docs), not by index.
+        // The signals' arguments by name and type (whipcastsrc's signal docs), not by index.
         let started = glib::closure!(move |src: &gst::Element,
                                            id: &str,
                                            remote: &str,
@@ -297,7 +297,7 @@ impl Inner {
         }
     }
 
-    /// Feeds the recording `bin`'s input of the same name from `src_pad` (of whipserversrc `src`).
+    /// Feeds the recording `bin`'s input of the same name from `src_pad` (of whipcastsrc `src`).
     fn link_input(&self, src: &gst::Element, src_pad: &gst::Pad, bin: &gst::Bin) {
         let Some(sink_pad) = bin.static_pad(&src_pad.name()) else { return };
         if sink_pad.is_linked() {
@@ -500,7 +500,7 @@ impl Inner {
         unsafe { self.pipeline.set_data("bus-watch", watch) };
     }
 
-    /// What `/metrics` says now: each stream's live session from its whipserversrc's stats.
+    /// What `/metrics` says now: each stream's live session from its whipcastsrc's stats.
     fn metrics(&self, address: SocketAddr) -> Snapshot {
         // Read, then released before asking the elements: a session starting holds an element's
         // lock while its pad-added handler waits for this one.
@@ -653,7 +653,7 @@ fn sink_done(pending: &AtomicUsize, weak: &std::sync::Weak<Inner>, name: &str) {
 }
 
 /// A queue for live data: up to 3 s, and for `leaky` ones the oldest data goes when full.
-/// The pads of whipserversrc whose RTP arrives (its stats' `receiving`).
+/// The pads of whipcastsrc whose RTP arrives (its stats' `receiving`).
 fn receiving(src: Option<&gst::Element>) -> Vec<String> {
     let stats = src.map(|src| src.property::<gst::Structure>("stats"));
     let list = stats.as_ref().and_then(|s| s.get::<gst::Structure>("session").ok());

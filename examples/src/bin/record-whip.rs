@@ -16,9 +16,9 @@ use gst::prelude::*;
 const USAGE: &str = "usage: record-whip [--address ADDR] [--port PORT] [--stream NAME] [--token TOKEN] \
                      [--timeout SECONDS] [--output FILE.webm]";
 
-/// How long after a session's first pad the others may still come: whipserversrc adds a pad for
+/// How long after a session's first pad the others may still come: whipcastsrc adds a pad for
 /// each medium when its first packet arrives, and the muxer must have all its pads before it
-/// writes the file's header. Until then each branch is held (its data waits in whipserversrc).
+/// writes the file's header. Until then each branch is held (its data waits in whipcastsrc).
 const SETTLE: Duration = Duration::from_secs(1);
 
 struct Options {
@@ -88,7 +88,7 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     gst::init()?;
     register_plugins()?;
 
-    let src = gst::ElementFactory::make("whipserversrc")
+    let src = gst::ElementFactory::make("whipcastsrc")
         .property("address", &o.address)
         .property("port", o.port)
         .property("stream", &o.stream)
@@ -135,7 +135,7 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         None
     });
     let bus = pipeline.bus().ok_or("pipeline without bus")?;
-    // whipserversrc's pads appear when a publisher's media starts: video_0, audio_0.
+    // whipcastsrc's pads appear when a publisher's media starts: video_0, audio_0.
     let branches = Arc::new(Mutex::new(Branches::default()));
     let (pending, join_later) = (branches.clone(), bus.clone());
     src.connect_pad_added(move |src, pad| {
@@ -165,7 +165,7 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     });
 
     // The file is complete when EOS reaches the filesink. (The pipeline's own EOS message can
-    // wait longer: while a session is live, whipserversrc's internal sinks see no EOS.)
+    // wait longer: while a session is live, whipcastsrc's internal sinks see no EOS.)
     let complete = bus.clone();
     sink.static_pad("sink").ok_or("filesink without sink pad")?.add_probe(
         gst::PadProbeType::EVENT_DOWNSTREAM,
@@ -196,7 +196,7 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     result
 }
 
-/// A depayloader and parser for one of whipserversrc's pads, held until it joins the muxer.
+/// A depayloader and parser for one of whipcastsrc's pads, held until it joins the muxer.
 struct Branch {
     pad: gst::Pad,
     hold: gst::PadProbeId,
@@ -220,7 +220,7 @@ fn hold_branch(src: &gst::Element, pad: &gst::Pad) -> Result<Branch, Box<dyn std
     } else {
         return Err(format!("unexpected pad {name}").into());
     };
-    let bin = src.parent().and_downcast::<gst::Bin>().ok_or("whipserversrc outside a bin")?;
+    let bin = src.parent().and_downcast::<gst::Bin>().ok_or("whipcastsrc outside a bin")?;
     let elements = chain.iter().map(|f| gst::ElementFactory::make(f).build()).collect::<Result<Vec<_>, _>>()?;
     bin.add_many(&elements)?;
     gst::Element::link_many(&elements)?;

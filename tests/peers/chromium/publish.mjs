@@ -7,9 +7,9 @@
 //        [--simulcast N]        (N layers: rids f, h, q at full, half and quarter size)
 //        [--scalability-mode M] (SVC: one stream with layers, e.g. L1T3, L3T3)
 //   node publish.mjs --page-url URL --codec C --seconds N [--token T] [--stream S] [--audio]
-//        (open a whipserversrc publish page and use its form as a person would)
+//        (open a whipcastsrc publish page and use its form as a person would)
 //
-// Serves whipserversrc's publish page (gst-plugin-whipsrc/src/publish-page.html)
+// Serves whipcastsrc's publish page (gst-plugin-whipsrc/src/publish-page.html)
 // from its own HTTP server on 127.0.0.1 (another origin
 // than the WHIP server, so CORS is exercised), drives it with playwright-core,
 // prints ONE JSON line on stdout, logs to stderr, exits 0 only when ok.
@@ -138,7 +138,7 @@ async function main() {
   page.on('pageerror', e => { const l = `pageerror: ${e.message}`; consoleLines.push(l); console.error('[chromium] ' + l); });
 
   if (opts.pageUrl) {
-    // The page whipserversrc serves: fill in its form and press its buttons.
+    // The page whipcastsrc serves: fill in its form and press its buttons.
     const resp = await page.goto(opts.pageUrl, { timeout: 15000 });
     if (!resp || !resp.ok()) return { ok: false, error: `GET ${opts.pageUrl}: ${resp ? resp.status() : 'no response'}` };
     await page.waitForFunction(() => document.querySelectorAll('#codec option').length > 0, null, { timeout: 10000 });

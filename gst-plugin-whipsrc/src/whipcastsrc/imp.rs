@@ -22,9 +22,8 @@ use super::negotiation::Pending;
 use super::outputs::{OutputPad, caps_from_sdp, session_pads, stream_codecs};
 use super::settings::Settings;
 
-pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new("whipserversrc", gst::DebugColorFlags::empty(), Some("WHIP server source"))
-});
+pub(super) static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("whipcastsrc", gst::DebugColorFlags::empty(), Some("WHIP server source")));
 
 #[derive(Debug, Default, Clone)]
 pub(super) struct SessionStats {

@@ -10,7 +10,7 @@ fn init() {
 #[test]
 fn pads_are_requested_by_kind_and_released() {
     init();
-    let sink = gst::ElementFactory::make("whepserversink").build().unwrap();
+    let sink = gst::ElementFactory::make("whipcastwhepsink").build().unwrap();
     let video = sink.request_pad_simple("video_%u").unwrap();
     let audio = sink.request_pad_simple("audio_%u").unwrap();
     assert_eq!((video.name().as_str(), audio.name().as_str()), ("video_0", "audio_0"));
@@ -32,7 +32,7 @@ fn bad_settings_fail_the_start_with_a_message() {
         ("port-range", "5-1", "port-range"),
     ] {
         let pipeline = gst::Pipeline::new();
-        let sink = gst::ElementFactory::make("whepserversink").property("port", 0u32).build().unwrap();
+        let sink = gst::ElementFactory::make("whipcastwhepsink").property("port", 0u32).build().unwrap();
         sink.set_property_from_str(property, value);
         pipeline.add(&sink).unwrap();
         assert!(pipeline.set_state(gst::State::Paused).is_err(), "{property}={value}");
@@ -47,7 +47,7 @@ fn bad_settings_fail_the_start_with_a_message() {
 #[test]
 fn defaults_are_documented_in_the_properties() {
     init();
-    let sink = gst::ElementFactory::make("whepserversink").build().unwrap();
+    let sink = gst::ElementFactory::make("whipcastwhepsink").build().unwrap();
     assert_eq!(sink.property::<u32>("max-viewers"), super::settings::DEFAULT_MAX_VIEWERS);
     assert_eq!(sink.property::<u32>("max-backlog"), super::settings::DEFAULT_MAX_BACKLOG);
     assert_eq!(sink.property::<String>("stream"), "live");
@@ -59,7 +59,7 @@ fn defaults_are_documented_in_the_properties() {
 fn the_end_of_the_stream_ends_the_pipeline_viewers_or_not() {
     init();
     let pipeline = gst::parse::launch(
-        "videotestsrc num-buffers=10 ! video/x-raw,width=64,height=48 ! vp8enc deadline=1 ! whepserversink name=w address=127.0.0.1 port=0 \
+        "videotestsrc num-buffers=10 ! video/x-raw,width=64,height=48 ! vp8enc deadline=1 ! whipcastwhepsink name=w address=127.0.0.1 port=0 \
          audiotestsrc num-buffers=5 ! opusenc ! w.audio_0",
     )
     .unwrap()

@@ -19,7 +19,7 @@ use crate::viewers::{self, DEFAULT_GOP_LIMITS, Gate, GopCache, KeyRequests, Verd
 use crate::whip::{Protocol, Rejection, StreamAuth};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new("whepserversink", gst::DebugColorFlags::empty(), Some("WHEP server sink"))
+    gst::DebugCategory::new("whipcastwhepsink", gst::DebugColorFlags::empty(), Some("WHEP server sink"))
 });
 
 /// The SDP name of what `caps` carry.
@@ -308,7 +308,7 @@ impl WhepServerSink {
         }
     }
 
-    /// Asks upstream for a key frame on `track` (an encoder makes one; whipserversrc asks its
+    /// Asks upstream for a key frame on `track` (an encoder makes one; whipcastsrc asks its
     /// publisher), at most once per interval.
     pub(super) fn request_key_unit(&self, track: &Track) {
         let now = self.epoch.elapsed();

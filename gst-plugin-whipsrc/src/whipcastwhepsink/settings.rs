@@ -1,4 +1,4 @@
-//! whepserversink's properties: their values, defaults and what they mean in one place.
+//! whipcastwhepsink's properties: their values, defaults and what they mean in one place.
 
 use gst::glib;
 use gst::prelude::*;
@@ -13,7 +13,7 @@ pub(super) const DEFAULT_MAX_BACKLOG: u32 = 60;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
-    /// Address, port, stream, token, TLS, ICE: shared with whipserversrc.
+    /// Address, port, stream, token, TLS, ICE: shared with whipcastsrc.
     pub(super) endpoint: EndpointSettings,
     pub(super) max_viewers: u32,
     pub(super) max_backlog: u32,

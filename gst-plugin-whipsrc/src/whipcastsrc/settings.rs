@@ -1,4 +1,4 @@
-//! whipserversrc's properties: their values, defaults and what they mean in one place.
+//! whipcastsrc's properties: their values, defaults and what they mean in one place.
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use crate::whip::Protocol;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
-    /// Address, port, stream, token, TLS, ICE: shared with whepserversink.
+    /// Address, port, stream, token, TLS, ICE: shared with whipcastwhepsink.
     pub(super) endpoint: EndpointSettings,
     pub(super) latency: u32,
     pub(super) video_codecs: String,

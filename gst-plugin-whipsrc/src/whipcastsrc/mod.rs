@@ -1,4 +1,4 @@
-//! `whipserversrc`: publishers POST to `/whip/<stream>`; their media leaves on `video_%u` and
+//! `whipcastsrc`: publishers POST to `/whip/<stream>`; their media leaves on `video_%u` and
 //! `audio_%u` pads.
 //!
 //! The decisions live in sans-IO modules of the crate (`sdp`, `session`, `simulcast`, `whip`);
@@ -81,5 +81,5 @@ pub enum CodecOrder {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(Some(plugin), "whipserversrc", gst::Rank::NONE, WhipServerSrc::static_type())
+    crate::register_with_old_name(plugin, "whipcastsrc", "whipserversrc", WhipServerSrc::static_type())
 }

@@ -1,6 +1,6 @@
-//! `whepserversink`: viewers POST a WHEP offer to `/whep/<stream>` and are sent what flows into
+//! `whipcastwhepsink`: viewers POST a WHEP offer to `/whep/<stream>` and are sent what flows into
 //! the element's `video_%u` and `audio_%u` pads (encoded: H.264, H.265, VP8, VP9, AV1, Opus),
-//! each by a webrtcbin of its own, on the HTTP server whipserversrc uses.
+//! each by a webrtcbin of its own, on the HTTP server whipcastsrc uses.
 //!
 //! The rules (who starts where, who is skipped, key frame requests) are sans-IO in
 //! [`crate::viewers`]; this shell is split by job: `settings` (the properties), `viewer` (a
@@ -20,11 +20,11 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(Some(plugin), "whepserversink", gst::Rank::NONE, WhepServerSink::static_type())
+    crate::register_with_old_name(plugin, "whipcastwhepsink", "whepserversink", WhepServerSink::static_type())
 }
 
 /// Registers the element without a plugin (the crate's own tests).
 #[cfg(test)]
 fn register_static() -> Result<(), glib::BoolError> {
-    gst::Element::register(None, "whepserversink", gst::Rank::NONE, WhepServerSink::static_type())
+    gst::Element::register(None, "whipcastwhepsink", gst::Rank::NONE, WhepServerSink::static_type())
 }
