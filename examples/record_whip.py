@@ -33,11 +33,12 @@ CHAINS = {
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--address", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--stream", default="live")
+    # Options left out keep whipcastsrc's defaults (gst-inspect-1.0 whipcastsrc).
+    p.add_argument("--address")
+    p.add_argument("--port", type=int)
+    p.add_argument("--stream")
     p.add_argument("--token", help="Bearer token publishers must send")
-    p.add_argument("--timeout", type=int, default=10, help="end a silent session after this many seconds")
+    p.add_argument("--timeout", type=int, help="end a silent session after this many seconds")
     p.add_argument("--output", default="recording.webm")
     return p.parse_args()
 
@@ -90,15 +91,12 @@ def main():
 
     pipeline = Gst.Pipeline.new(None)
     src = make("whipcastsrc")
-    src.set_property("address", args.address)
-    src.set_property("port", args.port)
-    src.set_property("stream", args.stream)
-    src.set_property("timeout", args.timeout)
+    for name in ("address", "port", "stream", "token", "timeout"):
+        if getattr(args, name) is not None:
+            src.set_property(name, getattr(args, name))
     src.set_property("video-codecs", "AV1")
     src.set_property("audio-codecs", "OPUS")
     Gst.util_set_object_arg(src, "on-disconnect", "eos")
-    if args.token:
-        src.set_property("token", args.token)
     mux = make("webmmux")
     # Whole Matroska elements to the file, each written at once and fsynced: a crash leaves a
     # file that plays up to its last half second.
@@ -198,7 +196,8 @@ def main():
 
     if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
         sys.exit("record_whip: the pipeline does not start (is the port free?)")
-    print(f"record_whip: publish to http://{args.address}:{args.port}/whip/{args.stream}; "
+    where = [src.get_property(name) for name in ("address", "port", "stream")]
+    print("record_whip: publish to http://{}:{}/whip/{}; ".format(*where) +
           f"recording to {args.output}", flush=True)
     loop.run()
     pipeline.set_state(Gst.State.NULL)

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use gstwhipsrc::{endpoint, session};
 
 use crate::facemark_properties;
 
@@ -28,13 +29,13 @@ pub enum Command {
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServeArgs {
     /// Address the HTTP server (and ICE) listens on.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(long, default_value = endpoint::DEFAULT_ADDRESS)]
     pub address: String,
     /// TCP port of the WHIP endpoint.
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, default_value_t = endpoint::DEFAULT_PORT as u16)]
     pub port: u16,
     /// Stream names (publish to /whip/<stream>); repeat for several.
-    #[arg(long = "stream", default_values_t = ["live".to_string()])]
+    #[arg(long = "stream", default_values_t = [endpoint::DEFAULT_STREAM.to_string()])]
     pub streams: Vec<String>,
     /// Bearer token publishers of every stream must send. Without it each stream gets a token
     /// of its own, generated and printed.
@@ -96,7 +97,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub stun_server: Option<String>,
     /// End a session after this many seconds without media.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = session::DEFAULT_TIMEOUT_S)]
     pub timeout: u32,
     /// Exit after this many sessions are recorded (0: serve until Ctrl-C).
     #[arg(long, default_value_t = 0)]
@@ -171,6 +172,27 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scripts_name_whipcastsrcs_defaults() {
+        // pipelines/lib.sh writes them for file names and messages; the element owns them.
+        let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/../pipelines/lib.sh");
+        let out = std::process::Command::new("bash")
+            .args(["-c", r#". "$1" && echo "$whip_default_address $whip_default_port $whip_default_stream""#, "-", lib])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let expected =
+            format!("{} {} {}\n", endpoint::DEFAULT_ADDRESS, endpoint::DEFAULT_PORT, endpoint::DEFAULT_STREAM);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+        let cli = Cli::try_parse_from(["whipcast", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else { unreachable!("serve was parsed") };
+        assert_eq!((args.address.as_str(), u32::from(args.port)), (endpoint::DEFAULT_ADDRESS, endpoint::DEFAULT_PORT));
+        assert_eq!(
+            (args.streams, args.timeout),
+            (vec![endpoint::DEFAULT_STREAM.to_string()], session::DEFAULT_TIMEOUT_S)
+        );
+    }
 
     fn serve_args(args: &[&str]) -> Result<ServeArgs, String> {
         let cli = Cli::try_parse_from(["whipcast", "serve"].iter().chain(args)).map_err(|e| e.to_string())?;

@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use crate::whip::Rejection;
 
+/// whipcastsrc's default `timeout`, in seconds: a session without media this long ends.
+pub const DEFAULT_TIMEOUT_S: u32 = 10;
+
 /// What the element's properties say about sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {

@@ -21,33 +21,34 @@ const USAGE: &str = "usage: record-whip [--address ADDR] [--port PORT] [--stream
 /// writes the file's header. Until then each branch is held (its data waits in whipcastsrc).
 const SETTLE: Duration = Duration::from_secs(1);
 
+/// What the command line sets; the rest keeps whipcastsrc's defaults.
 struct Options {
-    address: String,
-    port: u32,
-    stream: String,
+    address: Option<String>,
+    port: Option<u32>,
+    stream: Option<String>,
     token: Option<String>,
-    timeout: u32,
+    timeout: Option<u32>,
     output: PathBuf,
 }
 
 fn options() -> Result<Options, String> {
     let mut o = Options {
-        address: "0.0.0.0".into(),
-        port: 8080,
-        stream: "live".into(),
+        address: None,
+        port: None,
+        stream: None,
         token: None,
-        timeout: 10,
+        timeout: None,
         output: "recording.webm".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--address" => o.address = value()?,
-            "--port" => o.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
-            "--stream" => o.stream = value()?,
+            "--address" => o.address = Some(value()?),
+            "--port" => o.port = Some(value()?.parse().map_err(|e| format!("--port: {e}"))?),
+            "--stream" => o.stream = Some(value()?),
             "--token" => o.token = Some(value()?),
-            "--timeout" => o.timeout = value()?.parse().map_err(|e| format!("--timeout: {e}"))?,
+            "--timeout" => o.timeout = Some(value()?.parse().map_err(|e| format!("--timeout: {e}"))?),
             "--output" => o.output = value()?.into(),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -89,17 +90,15 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     register_plugins()?;
 
     let src = gst::ElementFactory::make("whipcastsrc")
-        .property("address", &o.address)
-        .property("port", o.port)
-        .property("stream", &o.stream)
-        .property("timeout", o.timeout)
+        .property_if_some("address", o.address.as_ref())
+        .property_if_some("port", o.port)
+        .property_if_some("stream", o.stream.as_ref())
+        .property_if_some("timeout", o.timeout)
+        .property_if_some("token", o.token.as_ref())
         .property("video-codecs", "AV1")
         .property("audio-codecs", "OPUS")
         .property_from_str("on-disconnect", "eos")
         .build()?;
-    if let Some(token) = &o.token {
-        src.set_property("token", token);
-    }
     let mux = gst::ElementFactory::make("webmmux").build()?;
     // Whole Matroska elements to the file, each written at once and fsynced: a crash leaves a
     // file that plays up to its last half second.
@@ -186,9 +185,9 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     pipeline.set_state(gst::State::Playing)?;
     println!(
         "record-whip: publish to http://{}:{}/whip/{}; recording to {}",
-        o.address,
-        o.port,
-        o.stream,
+        src.property::<String>("address"),
+        src.property::<u32>("port"),
+        src.property::<String>("stream"),
         o.output.display()
     );
     let result = wait(&pipeline, &bus, &started, &branches, &mux, &o.output);

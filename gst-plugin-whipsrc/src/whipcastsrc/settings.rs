@@ -49,7 +49,7 @@ impl Default for Settings {
             replace_publisher: true,
             publish_page: false,
             max_sessions: 0,
-            timeout: 10,
+            timeout: crate::session::DEFAULT_TIMEOUT_S,
             silent_stream_timeout: 1000,
             max_media_sections: sdp::DEFAULT_MAX_MEDIA_SECTIONS as u32,
             max_posts_per_address: ratelimit::DEFAULT_POSTS_PER_ADDRESS,
