@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
-use super::{DECODING_QUEUE, FACE_PREFIX, Inner, MARKING_QUEUE, MUXING_QUEUE, live_queue, make};
+use super::queues::{DECODING_QUEUE, MARKING_QUEUE, MUXING_QUEUE, live_queue};
+use super::{FACE_PREFIX, Inner, make};
 use crate::analysis;
 use crate::args::ServeArgs;
 use crate::decoders::{decoder_for, decoders_line, installed};

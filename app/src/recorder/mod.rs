@@ -3,7 +3,7 @@
 //! media) and finalized with EOS when it ends, while the server goes on.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,13 +15,13 @@ use gst::prelude::*;
 
 use crate::analysis;
 use crate::args::ServeArgs;
-use crate::metrics::{SessionMetrics, Snapshot};
-use crate::progress;
+use crate::metrics::Snapshot;
 use crate::served::{Access, EventsHub, Served};
 use crate::tracks::Gates;
 use crate::viewing::{self, Watched};
 use face_branch::{FaceBranch, check_facemark};
 use gstwhipsrc::server::TlsFiles;
+use queues::{MARKING_QUEUE, yield_to_recording};
 
 /// A session left without its EOS reaching the files within this is torn down anyway.
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -59,18 +59,6 @@ struct State {
 
 /// Elements of the face branch are named with this prefix, so their errors are told apart.
 const FACE_PREFIX: &str = "face-";
-/// The queues whose threads do one stage each (`cargo bench --bench capacity` splits the CPU by
-/// these thread names): a recording's inputs, its muxing, the face branch's decoding and marking.
-const INPUT_PREFIX: &str = "in-";
-const MUXING_QUEUE: &str = "to-mux";
-const DECODING_QUEUE: &str = "face-decode";
-const MARKING_QUEUE: &str = "face-mark";
-/// How much nicer than the rest the marking threads are (conversion, facemark and its inference thread, which
-/// inherits it, snapshots): when the cores are busy, ingest and recording run first and facemark
-/// passes frames on with its last result instead of a recording falling behind. The decoding
-/// thread keeps the default: a decoder that falls behind loses compressed frames to its leaky
-/// queue, which damages the frames after them.
-const MARKING_NICE: i32 = 10;
 
 struct Recording {
     name: String,
@@ -439,19 +427,6 @@ impl Inner {
         }
     }
 
-    /// `recorded FILE (N video frames, S s; K snapshots in DIR)`.
-    fn describe(&self, recording: &Recording, frames: u64) -> String {
-        let mut line = format!(
-            "recorded {} ({frames} video frames, {:.1} s",
-            recording.file.display(),
-            recording.started.elapsed().as_secs_f64()
-        );
-        if let Some(dir) = &recording.snapshot_dir {
-            line += &format!("; {} snapshots in {}", recording.snapshots.load(Ordering::Relaxed), dir.display());
-        }
-        line + ")"
-    }
-
     /// Ctrl-C: finalize what is being recorded, then stop. A second Ctrl-C stops at once.
     fn quit(self: &Arc<Self>) {
         let live: Vec<Recording> = {
@@ -500,49 +475,6 @@ impl Inner {
         unsafe { self.pipeline.set_data("bus-watch", watch) };
     }
 
-    /// What `/metrics` says now: each stream's live session from its whipcastsrc's stats.
-    fn metrics(&self, address: SocketAddr) -> Snapshot {
-        // Read, then released before asking the elements: a session starting holds an element's
-        // lock while its pad-added handler waits for this one.
-        let recorded: Vec<(gst::Element, u64)> = {
-            let state = self.state.lock().unwrap();
-            state.live.values().map(|r| (r.src.clone(), r.frames.load(Ordering::Relaxed))).collect()
-        };
-        let mut sessions = Vec::new();
-        for stream in &self.args.streams {
-            let Some(src) = self.pipeline.by_name(&format!("whip-{stream}")) else { continue };
-            let stats = src.property::<gst::Structure>("stats");
-            let Ok(session) = stats.get::<gst::Structure>("session") else { continue };
-            let count = |name: &str| session.get::<u64>(name).unwrap_or(0);
-            sessions.push(SessionMetrics {
-                stream: stream.clone(),
-                received_bytes_per_second: count("bitrate") / 8,
-                packets_received: count("packets-received"),
-                packets_lost: session.get::<i64>("packets-lost").unwrap_or(0).max(0) as u64,
-                nacks_sent: count("nack-count"),
-                keyframe_requests: count("keyframe-requests"),
-                jitter_seconds: session.get::<f64>("jitter").unwrap_or(0.0),
-                recording_frames: recorded.iter().find(|(s, _)| *s == src).map_or(0, |(_, frames)| *frames),
-            });
-        }
-        let analysis = self.analysis.lock().unwrap().clone();
-        let viewers = self
-            .args
-            .streams
-            .iter()
-            .flat_map(|s| [viewing::source_name(s), viewing::processed_name(s)])
-            .filter_map(|name| self.pipeline.by_name(&name))
-            .map(|sink| sink.property::<gst::Structure>("stats").get::<gst::Array>("viewers").map_or(0, |a| a.len()))
-            .sum::<usize>() as u64;
-        Snapshot {
-            sessions,
-            viewers,
-            http_responses: gstwhipsrc::server::responses(address),
-            inference_seconds: analysis.inference_seconds,
-            dropped_inferences: analysis.dropped_inferences,
-        }
-    }
-
     /// An error inside a recording ends that recording; anywhere else it ends the server.
     fn on_error(self: &Arc<Self>, source: Option<&gst::Object>, text: &str) {
         if let Some(source) = source.filter(|s| s.name().starts_with(FACE_PREFIX)) {
@@ -583,63 +515,9 @@ impl Inner {
         self.state.lock().unwrap().failure = Some(text.to_owned());
         self.main_loop.quit();
     }
-
-    /// One line per live recording: a live line on a terminal, every 10 s otherwise.
-    fn print_progress(&self) {
-        static TICKS: AtomicU64 = AtomicU64::new(0);
-        let tick = TICKS.fetch_add(1, Ordering::Relaxed);
-        let terminal = std::io::stdout().is_terminal();
-        if !terminal && tick % 10 != 9 {
-            return;
-        }
-        let state = self.state.lock().unwrap();
-        for recording in state.live.values() {
-            let stats = recording.src.property::<gst::Structure>("stats");
-            let session = stats.get::<gst::Structure>("session").ok();
-            let field = |name: &str| session.as_ref().and_then(|s| s.get::<u64>(name).ok()).unwrap_or(0);
-            let lost = session.as_ref().and_then(|s| s.get::<i64>("packets-lost").ok()).unwrap_or(0);
-            let layers = session.as_ref().map(|s| progress::layers_of(s)).unwrap_or_default();
-            let line = format!(
-                "{}: {}, {:.2} Mbit/s{}, {} frames, {} packets lost{}",
-                recording.name,
-                recording.summary,
-                field("bitrate") as f64 / 1e6,
-                progress::layers_text(&layers, recording.started.elapsed().as_secs_f64()),
-                recording.frames.load(Ordering::Relaxed),
-                lost,
-                match &recording.snapshot_dir {
-                    Some(_) => format!(", {} snapshots", recording.snapshots.load(Ordering::Relaxed)),
-                    None => String::new(),
-                }
-            );
-            if terminal {
-                print!("\r\x1b[K{line}");
-            } else {
-                println!("{line}");
-            }
-        }
-        let _ = std::io::stdout().flush();
-    }
 }
 
 /// One more sink of recording `name` has its EOS: with the last one, the recording is finalized.
-/// Lowers the calling thread's priority by [`MARKING_NICE`] from whatever whipcast runs at (a
-/// whipcast started with `nice` keeps its marking threads below its others).
-fn yield_to_recording(queue: &gst::Element) {
-    // SAFETY: getpriority and setpriority take plain integers; on Linux `who` 0 is the calling
-    // thread. getpriority's -1 is also a valid nice value: errno tells them apart.
-    let failed = unsafe {
-        *libc::__errno_location() = 0;
-        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
-        (now == -1 && *libc::__errno_location() != 0)
-            || libc::setpriority(libc::PRIO_PROCESS, 0, (now + MARKING_NICE).min(19)) != 0
-    };
-    if failed {
-        let why = std::io::Error::last_os_error();
-        gst::warning!(gst::CAT_DEFAULT, obj = queue, "cannot lower the marking thread's priority: {why}");
-    }
-}
-
 fn sink_done(pending: &AtomicUsize, weak: &std::sync::Weak<Inner>, name: &str) {
     if pending.fetch_sub(1, Ordering::AcqRel) == 1 {
         let (weak, name) = (weak.clone(), name.to_owned());
@@ -652,7 +530,6 @@ fn sink_done(pending: &AtomicUsize, weak: &std::sync::Weak<Inner>, name: &str) {
     }
 }
 
-/// A queue for live data: up to 3 s, and for `leaky` ones the oldest data goes when full.
 /// The pads of whipcastsrc whose RTP arrives (its stats' `receiving`).
 fn receiving(src: Option<&gst::Element>) -> Vec<String> {
     let stats = src.map(|src| src.property::<gst::Structure>("stats"));
@@ -661,18 +538,7 @@ fn receiving(src: Option<&gst::Element>) -> Vec<String> {
     list.map(|a| a.iter().filter_map(|v| v.get::<String>().ok()).collect()).unwrap_or_default()
 }
 
-fn live_queue(leaky: bool) -> Result<gst::Element, String> {
-    let queue = gst::ElementFactory::make("queue")
-        .property("max-size-buffers", 0u32)
-        .property("max-size-bytes", 0u32)
-        .property("max-size-time", 3 * gst::ClockTime::SECOND.nseconds())
-        .build()
-        .map_err(|_| "queue is missing")?;
-    if leaky {
-        queue.set_property_from_str("leaky", "downstream");
-    }
-    Ok(queue)
-}
-
 mod face_branch;
+mod queues;
 mod recording;
+mod report;

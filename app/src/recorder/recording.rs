@@ -9,7 +9,8 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::face_branch::{FaceBranch, FaceSinks};
-use super::{INPUT_PREFIX, Inner, Recording, live_queue, make, receiving, sink_done};
+use super::queues::{INPUT_PREFIX, live_queue};
+use super::{Inner, Recording, make, receiving, sink_done};
 use crate::analysis;
 use crate::tracks::Gates;
 
