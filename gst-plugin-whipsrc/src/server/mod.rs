@@ -1,0 +1,244 @@
+//! The HTTP(S) server: one per address and port in a process, shared by every whipcastsrc
+//! that names them; each registers its stream path. Requests are checked by the rules in
+//! [`crate::whip`] and handed to the stream's [`Endpoint`]. An application may serve more on the
+//! same port: a [`Resource`] answers GETs under a path of its own (whipcast's `/metrics` and
+//! `/events/<stream>`), whole or as Server-Sent Events.
+//!
+//! Split by job: this module holds what the elements and the application see (the traits,
+//! [`register`], [`register_resource`], [`responses`]) and the servers by address; `listen`
+//! accepts connections (TLS, connection bounds), `handle` serves a request, `reply` builds
+//! responses.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::ratelimit::RateLimit;
+use crate::whip::{self, Protocol, Rejection, StreamAuth};
+
+mod handle;
+mod listen;
+mod reply;
+
+use listen::{Connections, start};
+
+/// Threads for blocking work (sessions set up and torn down, PATCHes, stats) at most: a flood
+/// queues rather than growing the process; idle ones go after a short while (the once-a-second
+/// stats would otherwise keep waking, and so keeping, every thread a burst made).
+const MAX_BLOCKING_THREADS: usize = 32;
+const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(2);
+
+pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
+        .thread_name("whipcastsrc-http")
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts")
+});
+
+/// A session was created: what the 201 carries.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub answer: String,
+    pub resource: String,
+    pub etag: String,
+    /// `Link` header values (ICE servers).
+    pub links: Vec<String>,
+}
+
+/// What a PATCH did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patched {
+    /// Trickled candidates were added (204).
+    Trickle,
+    /// ICE restarted (200): our new credentials and candidates, and the session's new ETag.
+    Restarted { sdpfrag: String, etag: String },
+}
+
+/// What a request carries besides its body.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub address: SocketAddr,
+    pub user_agent: Option<String>,
+}
+
+/// A stream served here: implemented by whipcastsrc (publishers) and whipcastwhepsink (viewers).
+pub trait Endpoint: Send + Sync + 'static {
+    fn auth(&self) -> StreamAuth;
+    /// Sessions running now, and the most this endpoint allows on the server (0: no limit),
+    /// counted among the endpoints of the same protocol.
+    fn sessions(&self) -> usize;
+    fn max_sessions(&self) -> u32;
+    /// POSTs a client address may send at once (then 2 per second); 0: no limit.
+    fn posts_per_address(&self) -> u32;
+    /// Whether a new POST would replace the running session rather than add one.
+    fn replaces(&self) -> bool;
+    /// Starts a session for an offer. It blocks while it checks the offer and sets up webrtcbin;
+    /// the server calls it off its async threads, a few at a time.
+    fn create(&self, offer: String, peer: Peer) -> oneshot::Receiver<Result<Created, Rejection>>;
+    fn delete(&self, resource: &str) -> Result<(), Rejection>;
+    /// Trickle candidates (204) or an ICE restart (200) for a session. It may block for as long
+    /// as webrtcbin takes to renegotiate; the server calls it off its async threads.
+    fn patch(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<Patched, Rejection>;
+    /// Whether the browser publish page served at `/` offers this stream.
+    fn publish_page(&self) -> bool {
+        false
+    }
+}
+
+/// What GETs under a path of its own get (whipcast's `/metrics`, `/events/<stream>`).
+pub trait Resource: Send + Sync + 'static {
+    /// Whether `rest` (the path after the resource's own, `""` or `/...`) is served (`None`:
+    /// 404), and the bearer tokens that may GET it (any one; none: open).
+    fn tokens(&self, rest: &str) -> Option<Vec<String>>;
+    fn get(&self, rest: &str) -> Result<Content, Rejection>;
+}
+
+/// A resource's answer to a GET.
+pub enum Content {
+    Whole {
+        content_type: &'static str,
+        body: Bytes,
+    },
+    /// `text/event-stream`: each item one or more whole events, until the sender is dropped.
+    Events(tokio::sync::mpsc::Receiver<Bytes>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+struct Server {
+    endpoints: Mutex<HashMap<(Protocol, String), Arc<dyn Endpoint>>>,
+    /// GET resources by their path (`/metrics`).
+    resources: Mutex<HashMap<String, Arc<dyn Resource>>>,
+    /// Responses given, by status code.
+    responses: Mutex<BTreeMap<u16, u64>>,
+    tls: Option<TlsFiles>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    connections: Arc<Mutex<Connections>>,
+    starting: Arc<tokio::sync::Semaphore>,
+    /// POSTs by client address (each builds a session: the costly request).
+    posts: Mutex<RateLimit>,
+    /// The rate limit's time origin.
+    started: Instant,
+}
+
+static SERVERS: LazyLock<Mutex<HashMap<SocketAddr, Arc<Server>>>> = LazyLock::new(Default::default);
+
+/// Keeps a stream or a resource registered; dropping it unregisters (and stops the server with
+/// the last).
+pub struct Registration {
+    address: SocketAddr,
+    what: Registered,
+}
+
+enum Registered {
+    Stream(Protocol, String),
+    Resource(String),
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut servers = SERVERS.lock().unwrap();
+        let Some(server) = servers.get(&self.address) else { return };
+        let empty = {
+            let mut endpoints = server.endpoints.lock().unwrap();
+            let mut resources = server.resources.lock().unwrap();
+            match &self.what {
+                Registered::Stream(protocol, stream) => endpoints.remove(&(*protocol, stream.clone())).map(|_| ()),
+                Registered::Resource(path) => resources.remove(path).map(|_| ()),
+            };
+            endpoints.is_empty() && resources.is_empty()
+        };
+        if empty {
+            if let Some(task) = server.task.lock().unwrap().take() {
+                task.abort();
+            }
+            servers.remove(&self.address);
+        }
+    }
+}
+
+/// Serves `stream` on `address` at `/<protocol>/<stream>`, starting the server there if this is
+/// its first stream.
+pub fn register(
+    address: SocketAddr,
+    tls: Option<TlsFiles>,
+    protocol: Protocol,
+    stream: &str,
+    endpoint: Arc<dyn Endpoint>,
+) -> Result<Registration, String> {
+    if !whip::is_stream_name(stream) {
+        return Err(format!(
+            "{stream:?} cannot name a stream: one or two /-separated parts of letters, digits, '-', '_', '.'"
+        ));
+    }
+    let mut servers = SERVERS.lock().unwrap();
+    let server = match servers.get(&address) {
+        Some(server) if server.tls != tls => {
+            return Err(format!("{address} is already served with other TLS settings"));
+        }
+        Some(server) => server.clone(),
+        None => start(&mut servers, address, tls)?,
+    };
+    let mut endpoints = server.endpoints.lock().unwrap();
+    let key = (protocol, stream.to_owned());
+    if endpoints.contains_key(&key) {
+        let path = format!("/{}/{stream}", protocol.name());
+        return Err(format!("{path} is already served on {address} by another element"));
+    }
+    endpoints.insert(key, endpoint);
+    Ok(Registration { address, what: Registered::Stream(protocol, stream.to_owned()) })
+}
+
+/// Serves `resource` at `path` (and below) on `address`, starting the server there if need be.
+pub fn register_resource(
+    address: SocketAddr,
+    tls: Option<TlsFiles>,
+    path: &str,
+    resource: Arc<dyn Resource>,
+) -> Result<Registration, String> {
+    if !path.starts_with('/')
+        || path.len() < 2
+        || path.ends_with('/')
+        || path.starts_with("/whip")
+        || path.starts_with("/whep")
+    {
+        return Err(format!("{path:?} cannot be a resource's path"));
+    }
+    let mut servers = SERVERS.lock().unwrap();
+    let server = match servers.get(&address) {
+        Some(server) if server.tls != tls => {
+            return Err(format!("{address} is already served with other TLS settings"));
+        }
+        Some(server) => server.clone(),
+        None => start(&mut servers, address, tls)?,
+    };
+    let mut resources = server.resources.lock().unwrap();
+    if resources.contains_key(path) {
+        return Err(format!("{path} is already served on {address}"));
+    }
+    resources.insert(path.to_owned(), resource);
+    Ok(Registration { address, what: Registered::Resource(path.to_owned()) })
+}
+
+/// The responses the server on `address` gave so far, by status code.
+pub fn responses(address: SocketAddr) -> Vec<(u16, u64)> {
+    let server = SERVERS.lock().unwrap().get(&address).cloned();
+    server.map(|s| s.responses.lock().unwrap().iter().map(|(c, n)| (*c, *n)).collect()).unwrap_or_default()
+}
+
+/// At most this many events wait for a slow reader; past them its stream ends (an EventSource
+/// reconnects).
+pub const EVENTS_BACKLOG: usize = 256;
