@@ -1,0 +1,148 @@
+//! The depthwise convolution kernel (one 3x3 or 5x5 filter per channel), a vector of channels
+//! at a time.
+
+use super::{Act, ActV, Isa, Window, check_act};
+#[cfg(target_arch = "x86_64")]
+use crate::core::cnn::simd::{Avx2, Avx512};
+use crate::core::cnn::simd::{Portable, Simd};
+
+/// A depthwise convolution (one filter per channel).
+pub struct Depthwise<'a> {
+    pub input: &'a [f32],
+    pub win: Window,
+    /// `[k * k][cp]`.
+    pub weights: &'a [f32],
+    pub bias: &'a [f32],
+    pub act: Act<'a>,
+    pub out: &'a mut [f32],
+}
+
+/// Kernel sizes [`depthwise`] runs.
+pub fn depthwise_supports(k: usize) -> bool {
+    k == 3 || k == 5
+}
+
+pub fn depthwise(isa: Isa, d: &mut Depthwise) {
+    let win = d.win;
+    assert!(depthwise_supports(win.k));
+    win.check(d.input, d.out);
+    assert!(d.weights.len() >= win.k * win.k * win.cp && d.bias.len() >= win.cp);
+    check_act(d.act, win.cp);
+    // SAFETY: bounds checked above; each function only on a CPU with its features.
+    unsafe {
+        match (isa, win.k) {
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 3) => dw_avx512::<3>(d),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, _) => dw_avx512::<5>(d),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 3) => dw_avx2::<3>(d),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, _) => dw_avx2::<5>(d),
+            (Isa::Portable, 3) => dw_impl::<Portable, 3>(d),
+            (Isa::Portable, _) => dw_impl::<Portable, 5>(d),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dw_avx512<const K: usize>(d: &mut Depthwise) {
+    unsafe { dw_impl::<Avx512, K>(d) }
+}
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw_avx2<const K: usize>(d: &mut Depthwise) {
+    unsafe { dw_impl::<Avx2, K>(d) }
+}
+
+/// # Safety
+/// The bounds [`depthwise`] checks.
+#[inline(always)]
+unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
+    let Window { cp, oh, ow, stride: s, .. } = d.win;
+    let (h, w) = (d.win.h as isize, d.win.w as isize);
+    let (pt, pl) = (d.win.pad_top as isize, d.win.pad_left as isize);
+    let inp = d.input.as_ptr();
+    let out = d.out.as_mut_ptr();
+    let row = w as usize * cp;
+    let mut c = 0;
+    while c < cp {
+        // SAFETY (whole block): every load is of a tap inside the input, checked by `depthwise`.
+        unsafe {
+            let mut wv = [[S::zero(); K]; K];
+            for (i, wr) in wv.iter_mut().enumerate() {
+                for (j, x) in wr.iter_mut().enumerate() {
+                    *x = S::load(d.weights.as_ptr().add((i * K + j) * cp + c));
+                }
+            }
+            let bias = S::load(d.bias.as_ptr().add(c));
+            let act = ActV::<S>::at(d.act, c);
+            for oy in 0..oh {
+                let iy0 = (oy * s) as isize - pt;
+                let rows_inside = iy0 >= 0 && iy0 + K as isize <= h;
+                let o = out.add(oy * ow * cp + c);
+                // Output columns whose window is inside the input: [x_lo, x_hi).
+                let x_lo = if rows_inside { (pl as usize).div_ceil(s).min(ow) } else { ow };
+                let x_hi = if rows_inside && w + pl >= K as isize {
+                    ((w + pl - K as isize) as usize / s + 1).clamp(x_lo, ow)
+                } else {
+                    x_lo
+                };
+                let edge = |ox: usize| {
+                    let ix0 = (ox * s) as isize - pl;
+                    let mut acc = bias;
+                    for (i, wr) in wv.iter().enumerate() {
+                        let iy = iy0 + i as isize;
+                        if iy < 0 || iy >= h {
+                            continue;
+                        }
+                        for (j, &wij) in wr.iter().enumerate() {
+                            let ix = ix0 + j as isize;
+                            if ix < 0 || ix >= w {
+                                continue;
+                            }
+                            let p = inp.add(iy as usize * row + ix as usize * cp + c);
+                            acc = S::mul_add(S::load(p), wij, acc);
+                        }
+                    }
+                    S::store(o.add(ox * cp), act.apply(acc));
+                };
+                for ox in (0..x_lo).chain(x_hi..ow) {
+                    edge(ox);
+                }
+                // Four pixels at a time: four independent sums keep the FMA units busy.
+                const BLOCK: usize = 4;
+                let mut ox = x_lo;
+                while ox + BLOCK <= x_hi {
+                    let p = inp.add(iy0 as usize * row + (ox * s - pl as usize) * cp + c);
+                    let mut acc = [bias; BLOCK];
+                    for (i, wr) in wv.iter().enumerate() {
+                        for (j, &wij) in wr.iter().enumerate() {
+                            for (q, a) in acc.iter_mut().enumerate() {
+                                let x = S::load(p.add(i * row + (q * s + j) * cp));
+                                *a = S::mul_add(x, wij, *a);
+                            }
+                        }
+                    }
+                    for (q, a) in acc.iter().enumerate() {
+                        S::store(o.add((ox + q) * cp), act.apply(*a));
+                    }
+                    ox += BLOCK;
+                }
+                while ox < x_hi {
+                    let p = inp.add(iy0 as usize * row + (ox * s - pl as usize) * cp + c);
+                    let mut acc = bias;
+                    for (i, wr) in wv.iter().enumerate() {
+                        for (j, &wij) in wr.iter().enumerate() {
+                            acc = S::mul_add(S::load(p.add(i * row + j * cp)), wij, acc);
+                        }
+                    }
+                    S::store(o.add(ox * cp), act.apply(acc));
+                    ox += 1;
+                }
+            }
+        }
+        c += S::W;
+    }
+}
