@@ -19,7 +19,7 @@ use crate::session::{Ending, PatchAction, Sessions};
 use crate::whip::{self, Protocol, Rejection, StreamAuth};
 
 use super::negotiation::Pending;
-use super::outputs::{OutputPad, caps_from_sdp, session_pads, stream_codecs};
+use super::pads::{OutputPad, caps_from_sdp, session_pads, stream_codecs};
 use super::settings::Settings;
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> =

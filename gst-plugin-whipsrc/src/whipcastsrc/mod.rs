@@ -3,16 +3,20 @@
 //!
 //! The decisions live in sans-IO modules of the crate (`sdp`, `session`, `simulcast`, `whip`);
 //! this shell is split by job: `settings` (the properties), `negotiation` (a session's webrtcbin
-//! and its offer/answer and ICE restarts), `outputs` (each stream's chain and the element's
-//! pads), `imp` (the element: sessions coming and going, signals, stats, state changes).
+//! and its offer/answer and ICE restarts), `outputs` (each stream's chain after webrtcbin),
+//! `layers` (simulcast layers routed to pads), `pads` (the element's pads, which a session
+//! feeds), `watch` (the once-a-second timeouts and stats), `ending` (how a session ends),
+//! `imp` (the element: sessions coming and going, signals, stats, state changes).
 
 use gst::glib;
 use gst::prelude::*;
 
 mod ending;
 mod imp;
+mod layers;
 mod negotiation;
 mod outputs;
+mod pads;
 mod settings;
 #[cfg(test)]
 mod tests;

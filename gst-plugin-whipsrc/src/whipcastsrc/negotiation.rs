@@ -13,7 +13,8 @@ use gst::subclass::prelude::*;
 use tokio::sync::oneshot;
 
 use super::imp::{CAT, Session, SessionStats, WhipServerSrc};
-use super::outputs::{LAYER_CHOICE_WINDOW, LayeredSection, PadContext};
+use super::layers::{LAYER_CHOICE_WINDOW, LayeredSection};
+use super::outputs::PadContext;
 use super::settings::Settings;
 use crate::endpoint::{as_dtls_server, promise_reply, wait_promise};
 use crate::sdp::{self, IceCredentials, LocalCandidate, MediaPlan, Sdp};

@@ -4,7 +4,7 @@ use gst::prelude::*;
 use gst_rtp::prelude::*;
 
 use super::Output;
-use super::outputs::caps_from_sdp;
+use super::pads::caps_from_sdp;
 use crate::sdp::Codec;
 
 /// The caps an Opus stream of an offer with `fmtp` leaves `rtpopusdepay ! opusparse` with, its
