@@ -32,7 +32,7 @@ gst-launch-1.0 -q -e \
   ! multifilesink location="$TMP/f%06d.jpg"
 for ((n = EVERY; n <= FRAMES; n += EVERY)); do
   f=$(printf '%s/f%06d.jpg' "$TMP" $((n - 1)))
-  [ -e "$f" ] && mv "$f" "$OUT/z$n.jpg"
+  [ -e "$f" ] && mv "$f" "$OUT/$(snapshot_name $n)"
 done
-# shellcheck disable=SC2012 # names written above (z<number>.jpg); none is no error
-ls "$OUT"/z*.jpg 2>/dev/null | sort -V
+# shellcheck disable=SC2012,SC2046 # names written above (a number in each); none is no error
+ls "$OUT"/$(snapshot_name '*') 2>/dev/null | sort -V

@@ -12,11 +12,15 @@ whipcast_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck disable=SC2034 # used by the scripts that source this file
 whip_default_address=0.0.0.0 whip_default_port=8080 whip_default_stream=live
 
-# The time in file names, as whipcast names its recordings: 20250101T120000Z.
-utc_stamp() { date -u +%Y%m%dT%H%M%SZ; }
+# File names as whipcast writes them (app/src/naming.rs; its tests run these):
+# `utc_stamp [EPOCH]`, the time (now, or EPOCH seconds) in file names: 20250101T120000Z.
+utc_stamp() { date -u ${1:+-d "@$1"} +%Y%m%dT%H%M%SZ; }
 
-# The default file for a WHIP recording with extension EXT: <stream>-<UTC time>.EXT, as whipcast's.
-whip_recording_name() { echo "${WHIP_STREAM:-$whip_default_stream}-$(utc_stamp).$1"; }
+# `whip_recording_name EXT [EPOCH]`, a WHIP recording: <stream>-<UTC time>.EXT.
+whip_recording_name() { echo "${WHIP_STREAM:-$whip_default_stream}-$(utc_stamp "${2:-}").$1"; }
+
+# `snapshot_name N`, the face snapshot of the Nth frame: zN.jpg.
+snapshot_name() { echo "z$1.jpg"; }
 
 # A heading between the stages of `make run` and `make demo`.
 step() { printf '\n== %s\n' "$*"; }

@@ -10,6 +10,7 @@ mod decoders;
 mod facemark_properties;
 mod faces;
 mod metrics;
+mod naming;
 mod progress;
 mod recorder;
 mod served;

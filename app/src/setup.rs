@@ -73,8 +73,8 @@ pub fn print_settings(args: &ServeArgs) {
     );
     if !args.no_facemark {
         out += &format!(
-            "Face snapshots: a folder beside each recording, z{}.jpg every {} frames{}\n",
-            args.snapshot_every,
+            "Face snapshots: a folder beside each recording, {} every {} frames{}\n",
+            crate::naming::snapshot_file(args.snapshot_every),
             args.snapshot_every,
             if args.snapshot_frames > 0 { format!(" of the first {}", args.snapshot_frames) } else { String::new() }
         );

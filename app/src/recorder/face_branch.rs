@@ -14,6 +14,7 @@ use crate::analysis;
 use crate::args::ServeArgs;
 use crate::decoders::{decoder_for, decoders_line, installed};
 use crate::facemark_properties;
+use crate::naming;
 use crate::viewing::{self, Watched};
 
 /// The decode-and-mark branch of a recording: it may fail (a decoder refusing a frame) without
@@ -215,7 +216,7 @@ impl Inner {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                     let n = numbers.lock().unwrap().pop_front().unwrap_or(0);
                     if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
-                        let path = folder.join(format!("z{n}.jpg"));
+                        let path = folder.join(naming::snapshot_file(n));
                         match std::fs::write(&path, map.as_slice()) {
                             Ok(()) => {
                                 written.fetch_add(1, Ordering::Relaxed);

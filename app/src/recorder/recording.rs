@@ -1,6 +1,5 @@
 //! A session's recording bin: its inputs, the muxer for the video codec, the crash-safe file.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -12,19 +11,11 @@ use super::face_branch::{FaceBranch, FaceSinks};
 use super::queues::{INPUT_PREFIX, live_queue};
 use super::{Inner, Recording, make, receiving, sink_done};
 use crate::analysis;
+use crate::naming::{container_for, recording_base, unique_name};
 use crate::tracks::Gates;
 
 /// MP4 fragment length: what a crash can cost at most (MediaMTX writes 1 s parts too).
 const MP4_FRAGMENT_MS: u32 = 1000;
-
-/// The container for a session: WebM takes AV1/VP8/VP9 with Opus, MP4 H.264/H.265.
-fn container_for(video_codec: Option<&str>) -> (&'static str, &'static str) {
-    match video_codec {
-        None | Some("AV1" | "VP8" | "VP9") => ("webm", "webmmux"),
-        Some("H264" | "H265") => ("mp4", "mp4mux"),
-        Some(_) => ("mkv", "matroskamux"),
-    }
-}
 
 impl Inner {
     pub(super) fn build_recording(
@@ -36,7 +27,8 @@ impl Inner {
         let video_codec =
             streams.iter().find(|(name, _)| name.starts_with("video_")).and_then(|(_, v)| v.get::<String>().ok());
         let (extension, muxer) = container_for(video_codec.as_deref());
-        let name = unique_name(&self.args.recordings, &format!("{stream}-{}", utc_stamp()), extension);
+        let now = glib::DateTime::now_utc().map_err(|e| format!("the time: {e}"))?;
+        let name = unique_name(&self.args.recordings, &recording_base(stream, &now), extension);
         let file = self.args.recordings.join(format!("{name}.{extension}"));
 
         let bin = gst::Bin::with_name(&format!("recording-{name}"));
@@ -234,45 +226,4 @@ fn keep_first_size(pad: &gst::Pad) {
         info.data.take();
         gst::PadProbeReturn::Handled
     });
-}
-
-/// `base`, or `base-2`, `base-3` ... when a file of that name exists.
-pub(super) fn unique_name(folder: &Path, base: &str, extension: &str) -> String {
-    (1..)
-        .map(|i| if i == 1 { base.to_owned() } else { format!("{base}-{i}") })
-        .find(|name| !folder.join(format!("{name}.{extension}")).exists() && !folder.join(name).exists())
-        .unwrap()
-}
-
-fn utc_stamp() -> String {
-    glib::DateTime::now_utc()
-        .and_then(|t| t.format("%Y%m%dT%H%M%SZ"))
-        .map(|s| s.to_string())
-        .unwrap_or_else(|_| "now".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn containers_follow_the_video_codec() {
-        assert_eq!(container_for(Some("AV1")), ("webm", "webmmux"));
-        assert_eq!(container_for(Some("VP8")), ("webm", "webmmux"));
-        assert_eq!(container_for(Some("H264")), ("mp4", "mp4mux"));
-        assert_eq!(container_for(Some("H265")), ("mp4", "mp4mux"));
-        assert_eq!(container_for(None), ("webm", "webmmux"), "audio only: Opus in WebM");
-    }
-
-    #[test]
-    fn names_do_not_overwrite() {
-        let dir = std::env::temp_dir().join(format!("whipcast-names-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(unique_name(&dir, "live-x", "webm"), "live-x");
-        std::fs::write(dir.join("live-x.webm"), b"").unwrap();
-        assert_eq!(unique_name(&dir, "live-x", "webm"), "live-x-2");
-        std::fs::create_dir(dir.join("live-x-2")).unwrap();
-        assert_eq!(unique_name(&dir, "live-x", "webm"), "live-x-3");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }
