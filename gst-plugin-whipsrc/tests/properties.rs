@@ -4,7 +4,7 @@ use gstwhipsrc::sdp::{self, CodecPreferences};
 use gstwhipsrc::whip::{self, RequestHead, StreamAuth};
 use proptest::prelude::*;
 
-const CHROME_OFFER: &str = include_str!("../../tests/data/chrome_av1.offer.sdp");
+const CHROME_OFFER: &str = include_str!("data/chrome_av1.offer.sdp");
 
 fn prefs() -> CodecPreferences {
     CodecPreferences {

@@ -2,7 +2,7 @@ use std::net::IpAddr;
 
 use super::*;
 
-const CHROME_OFFER: &str = include_str!("../../../tests/data/chrome_av1.offer.sdp");
+const CHROME_OFFER: &str = include_str!("../../tests/data/chrome_av1.offer.sdp");
 
 /// The offer shape OBS 30.2+ sends (INTEROP.md): audio first, no candidates, no RTX, a=group:LS,
 /// ICE credentials and setup at session level as older libdatachannel writes them.
