@@ -1,0 +1,115 @@
+//! Loading and running the two ONNX models with tract.
+//!
+//! This file holds the model files' names, the limits and [`load_models`]; [`Net`] (one model
+//! ready to run) is in `net.rs`, the checks that refuse hostile files in `checks.rs`, and the
+//! rewrites of the parsed graph in `rewrite.rs`.
+
+mod checks;
+mod net;
+mod rewrite;
+
+pub use net::Net;
+pub use rewrite::rewrite_prelu;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::cnn;
+
+pub const DETECTOR_FILE: &str = "face_detection_short_range.onnx";
+pub const LANDMARK_FILE: &str = "face_landmark.onnx";
+/// Optional: irises are added when this file is present.
+pub const IRIS_FILE: &str = "iris_landmark.onnx";
+
+/// What to tell users whose models are missing or broken.
+pub const FIX_HINT: &str = "run scripts/fetch-models.sh (it installs the models into the default \
+     model dir, or into the folder given as its argument) or point the model-dir property / \
+     FACEMARK_MODEL_DIR at a folder holding them";
+
+/// The largest model file read. The face models are 0.4 to 2.6 MB: this leaves room for far
+/// bigger variants, while a wrong or hostile path (a disk image, an endless device) is refused
+/// rather than read into memory.
+const MAX_MODEL_BYTES: u64 = 256 << 20;
+
+/// The most values one tensor of a model may hold, constant or computed, and all of them
+/// together: the fused engine's bounds (see there why these values). The engines allocate what a
+/// model's shapes ask for, and a small hostile file must not get to ask for gigabytes.
+const MAX_TENSOR_VALUES: u64 = cnn::MAX_FLOATS as u64;
+const MAX_TOTAL_VALUES: u64 = cnn::MAX_TOTAL_FLOATS as u64;
+
+/// The ops a model may use: those of the face models (the ones the fused engine runs) and those
+/// [`rewrite_prelu`] adds. tract knows many more, some of which allocate whatever values in the
+/// file ask for while the model loads (ConstantOfShape, Expand, Tile, Range, Resize) or loop as
+/// long as they say (Loop, Scan): none is needed, so hostile files do not get to use them.
+const MODEL_OPS: &[&str] =
+    &["Add", "Concat", "Constant", "Conv", "MaxPool", "Min", "Mul", "PRelu", "Pad", "Relu", "Reshape", "Transpose"];
+
+/// The folder the element reads models from when `model-dir` is not set:
+/// `$FACEMARK_MODEL_DIR` at run time, else `$FACEMARK_MODEL_DIR` as it was at build time, else
+/// `$XDG_DATA_HOME/whipcast/models`, else `~/.local/share/whipcast/models`.
+pub fn default_model_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FACEMARK_MODEL_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = option_env!("FACEMARK_MODEL_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("whipcast/models");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/whipcast/models")
+}
+
+/// A model that could not be loaded, with the path and the way to fix it.
+#[derive(Debug, Clone)]
+pub struct ModelError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot load face model {}: {}; {}", self.path.display(), self.reason, FIX_HINT)
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+/// Which inference engine runs the models.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Runtime {
+    /// This crate's fused NHWC engine ([`super::cnn`]) when it supports every op of the model,
+    /// else tract.
+    #[default]
+    Auto,
+    /// tract's optimised plan (with PRelu rewritten, see [`rewrite_prelu`]).
+    Tract,
+    /// tract on the model as it is (no PRelu rewrite): the reference the others are tested
+    /// against.
+    TractAsIs,
+}
+
+/// Loads the detector, the landmark model and (when its file exists) the iris model from `dir`.
+pub fn load_models(dir: &Path, runtime: Runtime) -> Result<(Net, Net, Option<Net>), ModelError> {
+    use super::{detector, iris, landmarks};
+    if !dir.is_dir() {
+        return Err(ModelError { path: dir.to_owned(), reason: "the model folder does not exist".into() });
+    }
+    let det = Net::load_with(
+        &dir.join(DETECTOR_FILE),
+        detector::INPUT_SIZE,
+        &[detector::NUM_ANCHORS * detector::NUM_VALUES, detector::NUM_ANCHORS],
+        runtime,
+    )?;
+    let lm =
+        Net::load_with(&dir.join(LANDMARK_FILE), landmarks::INPUT_SIZE, &[landmarks::NUM_LANDMARKS * 3, 1], runtime)?;
+    let iris_path = dir.join(IRIS_FILE);
+    let iris = if iris_path.exists() {
+        // The eye-contour output (71 points) is not used: only the iris head runs.
+        Some(Net::load_selected(&iris_path, iris::INPUT_SIZE, &[iris::IRIS_OUTPUT], &[iris::OUTPUT_LEN], runtime)?)
+    } else {
+        None
+    };
+    Ok((det, lm, iris))
+}
