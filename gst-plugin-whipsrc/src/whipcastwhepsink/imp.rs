@@ -1,77 +1,26 @@
-//! The element: its request pads (each an appsink whose frames go to every viewer), the
-//! viewers coming and going, and their stats.
+//! The element: its state and properties, the request pads (each an appsink whose frames go to
+//! every viewer, see `tracks`), and serving its stream while started (the viewers themselves:
+//! `audience`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use tokio::sync::oneshot;
 
+use super::audience::Handle;
 use super::settings::Settings;
-use super::viewer::{self, Viewer};
-use crate::endpoint::{self, gone};
-use crate::server::{self, Created, Endpoint, Patched, Peer, RUNTIME, Registration};
-use crate::viewers::{self, DEFAULT_GOP_LIMITS, Gate, GopCache, KeyRequests, Verdict};
-use crate::whip::{Protocol, Rejection, StreamAuth};
+use super::tracks::Track;
+use super::viewer::Viewer;
+use crate::endpoint;
+use crate::server::{self, Registration};
+use crate::whip::Protocol;
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("whipcastwhepsink", gst::DebugColorFlags::empty(), Some("WHEP server sink"))
 });
-
-/// The SDP name of what `caps` carry.
-pub(super) fn codec_of(caps: &gst::CapsRef) -> Option<&'static str> {
-    Some(match caps.structure(0)?.name().as_str() {
-        "video/x-h264" => "H264",
-        "video/x-h265" => "H265",
-        "video/x-vp8" => "VP8",
-        "video/x-vp9" => "VP9",
-        "video/x-av1" => "AV1",
-        "audio/x-opus" => "OPUS",
-        _ => return None,
-    })
-}
-
-/// One viewer's share of one pad's stream.
-pub(super) struct Feed {
-    pub(super) viewer: String,
-    pub(super) appsrc: gst_app::AppSrc,
-    pub(super) gate: Gate,
-    pub(super) counters: Arc<FeedCounters>,
-}
-
-#[derive(Debug, Default)]
-pub(super) struct FeedCounters {
-    pub(super) frames_sent: AtomicU64,
-    pub(super) frames_skipped: AtomicU64,
-    pub(super) bytes_sent: AtomicU64,
-}
-
-#[derive(Default)]
-pub(super) struct TrackState {
-    pub(super) caps: Option<gst::Caps>,
-    pub(super) cache: Option<GopCache<gst::Buffer>>,
-    pub(super) feeds: Vec<Feed>,
-    pub(super) key_requests: KeyRequests,
-}
-
-/// What flows into one request pad.
-pub(super) struct Track {
-    pub(super) pad_name: String,
-    pub(super) video: bool,
-    pub(super) appsink: gst_app::AppSink,
-    pub(super) ghost: gst::GhostPad,
-    pub(super) state: Mutex<TrackState>,
-}
-
-impl Track {
-    pub(super) fn codec(&self) -> Option<&'static str> {
-        self.state.lock().unwrap().caps.as_ref().and_then(|c| codec_of(c))
-    }
-}
 
 #[derive(Default)]
 pub(super) struct State {
@@ -109,302 +58,7 @@ impl ObjectSubclass for WhepServerSink {
     }
 }
 
-/// The server's handle on this element.
-struct Handle(glib::WeakRef<super::WhepServerSink>);
-
-impl Handle {
-    fn with<T>(&self, f: impl FnOnce(&WhepServerSink) -> T) -> Option<T> {
-        self.0.upgrade().map(|e| f(e.imp()))
-    }
-}
-
-impl Endpoint for Handle {
-    fn auth(&self) -> StreamAuth {
-        self.with(|imp| match imp.settings.lock().unwrap().endpoint.required_token() {
-            Some(token) => StreamAuth::Token(token),
-            None => StreamAuth::Open,
-        })
-        .unwrap_or(StreamAuth::Unknown)
-    }
-
-    fn sessions(&self) -> usize {
-        self.with(|imp| imp.state.lock().unwrap().viewers.len()).unwrap_or(0)
-    }
-
-    /// max-viewers is the element's own (503 from `create`), not a server-wide limit.
-    fn max_sessions(&self) -> u32 {
-        0
-    }
-
-    fn posts_per_address(&self) -> u32 {
-        crate::ratelimit::DEFAULT_POSTS_PER_ADDRESS
-    }
-
-    fn replaces(&self) -> bool {
-        false
-    }
-
-    fn create(&self, offer: String, peer: Peer) -> oneshot::Receiver<Result<Created, Rejection>> {
-        let (tx, rx) = oneshot::channel();
-        let result = self.with(|imp| imp.add_viewer(&offer, peer)).unwrap_or_else(|| Err(gone()));
-        let _ = tx.send(result);
-        rx
-    }
-
-    fn delete(&self, resource: &str) -> Result<(), Rejection> {
-        self.with(|imp| imp.delete_viewer(resource)).unwrap_or_else(|| Err(gone()))
-    }
-
-    fn patch(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<Patched, Rejection> {
-        self.with(|imp| imp.patch_viewer(resource, sdpfrag, if_match)).unwrap_or_else(|| Err(gone()))
-    }
-}
-
 impl WhepServerSink {
-    /// The pads' tracks that have caps, and their codecs, once every pad has caps or after `wait`.
-    pub(super) fn tracks_with_codecs(&self, wait: Duration) -> Vec<(Arc<Track>, &'static str)> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let tracks = self.tracks.lock().unwrap().clone();
-            let all = tracks.len();
-            let known: Vec<_> = tracks.into_iter().filter_map(|t| t.codec().map(|c| (t, c))).collect();
-            if known.len() == all || Instant::now() >= deadline {
-                return known;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// A viewer's offer: admitted (or 503), answered (or 4xx/5xx); its frames start once it is
-    /// connected.
-    fn add_viewer(&self, offer: &str, peer: Peer) -> Result<Created, Rejection> {
-        let settings = self.settings.lock().unwrap().clone();
-        {
-            let mut state = self.state.lock().unwrap();
-            if state.registration.is_none() {
-                return Err(gone());
-            }
-            if !viewers::admits(state.viewers.len() + state.starting, settings.max_viewers) {
-                return Err(Rejection::new(
-                    503,
-                    format!("{} viewers already watch (max-viewers)", state.viewers.len()),
-                )
-                .with_header("retry-after", "10"));
-            }
-            state.starting += 1;
-        }
-        let result = viewer::start(self, &settings, offer, peer);
-        let mut state = self.state.lock().unwrap();
-        state.starting -= 1;
-        let (viewer, created) = result?;
-        if state.registration.is_none() {
-            drop(state);
-            viewer::stop(viewer);
-            return Err(gone());
-        }
-        state.viewers_started += 1;
-        let (id, address, agent) =
-            (viewer.id.clone(), viewer.peer.address.to_string(), viewer.peer.user_agent.clone().unwrap_or_default());
-        state.viewers.insert(viewer.id.clone(), viewer);
-        drop(state);
-        gst::info!(CAT, imp = self, "Viewer {id} from {address} answered");
-        self.obj().emit_by_name::<()>("viewer-added", &[&id, &address, &agent]);
-        let _ = self.obj().post_message(
-            gst::message::Element::builder(
-                gst::Structure::builder("whepserversink-viewer-added")
-                    .field("id", &id)
-                    .field("remote-address", &address)
-                    .field("user-agent", &agent)
-                    .build(),
-            )
-            .src(&*self.obj())
-            .build(),
-        );
-        Ok(created)
-    }
-
-    fn delete_viewer(&self, resource: &str) -> Result<(), Rejection> {
-        if self.end_viewer(resource, "the viewer sent DELETE") {
-            Ok(())
-        } else {
-            Err(Rejection::new(404, format!("no viewer {resource:?} here (it ended, or never was)")))
-        }
-    }
-
-    fn patch_viewer(&self, resource: &str, sdpfrag: &str, if_match: Option<&str>) -> Result<Patched, Rejection> {
-        let (webrtcbin, etag, mids, ufrag) = {
-            let state = self.state.lock().unwrap();
-            let viewer = state
-                .viewers
-                .get(resource)
-                .ok_or_else(|| Rejection::new(404, format!("no viewer {resource:?} here")))?;
-            (viewer.webrtcbin.clone(), viewer.etag.clone(), viewer.mids.clone(), viewer.remote_ufrag.clone())
-        };
-        viewer::trickle(&webrtcbin, &etag, &mids, ufrag.as_deref(), sdpfrag, if_match)
-    }
-
-    /// Ends a viewer (its frames stop, its pipeline goes): whether it was there.
-    pub(super) fn end_viewer(&self, id: &str, reason: &str) -> bool {
-        let viewer = {
-            let mut state = self.state.lock().unwrap();
-            let viewer = state.viewers.remove(id);
-            state.viewers_ended += u64::from(viewer.is_some());
-            viewer
-        };
-        let Some(viewer) = viewer else { return false };
-        for track in self.tracks.lock().unwrap().iter() {
-            track.state.lock().unwrap().feeds.retain(|f| f.viewer != id);
-        }
-        gst::info!(
-            CAT,
-            imp = self,
-            "Viewer {id} ended: {reason} ({} frames sent, {} skipped, {} key frame requests)",
-            viewer.counters.frames_sent.load(Ordering::Relaxed),
-            viewer.counters.frames_skipped.load(Ordering::Relaxed),
-            viewer.key_requests.load(Ordering::Relaxed)
-        );
-        // Never from a thread of the viewer's own pipeline: stopping it would wait for itself.
-        RUNTIME.spawn_blocking(move || viewer::stop(viewer));
-        self.obj().emit_by_name::<()>("viewer-removed", &[&id, &reason]);
-        let _ = self.obj().post_message(
-            gst::message::Element::builder(
-                gst::Structure::builder("whepserversink-viewer-removed")
-                    .field("id", id)
-                    .field("reason", reason)
-                    .build(),
-            )
-            .src(&*self.obj())
-            .build(),
-        );
-        true
-    }
-
-    /// A viewer is connected: each of its feeds joins its track, starting with the track's
-    /// current group of pictures (or the next key frame, asked for).
-    pub(super) fn start_feeds(&self, id: &str) {
-        let (feeds, counters) = {
-            let mut state = self.state.lock().unwrap();
-            let Some(viewer) = state.viewers.get_mut(id) else { return };
-            (std::mem::take(&mut viewer.pending_feeds), viewer.counters.clone())
-        };
-        for (track, appsrc) in feeds {
-            let ask = {
-                let mut state = track.state.lock().unwrap();
-                let replay = state.cache.as_ref().map(|c| c.replay()).unwrap_or_default();
-                for buffer in replay {
-                    counters.frames_sent.fetch_add(1, Ordering::Relaxed);
-                    counters.bytes_sent.fetch_add(buffer.size() as u64, Ordering::Relaxed);
-                    let _ = appsrc.push_buffer(buffer.clone());
-                }
-                let needs_key = track.video && replay.is_empty();
-                let counters = counters.clone();
-                state.feeds.push(Feed { viewer: id.to_owned(), appsrc, gate: Gate::new(needs_key), counters });
-                needs_key
-            };
-            gst::debug!(CAT, imp = self, "Viewer {id} joins {} (key frame asked: {ask})", track.pad_name);
-            if ask {
-                self.request_key_unit(&track);
-            }
-        }
-    }
-
-    /// Asks upstream for a key frame on `track` (an encoder makes one; whipcastsrc asks its
-    /// publisher), at most once per interval.
-    pub(super) fn request_key_unit(&self, track: &Track) {
-        let now = self.epoch.elapsed();
-        if !track.state.lock().unwrap().key_requests.ask(now) {
-            return;
-        }
-        let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
-        if let Some(pad) = track.appsink.static_pad("sink") {
-            let sent = pad.push_event(event);
-            gst::debug!(CAT, imp = self, "Key frame asked upstream of {} (taken: {sent})", track.pad_name);
-        }
-    }
-
-    /// One frame into `track`: kept for viewers to come, sent to each viewer that can take it.
-    fn distribute(&self, track: &Track, sample: &gst::Sample) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(buffer) = sample.buffer() else { return Ok(gst::FlowSuccess::Ok) };
-        // Timestamps as running time: each viewer's pipeline runs on this pipeline's clock and
-        // base time.
-        let segment = sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
-        let mut out = buffer.copy();
-        if let Some(segment) = &segment {
-            let out = out.make_mut();
-            let pts = buffer.pts().and_then(|t| segment.to_running_time(t));
-            gst::log!(CAT, imp = self, "{}: pts {:?} in {:?} -> {:?}", track.pad_name, buffer.pts(), segment, pts);
-            let dts = buffer.dts().and_then(|t| segment.to_running_time(t));
-            out.set_pts(pts);
-            out.set_dts(dts);
-        }
-        let key = !track.video || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let max_backlog = u64::from(self.settings.lock().unwrap().max_backlog);
-        let mut ask = false;
-        {
-            let mut state = track.state.lock().unwrap();
-            if let Some(caps) = sample.caps()
-                && state.caps.as_ref().is_none_or(|c| c.as_ref() != caps)
-            {
-                let caps = caps.to_owned();
-                for feed in &state.feeds {
-                    feed.appsrc.set_caps(Some(&caps));
-                }
-                gst::info!(CAT, imp = self, "{} carries {caps}", track.pad_name);
-                state.caps = Some(caps);
-            }
-            if track.video {
-                state.cache.get_or_insert_with(|| GopCache::new(DEFAULT_GOP_LIMITS)).push(key, out.size(), &out);
-            }
-            for feed in &mut state.feeds {
-                let full = feed.appsrc.current_level_buffers() >= max_backlog;
-                match feed.gate.offer(key, full) {
-                    Verdict::Send => {
-                        feed.counters.frames_sent.fetch_add(u64::from(track.video), Ordering::Relaxed);
-                        feed.counters.bytes_sent.fetch_add(out.size() as u64, Ordering::Relaxed);
-                        let _ = feed.appsrc.push_buffer(out.clone());
-                    }
-                    Verdict::Skip => {
-                        feed.counters.frames_skipped.fetch_add(u64::from(track.video), Ordering::Relaxed);
-                    }
-                    Verdict::SkipAndAskKey => {
-                        feed.counters.frames_skipped.fetch_add(u64::from(track.video), Ordering::Relaxed);
-                        gst::info!(CAT, imp = self, "Viewer {} fell behind on {}", feed.viewer, track.pad_name);
-                        ask = true;
-                    }
-                }
-            }
-        }
-        if ask {
-            self.request_key_unit(track);
-        }
-        Ok(gst::FlowSuccess::Ok)
-    }
-
-    fn stats(&self) -> gst::Structure {
-        let state = self.state.lock().unwrap();
-        let mut viewers: Vec<&Viewer> = state.viewers.values().collect();
-        viewers.sort_by_key(|v| v.started);
-        let list = gst::Array::new(viewers.iter().map(|v| {
-            gst::Structure::builder("viewer")
-                .field("id", &v.id)
-                .field("remote-address", v.peer.address.to_string())
-                .field("user-agent", v.peer.user_agent.clone().unwrap_or_default())
-                .field("duration", v.started.elapsed().as_secs_f64())
-                .field("connection-state", v.connection_state())
-                .field("frames-sent", v.counters.frames_sent.load(Ordering::Relaxed))
-                .field("frames-skipped", v.counters.frames_skipped.load(Ordering::Relaxed))
-                .field("bytes-sent", v.counters.bytes_sent.load(Ordering::Relaxed))
-                .field("keyframe-requests", v.key_requests.load(Ordering::Relaxed))
-                .build()
-                .to_send_value()
-        }));
-        gst::Structure::builder("application/x-whepserversink-stats")
-            .field("viewers-started", state.viewers_started)
-            .field("viewers-ended", state.viewers_ended)
-            .field("viewers", list)
-            .build()
-    }
-
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let endpoint = &settings.endpoint;
@@ -437,18 +91,6 @@ impl WhepServerSink {
         };
         for id in ids {
             self.end_viewer(&id, "element stopped");
-        }
-    }
-
-    /// Ends viewers whose connection failed or closed, or who went silent (checked once a second).
-    pub(super) fn watch(&self) {
-        let failed: Vec<(String, String)> = {
-            let state = self.state.lock().unwrap();
-            let now = Instant::now();
-            state.viewers.values().filter_map(|v| v.failure(now).map(|why| (v.id.clone(), why))).collect()
-        };
-        for (id, why) in failed {
-            self.end_viewer(&id, &why);
         }
     }
 }

@@ -4,15 +4,19 @@
 //!
 //! The rules (who starts where, who is skipped, key frame requests) are sans-IO in
 //! [`crate::viewers`]; this shell is split by job: `settings` (the properties), `viewer` (a
-//! viewer's pipeline and its offer/answer), `imp` (the element: pads, tracks, viewers, stats).
+//! viewer's pipeline and its offer/answer), `tracks` (what flows into each pad, and on to the
+//! viewers), `audience` (viewers admitted, ended and watched; their stats), `imp` (the element:
+//! state, pads, start and stop).
 
 use gst::glib;
 use gst::prelude::*;
 
+mod audience;
 mod imp;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod tracks;
 mod viewer;
 
 glib::wrapper! {

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use super::imp::{CAT, FeedCounters, Track, WhepServerSink};
+use super::imp::{CAT, WhepServerSink};
 use super::settings::Settings;
+use super::tracks::{FeedCounters, Track};
 use crate::endpoint::{as_dtls_server, promise_reply, wait_promise};
 use crate::sdp::{self, CodecOrder, CodecPreferences, LocalCandidate, MediaKind, OfferError, OfferLimits};
 use crate::server::{Created, Patched, Peer, RUNTIME};
