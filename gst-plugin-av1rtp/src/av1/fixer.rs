@@ -175,7 +175,7 @@ impl TuFixer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::av1::sequence::tests::CHROME_SEQ;
+    use crate::av1::testutil::CHROME_SEQ;
 
     const SIZE: u8 = 0x02;
     const TD: [u8; 2] = obu::TEMPORAL_DELIMITER;
@@ -306,7 +306,7 @@ mod tests {
     fn new_sequence_header_is_reported_and_gives_new_av1c() {
         let mut fixer = synced();
         let before = fixer.av1c().unwrap();
-        let timed = crate::av1::sequence::tests::seq_with_timing();
+        let timed = crate::av1::testutil::seq_with_timing();
         let tu = [TD.to_vec(), sized(SEQ, &timed), sized(FRAME, &[KEY])].concat();
         let fixed = fixer.fix(&tu).unwrap();
         assert!(fixed.new_sequence);

@@ -24,7 +24,7 @@ pub fn is_shown_key_frame(seq: &SequenceHeader, frame_header: &[u8]) -> Option<b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::av1::sequence::tests::CHROME_SEQ;
+    use crate::av1::testutil::CHROME_SEQ;
 
     #[test]
     fn frame_types() {

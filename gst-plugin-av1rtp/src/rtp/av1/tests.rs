@@ -1,5 +1,5 @@
 use super::*;
-use crate::av1::sequence::tests::CHROME_SEQ;
+use crate::av1::testutil::CHROME_SEQ;
 
 const SEQ: u8 = obu_type::SEQUENCE_HEADER << 3;
 const FRAME: u8 = obu_type::FRAME << 3;

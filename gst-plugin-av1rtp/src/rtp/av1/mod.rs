@@ -454,5 +454,4 @@ impl<P: AsRef<[u8]>, M> Depacketizer<P, M> {
 }
 
 #[cfg(test)]
-#[path = "av1_tests.rs"]
 mod tests;
