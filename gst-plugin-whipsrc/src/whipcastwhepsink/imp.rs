@@ -144,6 +144,32 @@ impl ObjectImpl for WhepServerSink {
     }
 }
 
+impl WhepServerSink {
+    /// Puts a listed track's appsink into the element and its pad on it (no lock held: this
+    /// emits element-added and pad-added).
+    fn add_track(&self, track: &Arc<Track>) -> Option<()> {
+        let appsink = &track.appsink;
+        self.obj().add(appsink).ok()?;
+        track.ghost.set_target(Some(&appsink.static_pad("sink")?)).ok()?;
+        let element = self.obj().downgrade();
+        let weak_track = Arc::downgrade(track);
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                    let (Some(element), Some(track)) = (element.upgrade(), weak_track.upgrade()) else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    element.imp().distribute(&track, &sample)
+                })
+                .build(),
+        );
+        let _ = appsink.sync_state_with_parent();
+        let _ = track.ghost.set_active(true);
+        self.obj().add_pad(&track.ghost).ok()
+    }
+}
+
 impl GstObjectImpl for WhepServerSink {}
 
 impl BinImpl for WhepServerSink {}
@@ -203,44 +229,29 @@ impl ElementImpl for WhepServerSink {
         _caps: Option<&gst::Caps>,
     ) -> Option<gst::Pad> {
         let video = template.name_template() == "video_%u";
-        let mut tracks = self.tracks.lock().unwrap();
-        let prefix = if video { "video" } else { "audio" };
-        let name = match name {
-            Some(name) if tracks.iter().any(|t| t.pad_name == name) => return None,
-            Some(name) => name.to_owned(),
-            None => (0..).map(|n| format!("{prefix}_{n}")).find(|n| tracks.iter().all(|t| &t.pad_name != n))?,
+        // The name is taken and the track listed under the lock; the pad is added after it, since
+        // adding emits element-added and pad-added, whose handlers may request another pad.
+        let track = {
+            let mut tracks = self.tracks.lock().unwrap();
+            let prefix = if video { "video" } else { "audio" };
+            let name = match name {
+                Some(name) if tracks.iter().any(|t| t.pad_name == name) => return None,
+                Some(name) => name.to_owned(),
+                None => (0..).map(|n| format!("{prefix}_{n}")).find(|n| tracks.iter().all(|t| &t.pad_name != n))?,
+            };
+            let appsink = gst_app::AppSink::builder().name(format!("{name}-sink")).sync(false).async_(false).build();
+            appsink.set_property("enable-last-sample", false);
+            let ghost = gst::GhostPad::builder_from_template(template).name(name.as_str()).build();
+            let track = Arc::new(Track { pad_name: name, video, appsink, ghost, state: Mutex::default() });
+            tracks.push(track.clone());
+            track
         };
-        let appsink = gst_app::AppSink::builder().name(format!("{name}-sink")).sync(false).async_(false).build();
-        appsink.set_property("enable-last-sample", false);
-        let target = appsink.static_pad("sink")?;
-        self.obj().add(&appsink).ok()?;
-        let ghost = gst::GhostPad::builder_from_template(template).name(name.as_str()).build();
-        ghost.set_target(Some(&target)).ok()?;
-        let track = Arc::new(Track {
-            pad_name: name.clone(),
-            video,
-            appsink: appsink.clone(),
-            ghost: ghost.clone(),
-            state: Mutex::default(),
-        });
-        let element = self.obj().downgrade();
-        let weak_track = Arc::downgrade(&track);
-        appsink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
-                    let (Some(element), Some(track)) = (element.upgrade(), weak_track.upgrade()) else {
-                        return Ok(gst::FlowSuccess::Ok);
-                    };
-                    element.imp().distribute(&track, &sample)
-                })
-                .build(),
-        );
-        let _ = appsink.sync_state_with_parent();
-        let _ = ghost.set_active(true);
-        self.obj().add_pad(&ghost).ok()?;
-        tracks.push(track);
-        Some(ghost.upcast())
+        if self.add_track(&track).is_none() {
+            self.tracks.lock().unwrap().retain(|t| !Arc::ptr_eq(t, &track));
+            let _ = self.obj().remove(&track.appsink);
+            return None;
+        }
+        Some(track.ghost.clone().upcast())
     }
 
     fn release_pad(&self, pad: &gst::Pad) {

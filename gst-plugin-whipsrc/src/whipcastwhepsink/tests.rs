@@ -24,6 +24,26 @@ fn pads_are_requested_by_kind_and_released() {
 }
 
 #[test]
+fn a_pad_added_handler_may_request_another_pad() {
+    // The element lists its pads under a lock; adding a pad runs the application's handlers,
+    // which must be free to request more.
+    init();
+    let sink = gst::ElementFactory::make("whipcastwhepsink").build().unwrap();
+    sink.connect_pad_added(|sink, pad| {
+        if pad.name() == "video_0" {
+            sink.request_pad_simple("audio_%u").unwrap();
+        }
+    });
+    let (done, finished) = std::sync::mpsc::channel();
+    let requester = sink.clone();
+    std::thread::spawn(move || done.send(requester.request_pad_simple("video_%u").map(|p| p.name())));
+    let video = finished.recv_timeout(std::time::Duration::from_secs(10)).expect("request_pad returns");
+    assert_eq!(video.unwrap(), "video_0");
+    let names: Vec<_> = sink.pads().iter().map(|p| p.name().to_string()).collect();
+    assert_eq!(names, ["video_0", "audio_0"]);
+}
+
+#[test]
 fn bad_settings_fail_the_start_with_a_message() {
     init();
     for (property, value, says) in [
