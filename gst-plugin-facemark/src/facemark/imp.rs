@@ -1,6 +1,9 @@
 //! The GStreamer shell around [`crate::core::tracker::FaceMarker`].
+//!
+//! Its helpers are beside it: the settings and property specs (`settings.rs`), the streaming
+//! state (`state.rs`), the caps formats (`format.rs`), the metadata values (`meta.rs`) and the
+//! `mode=latest` inference thread (`worker.rs`).
 
-use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
@@ -10,190 +13,18 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use super::worker::{Done, Job, SharedMarker, Worker};
-use super::{DrawFlags, Mode, Runtime};
+use super::Mode;
+use super::format::{FORMATS, pixel_format};
+use super::meta::{face_structure, landmark_array};
+use super::settings::{Settings, param_specs};
+use super::state::{Counters, State};
+use super::worker::{Job, SharedMarker, Worker};
 use crate::core::draw::draw_face;
-use crate::core::image::{Chroma, Frame, FrameMut, OwnedFrame, PixelFormat, PixelLayout, YuvColor};
-use crate::core::model::default_model_dir;
-use crate::core::tracker::{Config, Face, FaceMarker, Stats};
+use crate::core::image::{Frame, FrameMut};
+use crate::core::tracker::{Face, FaceMarker};
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("facemark", gst::DebugColorFlags::empty(), Some("Face landmarks")));
-
-/// Formats read and drawn on directly, without a conversion.
-const FORMATS: [gst_video::VideoFormat; 8] = [
-    gst_video::VideoFormat::Rgba,
-    gst_video::VideoFormat::Bgra,
-    gst_video::VideoFormat::Rgbx,
-    gst_video::VideoFormat::Bgrx,
-    gst_video::VideoFormat::Rgb,
-    gst_video::VideoFormat::Bgr,
-    gst_video::VideoFormat::I420,
-    gst_video::VideoFormat::Nv12,
-];
-
-/// How the core reads a negotiated format; `None` for formats outside [`FORMATS`].
-fn pixel_format(info: &gst_video::VideoInfo) -> Option<PixelFormat> {
-    use gst_video::VideoFormat as F;
-    let packed = |layout| Some(PixelFormat::Packed(layout));
-    match info.format() {
-        F::Rgba => packed(PixelLayout::Rgba),
-        F::Bgra => packed(PixelLayout::Bgra),
-        F::Rgbx => packed(PixelLayout::Rgbx),
-        F::Bgrx => packed(PixelLayout::Bgrx),
-        F::Rgb => packed(PixelLayout::Rgb),
-        F::Bgr => packed(PixelLayout::Bgr),
-        F::I420 => Some(PixelFormat::Yuv420(Chroma::Planar, yuv_color(info))),
-        F::Nv12 => Some(PixelFormat::Yuv420(Chroma::Interleaved, yuv_color(info))),
-        _ => None,
-    }
-}
-
-/// The caps' YUV matrix and range; unknown matrices as GStreamer guesses them (BT.601 up to
-/// 576 lines, BT.709 above).
-fn yuv_color(info: &gst_video::VideoInfo) -> YuvColor {
-    use gst_video::VideoColorMatrix as M;
-    let colorimetry = info.colorimetry();
-    let (kr, kb) = match colorimetry.matrix() {
-        M::Bt601 => (0.299, 0.114),
-        M::Bt709 => (0.2126, 0.0722),
-        M::Bt2020 => (0.2627, 0.0593),
-        M::Fcc => (0.30, 0.11),
-        M::Smpte240m => (0.212, 0.087),
-        _ if info.height() > 576 => (0.2126, 0.0722),
-        _ => (0.299, 0.114),
-    };
-    let full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
-    YuvColor::new(kr, kb, full_range)
-}
-
-#[derive(Clone, Debug)]
-struct Settings {
-    model_dir: Option<String>,
-    max_faces: u32,
-    min_detection_confidence: f64,
-    min_tracking_confidence: f64,
-    draw: DrawFlags,
-    tracking: bool,
-    detect_interval: u32,
-    emit_messages: bool,
-    irises: bool,
-    iris_interval: u32,
-    search_tiles: bool,
-    mode: Mode,
-    runtime: Runtime,
-}
-
-/// The face pipeline's defaults, which the settings and the ParamSpecs take.
-const DEFAULTS: Config = Config::DEFAULT;
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            model_dir: None,
-            max_faces: DEFAULTS.max_faces as u32,
-            min_detection_confidence: DEFAULTS.min_detection_confidence as f64,
-            min_tracking_confidence: DEFAULTS.min_tracking_confidence as f64,
-            draw: DrawFlags::default(),
-            tracking: DEFAULTS.tracking,
-            detect_interval: DEFAULTS.detect_interval,
-            emit_messages: false,
-            irises: DEFAULTS.irises,
-            iris_interval: DEFAULTS.iris_interval,
-            search_tiles: DEFAULTS.search_tiles,
-            mode: Mode::Auto,
-            runtime: Runtime::Auto,
-        }
-    }
-}
-
-impl Settings {
-    fn config(&self) -> Config {
-        Config {
-            max_faces: self.max_faces as usize,
-            min_detection_confidence: self.min_detection_confidence as f32,
-            min_tracking_confidence: self.min_tracking_confidence as f32,
-            tracking: self.tracking,
-            detect_interval: self.detect_interval,
-            irises: self.irises,
-            iris_interval: self.iris_interval,
-            search_tiles: self.search_tiles,
-            runtime: self.runtime.into(),
-        }
-    }
-
-    fn model_dir(&self) -> PathBuf {
-        self.model_dir.as_ref().filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(default_model_dir)
-    }
-}
-
-/// The counters behind the `stats` property.
-#[derive(Clone, Copy, Debug, Default)]
-struct Counters {
-    frames_in: u64,
-    /// Frames handed to inference (inline, or to the worker).
-    inferences: u64,
-    /// Frames that found the worker busy and went on with the newest finished result.
-    dropped: u64,
-    marker: Stats,
-}
-
-/// Streaming state, reset at every start.
-#[derive(Default)]
-struct State {
-    format: Option<PixelFormat>,
-    /// From the caps' framerate, when it has one.
-    frame_duration: Option<gst::ClockTime>,
-    /// Whether upstream is live (asked once per caps, for `mode=auto`).
-    live: Option<bool>,
-    worker: Option<Worker>,
-    /// The next job's frame copy and face storage (kept between jobs to reuse them).
-    spare_frame: Option<OwnedFrame>,
-    spare_faces: Vec<Face>,
-    /// `mode=latest`: the newest finished result and the PTS of the frame it was found in.
-    latest: Vec<Face>,
-    latest_pts: Option<gst::ClockTime>,
-    /// Forget tracked faces before the next inference (after a flush or a new stream).
-    reset_pending: bool,
-    counters: Counters,
-}
-
-impl State {
-    /// Takes in a finished job's result.
-    fn accept(&mut self, done: Done) -> Result<(), String> {
-        if let Some(w) = self.worker.as_mut() {
-            w.busy = false;
-        }
-        self.spare_frame = Some(done.frame);
-        self.spare_faces = std::mem::replace(&mut self.latest, done.faces);
-        self.latest_pts = done.pts;
-        self.counters.marker = done.stats;
-        done.error.map_or(Ok(()), Err)
-    }
-
-    /// Takes in the worker's answer if there is one, waiting for it up to `wait`.
-    fn poll(&mut self, wait: Option<std::time::Duration>) -> Result<(), String> {
-        let Some(w) = self.worker.as_ref().filter(|w| w.busy) else {
-            return Ok(());
-        };
-        let answer = match wait {
-            Some(wait) => w.done.recv_timeout(wait).ok(),
-            None => w.done.try_recv().ok(),
-        };
-        answer.map_or(Ok(()), |done| self.accept(done))
-    }
-
-    /// Waits for the job in flight, if any.
-    fn finish(&mut self) -> Result<(), String> {
-        match self.worker.as_ref().filter(|w| w.busy) {
-            Some(w) => match w.done.recv() {
-                Ok(done) => self.accept(done),
-                Err(_) => Err("the inference thread stopped".into()),
-            },
-            None => Ok(()),
-        }
-    }
-}
 
 #[derive(Default)]
 pub struct FaceMark {
@@ -216,103 +47,7 @@ impl ObjectSubclass for FaceMark {
 
 impl ObjectImpl for FaceMark {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
-                glib::ParamSpecString::builder("model-dir")
-                    .nick("Model folder")
-                    .blurb(
-                        "Folder with face_detection_short_range.onnx and face_landmark.onnx \
-                         (default: $FACEMARK_MODEL_DIR, else $XDG_DATA_HOME/whipcast/models; \
-                         scripts/fetch-models.sh installs them)",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-faces")
-                    .nick("Maximum faces")
-                    .blurb("Most faces to find per frame")
-                    .minimum(1)
-                    .maximum(16)
-                    .default_value(DEFAULTS.max_faces as u32)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecDouble::builder("min-detection-confidence")
-                    .nick("Minimum detection confidence")
-                    .blurb("Detector score a face needs")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(DEFAULTS.min_detection_confidence as f64)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecDouble::builder("min-tracking-confidence")
-                    .nick("Minimum tracking confidence")
-                    .blurb("Landmark face-presence score below which a face counts as lost")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(DEFAULTS.min_tracking_confidence as f64)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecFlags::builder::<DrawFlags>("draw")
-                    .nick("Draw")
-                    .blurb("What to draw onto the frames")
-                    .default_value(DrawFlags::default())
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("tracking")
-                    .nick("Tracking")
-                    .blurb("Place the next frame's face region from the last landmarks instead of running the detector")
-                    .default_value(DEFAULTS.tracking)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("detect-interval")
-                    .nick("Detection interval")
-                    .blurb("While tracking, run the detector anyway every this many frames (0: only when a face is lost)")
-                    .default_value(DEFAULTS.detect_interval)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("irises")
-                    .nick("Irises")
-                    .blurb("Run the iris model (when iris_landmark.onnx is installed): 478 points instead of 468")
-                    .default_value(DEFAULTS.irises)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("iris-interval")
-                    .nick("Iris interval")
-                    .blurb("Run the iris model for each eye of a tracked face every this many frames, the eyes in turn (1: both eyes every frame; 2 halves the iris model's cost); between runs an eye's iris keeps its place relative to that frame's eye corners")
-                    .minimum(1)
-                    .maximum(300)
-                    .default_value(DEFAULTS.iris_interval)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("search-tiles")
-                    .nick("Search tiles")
-                    .blurb("When the whole frame shows no face, also look in one square tile of a wide or tall frame per frame, in turn: faces down to 1/8 of the shorter side are found instead of 1/8 of the longer (a 720p frame: 90 px instead of 160 px), for one more detector run on frames without a face")
-                    .default_value(DEFAULTS.search_tiles)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("emit-messages")
-                    .nick("Emit messages")
-                    .blurb("Post a `facemark` element message with the faces of every frame")
-                    .default_value(false)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder::<Mode>("mode")
-                    .nick("Mode")
-                    .blurb("Whether frames wait for their own inference (inline) or go on with the newest finished result while a worker thread runs the models (latest); auto: latest when upstream is live")
-                    .default_value(Mode::Auto)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder::<Runtime>("runtime")
-                    .nick("Runtime")
-                    .blurb("The inference engine, chosen when the models load (NULL -> READY): auto runs this plugin's fused NHWC engine (AVX-512, AVX2 or portable code, picked at run time) for every model whose ops it supports and tract for the others; tract runs tract's optimised plan. The stats property's runtime field says what runs")
-                    .default_value(Runtime::Auto)
-                    .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb("frames-in, inferences, dropped-inferences, mean-inference-ms, inference-seconds (their total), detector-runs, landmark-runs, iris-runs, runtime (what runs each model)")
-                    .read_only()
-                    .build(),
-            ]
-        });
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(param_specs);
         PROPERTIES.as_ref()
     }
 
@@ -564,27 +299,6 @@ impl VideoFilterImpl for FaceMark {
         }
         Ok(gst::FlowSuccess::Ok)
     }
-}
-
-/// x0, y0, z0, x1, ... in frame pixels (z in x's scale).
-fn landmark_array(face: &Face) -> gst::Array {
-    let mut values = Vec::with_capacity(face.landmarks.len() * 3 + 30);
-    for p in face.points() {
-        values.extend(p.iter().map(|v| (*v as f64).to_send_value()));
-    }
-    gst::Array::from_values(values)
-}
-
-fn face_structure(face: &Face) -> gst::Structure {
-    let [x0, y0, x1, y1] = face.bbox;
-    gst::Structure::builder("face")
-        .field("score", face.score as f64)
-        .field("x", x0 as f64)
-        .field("y", y0 as f64)
-        .field("width", (x1 - x0) as f64)
-        .field("height", (y1 - y0) as f64)
-        .field("landmarks", landmark_array(face))
-        .build()
 }
 
 impl FaceMark {

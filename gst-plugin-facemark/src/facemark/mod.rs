@@ -4,7 +4,11 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod format;
 mod imp;
+mod meta;
+mod settings;
+mod state;
 mod worker;
 
 glib::wrapper! {
