@@ -3,7 +3,7 @@
 //!
 //! How many OBS-like 1280x720 30 fps publishers one `whipcast serve` (the release build:
 //! `cargo build --release -p whipcast`, `make bench` does it) records and analyses in real time,
-//! for H.264 and AV1 (tests/src/capacity.rs says what is measured and what "real time" means).
+//! for H.264 and AV1 (tests/src/capacity/mod.rs says what is measured and what "real time" means).
 //! Without `--n` it searches the largest N: 1, 2, 4, ... while real time, then halves the gap.
 //! Prints each run's verdict and whipcast's CPU per publisher by stage, then the largest N.
 //! `--facemark-property` goes to `whipcast serve` as it is (e.g. iris-interval=2: a lever measured).
