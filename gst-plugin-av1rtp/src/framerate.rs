@@ -24,6 +24,8 @@ const COMMON_RATES: [(i32, i32); 17] = [
     (120, 1),
 ];
 
+/// Collects the intervals between increasing timestamps of one stream (a timestamp not after the
+/// one before adds no interval); `default()` starts empty.
 #[derive(Debug, Default)]
 pub struct FramerateEstimator {
     last: Option<u64>,

@@ -6,9 +6,12 @@
 
 use gst::glib;
 
+#[warn(missing_docs)]
 pub mod av1;
 mod av1obufix;
+#[warn(missing_docs)]
 pub mod framerate;
+#[warn(missing_docs)]
 pub mod rtp;
 mod rtpav1depay;
 

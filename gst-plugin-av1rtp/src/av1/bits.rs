@@ -1,18 +1,22 @@
 //! A big-endian bit reader for AV1 headers (spec 4.10: f(n), uvlc, su, ns).
 
+/// The error of every read: the data ended before the requested bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutOfBits;
 
+/// Reads bits most significant first from a byte slice, tracking the position in bits.
 pub struct BitReader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl<'a> BitReader<'a> {
+    /// Starts reading at the first bit of `data`.
     pub fn new(data: &'a [u8]) -> Self {
         Self { data, pos: 0 }
     }
 
+    /// Reads one bit (f(1)).
     pub fn bit(&mut self) -> Result<bool, OutOfBits> {
         let byte = *self.data.get(self.pos / 8).ok_or(OutOfBits)?;
         let bit = (byte >> (7 - self.pos % 8)) & 1;
@@ -42,6 +46,7 @@ impl<'a> BitReader<'a> {
         Ok(self.bits(leading_zeros)? + ((1u32 << leading_zeros) - 1))
     }
 
+    /// Skips `n` bits; fails without moving if fewer than `n` are left.
     pub fn skip(&mut self, n: usize) -> Result<(), OutOfBits> {
         let end = self.pos + n;
         if end > self.data.len() * 8 {

@@ -9,8 +9,10 @@ use super::frame::is_shown_key_frame;
 use super::obu::{self, Obu, ObuError, Obus, obu_type};
 use super::sequence::{SequenceHeader, sized_sequence_header_obu};
 
+/// Why a temporal unit was not passed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FixError {
+    /// An OBU does not parse, or a frame header is empty or too short to read its type.
     Obu(ObuError),
     /// The TU holds nothing but temporal delimiters, padding or tile lists.
     Empty,
@@ -31,10 +33,13 @@ impl fmt::Display for FixError {
 
 impl std::error::Error for FixError {}
 
+/// A temporal unit made container-ready, with what the caller needs to know about it.
 #[derive(Debug)]
 pub struct FixedTu<'a> {
     /// The TU in container-ready form; borrowed when the input already was.
     pub data: Cow<'a, [u8]>,
+    /// The first frame of the TU is a shown key frame (a random access point); false while no sequence
+    /// header is known.
     pub keyframe: bool,
     /// The sequence header changed with this TU (or is the first one): caps need an update.
     pub new_sequence: bool,
@@ -47,6 +52,9 @@ struct StoredSequence {
     obu: Vec<u8>,
 }
 
+/// The per-stream state of the normalizer: the last sequence header (re-inserted before key
+/// frames that lack one) and whether a key frame has been seen since the start, the last error or
+/// [`resync`](Self::resync).
 #[derive(Default)]
 pub struct TuFixer {
     sequence: Option<StoredSequence>,
@@ -54,10 +62,12 @@ pub struct TuFixer {
 }
 
 impl TuFixer {
+    /// A fixer that knows no sequence header yet and waits for a key frame.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The last sequence header that parsed, if any.
     pub fn sequence_header(&self) -> Option<&SequenceHeader> {
         self.sequence.as_ref().map(|s| &s.header)
     }
@@ -72,6 +82,10 @@ impl TuFixer {
         self.synced = false;
     }
 
+    /// Rewrites one TU as one temporal delimiter, then its OBUs with minimal size fields (padding and
+    /// tile lists dropped, oversized sizes clamped); a key frame TU without a sequence header gets the
+    /// stored one right after the delimiter. The input is borrowed when it already is in that form. Any error makes
+    /// the fixer wait for the next key frame.
     pub fn fix<'a>(&mut self, tu: &'a [u8]) -> Result<FixedTu<'a>, FixError> {
         let result = self.fix_inner(tu);
         if result.is_err() {

@@ -9,15 +9,19 @@ use super::obu::{ObuHeader, Obus, obu_type};
 /// The highest spatial and temporal layer ids kept (`None`: every layer).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LayerLimit {
+    /// The highest `spatial_id` kept (0..=3).
     pub spatial: Option<u8>,
+    /// The highest `temporal_id` kept (0..=7).
     pub temporal: Option<u8>,
 }
 
 impl LayerLimit {
+    /// Whether there is no limit at all, so a temporal unit passes untouched.
     pub fn keeps_all(&self) -> bool {
         self.spatial.is_none() && self.temporal.is_none()
     }
 
+    /// Whether an OBU with this header stays: it has no extension header, or its ids are within the limit.
     pub fn keeps(&self, header: &ObuHeader) -> bool {
         !header.has_extension()
             || (self.spatial.is_none_or(|s| header.spatial_id() <= s)

@@ -5,14 +5,23 @@ use std::fmt;
 
 /// OBU types (spec 6.2.2). Values 0, 9..=14 are reserved.
 pub mod obu_type {
+    /// `OBU_SEQUENCE_HEADER`: the sequence header (spec 5.5).
     pub const SEQUENCE_HEADER: u8 = 1;
+    /// `OBU_TEMPORAL_DELIMITER`: starts a temporal unit; has an empty payload.
     pub const TEMPORAL_DELIMITER: u8 = 2;
+    /// `OBU_FRAME_HEADER`: a frame header without tile data (that follows in tile groups, if any).
     pub const FRAME_HEADER: u8 = 3;
+    /// `OBU_TILE_GROUP`: tile data for the preceding frame header.
     pub const TILE_GROUP: u8 = 4;
+    /// `OBU_METADATA`: metadata such as HDR info or timecodes (spec 5.8).
     pub const METADATA: u8 = 5;
+    /// `OBU_FRAME`: a frame header and its first tile group in one OBU.
     pub const FRAME: u8 = 6;
+    /// `OBU_REDUNDANT_FRAME_HEADER`: a copy of the frame header, for loss resilience.
     pub const REDUNDANT_FRAME_HEADER: u8 = 7;
+    /// `OBU_TILE_LIST`: large-scale tile decoding only; not part of a normal stream.
     pub const TILE_LIST: u8 = 8;
+    /// `OBU_PADDING`: padding bytes that decoders ignore.
     pub const PADDING: u8 = 15;
 }
 
@@ -22,6 +31,7 @@ const HAS_SIZE_FIELD: u8 = 0x02;
 /// A temporal delimiter OBU with its (empty) size field.
 pub const TEMPORAL_DELIMITER: [u8; 2] = [obu_type::TEMPORAL_DELIMITER << 3 | HAS_SIZE_FIELD, 0];
 
+/// Why an OBU could not be parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObuError {
     /// The data ends inside the OBU header or its size field.
@@ -31,7 +41,12 @@ pub enum ObuError {
     /// The size field is not valid leb128.
     BadSize,
     /// The size field says more bytes than there are.
-    SizeTooLarge { declared: u64, available: usize },
+    SizeTooLarge {
+        /// The payload size in the size field, in bytes.
+        declared: u64,
+        /// The bytes left after the size field.
+        available: usize,
+    },
 }
 
 impl fmt::Display for ObuError {
@@ -66,22 +81,27 @@ impl ObuHeader {
         Ok(Self { bytes: [first, second] })
     }
 
+    /// `obu_type`, one of the [`obu_type`] constants (4 bits).
     pub fn obu_type(&self) -> u8 {
         (self.bytes[0] >> 3) & 0x0f
     }
 
+    /// `obu_extension_flag`: whether a second header byte with temporal and spatial ids follows.
     pub fn has_extension(&self) -> bool {
         self.bytes[0] & HAS_EXTENSION != 0
     }
 
+    /// `obu_has_size_field`: whether a leb128 payload size follows the header.
     pub fn has_size_field(&self) -> bool {
         self.bytes[0] & HAS_SIZE_FIELD != 0
     }
 
+    /// `temporal_id` (0..=7) from the extension header; 0 without one.
     pub fn temporal_id(&self) -> u8 {
         if self.has_extension() { self.bytes[1] >> 5 } else { 0 }
     }
 
+    /// `spatial_id` (0..=3) from the extension header; 0 without one.
     pub fn spatial_id(&self) -> u8 {
         if self.has_extension() { (self.bytes[1] >> 3) & 0x03 } else { 0 }
     }
@@ -134,8 +154,11 @@ pub enum SizeField {
 /// One OBU in a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Obu<'a> {
+    /// The OBU header as read.
     pub header: ObuHeader,
+    /// The payload, without header and size field.
     pub payload: &'a [u8],
+    /// How the size was given in the input.
     pub size_field: SizeField,
 }
 
@@ -151,6 +174,7 @@ impl Obu<'_> {
         out.extend_from_slice(self.payload);
     }
 
+    /// The number of bytes `write_sized` appends.
     pub fn sized_len(&self) -> usize {
         self.header.sized_len(self.payload.len()) + self.payload.len()
     }
@@ -189,6 +213,7 @@ pub struct Obus<'a> {
 }
 
 impl<'a> Obus<'a> {
+    /// Iterates over `data`; `clamp_oversize` as in [`parse_obu`]. After an error the iterator ends.
     pub fn new(data: &'a [u8], clamp_oversize: bool) -> Self {
         Self { data, clamp_oversize }
     }

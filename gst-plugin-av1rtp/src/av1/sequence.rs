@@ -4,9 +4,12 @@
 use super::bits::{BitReader, OutOfBits};
 use super::obu::ObuHeader;
 
+/// `timing_info()` of the sequence header (spec 5.5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimingInfo {
+    /// Time units of a `time_scale` clock per display tick.
     pub num_units_in_display_tick: u32,
+    /// Time units per second.
     pub time_scale: u32,
     /// `num_ticks_per_picture_minus_1 + 1` when `equal_picture_interval` is set.
     pub ticks_per_picture: Option<u64>,
@@ -21,25 +24,44 @@ impl TimingInfo {
     }
 }
 
+/// The fields of a sequence header that caps and av1C need; the rest is skipped while parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SequenceHeader {
+    /// `seq_profile` (0 main, 1 high, 2 professional; 3 bits).
     pub profile: u8,
+    /// `still_picture`: the stream holds one picture.
     pub still_picture: bool,
+    /// `reduced_still_picture_header`: a still picture with a minimal header; every frame is a key frame.
     pub reduced_still_picture_header: bool,
+    /// `timing_info()`, when `timing_info_present_flag` is set.
     pub timing_info: Option<TimingInfo>,
+    /// `seq_level_idx[0]`, the level of operating point 0 (5 bits; 31 means no level restriction).
     pub level_idx0: u8,
+    /// `seq_tier[0]`: high tier for operating point 0 (only read for levels above 3.3, else false).
     pub tier0: bool,
+    /// `initial_display_delay_minus_1[0]` (4 bits), when present for operating point 0.
     pub initial_display_delay_minus_1_op0: Option<u8>,
+    /// `max_frame_width_minus_1 + 1`, in pixels.
     pub max_frame_width: u32,
+    /// `max_frame_height_minus_1 + 1`, in pixels.
     pub max_frame_height: u32,
+    /// Bits per sample: 8, 10 or 12 (`BitDepth` from `color_config()`).
     pub bit_depth: u8,
+    /// `mono_chrome`: luma only.
     pub mono_chrome: bool,
+    /// `subsampling_x`: chroma has half the luma width.
     pub subsampling_x: bool,
+    /// `subsampling_y`: chroma has half the luma height.
     pub subsampling_y: bool,
+    /// `chroma_sample_position` (2 bits: 0 unknown, 1 vertical, 2 colocated); read only for 4:2:0, else 0.
     pub chroma_sample_position: u8,
+    /// `color_primaries` (ISO/IEC 23091-4 code points); 2 (unspecified) without a color description.
     pub color_primaries: u8,
+    /// `transfer_characteristics`; 2 (unspecified) without a color description.
     pub transfer_characteristics: u8,
+    /// `matrix_coefficients`; 2 (unspecified) without a color description.
     pub matrix_coefficients: u8,
+    /// `color_range`: full-range samples rather than studio (limited) range.
     pub full_range: bool,
 }
 

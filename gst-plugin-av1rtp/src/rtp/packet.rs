@@ -3,20 +3,29 @@
 use std::fmt;
 use std::ops::Range;
 
+/// The fields of an RTP packet's fixed header that a depacketizer needs, and where its payload is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtpHeader {
+    /// The M bit; for AV1 it marks the last packet of a temporal unit.
     pub marker: bool,
+    /// PT, 7 bits.
     pub payload_type: u8,
+    /// Sequence number, one more per packet sent (wrapping at 2^16).
     pub sequence_number: u16,
+    /// Sampling instant in the clock rate of the payload format (90 kHz for AV1).
     pub timestamp: u32,
+    /// Synchronization source identifier.
     pub ssrc: u32,
     /// Where the payload lies in the packet (after CSRCs and extension, before padding).
     pub payload: Range<usize>,
 }
 
+/// Why a packet is not a valid RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RtpError {
+    /// The packet (of this many bytes) is shorter than the 12-byte fixed header.
     TooShort(usize),
+    /// The version field is this, not 2.
     Version(u8),
     /// CSRC list or header extension runs past the end.
     HeaderOverrun,
@@ -38,6 +47,8 @@ impl fmt::Display for RtpError {
 impl std::error::Error for RtpError {}
 
 impl RtpHeader {
+    /// Parses the fixed header of the packet `data`, skipping CSRCs and a header extension and
+    /// leaving padding out of the payload range.
     pub fn parse(data: &[u8]) -> Result<Self, RtpError> {
         if data.len() < 12 {
             return Err(RtpError::TooShort(data.len()));

@@ -29,6 +29,7 @@ const N_NEW_SEQUENCE: u8 = 0x08;
 pub struct TemporalUnit<M> {
     /// Low-overhead bitstream: one temporal delimiter, then every OBU with a minimal size field.
     pub data: Vec<u8>,
+    /// The RTP timestamp shared by the TU's packets (90 kHz clock).
     pub rtp_timestamp: u32,
     /// Holds a shown key frame (from the frame header; the N bit when there is none to read).
     pub keyframe: bool,
@@ -38,27 +39,38 @@ pub struct TemporalUnit<M> {
     pub meta: M,
 }
 
+/// What [`Depacketizer::push`] and [`Depacketizer::finish`] hand to their `emit` callback.
 #[derive(Debug)]
 pub enum Event<M> {
+    /// A complete temporal unit.
     TemporalUnit(TemporalUnit<M>),
     /// Data was lost or a TU was dropped and the stream waits for a key frame: ask the sender.
     KeyframeWanted,
 }
 
+/// Counters since the depacketizer was created ([`Depacketizer::reset`] keeps them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Packets whose RTP header parsed, stale ones included.
     pub packets: u64,
+    /// Bytes of those packets, RTP headers included.
     pub bytes: u64,
+    /// Packets missing from gaps in the sequence numbers (a sender restart counts none).
     pub packets_lost: u64,
+    /// Packets dropped as duplicates or too late ([`PacketIssue::Stale`]).
     pub duplicates: u64,
+    /// Packets whose RTP header did not parse (malformed AV1 payloads count as dropped TUs instead).
     pub malformed_packets: u64,
+    /// Temporal units emitted.
     pub temporal_units: u64,
+    /// Temporal units dropped: incomplete, malformed, empty, or not a key frame while waiting for one.
     pub dropped_temporal_units: u64,
 }
 
 /// Why a packet was not used; none of these stop the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketIssue {
+    /// The RTP header does not parse; the packet is ignored.
     Rtp(RtpError),
     /// A sequence number at or behind the last one: a duplicate or a packet too late to use.
     Stale,
@@ -100,6 +112,8 @@ struct OpenTu<M> {
     bytes: usize,
 }
 
+/// Reassembles the temporal units of one AV1 RTP stream. `P` holds a packet's bytes and is kept
+/// until its TU is written; `M` is what the caller attaches to a TU (taken from its first packet).
 pub struct Depacketizer<P, M> {
     wait_for_keyframe: bool,
     expected_seq: Option<u16>,
@@ -115,6 +129,8 @@ pub struct Depacketizer<P, M> {
 }
 
 impl<P: AsRef<[u8]>, M> Depacketizer<P, M> {
+    /// With `wait_for_keyframe`, TUs are dropped at the start and after a loss or a dropped TU until
+    /// one holds a key frame and a sequence header is known.
     pub fn new(wait_for_keyframe: bool) -> Self {
         Self {
             wait_for_keyframe,
@@ -131,6 +147,7 @@ impl<P: AsRef<[u8]>, M> Depacketizer<P, M> {
         }
     }
 
+    /// Changes `wait_for_keyframe`; turning it off ends a wait in progress.
     pub fn set_wait_for_keyframe(&mut self, wait: bool) {
         self.wait_for_keyframe = wait;
         if !wait {
@@ -138,6 +155,7 @@ impl<P: AsRef<[u8]>, M> Depacketizer<P, M> {
         }
     }
 
+    /// The counters so far.
     pub fn stats(&self) -> Stats {
         self.stats
     }
