@@ -1,7 +1,7 @@
 //! The vector operations the kernels are written in, for each instruction set the engine runs on.
 //!
 //! Kernels are generic over [`Simd`] and instantiated inside `#[target_feature]` functions
-//! (see `kernels.rs`), so each gets compiled for AVX-512, AVX2+FMA, or portable code picked at
+//! (see `kernels/`), so each gets compiled for AVX-512, AVX2+FMA, or portable code picked at
 //! run time. Every method is `#[inline(always)]`: once inlined into a function with the target
 //! features, the intrinsics inline too and the vectors stay in registers.
 
