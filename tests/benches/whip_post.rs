@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use whipcast_tests::*;
 
-const OFFER: &str = include_str!("../data/obs_av1.offer.sdp");
-
 fn main() {
     init();
     let n = std::env::args().skip(1).find_map(|a| a.parse::<usize>().ok()).unwrap_or(100);
@@ -30,7 +28,7 @@ fn main() {
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
-        let r = http(port, "POST", "/whip/live", &[("Content-Type", "application/sdp")], OFFER.as_bytes());
+        let r = http(port, "POST", "/whip/live", &[("Content-Type", "application/sdp")], OBS_OFFER.as_bytes());
         let took = start.elapsed();
         assert_eq!(r.status, 201, "{r:?}");
         assert!(r.body.contains("a=candidate:"));

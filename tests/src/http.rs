@@ -1,4 +1,10 @@
-//! A plain HTTP/1.1 client for the endpoints' tests, free ports, and a hostile client's offer.
+//! A plain HTTP/1.1 client for the endpoints' tests, free ports, real publishers' offers, and a
+//! hostile client's offer.
+
+/// OBS Studio's WHIP offer (AV1 + Opus), captured.
+pub const OBS_OFFER: &str = include_str!("../data/obs_av1.offer.sdp");
+/// Chromium's WHIP offer (AV1 first), captured; the whipsrc crate's own tests read it too.
+pub const CHROME_OFFER: &str = include_str!("../../gst-plugin-whipsrc/tests/data/chrome_av1.offer.sdp");
 
 /// A free TCP/UDP port number on 127.0.0.1 (bound and released).
 pub fn free_port() -> u16 {

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use whipcast_tests::*;
 
-const OBS_OFFER: &str = include_str!("../data/obs_av1.offer.sdp");
-
 /// `gst-launch-1.0 whipcastsrc ... ! fakesink`, killed when dropped.
 struct Served {
     child: Child,

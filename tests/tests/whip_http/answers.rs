@@ -1,7 +1,9 @@
 //! What a POST gets back: a complete answer, for each publisher's offer shape (Chromium, OBS,
 //! Firefox), with the codec and the simulcast layers chosen as publishers check them.
 
-use crate::support::{CHROME_OFFER, OBS_OFFER, post, serve};
+use whipcast_tests::*;
+
+use crate::support::{post, serve};
 
 #[test]
 fn post_gives_201_with_a_complete_answer() {

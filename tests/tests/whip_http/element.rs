@@ -4,7 +4,7 @@
 use gst::prelude::*;
 use whipcast_tests::*;
 
-use crate::support::{CHROME_OFFER, post, serve, serve_with};
+use crate::support::{post, serve, serve_with};
 
 /// pad-added handlers may ask the element anything: no lock of its own is held while it adds a
 /// pad. (`whipcast serve` read the stats for /metrics holding its own lock while a starting

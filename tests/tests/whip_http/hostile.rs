@@ -3,7 +3,7 @@
 
 use whipcast_tests::*;
 
-use crate::support::{CHROME_OFFER, OBS_OFFER, assert_error, post, serve, session_bins};
+use crate::support::{assert_error, post, serve, session_bins};
 
 // Hostile clients: each case bounded in count and time, on loopback, and the server goes on
 // serving a publisher during or after it.

@@ -3,7 +3,7 @@
 
 use whipcast_tests::*;
 
-use crate::support::{CHROME_OFFER, assert_error, post, serve};
+use crate::support::{assert_error, post, serve};
 
 #[test]
 fn options_answers_cors_preflight() {

@@ -4,7 +4,7 @@
 use gst::prelude::*;
 use whipcast_tests::*;
 
-use crate::support::{CHROME_OFFER, OBS_OFFER, assert_error, post, serve, session_bins};
+use crate::support::{assert_error, post, serve, session_bins};
 
 #[test]
 fn busy_stream_is_replaced_or_refused() {

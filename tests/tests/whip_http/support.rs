@@ -1,13 +1,8 @@
-//! What the WHIP HTTP tests share: the offers, a pipeline of whipcastsrc elements on one port,
+//! What the WHIP HTTP tests share: a pipeline of whipcastsrc elements on one port,
 //! and the requests and checks they make of it.
 
 use gst::prelude::*;
 use whipcast_tests::*;
-
-pub const CHROME_OFFER: &str = include_str!("../../data/chrome_av1.offer.sdp");
-
-/// The shape OBS sends: no candidates, credentials at session level, audio first, no RTX.
-pub const OBS_OFFER: &str = include_str!("../../data/obs_av1.offer.sdp");
 
 pub struct Server {
     pub pipeline: gst::Pipeline,
