@@ -42,20 +42,21 @@ have_element() { gst-inspect-1.0 "$1" >/dev/null 2>&1; }
 
 prepend_plugin_path() { export GST_PLUGIN_PATH="$1${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"; }
 
-# The gst-plugins-rs plugins built beside ours, for scripts that run whipcast (our plugins are
-# built into it). This checkout's target/, whatever CARGO_TARGET_DIR says, as add_our_plugins.
+# The gst-plugins-rs plugins built beside ours (scripts/build-gst-plugins-rs.sh), for scripts
+# that run whipcast (our plugins are built into it).
 add_extra_plugins() {
   local dir
-  dir=$(gst_plugins_rs_dir "$whipcast_root/target")
+  dir=$(gst_plugins_rs_dir "$(cargo_target_dir)")
   if [[ -d $dir ]]; then prepend_plugin_path "$dir"; fi
 }
 
 # whipcast's plugins where they are not installed in GStreamer's system plugin directory
-# (WHIPCAST_PLUGIN_DIR wins, else the release build, else the debug build of this checkout), the
+# (WHIPCAST_PLUGIN_DIR wins, else the release build, else the debug build, in cargo_target_dir), the
 # gst-plugins-rs ones in front of them, and ELEMENT must load.
 add_our_plugins() {
-  local element=$1 dir
-  for dir in "${WHIPCAST_PLUGIN_DIR:-}" "$whipcast_root/target/release" "$whipcast_root/target/debug"; do
+  local element=$1 dir target
+  target=$(cargo_target_dir)
+  for dir in "${WHIPCAST_PLUGIN_DIR:-}" "$target/release" "$target/debug"; do
     if [[ -n $dir && -e $dir/libgstav1rtp.so ]]; then
       prepend_plugin_path "$dir"
       break

@@ -11,6 +11,7 @@ cd "$whipcast_root"
 add_cargo_path
 out=${DEMO_OUT:-demo-output} port=${DEMO_PORT:-8089} seconds=${DEMO_SECONDS:-15}
 profile=${WHIPCAST_PROFILE:-release}
+built=$(cargo_target_dir)
 
 if [[ $profile == release ]]; then
   step "Debian packages"
@@ -21,7 +22,7 @@ if [[ $profile == release ]]; then
   step "face models"
   scripts/fetch-models.sh
 fi
-for binary in "target/$profile/whipcast" target/debug/whip-publish; do
+for binary in "$built/$profile/whipcast" "$built/debug/whip-publish"; do
   [[ -x $binary ]] || { echo "$binary is missing: build it first" >&2; exit 1; }
 done
 add_extra_plugins
@@ -38,7 +39,7 @@ mkdir -p "$out"
 token=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 log=$out/whipcast.log
 step "whipcast on 127.0.0.1:$port, recording into $out/"
-WHIP_TOKEN=$token "target/$profile/whipcast" serve --address 127.0.0.1 --port "$port" --stream demo \
+WHIP_TOKEN=$token "$built/$profile/whipcast" serve --address 127.0.0.1 --port "$port" --stream demo \
   --recordings "$out" --sessions ${#publishers[@]} --snapshot-every 60 --snapshot-frames 0 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
@@ -53,7 +54,7 @@ for publisher in "${publishers[@]}"; do
   case $publisher in
     gst)
       step "publishing a sliding face (AV1 + Opus, ${seconds} s) with gst-plugins-rs whipsink"
-      "target/debug/whip-publish" "$url" --codec av1 --audio --seconds "$seconds" --token "$token" \
+      "$built/debug/whip-publish" "$url" --codec av1 --audio --seconds "$seconds" --token "$token" \
         --image gst-plugin-facemark/tests/data/astronaut.png ;;
     chromium)
       step "publishing Chromium's fake camera (AV1 + Opus, ${seconds} s)"
@@ -70,7 +71,7 @@ grep -E "^(session|recorded|facemark)" "$log"
 step "what was recorded"
 shopt -s nullglob
 files=("$out"/demo-*.webm "$out"/demo-*.mp4)
-"target/$profile/whipcast" check "${files[@]}"
+"$built/$profile/whipcast" check "${files[@]}"
 for dir in "$out"/demo-*/; do
   # shellcheck disable=SC2012 # whipcast's names (z<number>.jpg), listed in number order
   echo "snapshots in $dir: $(cd "$dir" && ls | sort -V | tr '\n' ' ')"

@@ -18,4 +18,4 @@ step "dav1ddec (fast AV1 decoding for facemark)"
 scripts/build-gst-plugins-rs.sh dav1d || echo "dav1ddec could not be built: facemark decodes AV1 with av1dec (libaom)"
 add_extra_plugins
 step "starting the server"
-exec target/release/whipcast serve "$@"
+exec "$(cargo_target_dir)/release/whipcast" serve "$@"
