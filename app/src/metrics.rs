@@ -1,5 +1,5 @@
 //! whipcast's `/metrics` in the Prometheus text format (version 0.0.4), sans IO: a snapshot of
-//! the server in, the body out. The shell (recorder.rs) fills the snapshot from whipcastsrc's
+//! the server in, the body out. The shell (recorder/report.rs) fills the snapshot from whipcastsrc's
 //! and facemark's stats when a scrape comes.
 
 /// Upper bounds (s) of the inference-time histogram's buckets: facemark takes 2-15 ms a frame

@@ -22,7 +22,7 @@ pub const STAGES: [Stage; 4] = [Stage::Ingest, Stage::Recording, Stage::Decoding
 
 impl Stage {
     /// The stage a whipcast thread works for, by its name. GStreamer names a queue's thread
-    /// `<queue>:src` (15 bytes at most); whipcast names its queues (app/src/recorder.rs): `in-*`
+    /// `<queue>:src` (15 bytes at most); whipcast names its queues (app/src/recorder/queues.rs): `in-*`
     /// and `to-mux` for the recording, `face-decode` before the decoder, `face-mark` before
     /// facemark. libavcodec's threads take the name of the thread that opened the decoder
     /// (`face-decode:src`); dav1d names its own; facemark's inference thread is `facemark-infer`.
