@@ -8,6 +8,7 @@
 
 use gst::glib;
 
+#[warn(missing_docs)]
 pub mod core;
 mod facemark;
 

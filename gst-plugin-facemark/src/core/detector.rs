@@ -5,15 +5,21 @@
 
 use super::geometry::{Roi, iou, rotation};
 
+/// Side of the square input image, in pixels.
 pub const INPUT_SIZE: usize = 128;
+/// Anchors (candidate boxes) the model scores, one output row each.
 pub const NUM_ANCHORS: usize = 896;
+/// Regressed values per anchor: box centre offset x, y, width, height, then x, y of each
+/// keypoint, all in input pixels.
 pub const NUM_VALUES: usize = 16;
+/// Keypoints per detection (see [`Detection::keypoints`]).
 pub const NUM_KEYPOINTS: usize = 6;
 /// Weighted non-maximum suppression merges candidates overlapping more than this.
 pub const NMS_IOU: f32 = 0.3;
 
 /// Keypoint indices of a detection.
 pub const KP_RIGHT_EYE: usize = 0;
+/// Index of the subject's left eye in [`Detection::keypoints`].
 pub const KP_LEFT_EYE: usize = 1;
 
 /// Anchor centres in normalised input coordinates.
@@ -37,6 +43,7 @@ pub fn anchors() -> Vec<[f32; 2]> {
 /// One detected face, in frame pixels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Detection {
+    /// The model's confidence, a probability in `[0, 1]` (sigmoid of its logit).
     pub score: f32,
     /// `[xmin, ymin, xmax, ymax]`
     pub bbox: [f32; 4],

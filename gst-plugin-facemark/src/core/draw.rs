@@ -6,19 +6,27 @@ use super::tracker::Face;
 
 /// What to draw (the element's `draw` flags use the same bits).
 pub mod flags {
+    /// The face's box ([`Face::bbox`](crate::core::tracker::Face::bbox), the landmarks' bounds), 2 px wide.
     pub const BOX: u32 = 1 << 0;
+    /// The detection's 6 keypoints (on frames the detector ran) and every mesh point, as red discs.
     pub const KEYPOINTS: u32 = 1 << 1;
+    /// The mesh triangles' edges.
     pub const TESSELATION: u32 = 1 << 2;
+    /// Face oval, lips, eyes and eyebrows (see [`mesh::CONTOURS`](super::mesh::CONTOURS)).
     pub const CONTOURS: u32 = 1 << 3;
+    /// A circle around each iris found by the iris model.
     pub const IRISES: u32 = 1 << 4;
+    /// What is drawn unless told otherwise: mesh, contours and irises.
     pub const DEFAULT: u32 = TESSELATION | CONTOURS | IRISES;
 }
 
 /// MediaPipe's detection style: white-ish box (224, 224, 224) 2 px, red keypoints radius 2.
 pub const BOX_COLOR: [u8; 3] = [224, 224, 224];
+/// RGB colour of the keypoint discs.
 pub const KEYPOINT_COLOR: [u8; 3] = [255, 0, 0];
 /// Iris style: the subject's right iris red, left iris green (as its eye contour).
 pub const RIGHT_IRIS_COLOR: [u8; 3] = [255, 48, 48];
+/// RGB colour of the subject's left iris.
 pub const LEFT_IRIS_COLOR: [u8; 3] = [48, 255, 48];
 
 impl FrameMut<'_> {

@@ -7,9 +7,13 @@
 /// pixels as `centre + side * R(angle) * (u, v)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Roi {
+    /// Centre x, frame pixels.
     pub cx: f32,
+    /// Centre y, frame pixels.
     pub cy: f32,
+    /// Side of the square, frame pixels.
     pub side: f32,
+    /// Rotation in radians, clockwise on screen.
     pub angle: f32,
 }
 
@@ -38,11 +42,12 @@ impl Roi {
 }
 
 /// Rotation that makes the line from `from` to `to` horizontal, pointing right (MediaPipe's
-/// convention: `-atan2(-(dy), dx)` with y down), normalised to `(-pi, pi]`.
+/// convention: `-atan2(-(dy), dx)` with y down), normalised to `[-pi, pi)`.
 pub fn rotation(from: (f32, f32), to: (f32, f32)) -> f32 {
     normalize_radians(-(-(to.1 - from.1)).atan2(to.0 - from.0))
 }
 
+/// `a` (radians) wrapped into `[-pi, pi)`.
 pub fn normalize_radians(a: f32) -> f32 {
     use std::f32::consts::PI;
     a - 2.0 * PI * ((a + PI) / (2.0 * PI)).floor()

@@ -12,7 +12,9 @@
 
 use super::geometry::{Roi, rotation};
 
+/// Side of the square eye crop the model takes, in pixels.
 pub const INPUT_SIZE: usize = 64;
+/// Points per iris: the centre, then 4 on its edge.
 pub const IRIS_POINTS: usize = 5;
 /// The length of the iris output: x, y, z of each point.
 pub const OUTPUT_LEN: usize = IRIS_POINTS * 3;
@@ -20,11 +22,16 @@ pub const OUTPUT_LEN: usize = IRIS_POINTS * 3;
 pub type Output = [f32; OUTPUT_LEN];
 /// The model output holding the iris points.
 pub const IRIS_OUTPUT: &str = "output_iris";
+/// The eye crop's side as a multiple of the distance between the eye corners.
 pub const ROI_SCALE: f32 = 2.3;
 /// (start, end) mesh corners and whether the crop is mirrored.
 pub const RIGHT_EYE: (usize, usize, bool) = (33, 133, false);
+/// The subject's left eye: corners 362 -> 263, sampled mirrored (the model knows right eyes).
 pub const LEFT_EYE: (usize, usize, bool) = (362, 263, true);
 
+/// The eye crop for `eye` ([`RIGHT_EYE`] or [`LEFT_EYE`]) of a face's mesh `points` (frame
+/// pixels): centred between the two corners, turned along them, [`ROI_SCALE`] x their distance
+/// wide. The mirroring flag is not used here: pass it to the sampling and to [`decode`].
 pub fn eye_roi(points: &[[f32; 3]], (a, b, _): (usize, usize, bool)) -> Roi {
     let (p, q) = (points[a], points[b]);
     let d = ((q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2)).sqrt();

@@ -6,10 +6,13 @@
 
 use super::geometry::{Roi, rotation};
 
+/// Side of the square input crop, in pixels.
 pub const INPUT_SIZE: usize = 192;
+/// Points of the face mesh (MediaPipe Face Mesh numbering).
 pub const NUM_LANDMARKS: usize = 468;
 /// Outer eye corners used to orient the tracked region (MediaPipe mesh indices).
 pub const RIGHT_EYE_OUTER: usize = 33;
+/// The subject's left outer eye corner (mesh index).
 pub const LEFT_EYE_OUTER: usize = 263;
 /// The tracked region is this much larger than the landmarks' extent.
 pub const ROI_SCALE: f32 = 1.5;

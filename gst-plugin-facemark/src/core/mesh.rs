@@ -17,23 +17,37 @@ pub const FACE_OVAL: &[u16] = &[
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150,
     136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109, 10,
 ];
+/// Outer edge of the upper lip, mouth corner 61 to mouth corner 291.
 pub const LIPS_OUTER_UPPER: &[u16] = &[61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291];
+/// Outer edge of the lower lip, mouth corner 61 to mouth corner 291.
 pub const LIPS_OUTER_LOWER: &[u16] = &[61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291];
+/// Inner edge of the upper lip, inner corner 78 to inner corner 308.
 pub const LIPS_INNER_UPPER: &[u16] = &[78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308];
+/// Inner edge of the lower lip, inner corner 78 to inner corner 308.
 pub const LIPS_INNER_LOWER: &[u16] = &[78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308];
+/// Upper lid of the subject's right eye, corner 33 to corner 133.
 pub const RIGHT_EYE_UPPER: &[u16] = &[33, 246, 161, 160, 159, 158, 157, 173, 133];
+/// Lower lid of the subject's right eye, corner 33 to corner 133.
 pub const RIGHT_EYE_LOWER: &[u16] = &[33, 7, 163, 144, 145, 153, 154, 155, 133];
+/// Upper lid of the subject's left eye, corner 263 to corner 362.
 pub const LEFT_EYE_UPPER: &[u16] = &[263, 466, 388, 387, 386, 385, 384, 398, 362];
+/// Lower lid of the subject's left eye, corner 263 to corner 362.
 pub const LEFT_EYE_LOWER: &[u16] = &[263, 249, 390, 373, 374, 380, 381, 382, 362];
+/// Upper edge of the subject's right eyebrow.
 pub const RIGHT_EYEBROW_UPPER: &[u16] = &[70, 63, 105, 66, 107];
+/// Lower edge of the subject's right eyebrow.
 pub const RIGHT_EYEBROW_LOWER: &[u16] = &[46, 53, 52, 65, 55];
+/// Upper edge of the subject's left eyebrow.
 pub const LEFT_EYEBROW_UPPER: &[u16] = &[300, 293, 334, 296, 336];
+/// Lower edge of the subject's left eyebrow.
 pub const LEFT_EYEBROW_LOWER: &[u16] = &[276, 283, 282, 295, 285];
 
 /// A group of polylines drawn in one colour.
 #[derive(Clone, Copy, Debug)]
 pub struct ContourGroup {
+    /// What the group outlines, e.g. `lips` (for tests and debugging).
     pub name: &'static str,
+    /// Open polylines of mesh indices, each drawn point to point.
     pub polylines: &'static [&'static [u16]],
     /// RGB
     pub color: [u8; 3],
@@ -59,8 +73,11 @@ pub const CONTOURS: &[ContourGroup] = &[
     ContourGroup { name: "left-eyebrow", polylines: &[LEFT_EYEBROW_UPPER, LEFT_EYEBROW_LOWER], color: [48, 255, 48] },
 ];
 
+/// Line width of the contours, in pixels.
 pub const CONTOUR_THICKNESS: u32 = 2;
+/// RGB colour of the tesselation edges (light grey).
 pub const TESSELATION_COLOR: [u8; 3] = [192, 192, 192];
+/// Line width of the tesselation edges, in pixels.
 pub const TESSELATION_THICKNESS: u32 = 1;
 
 /// Reference layout of the 468 points (normalised, frontal), see the module docs.

@@ -10,9 +10,12 @@ use super::iris;
 use super::landmarks::{self, NUM_LANDMARKS};
 use super::model::{ModelError, Net, Runtime, load_models};
 
+/// What [`FaceMarker`] looks for and how hard it tries; the element's properties map onto it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
+    /// Most faces tracked at once (0: none, the models do not run).
     pub max_faces: usize,
+    /// Detections scoring below this probability (0..1) are dropped.
     pub min_detection_confidence: f32,
     /// A landmark face-presence probability below this ends tracking of that face.
     pub min_tracking_confidence: f32,
@@ -66,6 +69,7 @@ pub struct Face {
     pub landmarks: Vec<[f32; 3]>,
     /// Iris centre then 4 edge points, when an iris model is present.
     pub right_iris: Option<[[f32; 3]; 5]>,
+    /// The subject's left iris, as [`Face::right_iris`].
     pub left_iris: Option<[[f32; 3]; 5]>,
     /// The detection this face came from, when the detector ran for it this frame.
     pub detection: Option<Detection>,
@@ -135,20 +139,30 @@ pub fn copy_faces(dst: &mut Vec<Face>, src: &[Face]) {
     dst.extend(src[kept..].iter().cloned());
 }
 
+/// Counters of a [`FaceMarker`]'s work since it was made, for the element's `stats` property.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Stats {
+    /// Frames given to [`FaceMarker::process`].
     pub frames: u64,
+    /// Detector runs (a tile search adds one).
     pub detector_runs: u64,
+    /// Landmark model runs, one per face region looked at.
     pub landmark_runs: u64,
+    /// Iris model runs, one per eye.
     pub iris_runs: u64,
     /// Time in each model's `run` alone (seconds), to tell inference from the rest.
     pub detector_seconds: f64,
+    /// Time in the landmark model's `run`, seconds.
     pub landmark_seconds: f64,
+    /// Time in the iris model's `run`, seconds.
     pub iris_seconds: f64,
     /// Total time spent in [`FaceMarker::process`] (sampling + inference + decoding), seconds.
     pub inference_seconds: f64,
 }
 
+/// Finds and tracks faces frame after frame: the detector when needed (no face tracked, tracking
+/// off, or every [`Config::detect_interval`] frames), then the landmark model in each face's
+/// region and the iris model on its eyes.
 pub struct FaceMarker {
     config: Config,
     detector: Net,
@@ -183,6 +197,7 @@ impl FaceMarker {
         s
     }
 
+    /// Loads the models from `model_dir` (the iris model only if its file is there).
     pub fn new(model_dir: &Path, config: Config) -> Result<FaceMarker, ModelError> {
         let (detector, landmarker, iris) = load_models(model_dir, config.runtime)?;
         Ok(FaceMarker {
@@ -203,10 +218,12 @@ impl FaceMarker {
         })
     }
 
+    /// The configuration in use.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// Applies `config` from the next frame on; faces beyond the new `max_faces` are dropped.
     pub fn set_config(&mut self, config: Config) {
         if config != self.config {
             self.config = config;
@@ -214,6 +231,7 @@ impl FaceMarker {
         }
     }
 
+    /// The counters so far.
     pub fn stats(&self) -> Stats {
         self.stats
     }

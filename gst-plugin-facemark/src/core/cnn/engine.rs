@@ -62,6 +62,7 @@ impl Engine {
         Builder::new(graph, isa)?.build(input, keep)
     }
 
+    /// The instruction set its kernels were compiled for (see [`Isa::chosen`]).
     pub fn isa(&self) -> Isa {
         self.isa
     }
@@ -90,6 +91,8 @@ impl Engine {
         Some(&self.buffers[self.slot[*v]].get()[..len])
     }
 
+    /// Runs every step once on the image written through [`Engine::input`]; read the results with
+    /// [`Engine::output`] or [`Engine::output_named`].
     pub fn run(&mut self) {
         self.run_timed(None);
     }

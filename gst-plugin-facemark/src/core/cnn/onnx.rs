@@ -8,8 +8,18 @@ use tract_onnx::pb::{GraphProto, NodeProto, TensorProto};
 /// A constant: an initializer or a `Constant` node's value.
 #[derive(Clone, Debug)]
 pub enum Const {
-    F32 { dims: Vec<usize>, data: Vec<f32> },
-    I64 { data: Vec<i64> },
+    /// Float values (weights, biases, slopes), row-major in the tensor's `dims`.
+    F32 {
+        /// The tensor's shape.
+        dims: Vec<usize>,
+        /// Its values, row-major.
+        data: Vec<f32>,
+    },
+    /// Integer values (a Reshape's shape, a Pad's pads), flattened.
+    I64 {
+        /// Its values.
+        data: Vec<i64>,
+    },
 }
 
 const FLOAT: i32 = 1;
@@ -104,14 +114,17 @@ impl Attrs<'_> {
         self.0.attribute.iter().find(|a| a.name == name)
     }
 
+    /// Integer attribute `name`, or `default` when the node has none.
     pub fn int(&self, name: &str, default: i64) -> i64 {
         self.get(name).map_or(default, |a| a.i)
     }
 
+    /// Integer list attribute `name` (e.g. `pads`, `kernel_shape`), `None` when absent.
     pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
         self.get(name).map(|a| a.ints.clone())
     }
 
+    /// String attribute `name` (e.g. `auto_pad`), decoded lossily as UTF-8; `None` when absent.
     pub fn string(&self, name: &str) -> Option<String> {
         self.get(name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
     }
@@ -125,7 +138,9 @@ impl Attrs<'_> {
 /// Window geometry of a Conv or MaxPool along one spatial axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Axis {
+    /// Output size along the axis, in pixels.
     pub out: usize,
+    /// Padding before the first input pixel, in pixels.
     pub pad_begin: usize,
 }
 

@@ -9,20 +9,30 @@
 pub trait Simd: Copy {
     /// Lanes per vector; divides [`super::kernels::CHANNEL_ALIGN`].
     const W: usize;
+    /// The vector type: a register, or an array for [`Portable`].
     type V: Copy;
 
+    /// All lanes 0.
     fn zero() -> Self::V;
+    /// All lanes `x`.
     fn splat(x: f32) -> Self::V;
+    /// `W` floats from `p` (no alignment needed).
+    ///
     /// # Safety
     /// `p..p + W` must be readable.
     unsafe fn load(p: *const f32) -> Self::V;
+    /// Writes the `W` lanes of `v` to `p` (no alignment needed).
+    ///
     /// # Safety
     /// `p..p + W` must be writable.
     unsafe fn store(p: *mut f32, v: Self::V);
     /// `a * b + c` (fused where the instruction set has it).
     fn mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `a + b`, lane by lane.
     fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// The larger of `a` and `b`, lane by lane.
     fn max(a: Self::V, b: Self::V) -> Self::V;
+    /// The smaller of `a` and `b`, lane by lane.
     fn min(a: Self::V, b: Self::V) -> Self::V;
 }
 

@@ -152,7 +152,9 @@ pub unsafe fn packed8(
 
 /// The chroma planes of a 4:2:0 frame: separate U and V, or one with U, V pairs.
 pub enum ChromaPlanes {
+    /// I420: the U plane, then the V plane.
     Planar(Plane, Plane),
+    /// NV12: one plane of U, V byte pairs.
     Interleaved(Plane),
 }
 

@@ -14,15 +14,22 @@ pub use sample::sample_roi;
 /// Byte layout of one packed pixel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PixelLayout {
+    /// Red, green, blue, alpha.
     Rgba,
+    /// Blue, green, red, alpha.
     Bgra,
+    /// Red, green, blue, an unused byte.
     Rgbx,
+    /// Blue, green, red, an unused byte.
     Bgrx,
+    /// Red, green, blue; 3 bytes a pixel.
     Rgb,
+    /// Blue, green, red; 3 bytes a pixel.
     Bgr,
 }
 
 impl PixelLayout {
+    /// Bytes of one pixel: 3 or 4.
     pub const fn bytes_per_pixel(self) -> usize {
         match self {
             PixelLayout::Rgb | PixelLayout::Bgr => 3,
@@ -121,8 +128,11 @@ fn assert_fits(lens: [usize; 3], strides: [usize; 3], width: usize, height: usiz
 /// A read-only frame.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {
+    /// Width in pixels.
     pub width: usize,
+    /// Height in pixels.
     pub height: usize,
+    /// How the bytes encode the pixels.
     pub format: PixelFormat,
     planes: [&'a [u8]; 3],
     strides: [usize; 3],
@@ -131,8 +141,11 @@ pub struct Frame<'a> {
 /// A writable frame.
 #[derive(Debug)]
 pub struct FrameMut<'a> {
+    /// Width in pixels.
     pub width: usize,
+    /// Height in pixels.
     pub height: usize,
+    /// How the bytes encode the pixels.
     pub format: PixelFormat,
     planes: [&'a mut [u8]; 3],
     strides: [usize; 3],
@@ -182,6 +195,7 @@ impl<'a> FrameMut<'a> {
         FrameMut { width, height, format, planes, strides, components: format.components() }
     }
 
+    /// A read-only view of the same pixels.
     pub fn as_frame(&self) -> Frame<'_> {
         Frame {
             width: self.width,
@@ -263,8 +277,11 @@ impl OwnedFrame {
 /// `data[channel * plane + y * row + x]` (NCHW: `plane = n * n`, `row = n`; a model input
 /// with borders has longer rows and planes).
 pub struct Planes<'a> {
+    /// The values, from value (0, 0, 0) on.
     pub data: &'a mut [f32],
+    /// Distance between the starts of consecutive channel planes, in floats.
     pub plane: usize,
+    /// Distance between the starts of consecutive rows of a plane, in floats.
     pub row: usize,
 }
 

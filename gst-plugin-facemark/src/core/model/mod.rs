@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use super::cnn;
 
+/// The face detector's file name in the model folder (MediaPipe BlazeFace short range).
 pub const DETECTOR_FILE: &str = "face_detection_short_range.onnx";
+/// The face landmark model's file name in the model folder (MediaPipe Face Mesh, 468 points).
 pub const LANDMARK_FILE: &str = "face_landmark.onnx";
 /// Optional: irises are added when this file is present.
 pub const IRIS_FILE: &str = "iris_landmark.onnx";
@@ -64,7 +66,9 @@ pub fn default_model_dir() -> PathBuf {
 /// A model that could not be loaded, with the path and the way to fix it.
 #[derive(Debug, Clone)]
 pub struct ModelError {
+    /// The model file (or the folder, when that is what is missing).
     pub path: PathBuf,
+    /// What went wrong, for people.
     pub reason: String,
 }
 

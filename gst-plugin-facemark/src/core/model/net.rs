@@ -198,6 +198,8 @@ impl Net {
         }
     }
 
+    /// Runs the model on the image written through [`Net::input`]; read the results with
+    /// [`Net::output`]. Errors come from tract (the fused engine does not fail).
     pub fn run(&mut self) -> TractResult<()> {
         match &mut self.backend {
             Backend::Fused(e) => e.run(),

@@ -8,12 +8,17 @@ use crate::core::cnn::simd::{Portable, Simd};
 
 /// A depthwise convolution (one filter per channel).
 pub struct Depthwise<'a> {
+    /// The NHWC input map, `win.h x win.w` pixels of `win.cp` channels.
     pub input: &'a [f32],
+    /// The filter's window: size, stride, padding, and the maps' shapes.
     pub win: Window,
     /// `[k * k][cp]`.
     pub weights: &'a [f32],
+    /// One value per (padded) channel, added to the sum.
     pub bias: &'a [f32],
+    /// The activation applied after the bias.
     pub act: Act<'a>,
+    /// The NHWC output map, `win.oh x win.ow` pixels of `win.cp` channels.
     pub out: &'a mut [f32],
 }
 
@@ -22,6 +27,8 @@ pub fn depthwise_supports(k: usize) -> bool {
     k == 3 || k == 5
 }
 
+/// Runs `d` with the kernel for `isa`. Panics on a kernel size [`depthwise_supports`] refuses or
+/// slices too short for `d.win`.
 pub fn depthwise(isa: Isa, d: &mut Depthwise) {
     let win = d.win;
     assert!(depthwise_supports(win.k));

@@ -42,22 +42,31 @@ impl Packed {
 /// the weights' `n` output channels. Matrices are row-major with the given row strides; up to
 /// a tile of rows after `rows` is read and written (the buffers' slack).
 pub struct Gemm<'a> {
+    /// The left matrix: one row per output row (a pixel, or a patch's top-left value).
     pub a: &'a [f32],
+    /// Distance between consecutive rows of `a`, in floats.
     pub lda: usize,
+    /// Rows to compute (pixels of the output).
     pub rows: usize,
     /// Where column `kk` of a row is, relative to the row's start: `cols[kk]` (a convolution
     /// reading its input in place), or `kk` when `None` (a plain matrix).
     pub cols: Option<&'a [usize]>,
     /// Packed for the same isa and number of rows.
     pub b: &'a Packed,
+    /// One value per (padded) output channel, added to the sum.
     pub bias: &'a [f32],
+    /// The activation applied last.
     pub act: Act<'a>,
     /// Added before the activation: (values, row stride, channels it has; the rest count as 0).
     pub residual: Option<(&'a [f32], usize, usize)>,
+    /// The result, `rows` rows of `n` channels.
     pub out: &'a mut [f32],
+    /// Distance between consecutive rows of `out`, in floats (at least `n`).
     pub ldo: usize,
 }
 
+/// Computes `g` with the tile and kernel for `isa`. Panics when a slice is too short or `g.b`
+/// was packed for another instruction set or row count.
 pub fn gemm(isa: Isa, g: &mut Gemm) {
     let (k, n) = (g.b.k, g.b.n);
     let (mr, nb) = isa.gemm_tile(n, g.rows);

@@ -6,10 +6,13 @@ use super::CHANNEL_ALIGN;
 /// The instruction set the kernels run with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
+    /// AVX-512F, 16 floats a vector.
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// AVX2 with FMA, 8 floats a vector.
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// Plain Rust, for any CPU (and the reference the vector kernels are tested against).
     Portable,
 }
 

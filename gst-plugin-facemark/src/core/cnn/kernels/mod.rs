@@ -35,7 +35,9 @@ pub fn padded(c: usize) -> usize {
 /// What follows the sum.
 #[derive(Clone, Copy, Debug)]
 pub enum Act<'a> {
+    /// No activation: the sum as it is.
     Linear,
+    /// `max(x, 0)`.
     Relu,
     /// `max(x, 0) + slope * min(x, 0)`, one slope per (padded) channel.
     PRelu(&'a [f32]),
@@ -82,14 +84,23 @@ fn check_act(act: Act, channels: usize) {
 /// padding before the first row and column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
+    /// Input rows.
     pub h: usize,
+    /// Input columns.
     pub w: usize,
+    /// Channels per pixel, padded to a multiple of [`CHANNEL_ALIGN`].
     pub cp: usize,
+    /// Window side, in pixels.
     pub k: usize,
+    /// Input pixels between consecutive windows, both ways.
     pub stride: usize,
+    /// Padding rows above the input.
     pub pad_top: usize,
+    /// Padding columns left of the input.
     pub pad_left: usize,
+    /// Output rows.
     pub oh: usize,
+    /// Output columns.
     pub ow: usize,
 }
 

@@ -5,8 +5,11 @@
 /// x_stride`. NHWC padded tensors have `c_stride == 1`; the model input is NCHW.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Strides {
+    /// Between consecutive channels, in floats.
     pub c: usize,
+    /// Between consecutive rows, in floats.
     pub y: usize,
+    /// Between consecutive columns, in floats.
     pub x: usize,
 }
 
@@ -14,16 +17,25 @@ pub struct Strides {
 /// at `origin`: the zero-bordered buffer a padded convolution reads in place. Only the map's
 /// values are written: the borders keep the zeros they were made with.
 pub struct Place<'a> {
+    /// The feature map to copy.
     pub input: &'a [f32],
+    /// Where the map's values are in `input`.
     pub strides: Strides,
+    /// Rows of the map.
     pub h: usize,
+    /// Columns of the map.
     pub w: usize,
+    /// Channels copied.
     pub c: usize,
+    /// The destination buffer.
     pub out: &'a mut [f32],
+    /// Where the map's values go in `out`, from `origin`.
     pub out_strides: Strides,
+    /// The index in `out` of value (0, 0, 0): past the top and left borders.
     pub origin: usize,
 }
 
+/// Does the copy `p` describes. Panics when either slice is too short for it.
 pub fn place(p: &mut Place) {
     let (st, os) = (p.strides, p.out_strides);
     let last = |s: Strides| (p.c - 1) * s.c + (p.h - 1) * s.y + (p.w - 1) * s.x;

@@ -7,11 +7,15 @@ use crate::core::cnn::simd::{Portable, Simd};
 
 /// Max pooling; padding never wins.
 pub struct MaxPool<'a> {
+    /// The NHWC input map, `win.h x win.w` pixels of `win.cp` channels.
     pub input: &'a [f32],
+    /// The pooling window: size, stride, padding, and the maps' shapes.
     pub win: Window,
+    /// The NHWC output map, `win.oh x win.ow` pixels of `win.cp` channels.
     pub out: &'a mut [f32],
 }
 
+/// Runs `p` with the kernel for `isa`. Panics when a slice is too short for `p.win`.
 pub fn max_pool(isa: Isa, p: &mut MaxPool) {
     p.win.check(p.input, p.out);
     // SAFETY: bounds checked above; each function only on a CPU with its features.
