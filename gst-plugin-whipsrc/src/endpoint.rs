@@ -11,22 +11,35 @@ use crate::sdp::{self, Sdp};
 use crate::server::TlsFiles;
 use crate::whip::{self, Protocol};
 
+/// The `address` property's default: every IPv4 interface.
 pub const DEFAULT_ADDRESS: &str = "0.0.0.0";
+/// The `port` property's default (TCP).
 pub const DEFAULT_PORT: u32 = 8080;
+/// The `stream` property's default: publishers POST to `/whip/live`, viewers to `/whep/live`.
 pub const DEFAULT_STREAM: &str = "live";
 
 /// The endpoint properties: values as set.
 #[derive(Debug, Clone)]
 pub struct EndpointSettings {
+    /// `address`: the IP address the HTTP server listens on, and ICE uses when not unspecified.
     pub address: String,
+    /// `port`: the server's TCP port (0..=65535); elements on the same address and port share it.
     pub port: u32,
+    /// `stream`: the stream name, one or two `/`-separated parts ([`whip::is_stream_name`]).
     pub stream: String,
+    /// `token`: the bearer token clients must send; `None` or empty: none needed.
     pub token: Option<String>,
+    /// `tls-certificate`: a PEM certificate chain file; with `tls_key`, the server speaks HTTPS.
     pub tls_certificate: Option<String>,
+    /// `tls-key`: the PEM private key file for `tls_certificate`.
     pub tls_key: Option<String>,
+    /// `stun-server`: `stun://host:port`, used for gathering and announced in a Link header.
     pub stun_server: Option<String>,
+    /// `turn-server`: `turn(s)://user:password@host:port`, used and announced likewise.
     pub turn_server: Option<String>,
+    /// `public-address`: comma-separated IP addresses announced as extra host candidates.
     pub public_address: Option<String>,
+    /// `port-range`: the UDP ports ICE may use, as `MIN-MAX`; `None` or empty: any.
     pub port_range: Option<String>,
 }
 
@@ -195,6 +208,7 @@ impl EndpointSettings {
         self.token.clone().filter(|t| !t.is_empty())
     }
 
+    /// The address and port to listen on, or why they do not make one.
     pub fn socket_address(&self) -> Result<SocketAddr, String> {
         let ip: IpAddr =
             self.address.parse().map_err(|_| format!("address {:?} is not an IP address", self.address))?;
@@ -202,6 +216,7 @@ impl EndpointSettings {
         Ok(SocketAddr::new(ip, port))
     }
 
+    /// The `public-address` list parsed (empty when unset), or the first entry that is no IP address.
     pub fn public_addresses(&self) -> Result<Vec<IpAddr>, String> {
         self.public_address
             .iter()
@@ -212,6 +227,7 @@ impl EndpointSettings {
             .collect()
     }
 
+    /// The `port-range` as (min, max), 1 <= min <= max <= 65535; `None` when unset or empty.
     pub fn port_range(&self) -> Result<Option<(u32, u32)>, String> {
         let Some(range) = self.port_range.as_deref().filter(|r| !r.is_empty()) else { return Ok(None) };
         let parse = || {
@@ -222,6 +238,7 @@ impl EndpointSettings {
         parse().map(Some).ok_or_else(|| format!("port-range {range:?} is not MIN-MAX"))
     }
 
+    /// The TLS files when both are set (HTTPS), `None` when neither is (HTTP); an error if only one is.
     pub fn tls(&self) -> Result<Option<TlsFiles>, String> {
         match (&self.tls_certificate, &self.tls_key) {
             (None, None) => Ok(None),
@@ -312,6 +329,7 @@ pub fn wait_promise(
     }
 }
 
+/// A webrtcbin promise's reply, or the error it carries (an `error` field, or no reply) as text.
 pub fn promise_reply(
     reply: Result<Option<&gst::StructureRef>, gst::PromiseError>,
 ) -> Result<Option<&gst::StructureRef>, String> {

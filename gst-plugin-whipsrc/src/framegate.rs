@@ -13,9 +13,13 @@ use std::time::Duration;
 /// The payload formats the gate reads (only their first bytes: where a frame starts, key frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
+    /// H.264 as RTP payload (RFC 6184): single NAL unit, STAP-A and FU-A packets.
     H264,
+    /// H.265 as RTP payload (RFC 7798): single NAL unit, AP and FU packets.
     H265,
+    /// VP8 as RTP payload (RFC 7741).
     Vp8,
+    /// VP9 as RTP payload (RFC 9628).
     Vp9,
 }
 
@@ -169,8 +173,11 @@ fn vp8_key(payload: &[u8]) -> bool {
 /// One RTP packet, as the gate reads it.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {
+    /// The RTP sequence number (RFC 3550); it wraps, and a gap in it is a loss.
     pub seq: u16,
+    /// The RTP timestamp: the packets of one frame share it.
     pub timestamp: u32,
+    /// The RTP marker bit: set on a frame's last packet.
     pub marker: bool,
     /// The payload without RTP header and padding; empty for padding-only packets.
     pub payload: &'a [u8],
@@ -206,9 +213,13 @@ impl<T> Default for Outcome<T> {
 /// Counters for the element's `stats`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct GateStats {
+    /// Frames passed on whole since the gate was made.
     pub frames_passed: u64,
+    /// Frames dropped: damaged, or waiting for a key frame.
     pub frames_dropped: u64,
+    /// Key frame requests made (at most one per request interval).
     pub key_frame_requests: u64,
+    /// Gaps in the sequence numbers (each counts once, however many packets it lost).
     pub losses: u64,
 }
 
@@ -225,6 +236,8 @@ pub struct FrameGate<T> {
 }
 
 impl<T> FrameGate<T> {
+    /// A gate for `codec` that waits for a key frame first and asks for key frames at most once
+    /// per `request_interval`.
     pub fn new(codec: Codec, request_interval: Duration) -> FrameGate<T> {
         FrameGate {
             codec,
@@ -237,10 +250,12 @@ impl<T> FrameGate<T> {
         }
     }
 
+    /// The counters so far.
     pub fn stats(&self) -> GateStats {
         self.stats
     }
 
+    /// The payload format the gate reads.
     pub fn codec(&self) -> Codec {
         self.codec
     }

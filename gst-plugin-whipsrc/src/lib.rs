@@ -10,18 +10,29 @@
 
 use gst::glib;
 
+#[warn(missing_docs)]
 pub mod endpoint;
+#[warn(missing_docs)]
 pub mod fragments;
 mod fragmentsync;
+#[warn(missing_docs)]
 pub mod framegate;
+#[warn(missing_docs)]
 pub mod ratelimit;
 mod rtpframegate;
+#[warn(missing_docs)]
 pub mod rtptime;
+#[warn(missing_docs)]
 pub mod sdp;
+#[warn(missing_docs)]
 pub mod server;
+#[warn(missing_docs)]
 pub mod session;
+#[warn(missing_docs)]
 pub mod simulcast;
+#[warn(missing_docs)]
 pub mod viewers;
+#[warn(missing_docs)]
 pub mod whip;
 mod whipcastsrc;
 mod whipcastwhepsink;

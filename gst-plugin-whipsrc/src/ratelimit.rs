@@ -19,6 +19,7 @@ pub const MAX_CLIENTS: usize = 4096;
 /// per request would cost an attacker nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Client {
+    /// The IPv4 address (an IPv4-mapped IPv6 address counts as IPv4).
     V4(u32),
     /// The /64 prefix.
     V6(u64),
@@ -33,6 +34,7 @@ impl From<IpAddr> for Client {
     }
 }
 
+/// Per-client token buckets: each client may send a burst of requests, then one per interval.
 #[derive(Debug)]
 pub struct RateLimit {
     interval: Duration,
@@ -48,6 +50,8 @@ impl Default for RateLimit {
 }
 
 impl RateLimit {
+    /// A limiter that refills a bucket by one request per `interval` and follows at most
+    /// `max_clients` busy clients (past that, new clients are refused until some bucket is full).
     pub fn new(interval: Duration, max_clients: usize) -> RateLimit {
         RateLimit { interval, max_clients, full_at: HashMap::new() }
     }

@@ -14,6 +14,7 @@
 //! given again to a later frame: a decoder or encoder downstream would otherwise see runs of
 //! frames with one timestamp.
 
+/// How far (ns) the RTP timeline may drift from the arrival times before it is corrected.
 pub const MAX_DRIFT_NS: u64 = 500_000_000;
 /// While ahead of the arrivals, a step of the RTP clock advances the PTS by (1 - 1/SLEW_DIVISOR)
 /// of it: 1/8 brings a 30 fps stream back by about 4 ms per frame, 125 ms per second.
@@ -21,6 +22,8 @@ pub const SLEW_DIVISOR: i64 = 8;
 /// The spacing assumed after a jump of the RTP clock, until a real step has been seen.
 const DEFAULT_STEP_NS: i64 = 20_000_000;
 
+/// One stream's timeline: PTS (ns, running time) for its packets from their RTP timestamps
+/// (RFC 3550), anchored at the first packet's arrival and kept near the arrivals.
 #[derive(Debug)]
 pub struct RtpTimeline {
     clock_rate: u64,
@@ -37,6 +40,8 @@ pub struct RtpTimeline {
 }
 
 impl RtpTimeline {
+    /// A timeline for an RTP clock of `clock_rate` Hz (90000 for video; 0 counts as 1); the first
+    /// packet anchors it.
     pub fn new(clock_rate: u32) -> Self {
         Self {
             clock_rate: u64::from(clock_rate.max(1)),

@@ -30,7 +30,9 @@ pub struct Policy {
 /// A session to stop, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ending {
+    /// The session's id (the last segment of its URL).
     pub id: String,
+    /// Why it ends, in a few words, for the log and a later 404 on it.
     pub reason: String,
     /// Push EOS on every pad: the stream is over.
     pub end_stream: bool,
@@ -96,6 +98,8 @@ pub const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 /// How many ended sessions are remembered, to say why a late DELETE or PATCH finds none.
 const REMEMBERED_ENDINGS: usize = 16;
 
+/// One stream's sessions: the current one (at most one publisher), the recently ended ones and
+/// whether the stream is over.
 #[derive(Debug, Default)]
 pub struct Sessions {
     current: Option<Current>,
@@ -144,10 +148,12 @@ impl Sessions {
         Ok(replaced)
     }
 
+    /// Whether session `id` is the current one (a replaced or ended one is not).
     pub fn is_current(&self, id: &str) -> bool {
         self.current.as_ref().is_some_and(|c| c.id == id)
     }
 
+    /// The current session's id, if there is one.
     pub fn current_id(&self) -> Option<&str> {
         self.current.as_ref().map(|c| c.id.as_str())
     }
@@ -224,6 +230,7 @@ impl Sessions {
         self.stream_ended = false;
     }
 
+    /// Whether the stream is over: POSTs get 503 until [`restart_stream`](Self::restart_stream).
     pub fn stream_ended(&self) -> bool {
         self.stream_ended
     }

@@ -37,19 +37,25 @@ fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
+/// Which simulcast layers (RFC 8853) leave, and on how many outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Choice {
+    /// One output: the layer with the most pixels (else the most bytes).
     Best,
+    /// One output: the layer with the fewest pixels (else the fewest bytes).
     Lowest,
+    /// Every layer on its own output, in the order of the offer's `a=simulcast` list.
     All,
 }
 
 /// What the shell knows of one item.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ItemInfo {
+    /// The item's size in bytes; ranks layers when their sizes are not known.
     pub bytes: usize,
     /// Width x height, where the item's caps say it.
     pub pixels: Option<u64>,
+    /// The frame height in pixels, where the item's caps say it; picks the analysis output's layer.
     pub height: Option<u32>,
     /// The item starts a key frame (a layer can be switched to there).
     pub key: bool,
@@ -92,6 +98,8 @@ struct Feed {
     asked: Option<(usize, Duration)>,
 }
 
+/// Sorts the items (samples, packets) of a simulcast publisher's layers onto outputs by
+/// [`Choice`], holding them until the choice is made; see the module doc.
 #[derive(Debug)]
 pub struct LayerSelector<T> {
     choice: Choice,
@@ -108,6 +116,8 @@ pub struct LayerSelector<T> {
 }
 
 impl<T: Clone> LayerSelector<T> {
+    /// A selector for the layers `rids`, in the offer's `a=simulcast` order; `Best` / `Lowest`
+    /// choose by bytes once `window` has passed since the first item if the sizes are not all known.
     pub fn new(choice: Choice, rids: Vec<String>, window: Duration) -> Self {
         let layers = rids
             .iter()

@@ -9,7 +9,9 @@ use std::time::Duration;
 /// it is dropped and a joining viewer waits for (and asks for) the next key frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GopLimits {
+    /// Most frames kept, the key frame included.
     pub frames: usize,
+    /// Most bytes kept: the sum of the `size`s given to [`GopCache::push`].
     pub bytes: usize,
 }
 
@@ -25,6 +27,7 @@ pub struct GopCache<T> {
 }
 
 impl<T: Clone> GopCache<T> {
+    /// An empty cache that keeps at most `limits`; it fills from the next key frame.
     pub fn new(limits: GopLimits) -> Self {
         Self { frames: Vec::new(), bytes: 0, limits }
     }
@@ -56,6 +59,7 @@ impl<T: Clone> GopCache<T> {
 /// What to do with a frame for one viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Send the frame to the viewer.
     Send,
     /// Not sent: the viewer waits for a key frame.
     Skip,
@@ -109,6 +113,7 @@ pub struct KeyRequests {
 pub const KEY_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
 impl KeyRequests {
+    /// A limiter that lets one request through per `interval` (the first at once).
     pub fn new(interval: Duration) -> Self {
         Self { interval, last: None }
     }

@@ -6,7 +6,9 @@ use std::fmt;
 /// Bodies larger than this are refused (413): an SDP offer is a few KiB.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// The media type of an SDP offer or answer (RFC 8866), the body of a POST and its 201.
 pub const SDP: &str = "application/sdp";
+/// The media type of a trickle ICE / ICE restart PATCH body (RFC 8840).
 pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
 /// Headers every response carries so that a page on any origin can publish.
@@ -21,38 +23,67 @@ pub const CORS_HEADERS: [(&str, &str); 5] = [
 /// A request as far as routing is concerned.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestHead<'a> {
+    /// The HTTP method, upper case as sent (`POST`, `PATCH`, ...).
     pub method: &'a str,
+    /// The request target; a `?query` is ignored.
     pub path: &'a str,
+    /// The Content-Type header's value, if any; parameters such as `charset` are ignored.
     pub content_type: Option<&'a str>,
+    /// The Authorization header's value, if any (`Bearer <token>`).
     pub authorization: Option<&'a str>,
+    /// The Content-Length header, in bytes, if given; over [`MAX_BODY`] is refused (413).
     pub content_length: Option<u64>,
 }
 
+/// What a routed request asks for, on the stream (and session) its path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// OPTIONS: CORS preflight / capability discovery. `resource` when aimed at a session URL.
-    Preflight { stream: String, resource: bool },
+    Preflight {
+        /// The stream name (`cam` or `cam/source`).
+        stream: String,
+        /// Whether the path names a session of the stream, not the endpoint.
+        resource: bool,
+    },
     /// POST an offer to a stream.
-    Create { stream: String },
+    Create {
+        /// The stream name the offer is for.
+        stream: String,
+    },
     /// DELETE a session.
-    Delete { stream: String, resource: String },
+    Delete {
+        /// The stream name.
+        stream: String,
+        /// The session id, the last segment of the session URL.
+        resource: String,
+    },
     /// PATCH a session (trickle candidates, ICE restart).
-    Patch { stream: String, resource: String },
+    Patch {
+        /// The stream name.
+        stream: String,
+        /// The session id, the last segment of the session URL.
+        resource: String,
+    },
 }
 
 /// An HTTP error response: status, a one-line reason for the body, and extra headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    /// The HTTP status code (4xx or 5xx).
     pub status: u16,
+    /// One line saying why, sent as the body.
     pub reason: String,
+    /// Extra response headers (lower-case name, value), e.g. `allow` on a 405.
     pub headers: Vec<(&'static str, String)>,
 }
 
 impl Rejection {
+    /// A rejection with `status` and `reason`, and no extra headers.
     pub fn new(status: u16, reason: impl Into<String>) -> Self {
         Self { status, reason: reason.into(), headers: Vec::new() }
     }
 
+    /// Adds the response header `name: value` (name in lower case).
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
@@ -67,8 +98,11 @@ impl fmt::Display for Rejection {
 
 /// Whether a stream exists on this server, and the token it wants.
 pub enum StreamAuth {
+    /// No such stream: the request gets 404.
     Unknown,
+    /// The stream exists and needs no token.
     Open,
+    /// The stream exists and POST, PATCH and DELETE need `Authorization: Bearer <token>`.
     Token(String),
 }
 
@@ -76,11 +110,14 @@ pub enum StreamAuth {
 /// `/whep/<stream>` (draft-ietf-wish-whep); a session's URL is the endpoint's with its id added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
+    /// WHIP (RFC 9725): a publisher sends media to us.
     Whip,
+    /// WHEP (draft-ietf-wish-whep): a viewer receives media from us.
     Whep,
 }
 
 impl Protocol {
+    /// The path prefix, lower case: `whip` or `whep`.
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Whip => "whip",
@@ -214,6 +251,7 @@ pub fn check_token(authorization: Option<&str>, token: &str) -> Result<(), Rejec
     }
 }
 
+/// The 413 for a body over [`MAX_BODY`] bytes.
 pub fn too_large() -> Rejection {
     Rejection::new(413, format!("body larger than {MAX_BODY} bytes"))
 }

@@ -117,6 +117,7 @@ pub enum Cut {
 }
 
 impl Boundaries {
+    /// A follower of a stream of `container` that starts at its first byte (on a boundary).
     pub fn new(container: Container) -> Boundaries {
         Boundaries {
             container,

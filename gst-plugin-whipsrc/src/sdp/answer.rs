@@ -9,7 +9,9 @@ use super::*;
 /// (`candidate:...`, with or without the `a=` prefix).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalCandidate {
+    /// The index of the media section it was gathered for, 0 first.
     pub mline: u32,
+    /// The candidate attribute's value (RFC 8839), `candidate:...`, with or without `a=`.
     pub candidate: String,
 }
 

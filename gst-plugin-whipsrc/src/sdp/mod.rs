@@ -17,7 +17,9 @@ pub use restart::*;
 
 /// RTP header extensions that name a stream's layer (RFC 8852).
 pub const RID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+/// The rid of the stream a retransmission (RTX) stream repairs (RFC 8852).
 pub const REPAIRED_RID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+/// The RTP header extension carrying a packet's media section `mid`, for BUNDLE (RFC 8843).
 pub const MID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 /// The AV1 RTP spec's dependency descriptor (frame dependencies of an SVC stream; Chromium 156
 /// sends L1T3 with or without it, the layer ids being in the OBU extension headers too).
@@ -31,6 +33,7 @@ const RECEIVED_EXTENSIONS: [&str; 4] =
 /// (older libdatachannel, as some OBS builds use, writes them at session level only).
 const TRANSPORT_ATTRIBUTES: [&str; 5] = ["ice-ufrag", "ice-pwd", "ice-options", "fingerprint", "setup"];
 
+/// Why an offer is refused; the variant gives the HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OfferError {
     /// Not an SDP offer we can read: 400.
@@ -53,16 +56,21 @@ impl fmt::Display for OfferError {
 
 impl std::error::Error for OfferError {}
 
+/// A media section's media, the first word of its `m=` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaKind {
+    /// `m=audio`.
     Audio,
+    /// `m=video`.
     Video,
+    /// Anything else (`application` for data channels, ...).
     Other,
 }
 
 /// A media section as lines (`m=` first), without line endings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Media {
+    /// The section's lines, `m=` first, as `<type>=<value>`.
     pub lines: Vec<String>,
 }
 
@@ -71,6 +79,7 @@ impl Media {
         &self.lines[0][2..]
     }
 
+    /// Audio, video or other, from the `m=` line.
     pub fn kind(&self) -> MediaKind {
         match self.m_line().split(' ').next() {
             Some("audio") => MediaKind::Audio,
@@ -89,10 +98,12 @@ impl Media {
         attributes(&self.lines, name)
     }
 
+    /// The value of the first `a=<name>` line, if any (empty for a flag).
     pub fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes(name).next()
     }
 
+    /// The section's `a=mid` (RFC 8843), which BUNDLE and the mid header extension name it by.
     pub fn mid(&self) -> Option<&str> {
         self.attribute("mid")
     }
@@ -149,11 +160,15 @@ fn attributes<'a, 'n>(lines: &'a [String], name: &'n str) -> impl Iterator<Item 
 /// A session description as lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sdp {
+    /// The session-level lines, `v=0` first.
     pub session: Vec<String>,
+    /// The media sections in order; at least one after [`Sdp::parse`].
     pub media: Vec<Media>,
 }
 
 impl Sdp {
+    /// Splits an SDP (RFC 8866) into lines by section, checking only the form: `v=0` first,
+    /// `<type>=<value>` lines, complete `m=` lines and at least one media section.
     pub fn parse(text: &str) -> Result<Self, OfferError> {
         let malformed = |why: String| OfferError::Malformed(why);
         let mut lines = text.lines().map(str::trim_end).filter(|l| !l.is_empty());
@@ -183,6 +198,7 @@ impl Sdp {
         Ok(sdp)
     }
 
+    /// The value of the first session-level `a=<name>` line, if any (empty for a flag).
     pub fn session_attribute(&self, name: &str) -> Option<&str> {
         attributes(&self.session, name).next()
     }

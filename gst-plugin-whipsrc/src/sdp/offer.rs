@@ -6,10 +6,13 @@ use super::*;
 /// A codec chosen for one media section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Codec {
+    /// The RTP payload type of the `m=` line (0..=127).
     pub payload_type: u8,
     /// Encoding name in upper case, as in GStreamer caps (AV1, H264, OPUS ...).
     pub name: String,
+    /// The RTP clock rate from `a=rtpmap`, in Hz (90000 for video, 48000 for Opus).
     pub clock_rate: u32,
+    /// The payload type's `a=fmtp` parameters (what follows `a=fmtp:<pt> `), if given.
     pub fmtp: Option<String>,
     /// The RTX payload type that repairs this codec, if offered.
     pub rtx_payload_type: Option<u8>,
@@ -18,7 +21,9 @@ pub struct Codec {
 /// What we will receive from each media section of the offer (in order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaPlan {
+    /// The section's `a=mid`, if it has one.
     pub mid: Option<String>,
+    /// Audio, video or other, from the `m=` line.
     pub kind: MediaKind,
     /// `None`: the section is refused (made inactive).
     pub codec: Option<Codec>,
@@ -31,19 +36,24 @@ pub struct MediaPlan {
 /// An offer made ready for webrtcbin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedOffer {
+    /// The offer as normalized, to set as webrtcbin's remote description.
     pub sdp: Sdp,
+    /// One plan per media section, in the offer's order.
     pub media: Vec<MediaPlan>,
 }
 
 /// Codec names (upper case) that may be received, most wanted first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodecPreferences {
+    /// Video codec names, most wanted first (`AV1`, `H264`, ...).
     pub video: Vec<String>,
+    /// Audio codec names, most wanted first (`OPUS`, ...).
     pub audio: Vec<String>,
     /// Which order picks among the acceptable codecs of a section.
     pub order: CodecOrder,
 }
 
+/// Whose order of preference picks a section's codec.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CodecOrder {
     /// The publisher's: the first acceptable codec of the offer (it knows its encoders).
@@ -66,6 +76,7 @@ pub struct OfferLimits {
     pub layers: usize,
 }
 
+/// The default of [`OfferLimits::media_sections`] (whipcastsrc `max-media-sections`).
 pub const DEFAULT_MAX_MEDIA_SECTIONS: usize = 4;
 
 impl Default for OfferLimits {

@@ -6,13 +6,18 @@ use super::*;
 /// What a PATCH body (`application/trickle-ice-sdpfrag`, RFC 8840) carries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SdpFragment {
+    /// The `a=ice-ufrag`, if any: one other than the session's asks for an ICE restart.
     pub ice_ufrag: Option<String>,
+    /// The `a=ice-pwd`, if any.
     pub ice_pwd: Option<String>,
     /// (mid, candidate value without `candidate:`); mid is `None` before any `a=mid`.
     pub candidates: Vec<(Option<String>, String)>,
+    /// An `a=end-of-candidates` line was present: the client has no more candidates.
     pub end_of_candidates: bool,
 }
 
+/// Reads a PATCH body: its `a=` lines (unknown attributes and `m=` lines skipped); any other line
+/// is malformed (400).
 pub fn parse_sdpfrag(text: &str) -> Result<SdpFragment, OfferError> {
     let mut frag = SdpFragment::default();
     let mut mid = None;
@@ -41,7 +46,9 @@ pub fn parse_sdpfrag(text: &str) -> Result<SdpFragment, OfferError> {
 /// ICE credentials (RFC 8839: a ufrag of at least 4 and a password of at least 22 ice-chars).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IceCredentials {
+    /// The username fragment (`a=ice-ufrag`).
     pub ufrag: String,
+    /// The password (`a=ice-pwd`).
     pub pwd: String,
 }
 

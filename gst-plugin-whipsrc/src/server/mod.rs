@@ -33,6 +33,8 @@ use listen::{Connections, start};
 const MAX_BLOCKING_THREADS: usize = 32;
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(2);
 
+/// The tokio runtime every server of the process runs on (2 async threads, at most
+/// `MAX_BLOCKING_THREADS` blocking ones); the elements spawn their own tasks on it too.
 pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -47,8 +49,11 @@ pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 /// A session was created: what the 201 carries.
 #[derive(Debug, Clone)]
 pub struct Created {
+    /// The SDP answer (RFC 8866), the 201's body.
     pub answer: String,
+    /// The session id: its URL (the `Location`) is the endpoint's with `/<resource>` added.
     pub resource: String,
+    /// The session's strong entity tag, sent as `ETag` (If-Match of an ICE restart names it).
     pub etag: String,
     /// `Link` header values (ICE servers).
     pub links: Vec<String>,
@@ -60,22 +65,32 @@ pub enum Patched {
     /// Trickled candidates were added (204).
     Trickle,
     /// ICE restarted (200): our new credentials and candidates, and the session's new ETag.
-    Restarted { sdpfrag: String, etag: String },
+    Restarted {
+        /// The answer's sdpfrag (RFC 8840): our new ICE credentials and candidates, the 200's body.
+        sdpfrag: String,
+        /// The session's new entity tag, sent as `ETag`.
+        etag: String,
+    },
 }
 
 /// What a request carries besides its body.
 #[derive(Debug, Clone)]
 pub struct Peer {
+    /// The client's address and port, as the TCP connection came from.
     pub address: SocketAddr,
+    /// The User-Agent header's value, if any (in logs, signals and stats).
     pub user_agent: Option<String>,
 }
 
 /// A stream served here: implemented by whipcastsrc (publishers) and whipcastwhepsink (viewers).
 pub trait Endpoint: Send + Sync + 'static {
+    /// Whether the stream is served, and the bearer token it wants.
     fn auth(&self) -> StreamAuth;
     /// Sessions running now, and the most this endpoint allows on the server (0: no limit),
     /// counted among the endpoints of the same protocol.
     fn sessions(&self) -> usize;
+    /// The most sessions this endpoint allows on the server (0: no limit): the least nonzero one
+    /// of a protocol's endpoints caps the sum of their sessions (503 past it).
     fn max_sessions(&self) -> u32;
     /// POSTs a client address may send at once (then 2 per second); 0: no limit.
     fn posts_per_address(&self) -> u32;
@@ -84,6 +99,7 @@ pub trait Endpoint: Send + Sync + 'static {
     /// Starts a session for an offer. It blocks while it checks the offer and sets up webrtcbin;
     /// the server calls it off its async threads, a few at a time.
     fn create(&self, offer: String, peer: Peer) -> oneshot::Receiver<Result<Created, Rejection>>;
+    /// Ends session `resource` on its client's DELETE (200), or says why not (404 when unknown).
     fn delete(&self, resource: &str) -> Result<(), Rejection>;
     /// Trickle candidates (204) or an ICE restart (200) for a session. It may block for as long
     /// as webrtcbin takes to renegotiate; the server calls it off its async threads.
@@ -99,22 +115,29 @@ pub trait Resource: Send + Sync + 'static {
     /// Whether `rest` (the path after the resource's own, `""` or `/...`) is served (`None`:
     /// 404), and the bearer tokens that may GET it (any one; none: open).
     fn tokens(&self, rest: &str) -> Option<Vec<String>>;
+    /// The answer to a GET of `rest` (as in [`tokens`](Self::tokens)), once its token is checked.
     fn get(&self, rest: &str) -> Result<Content, Rejection>;
 }
 
 /// A resource's answer to a GET.
 pub enum Content {
+    /// A whole body (200, not cached).
     Whole {
+        /// The Content-Type header's value (`text/plain; version=0.0.4`, ...).
         content_type: &'static str,
+        /// The body.
         body: Bytes,
     },
     /// `text/event-stream`: each item one or more whole events, until the sender is dropped.
     Events(tokio::sync::mpsc::Receiver<Bytes>),
 }
 
+/// The files of an HTTPS server; servers sharing an address must name the same ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
+    /// The PEM certificate chain file.
     pub certificate: PathBuf,
+    /// The PEM private key file.
     pub key: PathBuf,
 }
 
