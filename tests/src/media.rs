@@ -124,9 +124,12 @@ pub fn read_file(path: &Path, chain: &str) -> Decoded {
     Decoded { frames: frames.load(std::sync::atomic::Ordering::SeqCst), report, caps: caps.lock().unwrap().clone() }
 }
 
-/// The decoded video frames of a file by size, in order: `[((1280, 720), 60), ((852, 480), 30)]`
-/// for a file that changes size once; with the decoding report.
-pub fn frames_by_size(path: &Path) -> (Vec<((i32, i32), usize)>, BusReport) {
+/// Runs of decoded frames of one size, in order: `[((1280, 720), 60), ((852, 480), 30)]` for a
+/// file that changes size once.
+pub type SizeRuns = Vec<((i32, i32), usize)>;
+
+/// The decoded video frames of a file by size, with the decoding report.
+pub fn frames_by_size(path: &Path) -> (SizeRuns, BusReport) {
     init();
     let pipeline = gst::parse::launch(&format!(
         "filesrc location={} ! decodebin name=d ! video/x-raw ! fakesink name=sink sync=false \

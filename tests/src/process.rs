@@ -96,3 +96,27 @@ impl Drop for CpuHog {
         }
     }
 }
+
+/// Sends `signal` (libc::SIGINT, SIGSTOP, ...) to `child`, one of the test's own processes.
+pub fn send_signal(child: &std::process::Child, signal: i32) {
+    // SAFETY: kill(2) takes plain integers: our own child's pid and a signal number.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    assert_eq!(sent, 0, "kill({}, {signal}): {}", child.id(), std::io::Error::last_os_error());
+}
+
+/// How `child` exited, once it has, or `None` (and it is killed) when it is still running after
+/// `within`.
+pub fn exit_within(child: &mut std::process::Child, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

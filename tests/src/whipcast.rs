@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::process::{exit_within, send_signal};
 use crate::{free_port, obs_like_command, output_path, workspace_binary};
 
 /// The publishers' token of the servers started here (`WHIP_TOKEN`).
@@ -98,20 +99,14 @@ impl Server {
     /// Waits for the server to exit by itself (`--sessions`, or after a signal) and checks it
     /// exited cleanly.
     pub fn wait_exit(mut self, within: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(200));
-                let output = self.output.lock().unwrap().clone();
-                assert!(status.success(), "whipcast failed ({status}):\n{output}");
-                return output;
-            }
-            if start.elapsed() > within {
-                let _ = self.child.kill();
-                panic!("whipcast did not exit within {within:?}:\n{}", self.output.lock().unwrap());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let Some(status) = exit_within(&mut self.child, within) else {
+            panic!("whipcast did not exit within {within:?}:\n{}", self.output.lock().unwrap());
+        };
+        // What it printed last is still on its way through the reader thread.
+        std::thread::sleep(Duration::from_millis(200));
+        let output = self.output.lock().unwrap().clone();
+        assert!(status.success(), "whipcast failed ({status}):\n{output}");
+        output
     }
 
     pub fn interrupt(&self) {
@@ -119,7 +114,7 @@ impl Server {
     }
 
     pub fn signal(&self, signal: i32) {
-        unsafe { libc::kill(self.child.id() as i32, signal) };
+        send_signal(&self.child, signal);
     }
 
     /// SIGKILL, as the OOM killer or a crash would: nothing is finalized. Returns the folder.

@@ -97,17 +97,10 @@ impl Example {
 
     /// Waits for the example to exit by itself; it must succeed.
     fn wait_exit(&mut self, within: Duration) {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                self.seen.extend(self.lines.iter());
-                assert!(status.success(), "the example failed ({status}): {:?}", self.seen);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        panic!("the example did not exit within {within:?}: {:?}", self.seen);
+        let status = exit_within(&mut self.child, within);
+        self.seen.extend(self.lines.iter());
+        let Some(status) = status else { panic!("the example did not exit within {within:?}: {:?}", self.seen) };
+        assert!(status.success(), "the example failed ({status}): {:?}", self.seen);
     }
 
     /// The session it reported: `id <32 hex digits>, remote 127.0.0.1:PORT`.
@@ -163,7 +156,7 @@ fn finishes_the_file_on_ctrl_c(command: Command, name: &str) {
     example.check_session_line();
     std::thread::sleep(Duration::from_secs(5));
     // SAFETY: kill(2) on the example's own pid, a child this test started and has not reaped.
-    assert_eq!(unsafe { libc::kill(example.child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    send_signal(&example.child, libc::SIGINT);
     example.wait_exit(Duration::from_secs(15));
     let _ = publisher.kill();
     let _ = publisher.wait();
@@ -202,7 +195,7 @@ fn interrupted_before_any_publisher_both_exit_at_once() {
     for (command, name) in [(rust_example(), "idle-rust.webm"), (python_example(), "idle-python.webm")] {
         let mut example = Example::start(command, name);
         // SAFETY: as above, the example's own pid.
-        assert_eq!(unsafe { libc::kill(example.child.id() as libc::pid_t, libc::SIGINT) }, 0);
+        send_signal(&example.child, libc::SIGINT);
         example.wait_exit(Duration::from_secs(10));
         example.expect_line("nothing recorded", Duration::ZERO);
     }

@@ -61,8 +61,7 @@ fn udp_port_bound(port: u16) -> bool {
 }
 
 fn interrupt(child: &Child) {
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    send_signal(child, libc::SIGINT);
 }
 
 #[test]
@@ -182,18 +181,10 @@ fn whip_publish(port: u16, args: &[&str]) -> u64 {
 
 /// The script ends by itself (EOS after the publisher's DELETE) within `within`.
 fn wait_script(mut child: Child, within: Duration) {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            return;
-        }
-        if start.elapsed() > within {
-            let _ = child.kill();
-            panic!("the script did not end within {within:?} after the publisher left");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let Some(status) = exit_within(&mut child, within) else {
+        panic!("the script did not end within {within:?} after the publisher left")
+    };
+    assert!(status.success(), "{status}");
 }
 
 #[test]
@@ -320,7 +311,7 @@ fn whip_relay_marks_faces_and_publishes_onward() {
     let sent = whip_publish(port, &["--codec", "av1", "--audio", "--seconds", "6", "--image", image.to_str().unwrap()]);
     // The relay serves until Ctrl-C; stopping ends its outgoing session (DELETE), and so the far
     // end's stream (EOS).
-    unsafe { libc::kill(relay.id() as i32, libc::SIGINT) };
+    interrupt(&relay);
     wait_script(relay, Duration::from_secs(10));
     let report = run_to_eos(&far, gst::ClockTime::from_seconds(15));
     assert!(report.errors.is_empty(), "{:?}", report.errors);

@@ -131,10 +131,8 @@ fn five_viewers_one_frozen_one_killed_the_others_and_the_recording_lose_nothing(
     std::thread::sleep(Duration::from_secs(1));
     let (frozen, killed) = (viewers.remove(3), viewers.remove(3));
     // One stops reading (its process stopped: its socket fills, it sends nothing), one is gone.
-    unsafe {
-        libc::kill(frozen.id() as i32, libc::SIGSTOP);
-        libc::kill(killed.id() as i32, libc::SIGKILL);
-    }
+    send_signal(&frozen, libc::SIGSTOP);
+    send_signal(&killed, libc::SIGKILL);
     for (i, v) in viewers.into_iter().enumerate() {
         let report = whipcast_tests::report(v);
         assert_watched(&report, seconds, &format!("viewer {i}"));
@@ -150,9 +148,7 @@ fn five_viewers_one_frozen_one_killed_the_others_and_the_recording_lose_nothing(
         std::thread::sleep(Duration::from_millis(200));
     }
     let mut frozen = frozen;
-    unsafe {
-        libc::kill(frozen.id() as i32, libc::SIGKILL);
-    }
+    send_signal(&frozen, libc::SIGKILL);
     let _ = frozen.wait();
     let mut killed = killed;
     let _ = killed.wait();
