@@ -9,7 +9,7 @@ use gst::prelude::*;
 
 use crate::sdp::{self, Sdp};
 use crate::server::TlsFiles;
-use crate::whip::{self, Protocol};
+use crate::whip::{self, Protocol, StreamAuth};
 
 /// The `address` property's default: every IPv4 interface.
 pub const DEFAULT_ADDRESS: &str = "0.0.0.0";
@@ -206,6 +206,14 @@ impl EndpointSettings {
     /// The token clients must send, if any.
     pub fn required_token(&self) -> Option<String> {
         self.token.clone().filter(|t| !t.is_empty())
+    }
+
+    /// What the server asks of a client of this endpoint: the token, or nothing.
+    pub fn auth(&self) -> StreamAuth {
+        match self.required_token() {
+            Some(token) => StreamAuth::Token(token),
+            None => StreamAuth::Open,
+        }
     }
 
     /// The address and port to listen on, or why they do not make one.

@@ -207,14 +207,7 @@ pub fn register(
             "{stream:?} cannot name a stream: one or two /-separated parts of letters, digits, '-', '_', '.'"
         ));
     }
-    let mut servers = SERVERS.lock().unwrap();
-    let server = match servers.get(&address) {
-        Some(server) if server.tls != tls => {
-            return Err(format!("{address} is already served with other TLS settings"));
-        }
-        Some(server) => server.clone(),
-        None => start(&mut servers, address, tls)?,
-    };
+    let server = server_at(address, tls)?;
     let mut endpoints = server.endpoints.lock().unwrap();
     let key = (protocol, stream.to_owned());
     if endpoints.contains_key(&key) {
@@ -223,6 +216,17 @@ pub fn register(
     }
     endpoints.insert(key, endpoint);
     Ok(Registration { address, what: Registered::Stream(protocol, stream.to_owned()) })
+}
+
+/// The server on `address`, started if none runs there yet; one with other TLS settings is an
+/// error.
+fn server_at(address: SocketAddr, tls: Option<TlsFiles>) -> Result<Arc<Server>, String> {
+    let mut servers = SERVERS.lock().unwrap();
+    match servers.get(&address) {
+        Some(server) if server.tls != tls => Err(format!("{address} is already served with other TLS settings")),
+        Some(server) => Ok(server.clone()),
+        None => start(&mut servers, address, tls),
+    }
 }
 
 /// Serves `resource` at `path` (and below) on `address`, starting the server there if need be.
@@ -240,14 +244,7 @@ pub fn register_resource(
     {
         return Err(format!("{path:?} cannot be a resource's path"));
     }
-    let mut servers = SERVERS.lock().unwrap();
-    let server = match servers.get(&address) {
-        Some(server) if server.tls != tls => {
-            return Err(format!("{address} is already served with other TLS settings"));
-        }
-        Some(server) => server.clone(),
-        None => start(&mut servers, address, tls)?,
-    };
+    let server = server_at(address, tls)?;
     let mut resources = server.resources.lock().unwrap();
     if resources.contains_key(path) {
         return Err(format!("{path} is already served on {address}"));

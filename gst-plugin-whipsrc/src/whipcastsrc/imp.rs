@@ -127,11 +127,7 @@ impl Handle {
 
 impl Endpoint for Handle {
     fn auth(&self) -> StreamAuth {
-        self.with(|imp| match imp.settings.lock().unwrap().endpoint.required_token() {
-            Some(token) => StreamAuth::Token(token),
-            None => StreamAuth::Open,
-        })
-        .unwrap_or(StreamAuth::Unknown)
+        self.with(|imp| imp.settings.lock().unwrap().endpoint.auth()).unwrap_or(StreamAuth::Unknown)
     }
 
     fn sessions(&self) -> usize {
