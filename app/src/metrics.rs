@@ -92,7 +92,9 @@ pub fn render(snapshot: &Snapshot) -> String {
     let per_session = |name: &str, value: &dyn Fn(&SessionMetrics) -> String| -> Vec<String> {
         sessions.iter().map(|s| format!("{name}{{stream=\"{}\"}} {}", label(&s.stream), value(s))).collect()
     };
-    let families: [(&str, &str, &str, &dyn Fn(&SessionMetrics) -> String); 7] = [
+    // Name, type, help, and the value of a session.
+    type Family<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(&SessionMetrics) -> String);
+    let families: [Family; 7] = [
         (
             "whipcast_session_received_bytes_per_second",
             "gauge",

@@ -34,6 +34,24 @@ pub(super) struct FaceSinks<'a> {
     pub watched: Option<Watched>,
 }
 
+/// What a face branch takes: the `queue` a recording's video leaves (`feeds_mux`: it goes to the
+/// muxer too), its `codec` and the recording's `name`.
+pub(super) struct FaceInput<'a> {
+    pub queue: &'a gst::Element,
+    pub feeds_mux: bool,
+    pub codec: &'a str,
+    pub name: &'a str,
+}
+
+/// A face branch made: its snapshot folder, the decoder it runs, its last sink, and the pad that
+/// feeds the muxer (when the video is recorded too).
+pub(super) struct FaceAdded {
+    pub dir: PathBuf,
+    pub decoder: &'static str,
+    pub appsink: gst::Element,
+    pub mux_feed: Option<gst::Pad>,
+}
+
 /// Whether facemark can run here (its models load); says which decoders it would use. A
 /// `--facemark-property` facemark does not take is an error.
 pub(super) fn check_facemark(args: &ServeArgs) -> Result<Option<String>, String> {
@@ -67,14 +85,12 @@ impl Inner {
     pub(super) fn add_face_branch(
         &self,
         bin: &gst::Bin,
-        queue: &gst::Element,
-        feeds_mux: bool,
-        codec: &str,
-        name: &str,
+        input: FaceInput<'_>,
         sinks: FaceSinks<'_>,
         branch: &FaceBranch,
         output: analysis::Output,
-    ) -> Result<(PathBuf, &'static str, gst::Element, Option<gst::Pad>), String> {
+    ) -> Result<FaceAdded, String> {
+        let FaceInput { queue, feeds_mux, codec, name } = input;
         let decoder = decoder_for(codec).ok_or_else(|| format!("no decoder for {codec} is installed"))?;
         let dir = self.args.recordings.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -228,6 +244,6 @@ impl Inner {
                 })
                 .build(),
         );
-        Ok((dir, decoder, appsink.upcast(), mux_feed))
+        Ok(FaceAdded { dir, decoder, appsink: appsink.upcast(), mux_feed })
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use gst::glib;
 use gst::prelude::*;
 
-use super::face_branch::{FaceBranch, FaceSinks};
+use super::face_branch::{FaceAdded, FaceBranch, FaceInput, FaceSinks};
 use super::queues::{INPUT_PREFIX, live_queue};
 use super::{Inner, Recording, make, receiving, sink_done};
 use crate::analysis;
@@ -106,14 +106,15 @@ impl Inner {
                 );
                 let watched = self.watched.lock().unwrap().get(stream).cloned();
                 let sinks = FaceSinks { snapshots: &snapshots, watched };
-                self.add_face_branch(&bin, &queue, track.is_some(), &codec, &name, sinks, &branch, output)
+                let input = FaceInput { queue: &queue, feeds_mux: track.is_some(), codec: &codec, name: &name };
+                self.add_face_branch(&bin, input, sinks, &branch, output)
             } else {
                 Err(String::new())
             };
             // What goes to the muxer, once the file's tracks are decided (tracks.rs).
             let mut mux_feed = None;
             match added {
-                Ok((dir, decoder, appsink, feed)) => {
+                Ok(FaceAdded { dir, decoder, appsink, mux_feed: feed }) => {
                     mux_feed = feed;
                     described.push(match analysis {
                         true => format!("{codec} layer for facemark after {decoder}"),
