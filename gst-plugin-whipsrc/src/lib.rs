@@ -47,8 +47,11 @@ fn register_with_old_name(
     old_name: &str,
     element: glib::Type,
 ) -> Result<(), glib::BoolError> {
-    // The new name first: the element class keeps the first factory as its own.
     gst::Element::register(Some(plugin), name, gst::Rank::NONE, element)?;
+    // The class takes its factory (what `element.factory()` names) from the type when it is
+    // first initialised: that is done here, while the type's factory is the new name's. Left to
+    // the first element made, a plugin loaded through the registry cache named the old one.
+    let _class = glib::Class::<gst::Element>::from_type(element);
     gst::Element::register(Some(plugin), old_name, gst::Rank::NONE, element)
 }
 

@@ -45,14 +45,56 @@ fn loaded_from(element: &str, path: &[&Path], registry: &Path) -> String {
     Path::new(filename.trim()).file_name().unwrap_or_default().to_string_lossy().into_owned()
 }
 
+/// What `element.factory()` names for an element made by each name, with our plugin loaded as
+/// gst-launch-1.0 and applications load it (through the registry), in Debian's python3-gi.
+fn factories_named(path: &Path, registry: &Path) -> Vec<String> {
+    let script = "import gi\n\
+                  gi.require_version('Gst', '1.0')\n\
+                  from gi.repository import Gst\n\
+                  Gst.init(None)\n\
+                  for name in ['whipcastsrc', 'whipserversrc', 'whipcastwhepsink', 'whepserversink']:\n    \
+                  print(name, Gst.ElementFactory.make(name).get_factory().get_name())\n";
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .env("GST_PLUGIN_PATH", path)
+        .env("GST_REGISTRY", registry)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
 #[test]
-fn our_names_are_ours_beside_rswebrtc_in_either_order() {
-    // Only the plugin files themselves: the build dir also holds other crates' plugins.
-    let ours = output_path("whipsrc-only");
-    std::fs::create_dir_all(&ours).unwrap();
-    let link = ours.join("libgstwhipsrc.so");
+fn elements_made_by_either_name_are_named_by_the_new_one() {
+    // The element's class takes its factory when first initialised; through the registry cache
+    // the old name's factory was the type's then.
+    let ours = ours_alone("factories");
+    let registry = output_path("registry-factories.bin");
+    let _ = std::fs::remove_file(&registry);
+    assert_eq!(
+        factories_named(&ours, &registry),
+        [
+            "whipcastsrc whipcastsrc",
+            "whipserversrc whipcastsrc",
+            "whipcastwhepsink whipcastwhepsink",
+            "whepserversink whipcastwhepsink"
+        ]
+    );
+}
+
+/// A folder with our whipsrc plugin alone (the build folder holds other crates' plugins too).
+fn ours_alone(name: &str) -> PathBuf {
+    let dir = output_path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("libgstwhipsrc.so");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(build_dir().join("libgstwhipsrc.so"), &link).unwrap();
+    dir
+}
+
+#[test]
+fn our_names_are_ours_beside_rswebrtc_in_either_order() {
+    let ours = ours_alone("whipsrc-only");
     let theirs = rswebrtc_dir();
 
     let mut old_names_went_to = Vec::new();
