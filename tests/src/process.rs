@@ -8,6 +8,14 @@ pub fn peers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
 }
 
+/// gst-plugins-rs's publisher (`tests/src/bin/whip-publish.rs`) for the WHIP endpoint `url`,
+/// arguments to add.
+pub fn whip_publish_command(url: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(workspace_binary("whip-publish"));
+    command.arg(url);
+    command
+}
+
 /// The OBS-like publisher (libdatachannel, `tests/peers/obs_like/publish.py`), arguments to add.
 pub fn obs_like_command() -> std::process::Command {
     let python = peers().join("obs_like/.venv/bin/python");

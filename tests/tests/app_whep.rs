@@ -32,6 +32,16 @@ fn chromium_watches(server: &Server, view: &str, seconds: u32) -> String {
     text
 }
 
+/// whipcast for one session, recording into a fresh folder `name`; its views log each viewer's
+/// end with the frames sent and skipped (GST_DEBUG), so a viewer that fell behind says whether
+/// whipcast skipped frames for it or the viewer did not keep up.
+fn serve(name: &str) -> Server {
+    let folder = output_path(name);
+    let _ = std::fs::remove_dir_all(&folder);
+    let env = [("GST_DEBUG".to_string(), "whipcastwhepsink:4".to_string())];
+    Server::spawn_with(&workspace_binary("whipcast"), folder, &["--stream", "s", "--sessions", "1"], Some(TOKEN), &env)
+}
+
 /// gst-plugins-rs's whepsrc on `path` (`/whep/s` or `/whep/s/source`) for `seconds`.
 fn whepsrc_watches(server: &Server, path: &str, seconds: u32) -> Child {
     let url = format!("http://127.0.0.1:{}{path}", server.port);
@@ -77,7 +87,7 @@ fn recording(folder: &Path, extension: &str) -> String {
 #[test]
 fn an_obs_publisher_is_watched_on_both_views_by_chromium_and_whepsrc_and_recorded_whole() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start("app-whep-obs", &["--sessions", "1"]);
+    let server = serve("app-whep-obs");
     let publisher = obs_like(&server.url(), "h264", 50);
     server.wait_for("session ", Duration::from_secs(15));
     // The OBS-like publisher's clip is 640x360.
@@ -103,7 +113,7 @@ fn an_obs_publisher_is_watched_on_both_views_by_chromium_and_whepsrc_and_recorde
 #[test]
 fn a_chromium_publisher_is_watched_in_chromium_on_both_views_and_recorded_whole() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start("app-whep-chromium", &["--sessions", "1"]);
+    let server = serve("app-whep-chromium");
     let publisher = Command::new("node")
         .arg(peers().join("chromium/publish.mjs"))
         .args(["--url", &server.url(), "--codec", "VP8", "--seconds", "34", "--token", TOKEN, "--audio"])

@@ -86,13 +86,7 @@ impl Example {
     fn publish(&self, seconds: u32) -> Child {
         let url = format!("http://127.0.0.1:{}/whip/live", self.port);
         let seconds = seconds.to_string();
-        spawn(Command::new(env!("CARGO_BIN_EXE_whip-publish")).arg(url).args([
-            "--seconds",
-            &seconds,
-            "--codec",
-            "av1",
-            "--audio",
-        ]))
+        spawn(whip_publish_command(&url).args(["--seconds", &seconds, "--codec", "av1", "--audio"]))
     }
 
     /// Waits for the example to exit by itself; it must succeed.

@@ -6,7 +6,6 @@
 //! first damaged frame: the publisher reports its key frames, the relay which frames lost a
 //! packet. With retransmissions let through, NACK repairs every loss and nothing is missing.
 
-use std::process::Command;
 use std::sync::Mutex;
 
 use gst::prelude::*;
@@ -90,8 +89,8 @@ fn run_with_timeout(publisher: Publisher, codec: &Codec, loss: Loss, nack: Nack,
     let url = relay.url("/whip/live");
     let text = report(spawn(&mut match publisher {
         Publisher::Whipsink => {
-            let mut c = Command::new(env!("CARGO_BIN_EXE_whip-publish"));
-            c.args([url.as_str(), "--sink", "whipsink", "--codec", codec.name, "--seconds", SECONDS]);
+            let mut c = whip_publish_command(&url);
+            c.args(["--sink", "whipsink", "--codec", codec.name, "--seconds", SECONDS]);
             c
         }
         Publisher::ObsLike => {

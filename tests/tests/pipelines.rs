@@ -169,11 +169,7 @@ fn start_whip_script(name: &str, args: &[&Path], extra_env: &[(&str, &str)]) -> 
 }
 
 fn whip_publish(port: u16, args: &[&str]) -> u64 {
-    let out = Command::new(env!("CARGO_BIN_EXE_whip-publish"))
-        .arg(format!("http://127.0.0.1:{port}/whip/live"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = whip_publish_command(&format!("http://127.0.0.1:{port}/whip/live")).args(args).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "publisher: {text}");
     json_u64(&text, "frames_sent")

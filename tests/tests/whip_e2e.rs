@@ -35,7 +35,7 @@ fn record(name: &str, tail: &str) -> Recording {
 }
 
 fn publisher(port: u16, args: &[&str]) -> Child {
-    spawn(Command::new(env!("CARGO_BIN_EXE_whip-publish")).arg(format!("http://127.0.0.1:{port}/whip/live")).args(args))
+    spawn(whip_publish_command(&format!("http://127.0.0.1:{port}/whip/live")).args(args))
 }
 
 /// Waits for EOS (the session ended) and stops the pipeline; returns how long EOS took.

@@ -12,8 +12,7 @@ use whipcast_tests::*;
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
 pub fn publish(url: &str, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_whip-publish"))
-        .arg(url)
+    whip_publish_command(url)
         .args(["--token", TOKEN])
         .args(args)
         .stdout(Stdio::piped())
