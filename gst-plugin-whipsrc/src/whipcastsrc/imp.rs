@@ -494,7 +494,7 @@ impl ElementImpl for WhipServerSrc {
             gst::subclass::ElementMetadata::new(
                 "WHIP server source",
                 "Source/Network/WebRTC",
-                "A WHIP (RFC 9725) endpoint: publishers such as OBS Studio or browsers POST to http(s)://<address>:<port>/whip/<stream>; their media leaves on video_%u and audio_%u",
+                "A WHIP (RFC 9725) endpoint: publishers such as OBS Studio or browsers POST to http(s)://<address>:<port>/whip/<stream>; their media leaves on video_%u and audio_%u. Also registered as whipserversrc, its first name (gst-plugins-rs has an element of that name too)",
                 "whipcast developers",
             )
         });

@@ -180,7 +180,7 @@ impl ElementImpl for WhepServerSink {
             gst::subclass::ElementMetadata::new(
                 "WHEP server sink",
                 "Sink/Network/WebRTC",
-                "A WHEP endpoint: viewers (browsers, whepsrc) POST an offer to http(s)://<address>:<port>/whep/<stream> and are sent what flows into video_%u and audio_%u (encoded H.264, H.265, VP8, VP9, AV1, Opus), without re-encoding",
+                "A WHEP endpoint: viewers (browsers, whepsrc) POST an offer to http(s)://<address>:<port>/whep/<stream> and are sent what flows into video_%u and audio_%u (encoded H.264, H.265, VP8, VP9, AV1, Opus), without re-encoding. Also registered as whepserversink, its first name (gst-plugins-rs has an element of that name too)",
                 "whipcast developers",
             )
         });
