@@ -88,7 +88,9 @@ fn recording(folder: &Path, extension: &str) -> String {
 fn an_obs_publisher_is_watched_on_both_views_by_chromium_and_whepsrc_and_recorded_whole() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = serve("app-whep-obs");
-    let publisher = obs_like(&server.url(), "h264", 50);
+    // Publishing until the viewers are done (SIGINT: OBS's Stop Streaming): Chromium starting on
+    // a busy machine can take 20 s, which a fixed length would have to guess.
+    let publisher = obs_like(&server.url(), "h264", 300);
     server.wait_for("session ", Duration::from_secs(15));
     // The OBS-like publisher's clip is 640x360.
     let size = (640, 360);
@@ -102,6 +104,7 @@ fn an_obs_publisher_is_watched_on_both_views_by_chromium_and_whepsrc_and_recorde
         assert_eq!(metric(&server, "whipcast_viewers_active"), 1, "{view}: whepsrc watches");
         assert_whepsrc_kept_up(&report(viewer), 6, size, view);
     }
+    send_signal(&publisher, libc::SIGINT);
     let sent = json_u64(&report(publisher), "framesSent");
     let folder = server.folder.clone();
     server.wait_exit(Duration::from_secs(30));

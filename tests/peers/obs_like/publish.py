@@ -17,7 +17,8 @@ Mirrors OBS Studio's obs-webrtc WHIP output (whip-output.cpp, OBS 30.2+):
     apply the answer, only then gather local candidates (never PATCH);
   * frames "encoded" before the connection is up are dropped, so the stream
     usually starts mid-GOP like OBS's (use --start-at-keyframe to avoid that);
-  * DELETE the resource (with the token) at the end.
+  * DELETE the resource (with the token) at the end; SIGINT ends the sending early, as OBS's
+    Stop Streaming does (then DELETE and the report as usual).
 With --layers N (2-4), OBS 32.1+'s simulcast (INTEROP.md "OBS simulcast"): layer i of N is
 (W/N*(N-i)) x (H/N*(N-i)) (even) at K - i*(K/N) kbps, rid "i", SSRC base + 1 + i; the offer
 has a=rid:i send and a=simulcast:send 0;1;...; and no video a=ssrc (libdatachannel leaves it
@@ -36,6 +37,7 @@ import json
 import os
 import random
 import re
+import signal
 import sys
 import threading
 import time
@@ -75,6 +77,10 @@ def emit(result):
         _done = True
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
+
+
+# Set by SIGINT: the sending stops at the next frame, and the session ends as at --seconds.
+stop_streaming = threading.Event()
 
 
 def watchdog(seconds):
@@ -206,6 +212,7 @@ def main():
                     help="offer no RID header extension (not OBS: a server then cannot tell the layers apart)")
     args = ap.parse_args()
     watchdog(args.timeout or args.seconds + 45)
+    signal.signal(signal.SIGINT, lambda *_: stop_streaming.set())
 
     res = {"ok": False, "codec": args.codec, "framesSent": 0, "keyFramesSent": 0, "framesDropped": 0,
            "audioPacketsSent": 0, "videoBytesSent": 0, "postStatus": None, "deleteStatus": None, "location": None,
@@ -391,7 +398,7 @@ def main():
             vdue = enc_start + vi / media.FPS
             adue = enc_start + ai * 0.02 if opus else float("inf")
             due = min(vdue, adue)
-            if due >= end:
+            if due >= end or stop_streaming.is_set():
                 break
             delay = due - time.monotonic()
             if delay > 0:
