@@ -96,6 +96,20 @@ impl Server {
         }
     }
 
+    /// Waits for `text` as long as `publisher` runs (its own timeout bounds the wait): a browser
+    /// can take 20 s to start on a busy machine, which a fixed wait would have to guess.
+    pub fn wait_for_while(&self, text: &str, publisher: &mut Child) {
+        while !self.output.lock().unwrap().contains(text) {
+            if let Some(status) = publisher.try_wait().unwrap() {
+                panic!(
+                    "the publisher ended ({status}) before whipcast said {text:?}:\n{}",
+                    self.output.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits for the server to exit by itself (`--sessions`, or after a signal) and checks it
     /// exited cleanly.
     pub fn wait_exit(mut self, within: Duration) -> String {

@@ -90,8 +90,8 @@ fn an_obs_publisher_is_watched_on_both_views_by_chromium_and_whepsrc_and_recorde
     let server = serve("app-whep-obs");
     // Publishing until the viewers are done (SIGINT: OBS's Stop Streaming): Chromium starting on
     // a busy machine can take 20 s, which a fixed length would have to guess.
-    let publisher = obs_like(&server.url(), "h264", 300);
-    server.wait_for("session ", Duration::from_secs(15));
+    let mut publisher = obs_like(&server.url(), "h264", 300);
+    server.wait_for_while("session ", &mut publisher);
     // The OBS-like publisher's clip is 640x360.
     let size = (640, 360);
     let source = chromium_watches(&server, "source", 8);
@@ -117,7 +117,7 @@ fn an_obs_publisher_is_watched_on_both_views_by_chromium_and_whepsrc_and_recorde
 fn a_chromium_publisher_is_watched_in_chromium_on_both_views_and_recorded_whole() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = serve("app-whep-chromium");
-    let publisher = Command::new("node")
+    let mut publisher = Command::new("node")
         .arg(peers().join("chromium/publish.mjs"))
         .args(["--url", &server.url(), "--codec", "VP8", "--seconds", "34", "--token", TOKEN, "--audio"])
         .args(["--size", "640x360"])
@@ -125,9 +125,14 @@ fn a_chromium_publisher_is_watched_in_chromium_on_both_views_and_recorded_whole(
         .stderr(Stdio::null())
         .spawn()
         .expect("node runs");
-    server.wait_for("session ", Duration::from_secs(20));
-    let source = chromium_watches(&server, "source", 8);
-    let annotated = chromium_watches(&server, "annotated", 8);
+    server.wait_for_while("session ", &mut publisher);
+    // Both views at once: one after the other, two slow browser starts could outlast the
+    // publisher's 34 s.
+    let (source, annotated) = std::thread::scope(|s| {
+        let source = s.spawn(|| chromium_watches(&server, "source", 8));
+        let annotated = chromium_watches(&server, "annotated", 8);
+        (source.join().unwrap(), annotated)
+    });
     let result = report(publisher);
     // What the publisher sent last (a browser may lower its size on a busy machine).
     let size = (json_u64(&result, "frameWidth"), json_u64(&result, "frameHeight"));
