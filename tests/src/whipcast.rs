@@ -32,9 +32,15 @@ impl Drop for Server {
 impl Server {
     /// `whipcast serve` on 127.0.0.1 with stream `s`, recording into a fresh folder.
     pub fn start(name: &str, extra: &[&str]) -> Server {
+        Server::start_with_env(name, extra, &[])
+    }
+
+    /// [`Server::start`] with `env` added to whipcast's environment.
+    pub fn start_with_env(name: &str, extra: &[&str], env: &[(String, String)]) -> Server {
         let folder = output_path(name);
         let _ = std::fs::remove_dir_all(&folder);
-        Server::start_in(folder, extra)
+        let args = [&["--stream", "s"], extra].concat();
+        Server::spawn_with(&workspace_binary("whipcast"), folder, &args, Some(TOKEN), env)
     }
 
     /// The same, recording into `folder`.

@@ -36,10 +36,7 @@ fn chromium_watches(server: &Server, view: &str, seconds: u32) -> String {
 /// end with the frames sent and skipped (GST_DEBUG), so a viewer that fell behind says whether
 /// whipcast skipped frames for it or the viewer did not keep up.
 fn serve(name: &str) -> Server {
-    let folder = output_path(name);
-    let _ = std::fs::remove_dir_all(&folder);
-    let env = [("GST_DEBUG".to_string(), "whipcastwhepsink:4".to_string())];
-    Server::spawn_with(&workspace_binary("whipcast"), folder, &["--stream", "s", "--sessions", "1"], Some(TOKEN), &env)
+    Server::start_with_env(name, &["--sessions", "1"], &[("GST_DEBUG".into(), "whipcastwhepsink:4".into())])
 }
 
 /// gst-plugins-rs's whepsrc on `path` (`/whep/s` or `/whep/s/source`) for `seconds`.

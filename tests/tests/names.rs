@@ -22,11 +22,17 @@ fn rswebrtc_dir() -> PathBuf {
         })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
         .unwrap_or_else(|| panic!("no libgstrswebrtc-*.so in {}: build the test crate", deps.display()));
-    let dir = output_path("rswebrtc");
+    plugin_alone("rswebrtc", &newest, "libgstrswebrtc.so")
+}
+
+/// A fresh folder `folder` holding only `plugin`, linked as `name` (the build folder holds other
+/// crates' plugins too, which GStreamer would load as well).
+fn plugin_alone(folder: &str, plugin: &Path, name: &str) -> PathBuf {
+    let dir = output_path(folder);
     std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("libgstrswebrtc.so");
+    let link = dir.join(name);
     let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(&newest, &link).unwrap();
+    std::os::unix::fs::symlink(plugin, &link).unwrap();
     dir
 }
 
@@ -82,14 +88,9 @@ fn elements_made_by_either_name_are_named_by_the_new_one() {
     );
 }
 
-/// A folder with our whipsrc plugin alone (the build folder holds other crates' plugins too).
-fn ours_alone(name: &str) -> PathBuf {
-    let dir = output_path(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("libgstwhipsrc.so");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(build_dir().join("libgstwhipsrc.so"), &link).unwrap();
-    dir
+/// A folder with our whipsrc plugin alone.
+fn ours_alone(folder: &str) -> PathBuf {
+    plugin_alone(folder, &build_dir().join("libgstwhipsrc.so"), "libgstwhipsrc.so")
 }
 
 #[test]
