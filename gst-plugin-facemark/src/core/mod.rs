@@ -1,6 +1,7 @@
 //! The sans-GStreamer core: geometry, image sampling, model decoding, tracking and drawing.
 //! Frames in, faces and pixels out; the element only adapts this to GStreamer.
 
+pub mod attention;
 pub mod cnn;
 pub mod detector;
 pub mod draw;

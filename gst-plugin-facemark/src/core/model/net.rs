@@ -28,7 +28,8 @@ enum Backend {
     Tract(TractNet),
 }
 
-/// One model ready to run on a fixed `[1, 3, size, size]` input.
+/// One model ready to run on a fixed `[1, channels, size, size]` input (an RGB image, or a
+/// feature map for the attention model's heads).
 pub struct Net {
     backend: Backend,
     /// Why the fused engine does not run this model, when it does not.
@@ -61,13 +62,24 @@ impl Net {
     /// that it runs and produces outputs with the element counts in `expect_outputs` (in some
     /// order).
     pub fn load_with(path: &Path, size: usize, expect_outputs: &[usize], runtime: Runtime) -> Result<Net, ModelError> {
-        Self::build(Source::Path(path), size, &[], expect_outputs, runtime)
+        Self::build(Source::Path(path), [3, size, size], &[], expect_outputs, runtime)
+    }
+
+    /// [`Net::load_with`] for a model whose input is `channels` planes of `size` x `size`.
+    pub fn load_planes(
+        path: &Path,
+        channels: usize,
+        size: usize,
+        expect_outputs: &[usize],
+        runtime: Runtime,
+    ) -> Result<Net, ModelError> {
+        Self::build(Source::Path(path), [channels, size, size], &[], expect_outputs, runtime)
     }
 
     /// [`Net::load_with`] (auto runtime) from the bytes of a model file; `name` only names it in
     /// errors.
     pub fn from_bytes(name: &Path, bytes: &[u8], size: usize, expect_outputs: &[usize]) -> Result<Net, ModelError> {
-        Self::build(Source::Bytes(name, bytes), size, &[], expect_outputs, Runtime::Auto)
+        Self::build(Source::Bytes(name, bytes), [3, size, size], &[], expect_outputs, Runtime::Auto)
     }
 
     /// [`Net::load_with`] keeping only the outputs named in `keep`: the layers that only feed
@@ -79,7 +91,7 @@ impl Net {
         expect_outputs: &[usize],
         runtime: Runtime,
     ) -> Result<Net, ModelError> {
-        Self::build(Source::Path(path), size, keep, expect_outputs, runtime)
+        Self::build(Source::Path(path), [3, size, size], keep, expect_outputs, runtime)
     }
 
     /// What runs this model: `fused (Avx512)`, or `tract` with the reason.
@@ -93,7 +105,7 @@ impl Net {
 
     fn build(
         source: Source,
-        size: usize,
+        [channels, height, width]: [usize; 3],
         keep: &[&str],
         expect_outputs: &[usize],
         runtime: Runtime,
@@ -131,7 +143,7 @@ impl Net {
             check_model(&proto).map_err(TractError::msg)?;
             let mut fallback = None;
             if runtime == Runtime::Auto {
-                match cnn::Engine::build(&proto, [1, 3, size, size], keep, cnn::Isa::chosen()) {
+                match cnn::Engine::build(&proto, [1, channels, height, width], keep, cnn::Isa::chosen()) {
                     Ok(engine) => return Ok((Backend::Fused(engine), None)),
                     Err(why) => fallback = Some(why),
                 }
@@ -143,12 +155,12 @@ impl Net {
             refuse_negative_pads(&proto)?;
             let model = onnx
                 .model_for_proto_model(&proto)?
-                .with_input_fact(0, f32::fact([1, 3, size, size]).into())?
+                .with_input_fact(0, f32::fact([1, channels, height, width]).into())?
                 .into_typed()?;
             check_tensor_sizes(&model)?;
             let plan = model.into_optimized()?.into_runnable()?;
             let state = TypedSimpleState::new(&plan)?;
-            let input = Arc::new(Tensor::zero::<f32>(&[1, 3, size, size])?);
+            let input = Arc::new(Tensor::zero::<f32>(&[1, channels, height, width])?);
             let tract = TractNet { state, input, outputs: tvec!() };
             Ok((Backend::Tract(tract), fallback))
         });
@@ -179,7 +191,7 @@ impl Net {
         Ok(net)
     }
 
-    /// The input image (`[1, 3, n, n]`) to fill before [`Net::run`], and where each value goes.
+    /// The input (`[1, channels, size, size]`) to fill before [`Net::run`], and where each value goes.
     pub fn input(&mut self) -> Planes<'_> {
         match &mut self.backend {
             Backend::Fused(e) => e.input(),
@@ -190,10 +202,10 @@ impl Net {
                 }
                 let input = Arc::get_mut(&mut t.input).expect("unique input tensor");
                 assert_eq!(input.datum_type(), f32::datum_type());
-                let n = input.shape()[3];
+                let (h, w) = (input.shape()[2], input.shape()[3]);
                 // SAFETY: the tensor was created by Tensor::zero::<f32> with plain host storage
                 // and the datum type is checked just above.
-                Planes::nchw(unsafe { input.as_slice_mut_unchecked::<f32>() }, n)
+                Planes { data: unsafe { input.as_slice_mut_unchecked::<f32>() }, plane: h * w, row: w }
             }
         }
     }

@@ -147,8 +147,8 @@ impl<'g> Builder<'g> {
             .ok_or("the model has no input")?
             .clone();
         let [n, c, h, w] = input;
-        if n != 1 || c != 3 || h == 0 || w == 0 {
-            return Err(format!("input shape {input:?}: one RGB image expected"));
+        if n != 1 || c == 0 || h == 0 || w == 0 {
+            return Err(format!("input shape {input:?}: one image or feature map expected"));
         }
         let input_v = self.value(c * h * w);
         self.vals.insert(input_name, Val::Spatial(Spatial { v: input_v, c, cp: c, h, w, nchw: true }));
