@@ -11,4 +11,5 @@ pub mod iris;
 pub mod landmarks;
 pub mod mesh;
 pub mod model;
+pub mod refine;
 pub mod tracker;

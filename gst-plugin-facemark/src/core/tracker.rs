@@ -8,7 +8,8 @@ use super::geometry::{Roi, iou};
 use super::image::{Frame, sample_roi};
 use super::iris;
 use super::landmarks::{self, NUM_LANDMARKS};
-use super::model::{ModelError, Net, Runtime, load_models};
+use super::model::{ModelError, Models, Net, Runtime, load_models};
+use super::refine::{EyeOutput, Refiner};
 
 /// What [`FaceMarker`] looks for and how hard it tries; the element's properties map onto it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -77,9 +78,11 @@ pub struct Face {
     pub roi: Roi,
     /// The iris model's last output for each eye (right, left), in its crop's pixels, kept for
     /// the frames the model skips (`Config::iris_interval`).
-    iris_outputs: [Option<iris::Output>; 2],
+    pub(super) iris_outputs: [Option<iris::Output>; 2],
+    /// The attention model's eye heads' last outputs (right, left), kept likewise.
+    pub(super) head_outputs: [Option<EyeOutput>; 2],
     /// How many frames in a row this face has been tracked (0: found by the detector).
-    tracked_frames: u32,
+    pub(super) tracked_frames: u32,
 }
 
 impl Face {
@@ -95,10 +98,21 @@ impl Face {
 
     /// Makes `self` equal to `other`, reusing `self`'s landmark storage.
     pub fn copy_from(&mut self, other: &Face) {
-        let Face { score, bbox, landmarks, right_iris, left_iris, detection, roi, iris_outputs, tracked_frames } =
-            other;
+        let Face {
+            score,
+            bbox,
+            landmarks,
+            right_iris,
+            left_iris,
+            detection,
+            roi,
+            iris_outputs,
+            head_outputs,
+            tracked_frames,
+        } = other;
         self.landmarks.clone_from(landmarks);
         self.iris_outputs = *iris_outputs;
+        self.head_outputs = *head_outputs;
         self.tracked_frames = *tracked_frames;
         self.score = *score;
         self.bbox = *bbox;
@@ -167,7 +181,7 @@ pub struct FaceMarker {
     config: Config,
     detector: Net,
     landmarker: Net,
-    iris: Option<Net>,
+    refiner: Refiner,
     anchors: Vec<[f32; 2]>,
     faces: Vec<Face>,
     next_faces: Vec<Face>,
@@ -191,20 +205,20 @@ impl FaceMarker {
     /// What runs each model, e.g. `detector: fused (Avx512), mesh: fused (Avx512), iris: ...`.
     pub fn runtimes(&self) -> String {
         let mut s = format!("detector: {}, mesh: {}", self.detector.runtime(), self.landmarker.runtime());
-        if let Some(iris) = &self.iris {
-            s += &format!(", iris: {}", iris.runtime());
+        if let Some(r) = self.refiner.runtime() {
+            s += &format!(", {r}");
         }
         s
     }
 
     /// Loads the models from `model_dir` (the iris model only if its file is there).
     pub fn new(model_dir: &Path, config: Config) -> Result<FaceMarker, ModelError> {
-        let (detector, landmarker, iris) = load_models(model_dir, config.runtime)?;
+        let Models { detector, landmarker, refiner } = load_models(model_dir, config.runtime)?;
         Ok(FaceMarker {
             config,
             detector,
             landmarker,
-            iris,
+            refiner,
             anchors: detector::anchors(),
             faces: Vec::new(),
             next_faces: Vec::new(),
@@ -302,10 +316,12 @@ impl FaceMarker {
                 match self.faces.get(k).filter(|_| detection.is_none()) {
                     Some(tracked) => {
                         face.iris_outputs = tracked.iris_outputs;
+                        face.head_outputs = tracked.head_outputs;
                         face.tracked_frames = tracked.tracked_frames.wrapping_add(1);
                     }
                     None => {
                         face.iris_outputs = [None; 2];
+                        face.head_outputs = [None; 2];
                         face.tracked_frames = 0;
                     }
                 }
@@ -373,38 +389,16 @@ impl FaceMarker {
         face.landmarks.resize(NUM_LANDMARKS, [0.0; 3]);
         landmarks::decode(self.landmarker.output(NUM_LANDMARKS * 3), roi, &mut face.landmarks);
         face.score = score;
-        face.bbox = landmarks::bounds(&face.landmarks);
         face.roi = *roi;
         face.right_iris = None;
         face.left_iris = None;
-        let Some(net) = self.iris.as_mut().filter(|_| self.config.irises) else {
+        if !self.config.irises {
             face.iris_outputs = [None; 2];
-            return Ok(score);
-        };
-        if score < self.config.min_tracking_confidence {
-            return Ok(score);
+            face.head_outputs = [None; 2];
+        } else if score >= self.config.min_tracking_confidence {
+            self.refiner.refine(frame, &self.landmarker, face, self.config.iris_interval, &mut self.stats)?;
         }
-        for (side, eye) in [iris::RIGHT_EYE, iris::LEFT_EYE].into_iter().enumerate() {
-            let roi = iris::eye_roi(&face.landmarks, eye);
-            let kept = &mut face.iris_outputs[side];
-            if kept.is_none() || iris::due(face.tracked_frames, side, self.config.iris_interval) {
-                // The model knows right eyes: the left one is sampled mirrored.
-                sample_roi(frame, &roi, iris::INPUT_SIZE, eye.2, 1.0 / 255.0, 0.0, net.input());
-                let t = Instant::now();
-                net.run()?;
-                self.stats.iris_seconds += t.elapsed().as_secs_f64();
-                self.stats.iris_runs += 1;
-                *kept = iris::Output::try_from(net.output(iris::OUTPUT_LEN)).ok();
-            }
-            let Some(output) = kept else { continue };
-            let mut pts = [[0.0; 3]; iris::IRIS_POINTS];
-            iris::decode(output, &roi, eye.2, &mut pts);
-            if eye.2 {
-                face.left_iris = Some(pts);
-            } else {
-                face.right_iris = Some(pts);
-            }
-        }
+        face.bbox = landmarks::bounds(&face.landmarks);
         Ok(score)
     }
 }

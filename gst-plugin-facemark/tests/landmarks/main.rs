@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod attention;
 mod drawing;
 mod irises;
 mod models;

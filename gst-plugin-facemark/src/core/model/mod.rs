@@ -1,6 +1,7 @@
 //! Loading and running the two ONNX models with tract.
 //!
-//! This file holds the model files' names, the limits and [`load_models`]; [`Net`] (one model
+//! This file holds the model files' names (the attention model's in `attention.rs`), the limits
+//! and [`load_models`]; [`Net`] (one model
 //! ready to run) is in `net.rs`, the checks that refuse hostile files in `checks.rs`, and the
 //! rewrites of the parsed graph in `rewrite.rs`.
 
@@ -14,13 +15,16 @@ pub use rewrite::rewrite_prelu;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::attention::{self, Region};
 use super::cnn;
+use super::refine::{Heads, Refiner};
 
 /// The face detector's file name in the model folder (MediaPipe BlazeFace short range).
 pub const DETECTOR_FILE: &str = "face_detection_short_range.onnx";
-/// The face landmark model's file name in the model folder (MediaPipe Face Mesh, 468 points).
+/// The face landmark model's file name in the model folder (MediaPipe Face Mesh, 468 points),
+/// used when the attention model ([`attention::TRUNK_FILE`]) is not installed.
 pub const LANDMARK_FILE: &str = "face_landmark.onnx";
-/// Optional: irises are added when this file is present.
+/// Optional, with [`LANDMARK_FILE`]: irises are added when this file is present.
 pub const IRIS_FILE: &str = "iris_landmark.onnx";
 
 /// What to tell users whose models are missing or broken.
@@ -94,26 +98,54 @@ pub enum Runtime {
     TractAsIs,
 }
 
-/// Loads the detector, the landmark model and (when its file exists) the iris model from `dir`.
-pub fn load_models(dir: &Path, runtime: Runtime) -> Result<(Net, Net, Option<Net>), ModelError> {
+/// The models of one face pipeline.
+pub struct Models {
+    /// BlazeFace short range.
+    pub detector: Net,
+    /// The mesh: the attention model's trunk when it is installed, else Face Mesh.
+    pub landmarker: Net,
+    /// What adds the irises (and with the attention heads refines lips and eyes).
+    pub refiner: Refiner,
+}
+
+/// Loads the models from `dir`: the detector; the attention model (its trunk as the landmark
+/// model, its heads as the refiner) when [`attention::TRUNK_FILE`] is there, else the mesh
+/// model and, when its file is there, the iris model.
+pub fn load_models(dir: &Path, runtime: Runtime) -> Result<Models, ModelError> {
     use super::{detector, iris, landmarks};
     if !dir.is_dir() {
         return Err(ModelError { path: dir.to_owned(), reason: "the model folder does not exist".into() });
     }
-    let det = Net::load_with(
+    let detector = Net::load_with(
         &dir.join(DETECTOR_FILE),
         detector::INPUT_SIZE,
         &[detector::NUM_ANCHORS * detector::NUM_VALUES, detector::NUM_ANCHORS],
         runtime,
     )?;
-    let lm =
+    let trunk = dir.join(attention::TRUNK_FILE);
+    if trunk.exists() {
+        let landmarker = Net::load_with(&trunk, landmarks::INPUT_SIZE, &attention::TRUNK_OUTPUTS, runtime)?;
+        let load = |r: &Region| {
+            Net::load_planes(&dir.join(r.file), attention::MAP_CHANNELS, attention::CROP_SIDE, &r.outputs(), runtime)
+        };
+        let [lips, right, left] = Heads::REGIONS;
+        let heads = Heads::new([load(lips)?, load(right)?, load(left)?]);
+        return Ok(Models { detector, landmarker, refiner: Refiner::Attention(heads) });
+    }
+    let landmarker =
         Net::load_with(&dir.join(LANDMARK_FILE), landmarks::INPUT_SIZE, &[landmarks::NUM_LANDMARKS * 3, 1], runtime)?;
     let iris_path = dir.join(IRIS_FILE);
-    let iris = if iris_path.exists() {
+    let refiner = if iris_path.exists() {
         // The eye-contour output (71 points) is not used: only the iris head runs.
-        Some(Net::load_selected(&iris_path, iris::INPUT_SIZE, &[iris::IRIS_OUTPUT], &[iris::OUTPUT_LEN], runtime)?)
+        Refiner::Iris(Net::load_selected(
+            &iris_path,
+            iris::INPUT_SIZE,
+            &[iris::IRIS_OUTPUT],
+            &[iris::OUTPUT_LEN],
+            runtime,
+        )?)
     } else {
-        None
+        Refiner::None
     };
-    Ok((det, lm, iris))
+    Ok(Models { detector, landmarker, refiner })
 }

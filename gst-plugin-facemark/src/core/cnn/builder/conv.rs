@@ -62,7 +62,10 @@ impl Builder<'_> {
                 let n = &graph.node[add];
                 let other = if n.input[0] == node.output[0] { 1 } else { 0 };
                 let r = self.spatial_in(n, other)?;
-                if r.nchw || r.c != co || r.h != dst.h || r.w != dst.w || r.cp > cp {
+                // The model's input (the attention heads add theirs to a convolution's output)
+                // is planar: added from an NHWC copy.
+                let r = if r.nchw { self.plain(r) } else { r };
+                if r.c != co || r.h != dst.h || r.w != dst.w || r.cp > cp {
                     return unsupported(n, "operands of different shapes");
                 }
                 Some(r)
