@@ -1,11 +1,17 @@
-"""Reference pipeline for the engine: trunk.onnx -> (numpy custom ops) -> 3 head ONNX -> numpy
-TransformLandmarks -> 478 points. Compared with MediaPipe's interpreter (crop space) and FaceMesh."""
-import numpy as np, onnxruntime as ort, time
+"""Reference pipeline for the engine: trunk ONNX -> (numpy custom ops) -> 3 head ONNX -> numpy
+TransformLandmarks -> 478 points. Compared with MediaPipe's interpreter (crop space) and FaceMesh.
+The 4 ONNX files are those scripts/attention_to_onnx.py writes (and fetch-models.sh installs), read
+from $FACEMARK_MODEL_DIR if set, else the current directory."""
+import numpy as np, onnxruntime as ort, os, time
 import ops
 from decode_subsets import SUBSETS
 so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.inter_op_num_threads = 1
-S = {k: ort.InferenceSession(f'{k}.onnx', so, providers=['CPUExecutionProvider'])
-     for k in ('trunk', 'head_lips', 'head_left_eye', 'head_right_eye')}
+DIR = os.environ.get('FACEMARK_MODEL_DIR', '.')
+FILES = {'trunk': 'face_landmark_with_attention', 'head_lips': 'face_landmark_with_attention_lips',
+         'head_left_eye': 'face_landmark_with_attention_left_eye',
+         'head_right_eye': 'face_landmark_with_attention_right_eye'}
+S = {k: ort.InferenceSession(os.path.join(DIR, f + '.onnx'), so, providers=['CPUExecutionProvider'])
+     for k, f in FILES.items()}
 # Landmarks2TransformMatrix attributes (custom_options of ops 192/193/194)
 L2TM = dict(target_rotation_radians=0.0, output_height=16, output_width=16, scale_x=1.5, scale_y=1.5)
 ROT = dict(lips=(61, 291), left_eye=(33, 133), right_eye=(362, 263))
@@ -62,7 +68,7 @@ if __name__ == '__main__':
         z = np.random.rand(*shp).astype(np.float32); t = time.perf_counter()
         for _ in range(N): S[k].run(None, {inp: z})
         print('  %s: %.2f ms' % (k, (time.perf_counter() - t) / N * 1e3))
-    fm_sess = ort.InferenceSession('/root/.local/share/whipcast/models/face_landmark.onnx', so, providers=['CPUExecutionProvider'])
+    fm_sess = ort.InferenceSession(os.path.expanduser('~/.local/share/whipcast/models/face_landmark.onnx'), so, providers=['CPUExecutionProvider'])
     z = np.random.rand(1, 3, 192, 192).astype(np.float32); t = time.perf_counter()
     for _ in range(N): fm_sess.run(None, {'input_1': z})
     print('  installed face_landmark.onnx (468-pt, for scale): %.2f ms' % ((time.perf_counter() - t) / N * 1e3))

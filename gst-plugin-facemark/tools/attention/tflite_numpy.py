@@ -1,20 +1,21 @@
 """Minimal numpy interpreter for the face_landmark(_with_attention).tflite graphs.
 
-Reads the flatbuffer with the `tflite` package (2.18.0), dequantizes fp16 weights to fp32, runs the
-operators in their stored order. Standard ops: DEQUANTIZE, CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL,
+Reads the flatbuffer with scripts/tflite_reader.py (`tflite` package 2.18.0), dequantizes fp16
+weights to fp32, runs the operators in their stored order. Standard ops: DEQUANTIZE, CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL,
 PRELU, MAX_POOL_2D, PAD, RESHAPE, STRIDED_SLICE (identity here). Custom ops from ops.py.
 Also counts MACs per op (conv/depthwise only; MACs = out_h*out_w*out_c*k_h*k_w*(in_c or 1)).
 """
+import os
 import sys
 import numpy as np
 import tflite
-from flatbuffers import flexbuffers
-from tflite.BuiltinOperator import BuiltinOperator as BO
-from tflite.BuiltinOptions import BuiltinOptions
 import ops
 
-OPN = {v: k for k, v in BO.__dict__.items() if not k.startswith('_')}
-DT = {0: np.float32, 1: np.float16, 2: np.int32, 4: np.int64, 3: np.uint8, 9: np.int8}
+# The flatbuffer reader (Model's constructor, tname, shape, opts; same_pad) is shared with the
+# converter that scripts/fetch-models.sh runs.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../../scripts'))
+import tflite_reader  # noqa: E402
+from tflite_reader import same_pad  # noqa: E402
 
 
 def act(x, code):
@@ -27,51 +28,7 @@ def act(x, code):
     raise NotImplementedError(f"activation {code}")
 
 
-def same_pad(n, k, s, d=1):
-    out = (n + s - 1) // s
-    ke = (k - 1) * d + 1
-    tot = max((out - 1) * s + ke - n, 0)
-    return out, tot // 2, tot - tot // 2
-
-
-class Model:
-    def __init__(self, path):
-        self.buf = open(path, 'rb').read()
-        self.m = tflite.Model.GetRootAsModel(self.buf, 0)
-        self.g = self.m.Subgraphs(0)
-        g = self.g
-        self.const = {}
-        for i in range(g.TensorsLength()):
-            t = g.Tensors(i)
-            b = self.m.Buffers(t.Buffer())
-            if b is not None and b.DataLength():
-                shape = tuple(t.ShapeAsNumpy()) if t.ShapeLength() else ()
-                self.const[i] = np.frombuffer(b.DataAsNumpy().tobytes(), DT[t.Type()]).reshape(shape)
-        self.ops = []
-        for k in range(g.OperatorsLength()):
-            op = g.Operators(k)
-            oc = self.m.OperatorCodes(op.OpcodeIndex())
-            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-            name = OPN[code] if code != BO.CUSTOM else oc.CustomCode().decode()
-            custom = None
-            if code == BO.CUSTOM and op.CustomOptionsLength():
-                custom = flexbuffers.Loads(op.CustomOptionsAsNumpy().tobytes())
-            self.ops.append((k, name, list(op.InputsAsNumpy()), list(op.OutputsAsNumpy()), op, custom))
-        self.inputs = list(g.InputsAsNumpy())
-        self.outputs = list(g.OutputsAsNumpy())
-
-    def tname(self, i):
-        return self.g.Tensors(i).Name().decode()
-
-    def shape(self, i):
-        return tuple(self.g.Tensors(i).ShapeAsNumpy())
-
-    def opts(self, op, cls):
-        o = cls()
-        t = op.BuiltinOptions()
-        o.Init(t.Bytes, t.Pos)
-        return o
-
+class Model(tflite_reader.Model):
     def run(self, x, keep=False, macs=None):
         v = dict(self.const)
         v[self.inputs[0]] = np.asarray(x, np.float32).reshape(self.shape(self.inputs[0]))
