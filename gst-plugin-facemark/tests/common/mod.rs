@@ -7,9 +7,12 @@ use gstfacemark::core::image::PixelLayout;
 
 /// The models the tests need. They are not part of the repository: scripts/fetch-models.sh
 /// installs them (`make test` runs it first). Missing models fail the test, never skip it.
+/// The face models' folder (scripts/fetch-models.sh installs them), with every model there:
+/// the detector, the attention model (what facemark runs when it is installed) and the older
+/// mesh and iris models.
 pub fn model_dir() -> PathBuf {
     let dir = gstfacemark::default_model_dir();
-    for f in ["face_detection_short_range.onnx", "face_landmark.onnx", "iris_landmark.onnx"] {
+    for f in ATTENTION_FILES.iter().chain(&LEGACY_FILES) {
         if !dir.join(f).is_file() {
             panic!(
                 "face model {} is missing: run scripts/fetch-models.sh (or set FACEMARK_MODEL_DIR \
@@ -19,6 +22,35 @@ pub fn model_dir() -> PathBuf {
         }
     }
     dir
+}
+
+/// The detector and the older mesh and iris models: what a model folder fetched before the
+/// attention model held.
+const LEGACY_FILES: [&str; 3] = ["face_detection_short_range.onnx", "face_landmark.onnx", "iris_landmark.onnx"];
+/// The attention model's parts.
+const ATTENTION_FILES: [&str; 4] = [
+    "face_landmark_with_attention.onnx",
+    "face_landmark_with_attention_lips.onnx",
+    "face_landmark_with_attention_left_eye.onnx",
+    "face_landmark_with_attention_right_eye.onnx",
+];
+
+/// A folder (made once per test process) holding links to the [`model_dir`]'s detector, mesh
+/// and iris models only: facemark then runs the older mesh + iris path.
+pub fn legacy_model_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let src = model_dir();
+        let dir = std::env::temp_dir().join(format!("facemark-legacy-models-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in LEGACY_FILES {
+            let link = dir.join(f);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(src.join(f), &link).unwrap();
+        }
+        dir
+    })
+    .clone()
 }
 
 pub fn data(name: &str) -> PathBuf {
@@ -116,11 +148,21 @@ impl Rgb {
     }
 }
 
-/// Reference landmark positions from tests/data/reference_landmarks.txt: (index, x, y).
-/// They come from an independent run (onnxruntime + numpy), see
-/// tests/reference/reference_landmarks.py.
+/// Reference landmark positions of the attention model (what facemark runs by default) from
+/// tests/data/reference_attention_landmarks.txt: (index, x, y). They come from an independent run
+/// (onnxruntime + numpy), see tests/reference/reference_landmarks.py.
 pub fn reference(image: &str) -> Vec<(usize, f32, f32)> {
-    std::fs::read_to_string(data("reference_landmarks.txt"))
+    reference_in("reference_attention_landmarks.txt", image)
+}
+
+/// The older mesh + iris models' reference positions (tests/data/reference_landmarks.txt), for
+/// [`legacy_model_dir`].
+pub fn legacy_reference(image: &str) -> Vec<(usize, f32, f32)> {
+    reference_in("reference_landmarks.txt", image)
+}
+
+fn reference_in(file: &str, image: &str) -> Vec<(usize, f32, f32)> {
+    std::fs::read_to_string(data(file))
         .unwrap()
         .lines()
         .filter(|l| !l.starts_with('#'))

@@ -1,21 +1,25 @@
 //! Landmarks against the onnxruntime reference, and every runtime against tract on the model
 //! as it is.
 
-use crate::common::{Rgb, model_dir, reference};
-use crate::{marker, run};
-use gstfacemark::Config;
+use crate::common::{Rgb, legacy_model_dir, legacy_reference, model_dir, reference};
+use crate::run;
+use gstfacemark::{Config, FaceMarker};
 
-/// Mesh indices 33, 133, 263, 362 (eye corners), 1 (nose tip), 61, 291 (mouth corners),
-/// 152 (chin) and the iris centres 468, 473 within 3 px of the onnxruntime reference.
-fn check_reference(image: &str) {
+/// The reference's points within 3 px, with the attention model (the default) or the older
+/// mesh + iris models: mesh indices 33, 133, 263, 362 (eye corners), 1 (nose tip), 61, 291
+/// (mouth corners), 152 (chin) and the iris centres 468, 473; the attention model's reference
+/// also has inner lips (13, 14), eyelids (159, 145, 386, 374) and all 10 iris points.
+fn check_reference(image: &str, legacy: bool) {
     let img = Rgb::load(image);
-    let mut m = marker(Config { tracking: false, ..Config::default() });
+    let dir = if legacy { legacy_model_dir() } else { model_dir() };
+    let mut m = FaceMarker::new(&dir, Config { tracking: false, ..Config::default() }).unwrap();
+    assert_eq!(m.runtimes().contains("attention"), !legacy, "{}", m.runtimes());
     let faces = run(&mut m, &img);
     assert_eq!(faces.len(), 1, "{image}: exactly one face");
     let face = &faces[0];
     assert!(face.score > 0.9, "{image}: presence {}", face.score);
-    let refs = reference(image);
-    assert_eq!(refs.len(), 10);
+    let refs = if legacy { legacy_reference(image) } else { reference(image) };
+    assert_eq!(refs.len(), if legacy { 10 } else { 24 });
     assert_eq!(face.points().count(), 478);
     for (i, x, y) in refs {
         let p = face.point(i).unwrap();
@@ -26,30 +30,49 @@ fn check_reference(image: &str) {
 
 #[test]
 fn astronaut_landmarks_match_reference() {
-    check_reference("astronaut.png");
+    check_reference("astronaut.png", false);
 }
 
 #[test]
 fn grace_hopper_landmarks_match_reference() {
-    check_reference("grace_hopper.png");
+    check_reference("grace_hopper.png", false);
+}
+
+#[test]
+fn astronaut_landmarks_match_reference_with_the_older_models() {
+    check_reference("astronaut.png", true);
+}
+
+#[test]
+fn grace_hopper_landmarks_match_reference_with_the_older_models() {
+    check_reference("grace_hopper.png", true);
 }
 
 /// Every runtime gives the same outputs as tract on the model as it is: the fused engine
 /// (which must be the one `auto` picks for these models) and tract with PRelu rewritten, on a
-/// pseudo-random input and on the astronaut's face crop, for all three models.
+/// pseudo-random input and on the astronaut's face (its first 3 channels for the attention
+/// heads, whose input is a 32-channel feature map), for every model.
 #[test]
 fn runtimes_agree_with_tract_on_the_model_as_it_is() {
+    use gstfacemark::core::attention;
+    use gstfacemark::core::refine::Heads;
     use gstfacemark::core::model::{DETECTOR_FILE, IRIS_FILE, LANDMARK_FILE, Net, Runtime};
     let dir = model_dir();
     let img = Rgb::load("astronaut.png");
-    for (file, size, outs) in [
-        (DETECTOR_FILE, 128, &[896 * 16, 896][..]),
-        (LANDMARK_FILE, 192, &[1404, 1][..]),
-        (IRIS_FILE, 64, &[213, 15][..]),
-    ] {
+    let mut models = vec![
+        (DETECTOR_FILE, 3, 128, vec![896 * 16, 896]),
+        (LANDMARK_FILE, 3, 192, vec![1404, 1]),
+        (IRIS_FILE, 3, 64, vec![213, 15]),
+        (attention::TRUNK_FILE, 3, 192, attention::TRUNK_OUTPUTS.to_vec()),
+    ];
+    for region in Heads::REGIONS {
+        models.push((region.file, attention::MAP_CHANNELS, attention::CROP_SIDE, region.outputs()));
+    }
+    for (file, channels, size, outs) in models {
+        let outs = &outs[..];
         let mut nets: Vec<Net> = [Runtime::TractAsIs, Runtime::Tract, Runtime::Auto]
             .iter()
-            .map(|&r| Net::load_with(&dir.join(file), size, outs, r).unwrap())
+            .map(|&r| Net::load_planes(&dir.join(file), channels, size, outs, r).unwrap())
             .collect();
         assert!(nets[2].runtime().starts_with("fused"), "{file}: {}", nets[2].runtime());
         for input in 0..2 {
@@ -58,7 +81,7 @@ fn runtimes_agree_with_tract_on_the_model_as_it_is() {
                 // a deterministic pseudo-random input in [0, 1], or the image scaled to the
                 // input, in [0, 1]
                 let mut s = 12345u32;
-                for c in 0..3 {
+                for c in 0..channels {
                     for y in 0..size {
                         for xx in 0..size {
                             s = s.wrapping_mul(1664525).wrapping_add(1013904223);
@@ -66,7 +89,7 @@ fn runtimes_agree_with_tract_on_the_model_as_it_is() {
                                 (s >> 8) as f32 / (1u32 << 24) as f32
                             } else {
                                 let p = img.pixel(xx * img.width / size, y * img.height / size);
-                                p[c] as f32 / 255.0
+                                p[c % 3] as f32 / 255.0
                             };
                         }
                     }
