@@ -1,5 +1,5 @@
 //! GStreamer plugin `facemark`: the `facemark` element, face detection (BlazeFace short range),
-//! the 468-point face mesh and the irises, run by the plugin's fused CPU engine (tract-onnx reads
+//! the face mesh with refined eyes, lips and irises (478 points), run by the plugin's fused CPU engine (tract-onnx reads
 //! the ONNX files and runs what the engine does not), drawn onto the frame and attached as
 //! metadata.
 //!

@@ -14,7 +14,7 @@ pub mod flags {
     pub const TESSELATION: u32 = 1 << 2;
     /// Face oval, lips, eyes and eyebrows (see [`mesh::CONTOURS`](super::mesh::CONTOURS)).
     pub const CONTOURS: u32 = 1 << 3;
-    /// A circle around each iris found by the iris model.
+    /// A circle around each iris found.
     pub const IRISES: u32 = 1 << 4;
     /// What is drawn unless told otherwise: mesh, contours and irises.
     pub const DEFAULT: u32 = TESSELATION | CONTOURS | IRISES;

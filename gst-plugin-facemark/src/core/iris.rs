@@ -1,4 +1,5 @@
-//! Iris landmarks (optional third model, `iris_landmark.onnx`).
+//! Iris landmarks from the older iris model (`iris_landmark.onnx`, used with `face_landmark.onnx`
+//! when the attention model is not installed): its crops, schedule and decoding.
 //!
 //! Model I/O (checked with onnxruntime on the tflite2onnx conversion): input `input_1`
 //! `[1, 3, 64, 64]` RGB in `[0, 1]` of a square eye crop; outputs

@@ -24,11 +24,12 @@ pub struct Config {
     pub tracking: bool,
     /// While tracking, still run the detector every this many frames (0: only when lost).
     pub detect_interval: u32,
-    /// Run the iris model (when it is installed) for the 10 iris points.
+    /// Refine the eyes and lips and add the 10 iris points (478 in all): the attention model's
+    /// heads, or the older iris model (irises only) when only that is installed.
     pub irises: bool,
-    /// Run the iris model for each eye of a tracked face every this many frames, the eyes in
-    /// turn (1: both eyes every frame). Between runs an eye's iris keeps its last place in the
-    /// eye's crop, which follows the eye corners of each frame's mesh.
+    /// Run each eye's model (the attention eye head, or the iris model) for a tracked face every
+    /// this many frames, the eyes in turn (1: both eyes every frame). Between runs an eye's
+    /// points keep their last place in the eye's crop, which follows each frame's mesh.
     pub iris_interval: u32,
     /// When the whole frame shows no face, also look in one square tile of a wide or tall frame
     /// (the next one in turn): faces down to 1/8 of the shorter side are found instead of 1/8 of
@@ -68,7 +69,8 @@ pub struct Face {
     pub bbox: [f32; 4],
     /// 468 mesh points `[x, y, z]`, z in x's scale (frame pixels), smaller = closer.
     pub landmarks: Vec<[f32; 3]>,
-    /// Iris centre then 4 edge points, when an iris model is present.
+    /// The subject's right iris: centre then 4 edge points, when irises are on and a model for
+    /// them is installed.
     pub right_iris: Option<[[f32; 3]; 5]>,
     /// The subject's left iris, as [`Face::right_iris`].
     pub left_iris: Option<[[f32; 3]; 5]>,
@@ -86,7 +88,7 @@ pub struct Face {
 }
 
 impl Face {
-    /// All points in MediaPipe's order: the 468 mesh points, then (when the iris model ran) the
+    /// All points in MediaPipe's order: the 468 mesh points, then (when the irises are found) the
     /// subject's right iris (468 centre, 469..=472 edge) and left iris (473 centre, 474..=477).
     pub fn points(&self) -> impl Iterator<Item = &[f32; 3]> {
         let irises = match (&self.right_iris, &self.left_iris) {
@@ -162,13 +164,13 @@ pub struct Stats {
     pub detector_runs: u64,
     /// Landmark model runs, one per face region looked at.
     pub landmark_runs: u64,
-    /// Iris model runs, one per eye.
+    /// Iris model (or attention eye head) runs, one per eye.
     pub iris_runs: u64,
     /// Time in each model's `run` alone (seconds), to tell inference from the rest.
     pub detector_seconds: f64,
     /// Time in the landmark model's `run`, seconds.
     pub landmark_seconds: f64,
-    /// Time in the iris model's `run`, seconds.
+    /// Time in the iris model's runs, or the attention heads' (lips included), seconds.
     pub iris_seconds: f64,
     /// Total time spent in [`FaceMarker::process`] (sampling + inference + decoding), seconds.
     pub inference_seconds: f64,
@@ -176,7 +178,7 @@ pub struct Stats {
 
 /// Finds and tracks faces frame after frame: the detector when needed (no face tracked, tracking
 /// off, or every [`Config::detect_interval`] frames), then the landmark model in each face's
-/// region and the iris model on its eyes.
+/// region and the refinement ([`Refiner`]) on it.
 pub struct FaceMarker {
     config: Config,
     detector: Net,
@@ -211,7 +213,7 @@ impl FaceMarker {
         s
     }
 
-    /// Loads the models from `model_dir` (the iris model only if its file is there).
+    /// Loads the models from `model_dir` (see [`load_models`]).
     pub fn new(model_dir: &Path, config: Config) -> Result<FaceMarker, ModelError> {
         let Models { detector, landmarker, refiner } = load_models(model_dir, config.runtime)?;
         Ok(FaceMarker {

@@ -27,7 +27,7 @@ pub enum DrawFlags {
     TESSELATION = crate::core::draw::flags::TESSELATION,
     #[flags_value(name = "Face oval, eye, eyebrow and lip contours", nick = "contours")]
     CONTOURS = crate::core::draw::flags::CONTOURS,
-    #[flags_value(name = "Irises (when an iris model is present)", nick = "irises")]
+    #[flags_value(name = "Irises (when irises are on and a model for them is installed)", nick = "irises")]
     IRISES = crate::core::draw::flags::IRISES,
 }
 

@@ -76,8 +76,8 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
         glib::ParamSpecString::builder("model-dir")
             .nick("Model folder")
             .blurb(
-                "Folder with face_detection_short_range.onnx and face_landmark.onnx \
-                 (default: $FACEMARK_MODEL_DIR, else $XDG_DATA_HOME/whipcast/models; \
+                "Folder with face_detection_short_range.onnx and face_landmark_with_attention*.onnx \
+                 (else the older face_landmark.onnx and iris_landmark.onnx) (default: $FACEMARK_MODEL_DIR, else $XDG_DATA_HOME/whipcast/models; \
                  scripts/fetch-models.sh installs them)",
             )
             .mutable_ready()
@@ -126,13 +126,13 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecBoolean::builder("irises")
             .nick("Irises")
-            .blurb("Run the iris model (when iris_landmark.onnx is installed): 478 points instead of 468")
+            .blurb("Refine eyes and lips and add the irises: 478 points instead of 468 (the attention model's heads, or the older iris model when only that is installed)")
             .default_value(DEFAULTS.irises)
             .mutable_playing()
             .build(),
         glib::ParamSpecUInt::builder("iris-interval")
             .nick("Iris interval")
-            .blurb("Run the iris model for each eye of a tracked face every this many frames, the eyes in turn (1: both eyes every frame; 2 halves the iris model's cost); between runs an eye's iris keeps its place relative to that frame's eye corners")
+            .blurb("Run each eye's model (eye and iris) for a tracked face every this many frames, the eyes in turn (1: both eyes every frame; 2 halves their cost); between runs an eye's points keep their place relative to that frame's mesh")
             .minimum(1)
             .maximum(300)
             .default_value(DEFAULTS.iris_interval)
