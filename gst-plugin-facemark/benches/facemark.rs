@@ -93,15 +93,28 @@ fn bench(name: &str, img: &Rgb, config: Config) -> f64 {
 
 /// FACEMARK_PROFILE=1: where each model's time goes, with each runtime.
 fn profile() {
+    use gstfacemark::core::attention;
     use gstfacemark::core::model::{DETECTOR_FILE, IRIS_FILE, LANDMARK_FILE, Net, Runtime};
+    use gstfacemark::core::refine::Heads;
     let dir = model_dir();
+    let mut models = vec![
+        (DETECTOR_FILE, 3, 128, &[][..], vec![896 * 16, 896]),
+        (LANDMARK_FILE, 3, 192, &[][..], vec![1404, 1]),
+        (IRIS_FILE, 3, 64, &["output_iris"][..], vec![15]),
+        (attention::TRUNK_FILE, 3, 192, &[][..], attention::TRUNK_OUTPUTS.to_vec()),
+    ];
+    for region in Heads::REGIONS {
+        models.push((region.file, attention::MAP_CHANNELS, attention::CROP_SIDE, &[][..], region.outputs()));
+    }
     for runtime in [Runtime::Auto, Runtime::Tract] {
-        for (file, size, keep, outs) in [
-            (DETECTOR_FILE, 128, &[][..], &[896 * 16, 896][..]),
-            (LANDMARK_FILE, 192, &[][..], &[1404, 1][..]),
-            (IRIS_FILE, 64, &["output_iris"][..], &[15][..]),
-        ] {
-            let mut net = Net::load_selected(&dir.join(file), size, keep, outs, runtime).unwrap();
+        for (file, channels, size, keep, outs) in &models {
+            let path = dir.join(file);
+            let mut net = if keep.is_empty() {
+                Net::load_planes(&path, *channels, *size, outs, runtime)
+            } else {
+                Net::load_selected(&path, *size, keep, outs, runtime)
+            }
+            .unwrap();
             let steps = net.profile(100).unwrap();
             let total: f64 = steps.iter().map(|o| o.1).sum();
             println!("{file} ({}): {total:.2} ms per run", net.runtime());

@@ -55,8 +55,8 @@ fn grace_hopper_landmarks_match_reference_with_the_older_models() {
 #[test]
 fn runtimes_agree_with_tract_on_the_model_as_it_is() {
     use gstfacemark::core::attention;
-    use gstfacemark::core::refine::Heads;
     use gstfacemark::core::model::{DETECTOR_FILE, IRIS_FILE, LANDMARK_FILE, Net, Runtime};
+    use gstfacemark::core::refine::Heads;
     let dir = model_dir();
     let img = Rgb::load("astronaut.png");
     let mut models = vec![
