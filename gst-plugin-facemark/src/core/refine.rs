@@ -18,6 +18,8 @@ use super::tracker::{Face, Stats};
 pub type EyeOutput = [f32; EYE_OUTPUT_LEN];
 
 /// What adds points to the mesh.
+// One per FaceMarker, never moved on a per-frame path: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Refiner {
     /// No refinement installed: 468 points.
     None,
