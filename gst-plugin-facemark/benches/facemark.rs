@@ -89,7 +89,7 @@ fn bench(name: &str, img: &Rgb, config: Config) -> Times {
         median(cpu),
         median(total.clone()),
         median(infer.clone()),
-        median(total.clone()) - median(infer),
+        median(total.clone()) - median(infer.clone()),
         s.detector_runs,
         s.frames,
         per(s.detector_seconds, s.detector_runs),
