@@ -96,27 +96,9 @@ unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
                 } else {
                     x_lo
                 };
-                let edge = |ox: usize| {
-                    let ix0 = (ox * s) as isize - pl;
-                    let mut acc = bias;
-                    for (i, wr) in wv.iter().enumerate() {
-                        let iy = iy0 + i as isize;
-                        if iy < 0 || iy >= h {
-                            continue;
-                        }
-                        for (j, &wij) in wr.iter().enumerate() {
-                            let ix = ix0 + j as isize;
-                            if ix < 0 || ix >= w {
-                                continue;
-                            }
-                            let p = inp.add(iy as usize * row + ix as usize * cp + c);
-                            acc = S::mul_add(S::load(p), wij, acc);
-                        }
-                    }
-                    S::store(o.add(ox * cp), act.apply(acc));
-                };
                 for ox in (0..x_lo).chain(x_hi..ow) {
-                    edge(ox);
+                    let acc = edge::<S, K>(d, &wv, bias, (iy0, (ox * s) as isize - pl), c);
+                    S::store(o.add(ox * cp), act.apply(acc));
                 }
                 // Four pixels at a time: four independent sums keep the FMA units busy.
                 const BLOCK: usize = 4;
@@ -152,4 +134,39 @@ unsafe fn dw_impl<S: Simd, const K: usize>(d: &mut Depthwise) {
         }
         c += S::W;
     }
+}
+
+/// The sum of one output pixel whose window reaches past the input (its taps outside read as
+/// zero), before the activation: `wv` the filter, the window's top-left input pixel at
+/// `(iy0, ix0)`, channel block `c`. A function, not a closure in [`dw_impl`]: a closure there
+/// does not get the target features of the kernel it is inlined into.
+///
+/// # Safety
+/// The bounds [`depthwise`] checks.
+#[inline(always)]
+unsafe fn edge<S: Simd, const K: usize>(
+    d: &Depthwise,
+    wv: &[[S::V; K]; K],
+    bias: S::V,
+    (iy0, ix0): (isize, isize),
+    c: usize,
+) -> S::V {
+    let (h, w, cp) = (d.win.h as isize, d.win.w as isize, d.win.cp);
+    let mut acc = bias;
+    for (i, wr) in wv.iter().enumerate() {
+        let iy = iy0 + i as isize;
+        if iy < 0 || iy >= h {
+            continue;
+        }
+        for (j, &wij) in wr.iter().enumerate() {
+            let ix = ix0 + j as isize;
+            if ix < 0 || ix >= w {
+                continue;
+            }
+            // SAFETY: (iy, ix) is inside the input, whose bounds `depthwise` checked.
+            let x = unsafe { S::load(d.input.as_ptr().add((iy as usize * w as usize + ix as usize) * cp + c)) };
+            acc = S::mul_add(x, wij, acc);
+        }
+    }
+    acc
 }
