@@ -20,10 +20,12 @@ pub fn parse(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// whipcast's own choices for facemark, before the command line's (which win): each eye's iris
-/// every other frame halves the iris model's cost, within the model's own frame-to-frame wobble
-/// (gst-plugin-facemark/README.md), and with facemark's AVX2 code takes a 2-core server from 6
-/// to 7-8 H.264 and from 5 to 6 AV1 720p30 publishers (README.md, capacity).
+/// whipcast's own choices for facemark, before the command line's (which win): each eye's model
+/// (the attention eye head, or the older iris model) every other frame, within the model's own
+/// frame-to-frame wobble (gst-plugin-facemark/README.md). With the older iris model it took a
+/// 2-core server from 6 to 7-8 H.264 and from 5 to 6 AV1 720p30 publishers on facemark's AVX2
+/// code; with the attention model 8 H.264 publishers held in 1 of 2 runs at interval 2 and in
+/// none of 3 at interval 1 (README.md, capacity).
 pub const DEFAULTS: [(&str, &str); 1] = [("iris-interval", "2")];
 
 /// Sets [`DEFAULTS`], then each of `properties`, on `facemark`; the first that facemark lacks,

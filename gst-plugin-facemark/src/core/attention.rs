@@ -364,6 +364,31 @@ mod tests {
         assert!(out.iter().all(|p| p.iter().all(|v| v.is_finite())));
     }
 
+    /// A mesh of non-finite, huge or coincident points (what a model may output on garbage)
+    /// never panics: a crop centred outside the map samples zeros, one of zero extent samples
+    /// the one point it sits on.
+    #[test]
+    fn degenerate_meshes_give_zero_or_finite_crops() {
+        let map = map();
+        for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 96.0] {
+            let mesh = vec![v; 3 * NUM_LANDMARKS];
+            for region in [&LIPS, &RIGHT_EYE, &LEFT_EYE] {
+                let crop = region.crop(&mesh);
+                let side = CROP_SIDE;
+                let mut out = vec![f32::NAN; MAP_CHANNELS * side * side];
+                crop.sample(&map, Planes { data: &mut out, plane: side * side, row: side });
+                if v == 96.0 {
+                    assert!(out.iter().all(|x| x.is_finite()), "{v}: {:?}", &out[..4]);
+                } else {
+                    assert!(out.iter().all(|&x| x == 0.0), "{v}: {:?}", &out[..4]);
+                }
+                let head = vec![1.0; region.outputs().iter().sum()];
+                let mut points = vec![[0.0; 3]; NUM_POINTS];
+                assemble(&mesh, &[(region, Some(&head), crop)], &mut points);
+            }
+        }
+    }
+
     #[test]
     fn region_lists_are_those_of_mediapipe() {
         assert_eq!((LIPS.indices.len(), RIGHT_EYE.indices.len(), LEFT_EYE.indices.len()), (80, 71, 71));
