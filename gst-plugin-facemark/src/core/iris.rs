@@ -19,8 +19,6 @@ pub const INPUT_SIZE: usize = 64;
 pub const IRIS_POINTS: usize = 5;
 /// The length of the iris output: x, y, z of each point.
 pub const OUTPUT_LEN: usize = IRIS_POINTS * 3;
-/// One run's iris output, in the crop's pixels.
-pub type Output = [f32; OUTPUT_LEN];
 /// The model output holding the iris points.
 pub const IRIS_OUTPUT: &str = "output_iris";
 /// The eye crop's side as a multiple of the distance between the eye corners.

@@ -13,8 +13,9 @@ use super::landmarks::{self, NUM_LANDMARKS};
 use super::model::Net;
 use super::tracker::{Face, Stats};
 
-/// One eye head's last raw output (contour, then iris, in quarter crop pixels), kept for the
-/// frames it skips.
+/// An eye model's last raw output, kept for the frames it skips: the attention eye head's
+/// (contour, then iris, in quarter crop pixels), or the iris model's ([`iris::OUTPUT_LEN`] values,
+/// first).
 pub type EyeOutput = [f32; EYE_OUTPUT_LEN];
 
 /// What adds points to the mesh.
@@ -32,7 +33,7 @@ pub enum Refiner {
 /// The attention model's heads, in the order lips, right eye, left eye.
 pub struct Heads {
     nets: [Net; 3],
-    /// The 478 points in crop pixels, then in frame pixels.
+    /// The 478 points in crop pixels.
     points: Box<[[f32; 3]; NUM_POINTS]>,
 }
 
@@ -47,7 +48,8 @@ impl Heads {
 
     /// The 478 points (192-px crop pixels) of the `trunk`'s last run: runs the lips head, and the
     /// eye heads that are `due` or have no output in `kept` (where their outputs are kept); an
-    /// eye head that does not run places its kept output on this run's mesh.
+    /// eye head that does not run places its kept output on this run's mesh. An eye without
+    /// output leaves its iris at zero.
     pub fn run(
         &mut self,
         trunk: &Net,
@@ -63,7 +65,7 @@ impl Heads {
         crops[0].sample(map, lips_net.input());
         lips_net.run()?;
         for (side, net) in eye_nets.iter_mut().enumerate() {
-            if kept[side].is_some() && !due[side] {
+            if !runs(&kept[side], due[side]) {
                 continue;
             }
             crops[side + 1].sample(map, net.input());
@@ -92,9 +94,14 @@ impl Heads {
     }
 }
 
-/// Whether the eye `side` of `face` runs its model this frame (else it keeps its last output).
-fn eye_due(face: &Face, kept: bool, side: usize, interval: u32) -> bool {
-    !kept || iris::due(face.tracked_frames, side, interval)
+/// Whether an eye's model runs this frame: when it is `due`, or has no output to reuse.
+fn runs(kept: &Option<EyeOutput>, due: bool) -> bool {
+    due || kept.is_none()
+}
+
+/// Whether each eye (right, left) of `face` is due this frame.
+fn due(face: &Face, interval: u32) -> [bool; 2] {
+    [0, 1].map(|side| iris::due(face.tracked_frames, side, interval))
 }
 
 impl Refiner {
@@ -128,20 +135,26 @@ impl Refiner {
 
 /// The older iris model on each eye's crop of the frame.
 fn refine_irises(net: &mut Net, frame: &Frame, face: &mut Face, interval: u32, stats: &mut Stats) -> TractResult<()> {
+    let due = due(face, interval);
     for (side, eye) in [iris::RIGHT_EYE, iris::LEFT_EYE].into_iter().enumerate() {
         let roi = iris::eye_roi(&face.landmarks, eye);
-        if eye_due(face, face.iris_outputs[side].is_some(), side, interval) {
+        if runs(&face.eye_outputs[side], due[side]) {
             // The model knows right eyes: the left one is sampled mirrored.
             sample_roi(frame, &roi, iris::INPUT_SIZE, eye.2, 1.0 / 255.0, 0.0, net.input());
             let t = Instant::now();
             net.run()?;
             stats.iris_seconds += t.elapsed().as_secs_f64();
             stats.iris_runs += 1;
-            face.iris_outputs[side] = iris::Output::try_from(net.output(iris::OUTPUT_LEN)).ok();
+            let output = net.output(iris::OUTPUT_LEN);
+            face.eye_outputs[side] = (output.len() == iris::OUTPUT_LEN).then(|| {
+                let mut kept = [0.0; EYE_OUTPUT_LEN];
+                kept[..iris::OUTPUT_LEN].copy_from_slice(output);
+                kept
+            });
         }
-        let Some(output) = &face.iris_outputs[side] else { continue };
+        let Some(output) = &face.eye_outputs[side] else { continue };
         let mut pts = [[0.0; 3]; iris::IRIS_POINTS];
-        iris::decode(output, &roi, eye.2, &mut pts);
+        iris::decode(&output[..iris::OUTPUT_LEN], &roi, eye.2, &mut pts);
         if eye.2 {
             face.left_iris = Some(pts);
         } else {
@@ -160,15 +173,16 @@ fn refine_with_heads(
     interval: u32,
     stats: &mut Stats,
 ) -> TractResult<()> {
-    let due = [0, 1].map(|side| eye_due(face, face.head_outputs[side].is_some(), side, interval));
-    let in_crop = *heads.run(trunk, &mut face.head_outputs, due, stats)?;
-    landmarks::decode(in_crop.as_flattened(), &face.roi, &mut heads.points[..]);
-    let points = &heads.points;
-    face.landmarks.copy_from_slice(&points[..NUM_LANDMARKS]);
+    let due = due(face, interval);
+    let points = heads.run(trunk, &mut face.eye_outputs, due, stats)?;
+    landmarks::decode(points[..NUM_LANDMARKS].as_flattened(), &face.roi, &mut face.landmarks);
     // An eye's iris is there once its head has run.
     let iris = |side: usize| -> Option<[[f32; 3]; attention::IRIS_POINTS]> {
         let first = EYES[side].iris?;
-        face.head_outputs[side].map(|_| points[first..][..attention::IRIS_POINTS].try_into().expect("5 points"))
+        face.eye_outputs[side]?;
+        let mut iris = [[0.0; 3]; attention::IRIS_POINTS];
+        landmarks::decode(points[first..][..attention::IRIS_POINTS].as_flattened(), &face.roi, &mut iris);
+        Some(iris)
     };
     (face.right_iris, face.left_iris) = (iris(0), iris(1));
     Ok(())

@@ -6,7 +6,6 @@ use std::time::Instant;
 use super::detector::{self, Detection};
 use super::geometry::{Roi, iou};
 use super::image::{Frame, sample_roi};
-use super::iris;
 use super::landmarks::{self, NUM_LANDMARKS};
 use super::model::{ModelError, Models, Net, Runtime, load_models};
 use super::refine::{EyeOutput, Refiner};
@@ -78,11 +77,9 @@ pub struct Face {
     pub detection: Option<Detection>,
     /// The region the landmarks were computed in.
     pub roi: Roi,
-    /// The iris model's last output for each eye (right, left), in its crop's pixels, kept for
-    /// the frames the model skips (`Config::iris_interval`).
-    pub(super) iris_outputs: [Option<iris::Output>; 2],
-    /// The attention model's eye heads' last outputs (right, left), kept likewise.
-    pub(super) head_outputs: [Option<EyeOutput>; 2],
+    /// Each eye's model's last raw output (right, left), in its crop's units, kept for the frames
+    /// the model skips (`Config::iris_interval`).
+    pub(super) eye_outputs: [Option<EyeOutput>; 2],
     /// How many frames in a row this face has been tracked (0: found by the detector).
     pub(super) tracked_frames: u32,
 }
@@ -100,21 +97,9 @@ impl Face {
 
     /// Makes `self` equal to `other`, reusing `self`'s landmark storage.
     pub fn copy_from(&mut self, other: &Face) {
-        let Face {
-            score,
-            bbox,
-            landmarks,
-            right_iris,
-            left_iris,
-            detection,
-            roi,
-            iris_outputs,
-            head_outputs,
-            tracked_frames,
-        } = other;
+        let Face { score, bbox, landmarks, right_iris, left_iris, detection, roi, eye_outputs, tracked_frames } = other;
         self.landmarks.clone_from(landmarks);
-        self.iris_outputs = *iris_outputs;
-        self.head_outputs = *head_outputs;
+        self.eye_outputs = *eye_outputs;
         self.tracked_frames = *tracked_frames;
         self.score = *score;
         self.bbox = *bbox;
@@ -317,13 +302,11 @@ impl FaceMarker {
                 // iris outputs go on with it.
                 match self.faces.get(k).filter(|_| detection.is_none()) {
                     Some(tracked) => {
-                        face.iris_outputs = tracked.iris_outputs;
-                        face.head_outputs = tracked.head_outputs;
+                        face.eye_outputs = tracked.eye_outputs;
                         face.tracked_frames = tracked.tracked_frames.wrapping_add(1);
                     }
                     None => {
-                        face.iris_outputs = [None; 2];
-                        face.head_outputs = [None; 2];
+                        face.eye_outputs = [None; 2];
                         face.tracked_frames = 0;
                     }
                 }
@@ -395,8 +378,7 @@ impl FaceMarker {
         face.right_iris = None;
         face.left_iris = None;
         if !self.config.irises {
-            face.iris_outputs = [None; 2];
-            face.head_outputs = [None; 2];
+            face.eye_outputs = [None; 2];
         } else if score >= self.config.min_tracking_confidence {
             self.refiner.refine(frame, &self.landmarker, face, self.config.iris_interval, &mut self.stats)?;
         }
