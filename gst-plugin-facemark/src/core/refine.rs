@@ -43,6 +43,11 @@ impl Heads {
         Heads { nets, points: Box::new([[0.0; 3]; NUM_POINTS]) }
     }
 
+    /// The same heads ready to run beside these (see [`Net::instance`]).
+    pub fn instance(&self) -> Heads {
+        Heads::new(self.nets.each_ref().map(Net::instance))
+    }
+
     /// The regions of [`Heads::nets`], in order.
     pub const REGIONS: [&Region; 3] = [&LIPS, EYES[0], EYES[1]];
 
@@ -105,6 +110,15 @@ fn due(face: &Face, interval: u32) -> [bool; 2] {
 }
 
 impl Refiner {
+    /// The same refiner ready to run beside this one (see [`Net::instance`]).
+    pub fn instance(&self) -> Refiner {
+        match self {
+            Refiner::None => Refiner::None,
+            Refiner::Iris(net) => Refiner::Iris(net.instance()),
+            Refiner::Attention(heads) => Refiner::Attention(heads.instance()),
+        }
+    }
+
     /// What runs the refinement, for [`crate::core::tracker::FaceMarker::runtimes`].
     pub fn runtime(&self) -> Option<String> {
         match self {

@@ -7,7 +7,7 @@ use super::detector::{self, Detection};
 use super::geometry::{Roi, iou};
 use super::image::{Frame, sample_roi};
 use super::landmarks::{self, NUM_LANDMARKS};
-use super::model::{ModelError, Models, Net, Runtime, load_models};
+use super::model::{ModelError, Models, Net, Runtime, shared_models};
 use super::refine::{EyeOutput, Refiner};
 
 /// What [`FaceMarker`] looks for and how hard it tries; the element's properties map onto it.
@@ -198,9 +198,10 @@ impl FaceMarker {
         s
     }
 
-    /// Loads the models from `model_dir` (see [`load_models`]).
+    /// Loads the models from `model_dir` (see [`crate::core::model::load_models`]), or takes an
+    /// instance of those already loaded from the same files ([`shared_models`]).
     pub fn new(model_dir: &Path, config: Config) -> Result<FaceMarker, ModelError> {
-        let Models { detector, landmarker, refiner } = load_models(model_dir, config.runtime)?;
+        let Models { detector, landmarker, refiner } = shared_models(model_dir, config.runtime)?;
         Ok(FaceMarker {
             config,
             detector,

@@ -237,3 +237,55 @@ fn huge_computed_tensors_are_refused() {
         assert!(err.contains(reason), "{what}: {err}");
     }
 }
+
+/// Markers of one folder share its compiled models (each with buffers of its own): run at the
+/// same time on different pictures, each finds exactly what it finds alone.
+#[test]
+fn markers_sharing_a_folder_run_apart() {
+    use crate::common::Rgb;
+    let alone = |name: &str| {
+        let mut m = crate::marker(Config { tracking: false, ..Config::default() });
+        crate::run(&mut m, &Rgb::load(name))
+    };
+    let expected = [alone("astronaut.png"), alone("grace_hopper.png")];
+    assert!(expected.iter().all(|faces| faces.len() == 1), "{expected:?}");
+    let together: Vec<_> = ["astronaut.png", "grace_hopper.png"]
+        .into_iter()
+        .map(|name| {
+            std::thread::spawn(move || {
+                let image = Rgb::load(name);
+                let mut m = crate::marker(Config { tracking: false, ..Config::default() });
+                (0..10).map(|_| crate::run(&mut m, &image)).collect::<Vec<_>>()
+            })
+        })
+        .map(|t| t.join().unwrap())
+        .collect();
+    for (runs, expected) in together.iter().zip(&expected) {
+        for faces in runs {
+            assert_eq!(faces[0].landmarks, expected[0].landmarks);
+        }
+    }
+}
+
+/// A model file replaced after a load is read again by the next marker: a broken one is an
+/// error, the good one back loads again.
+#[test]
+fn a_model_file_replaced_is_read_again() {
+    let dir = std::env::temp_dir().join(format!("facemark-replaced-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(model_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "onnx") {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let detector = dir.join(gstfacemark::core::model::DETECTOR_FILE);
+    FaceMarker::new(&dir, Config::default()).expect("a copy of the models loads");
+    let good = std::fs::read(&detector).unwrap();
+    std::fs::write(&detector, "this is a text file, not ONNX\n").unwrap();
+    let err = FaceMarker::new(&dir, Config::default()).unwrap_err().to_string();
+    assert!(err.contains("not a usable ONNX model"), "{err}");
+    std::fs::write(&detector, good).unwrap();
+    FaceMarker::new(&dir, Config::default()).expect("the good file back loads");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

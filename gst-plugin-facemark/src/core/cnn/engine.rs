@@ -1,5 +1,7 @@
 //! Running a compiled model: each step in turn over buffers allocated once.
 
+use std::sync::Arc;
+
 use tract_onnx::pb::ModelProto;
 
 use super::super::image::Planes;
@@ -33,7 +35,8 @@ impl Buffer {
 /// One model compiled for one input shape.
 pub struct Engine {
     pub(super) isa: Isa,
-    pub(super) steps: Vec<Step>,
+    /// The steps and their weights: read only while running, so shared by [`Engine::instance`]s.
+    pub(super) steps: Arc<[Step]>,
     pub(super) buffers: Vec<Buffer>,
     /// The buffer holding each value.
     pub(super) slot: Vec<usize>,
@@ -60,6 +63,20 @@ impl Engine {
     pub fn build(model: &ModelProto, input: [usize; 4], keep: &[&str], isa: Isa) -> Result<Engine, String> {
         let graph = model.graph.as_ref().ok_or("the model has no graph")?;
         Builder::new(graph, isa)?.build(input, keep)
+    }
+
+    /// Another engine running the same steps, sharing their weights, with buffers of its own
+    /// (as fresh as after [`Engine::build`]): for one more stream, without compiling again.
+    pub fn instance(&self) -> Engine {
+        Engine {
+            isa: self.isa,
+            steps: self.steps.clone(),
+            buffers: self.buffers.iter().map(|b| Buffer::new(b.len)).collect(),
+            slot: self.slot.clone(),
+            input: self.input,
+            input_view: self.input_view,
+            outputs: self.outputs.clone(),
+        }
     }
 
     /// The instruction set its kernels were compiled for (see [`Isa::chosen`]).

@@ -8,9 +8,11 @@
 mod checks;
 mod net;
 mod rewrite;
+mod shared;
 
 pub use net::Net;
 pub use rewrite::rewrite_prelu;
+pub use shared::shared_models;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -106,6 +108,17 @@ pub struct Models {
     pub landmarker: Net,
     /// What adds the irises (and with the attention heads refines lips and eyes).
     pub refiner: Refiner,
+}
+
+impl Models {
+    /// The same models ready to run beside these (see [`Net::instance`]).
+    pub fn instance(&self) -> Models {
+        Models {
+            detector: self.detector.instance(),
+            landmarker: self.landmarker.instance(),
+            refiner: self.refiner.instance(),
+        }
+    }
 }
 
 /// Loads the models from `dir`: the detector; the attention model (its trunk as the landmark

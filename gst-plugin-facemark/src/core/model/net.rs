@@ -94,6 +94,20 @@ impl Net {
         Self::build(Source::Path(path), [3, size, size], keep, expect_outputs, runtime)
     }
 
+    /// The same model ready to run beside this one: its weights (the fused engine's steps,
+    /// tract's plan) shared, its buffers its own. Nothing is read or checked again.
+    pub fn instance(&self) -> Net {
+        let backend = match &self.backend {
+            Backend::Fused(e) => Backend::Fused(e.instance()),
+            Backend::Tract(t) => Backend::Tract(TractNet {
+                state: TypedSimpleState::new(t.state.plan()).expect("a state of a plan that already ran"),
+                input: Arc::new(t.input.deep_clone()),
+                outputs: tvec!(),
+            }),
+        };
+        Net { backend, fallback: self.fallback.clone() }
+    }
+
     /// What runs this model: `fused (Avx512)`, or `tract` with the reason.
     pub fn runtime(&self) -> String {
         match (&self.backend, &self.fallback) {

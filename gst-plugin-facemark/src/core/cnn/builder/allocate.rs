@@ -81,7 +81,15 @@ impl Builder<'_> {
         for size in &sizes {
             buffers.push(Buffer::new(*size));
         }
-        Ok(Engine { isa: self.isa, steps: self.steps, buffers, slot, input, input_view: (strides, origin), outputs })
+        Ok(Engine {
+            isa: self.isa,
+            steps: self.steps.into(),
+            buffers,
+            slot,
+            input,
+            input_view: (strides, origin),
+            outputs,
+        })
     }
 }
 
