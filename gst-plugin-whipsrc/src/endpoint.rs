@@ -311,6 +311,32 @@ impl EndpointSettings {
     }
 }
 
+/// The elements a session's webrtcbin is made of, whose plugins [`prepare_webrtc`] loads.
+const WEBRTC_FACTORIES: [&str; 5] = ["webrtcbin", "nicesrc", "dtlsdec", "srtpdec", "rtpbin"];
+
+/// Loads the plugins of a session's webrtcbin and has the process's DTLS certificate made,
+/// before the first publisher or viewer comes; returns how long that took, or `None` when it was
+/// done before. The first session otherwise does both while its peer waits for the answer: the
+/// certificate's key alone took 3.4 s on 2 busy cores (`stress-ng --cpu 8`), and OBS gives up
+/// on an answer after 8 s.
+pub fn prepare_webrtc() -> Option<std::time::Duration> {
+    static PREPARED: std::sync::Once = std::sync::Once::new();
+    let mut took = None;
+    PREPARED.call_once(|| {
+        let started = std::time::Instant::now();
+        for name in WEBRTC_FACTORIES {
+            if let Some(factory) = gst::ElementFactory::find(name) {
+                let _ = factory.load();
+            }
+        }
+        // GStreamer's DTLS elements make one certificate per process, with the first of them
+        // that has none given.
+        drop(gst::ElementFactory::make("dtlsdec").build());
+        took = Some(started.elapsed());
+    });
+    took
+}
+
 /// webrtcbin's answer with us as the DTLS server where the offer lets us choose (sdp::as_dtls_server).
 pub fn as_dtls_server(
     answer: &gst_webrtc::WebRTCSessionDescription,

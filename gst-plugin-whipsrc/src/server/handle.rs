@@ -14,7 +14,7 @@ use super::reply::{EventBody, Reply, finish, reject, response, whole};
 use super::{Content, Endpoint, Patched, Peer, Resource, Server};
 use crate::whip::{self, Action, Protocol, Rejection, RequestHead, StreamAuth};
 
-/// How long a POST may wait for its answer (OBS gives up after 8 s).
+/// How long a POST may wait for its answer, counted from its arrival (OBS gives up after 8 s).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(6);
 /// How long a request's body may take to arrive (at most 64 KiB).
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,6 +131,8 @@ impl Server {
                 finish(builder, whole(Bytes::new()))
             }
             Action::Create { stream } => {
+                // The publisher's clock: its wait starts with the POST.
+                let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
                 let offer = match read_body(req.into_body()).await {
                     Ok(body) => body,
                     Err(rejection) => return reject(rejection),
@@ -152,7 +154,7 @@ impl Server {
                 let Ok(receiver) = tokio::task::spawn_blocking(move || endpoint.create(offer, peer)).await else {
                     return reject(Rejection::new(500, "the session could not be started"));
                 };
-                match tokio::time::timeout(ANSWER_TIMEOUT, receiver).await {
+                match tokio::time::timeout_at(deadline, receiver).await {
                     Ok(Ok(Ok(created))) => {
                         let mut builder = response(201, whip::SDP)
                             .header("location", format!("/{}/{stream}/{}", protocol.name(), created.resource))

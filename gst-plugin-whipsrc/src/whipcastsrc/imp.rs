@@ -385,6 +385,9 @@ impl WhipServerSrc {
         if endpoint.required_token().is_none() {
             gst::warning!(CAT, imp = self, "No token set: any publisher is accepted on /whip/{}", endpoint.stream);
         }
+        if let Some(took) = endpoint::prepare_webrtc() {
+            gst::debug!(CAT, imp = self, "WebRTC plugins loaded and DTLS certificate made in {took:?}");
+        }
         let handle = Arc::new(Handle(self.obj().downgrade()));
         let registration = server::register(address, tls, Protocol::Whip, &endpoint.stream, handle)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?;

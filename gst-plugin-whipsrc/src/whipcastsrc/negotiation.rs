@@ -105,8 +105,15 @@ impl WhipServerSrc {
                 });
                 let answered = result.is_ok();
                 if answered {
+                    let composed = posted.elapsed();
                     element.imp().answered(&id);
                     element.imp().announce_session_started(&id);
+                    gst::info!(
+                        CAT,
+                        obj = element,
+                        "Session {id}: answer composed {composed:?} after the POST, sent after {:?} (session-started handlers)",
+                        posted.elapsed()
+                    );
                 }
                 if reply.send(result).is_err() && answered {
                     // The POST gave up waiting (504): the publisher never gets this answer.
@@ -213,6 +220,7 @@ impl WhipServerSrc {
                     }
                     // Offer and answer applied, its transports made: it may be stopped.
                     applied.store(false, Ordering::Relaxed);
+                    gst::debug!(CAT, "Offer and answer applied {:?} after the POST", posted.elapsed());
                     let wait = GATHERING_TIMEOUT.saturating_sub(posted.elapsed()).max(GATHERING_AFTER_LOCAL);
                     RUNTIME.spawn(async move {
                         tokio::time::sleep(wait).await;

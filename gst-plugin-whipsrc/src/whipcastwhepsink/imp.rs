@@ -69,6 +69,9 @@ impl WhepServerSink {
         if endpoint.required_token().is_none() {
             gst::warning!(CAT, imp = self, "No token set: anyone may watch /whep/{}", endpoint.stream);
         }
+        if let Some(took) = endpoint::prepare_webrtc() {
+            gst::debug!(CAT, imp = self, "WebRTC plugins loaded and DTLS certificate made in {took:?}");
+        }
         let handle = Arc::new(Handle(self.obj().downgrade()));
         let registration = server::register(address, tls, Protocol::Whep, &endpoint.stream, handle)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("{e}")))?;
