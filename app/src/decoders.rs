@@ -15,6 +15,11 @@ static DECODERS: LazyLock<Vec<(&str, Vec<&str>)>> = LazyLock::new(|| {
         .collect()
 });
 
+/// The codecs of the table, in its order.
+pub fn codecs() -> impl Iterator<Item = &'static str> {
+    DECODERS.iter().map(|(codec, _)| *codec)
+}
+
 pub fn installed(factory: &str) -> bool {
     gst::ElementFactory::find(factory).is_some()
 }

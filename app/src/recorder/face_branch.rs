@@ -78,6 +78,20 @@ pub(super) fn check_facemark(args: &ServeArgs) -> Result<Option<String>, String>
     Ok(Some(format!("on the decoded video ({decoders}; models: {runtime})")))
 }
 
+/// The parser a codec's decoder needs in front of it (WebRTC's H.264/H.265 come as NAL units).
+pub(super) fn parser_for(codec: &str) -> Option<&'static str> {
+    match codec {
+        "H264" => Some("h264parse"),
+        "H265" => Some("h265parse"),
+        _ => None,
+    }
+}
+
+/// The elements of a face branch for `codec` besides queues, facemark, tee and appsink.
+pub(super) fn face_branch_factories(codec: &str) -> Vec<&'static str> {
+    parser_for(codec).into_iter().chain(decoder_for(codec)).chain(["videoconvert", "jpegenc"]).collect()
+}
+
 impl Inner {
     /// queue ! tee, one branch to the muxer (`mux_pad`), the other decoded and marked, every Nth
     /// frame a JPEG; without `mux_pad` (a simulcast layer for analysis only) the queue feeds the
@@ -96,11 +110,7 @@ impl Inner {
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let to_decoder = live_queue(true)?;
         let mut chain = Vec::new();
-        if let Some(parser) = match codec {
-            "H264" => Some("h264parse"),
-            "H265" => Some("h265parse"),
-            _ => None,
-        } {
+        if let Some(parser) = parser_for(codec) {
             chain.push(make(parser)?);
         }
         let decode = make(decoder)?;

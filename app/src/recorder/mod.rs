@@ -16,10 +16,11 @@ use gst::prelude::*;
 use crate::analysis;
 use crate::args::ServeArgs;
 use crate::metrics::Snapshot;
+use crate::naming::container_for;
 use crate::served::{Access, EventsHub, Served};
 use crate::tracks::Gates;
 use crate::viewing::{self, Watched};
-use face_branch::{FaceBranch, check_facemark};
+use face_branch::{FaceBranch, check_facemark, face_branch_factories};
 use gstwhipsrc::server::TlsFiles;
 use queues::{MARKING_QUEUE, yield_to_recording};
 
@@ -86,9 +87,27 @@ fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory).build().map_err(|_| format!("GStreamer element {factory} is missing"))
 }
 
+/// Loads the plugins of the elements a session's recording is made of (each codec's muxer and,
+/// with facemark, its face branch): the first session otherwise loads them while its publisher
+/// waits for the answer (gst-libav alone took 0.24 s on 2 busy cores). Missing ones are left to
+/// the session, which says so.
+fn load_recording_plugins(facemark: bool) {
+    let muxers = crate::decoders::codecs().map(Some).chain([None]).map(|codec| container_for(codec).1);
+    let face: Vec<&str> = match facemark {
+        true => crate::decoders::codecs().flat_map(face_branch_factories).collect(),
+        false => Vec::new(),
+    };
+    for name in muxers.chain(face).chain(["fragmentsync"]) {
+        if let Some(factory) = gst::ElementFactory::find(name) {
+            let _ = factory.load();
+        }
+    }
+}
+
 impl Recorder {
     pub fn start(args: ServeArgs, main_loop: glib::MainLoop) -> Result<Recorder, String> {
         let facemark = if args.no_facemark { None } else { check_facemark(&args)? };
+        load_recording_plugins(facemark.is_some());
         let tokens: Vec<(String, Option<String>)> =
             args.streams.iter().map(|s| (s.clone(), args.token_for(s).map(str::to_owned))).collect();
         let inner = Arc::new(Inner {
