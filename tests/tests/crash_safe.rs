@@ -2,8 +2,12 @@
 //! Matroska elements, so the file a crash leaves behind (what is on disk between two writes)
 //! decodes with no error in ffmpeg and in GStreamer, up to its last second or so.
 //!
-//! The file is copied from a probe on filesink's pad, in the streaming thread, right before every
-//! write: every state the file goes through, exactly what a crash at that moment leaves.
+//! A probe on filesink's pad logs what it is told to write and where (byte segments move its
+//! position, as they move filesink's); after the run the log is replayed to give the file as it
+//! was right before each write: every state the file goes through, exactly what a crash at that
+//! moment leaves. The probe only keeps the bytes (copying the whole file there, as this test
+//! once did, held the muxer's thread for as long as the copy took, and a busy machine counted
+//! that against the product).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,12 +22,40 @@ const MAX_LOSS: Duration = Duration::from_millis(1500);
 
 struct Snapshot {
     path: PathBuf,
+    /// When the write that followed this state was handed to filesink: the crash's moment.
     taken: Instant,
 }
 
+/// One write as filesink is given it: at `at` in the file, when.
+struct Write {
+    at: u64,
+    data: Vec<u8>,
+    when: Instant,
+}
+
+/// The file before each of `writes` (replayed in order, as filesink applies them), written out
+/// next to `name`, and the file after the last.
+fn snapshots(name: &str, writes: &[Write]) -> (Vec<Snapshot>, Vec<u8>) {
+    let mut file = Vec::new();
+    let snapshots = writes
+        .iter()
+        .enumerate()
+        .map(|(i, write)| {
+            let path = output_path(&format!("{name}.cut{i}"));
+            std::fs::write(&path, &file).unwrap();
+            let at = write.at as usize;
+            if file.len() < at + write.data.len() {
+                file.resize(at + write.data.len(), 0);
+            }
+            file[at..at + write.data.len()].copy_from_slice(&write.data);
+            Snapshot { path, taken: write.when }
+        })
+        .collect();
+    (snapshots, file)
+}
+
 /// Records 6 s of live video and Opus through `chain` (muxer named `mux`, then the sink
-/// elements); copies the file before some writes. Returns the snapshots, each frame's encode time,
-/// and the final file.
+/// elements). Returns the file before each write, each frame's encode time, and the final file.
 fn record(name: &str, encoder: &str, chain: &str) -> (Vec<Snapshot>, Vec<Instant>, PathBuf) {
     init();
     let file = output_path(name);
@@ -45,25 +77,51 @@ fn record(name: &str, encoder: &str, chain: &str) -> (Vec<Snapshot>, Vec<Instant
         times.lock().unwrap().push(Instant::now());
         gst::PadProbeReturn::Ok
     });
-    let snapshots = Arc::new(Mutex::new(Vec::new()));
-    let (taken, source, prefix) = (snapshots.clone(), file.clone(), name.to_owned());
+    // filesink's position, and the writes so far.
+    let writes = Arc::new(Mutex::new((0u64, Vec::<Write>::new())));
+    let logged = writes.clone();
     let filesink = pipeline.by_name("sink").unwrap();
     filesink.static_pad("sink").unwrap().add_probe(
-        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-        move |_, _| {
-            let mut snapshots = taken.lock().unwrap();
-            let path = output_path(&format!("{prefix}.cut{}", snapshots.len()));
-            if std::fs::copy(&source, &path).is_ok() {
-                snapshots.push(Snapshot { path, taken: Instant::now() });
-            }
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let when = Instant::now();
+            let data = match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => b.map_readable().unwrap().to_vec(),
+                Some(gst::PadProbeData::BufferList(l)) => {
+                    l.iter().flat_map(|b| b.map_readable().unwrap().to_vec()).collect()
+                }
+                Some(gst::PadProbeData::Event(e)) => {
+                    // filesink writes on from a byte segment's start.
+                    if let gst::EventView::Segment(s) = e.view()
+                        && let Some(start) = s.segment().downcast_ref::<gst::format::Bytes>().and_then(|s| s.start())
+                    {
+                        logged.lock().unwrap().0 = *start;
+                    }
+                    return gst::PadProbeReturn::Ok;
+                }
+                _ => return gst::PadProbeReturn::Ok,
+            };
+            let (position, log) = &mut *logged.lock().unwrap();
+            log.push(Write { at: *position, data, when });
+            *position += log.last().unwrap().data.len() as u64;
             gst::PadProbeReturn::Ok
         },
     );
     let report = run_to_eos(&pipeline, gst::ClockTime::from_seconds(60));
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    let snapshots = std::mem::take(&mut *snapshots.lock().unwrap());
+    let (snapshots, replayed) = snapshots(name, &writes.lock().unwrap().1);
+    // The log holds every write, where filesink made it.
+    assert!(replayed == std::fs::read(&file).unwrap(), "the replayed writes are not the file on disk");
     let encoded = encoded.lock().unwrap().clone();
     (snapshots, encoded, file)
+}
+
+/// When each write and each frame's encoding came (ms from the first frame), for failures.
+fn timeline(snapshots: &[Snapshot], encoded: &[Instant]) -> String {
+    let ms = |t: Instant| t.saturating_duration_since(encoded[0]).as_millis();
+    let writes: Vec<u128> = snapshots.iter().map(|s| ms(s.taken)).collect();
+    let frames: Vec<u128> = encoded.iter().map(|&t| ms(t)).collect();
+    format!("writes at {writes:?} ms; frames encoded at {frames:?} ms")
 }
 
 /// Every snapshot decodes cleanly (ffmpeg and GStreamer) and holds the frames encoded up to
@@ -82,9 +140,10 @@ fn check(name: &str, encoder: &str, chain: &str) {
         assert!(decoded.errors.is_empty(), "{}: {:?}", snapshot.path.display(), decoded.errors);
         assert!(
             decoded.video_frames >= due,
-            "{}: {} frames decode, {due} were encoded {MAX_LOSS:?} before the cut",
+            "{}: {} frames decode, {due} were encoded {MAX_LOSS:?} before the cut ({})",
             snapshot.path.display(),
-            decoded.video_frames
+            decoded.video_frames,
+            timeline(&snapshots, &encoded)
         );
         let gst = decode_file(&snapshot.path);
         assert!(gst.report.errors.is_empty(), "{}: {:?}", snapshot.path.display(), gst.report.errors);
