@@ -185,12 +185,31 @@ impl Drop for Registration {
             endpoints.is_empty() && resources.is_empty()
         };
         if empty {
-            if let Some(task) = server.task.lock().unwrap().take() {
-                task.abort();
-            }
+            let task = server.task.lock().unwrap().take();
             servers.remove(&self.address);
+            if let Some(task) = task {
+                task.abort();
+                // Still holding SERVERS: nothing starts on this address before the port is free.
+                wait_closed(task);
+            }
         }
     }
+}
+
+/// How long an unregistering element waits for its server's listening socket to close.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits (up to [`CLOSE_WAIT`]) until the runtime has dropped the aborted accept task, and with
+/// it the listening socket: the port is then free when the element's stop returns. A pipeline
+/// set to NULL and started again on the same port failed to listen now and then on a busy
+/// machine ("Address already in use") while the abort had not run yet.
+fn wait_closed(task: tokio::task::JoinHandle<()>) {
+    let (done, closed) = std::sync::mpsc::channel();
+    RUNTIME.spawn(async move {
+        let _ = task.await;
+        let _ = done.send(());
+    });
+    let _ = closed.recv_timeout(CLOSE_WAIT);
 }
 
 /// Serves `stream` on `address` at `/<protocol>/<stream>`, starting the server there if this is
@@ -262,3 +281,37 @@ pub fn responses(address: SocketAddr) -> Vec<(u16, u64)> {
 /// At most this many events wait for a slow reader; past them its stream ends (an EventSource
 /// reconnects).
 pub const EVENTS_BACKLOG: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+
+    impl Resource for Nothing {
+        fn tokens(&self, _rest: &str) -> Option<Vec<String>> {
+            None
+        }
+
+        fn get(&self, _rest: &str) -> Result<Content, Rejection> {
+            Err(Rejection::new(404, "nothing"))
+        }
+    }
+
+    /// Once the last registration on an address is dropped, the port is free: anyone may listen
+    /// on it at once (before, the aborted accept task still held the socket for a while).
+    #[test]
+    fn the_port_is_free_once_the_last_registration_is_dropped() {
+        for _ in 0..20 {
+            let address: SocketAddr = {
+                let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                probe.local_addr().unwrap()
+            };
+            let registration = register_resource(address, None, "/nothing", Arc::new(Nothing)).unwrap();
+            // The server accepts: the accept task owns the socket.
+            std::net::TcpStream::connect(address).unwrap();
+            drop(registration);
+            std::net::TcpListener::bind(address).unwrap_or_else(|e| panic!("{address} still taken: {e}"));
+        }
+    }
+}
