@@ -2,7 +2,8 @@
 //!
 //! Time from POSTing an OBS-shaped offer (no candidates) to the 201 with the complete answer, on
 //! loopback, N times (default 100; each session is DELETEd before the next POST). Prints the
-//! median, the 90th percentile and the first POST (which also creates the DTLS certificate).
+//! median, the 90th percentile and the first POST (the first webrtcbin of the process; the DTLS
+//! certificate is made when the element starts).
 
 use std::time::{Duration, Instant};
 
