@@ -44,8 +44,9 @@ impl Heads {
     }
 
     /// The same heads ready to run beside these (see [`Net::instance`]).
-    pub fn instance(&self) -> Heads {
-        Heads::new(self.nets.each_ref().map(Net::instance))
+    pub fn instance(&self) -> TractResult<Heads> {
+        let [lips, right, left] = &self.nets;
+        Ok(Heads::new([lips.instance()?, right.instance()?, left.instance()?]))
     }
 
     /// The regions of [`Heads::nets`], in order.
@@ -111,12 +112,12 @@ fn due(face: &Face, interval: u32) -> [bool; 2] {
 
 impl Refiner {
     /// The same refiner ready to run beside this one (see [`Net::instance`]).
-    pub fn instance(&self) -> Refiner {
-        match self {
+    pub fn instance(&self) -> TractResult<Refiner> {
+        Ok(match self {
             Refiner::None => Refiner::None,
-            Refiner::Iris(net) => Refiner::Iris(net.instance()),
-            Refiner::Attention(heads) => Refiner::Attention(heads.instance()),
-        }
+            Refiner::Iris(net) => Refiner::Iris(net.instance()?),
+            Refiner::Attention(heads) => Refiner::Attention(heads.instance()?),
+        })
     }
 
     /// What runs the refinement, for [`crate::core::tracker::FaceMarker::runtimes`].

@@ -17,6 +17,8 @@ pub use shared::shared_models;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use tract_onnx::prelude::TractResult;
+
 use super::attention::{self, Region};
 use super::cnn;
 use super::refine::{Heads, Refiner};
@@ -112,12 +114,12 @@ pub struct Models {
 
 impl Models {
     /// The same models ready to run beside these (see [`Net::instance`]).
-    pub fn instance(&self) -> Models {
-        Models {
-            detector: self.detector.instance(),
-            landmarker: self.landmarker.instance(),
-            refiner: self.refiner.instance(),
-        }
+    pub fn instance(&self) -> TractResult<Models> {
+        Ok(Models {
+            detector: self.detector.instance()?,
+            landmarker: self.landmarker.instance()?,
+            refiner: self.refiner.instance()?,
+        })
     }
 }
 

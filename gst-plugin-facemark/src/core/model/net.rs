@@ -96,16 +96,16 @@ impl Net {
 
     /// The same model ready to run beside this one: its weights (the fused engine's steps,
     /// tract's plan) shared, its buffers its own. Nothing is read or checked again.
-    pub fn instance(&self) -> Net {
+    pub fn instance(&self) -> TractResult<Net> {
         let backend = match &self.backend {
             Backend::Fused(e) => Backend::Fused(e.instance()),
             Backend::Tract(t) => Backend::Tract(TractNet {
-                state: TypedSimpleState::new(t.state.plan()).expect("a state of a plan that already ran"),
+                state: TypedSimpleState::new(t.state.plan())?,
                 input: Arc::new(t.input.deep_clone()),
                 outputs: tvec!(),
             }),
         };
-        Net { backend, fallback: self.fallback.clone() }
+        Ok(Net { backend, fallback: self.fallback.clone() })
     }
 
     /// What runs this model: `fused (Avx512)`, or `tract` with the reason.

@@ -42,11 +42,16 @@ pub fn shared_models(dir: &Path, runtime: Runtime) -> Result<Models, ModelError>
     let stamps = stamps(&key.dir);
     // Held while loading: two streams starting together load once.
     let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    let instance_of = |models: &Models| {
+        models
+            .instance()
+            .map_err(|e| ModelError { path: dir.to_owned(), reason: format!("cannot run the models ({e:#})") })
+    };
     if let Some(hit) = loaded.iter().find(|l| l.key == key && l.stamps == stamps) {
-        return Ok(hit.models.instance());
+        return instance_of(&hit.models);
     }
     let models = load_models(dir, runtime)?;
-    let instance = models.instance();
+    let instance = instance_of(&models)?;
     loaded.retain(|l| l.key != key);
     loaded.push(Loaded { key, stamps, models });
     Ok(instance)
