@@ -166,7 +166,12 @@ impl Server {
                     }
                     Ok(Ok(Err(rejection))) => reject(rejection),
                     Ok(Err(_)) => reject(Rejection::new(500, "the session ended before it was answered")),
-                    Err(_) => reject(Rejection::new(504, "no answer in time (ICE gathering did not complete)")),
+                    // Gathering is bounded well below this: a late answer is a busy server (the
+                    // session's set-up, webrtcbin, the application's session-started handlers).
+                    Err(_) => reject(Rejection::new(
+                        504,
+                        format!("no answer within {} s of the POST (the server is too busy)", ANSWER_TIMEOUT.as_secs()),
+                    )),
                 }
             }
             Action::Delete { resource, .. } => match endpoint.delete(&resource) {
